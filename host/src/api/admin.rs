@@ -1,0 +1,73 @@
+//! Operator endpoints behind `CRMHOST_ADMIN_TOKEN`: `GET /api/v1/admin/plugins` lists every plugin
+//! (bundled and file, serving or failed) and `POST /api/v1/admin/plugins/reload` rescans the
+//! plugins directory now.
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use secrecy::ExposeSecret;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::error::{ApiError, ApiResult};
+use crate::state::AppState;
+use crate::store::NewAuditEntry;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/admin/plugins", get(list_plugins))
+        .route("/api/v1/admin/plugins/reload", post(reload_plugins))
+}
+
+/// Proof that the caller presented the operator token.
+#[derive(Debug)]
+pub struct Operator;
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(expected) = &state.admin_token else {
+            return Err(ApiError::Forbidden {
+                code: "admin_api_disabled",
+                message: "the admin API is disabled; start crmhost with CRMHOST_ADMIN_TOKEN set".to_owned(),
+            });
+        };
+        let presented = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| ApiError::Unauthorized("send `Authorization: Bearer <CRMHOST_ADMIN_TOKEN>`".to_owned()))?;
+        // Constant-time, so the token cannot be guessed byte by byte from response times.
+        if presented.as_bytes().ct_eq(expected.expose_secret().as_bytes()).into() {
+            Ok(Operator)
+        } else {
+            Err(ApiError::Unauthorized("the admin token is wrong".to_owned()))
+        }
+    }
+}
+
+async fn list_plugins(_: Operator, State(state): State<AppState>) -> Json<serde_json::Value> {
+    let statuses = state.plugins.statuses().await;
+    let engine = state.plugins.loader().engine();
+    Json(json!({
+        "plugins": statuses,
+        "plugins_dir": state.plugins.plugins_dir().map(|d| d.display().to_string()),
+        "engine": { "allocator": engine.allocator(), "max_concurrent_calls": engine.settings().max_concurrent_calls },
+    }))
+}
+
+async fn reload_plugins(_: Operator, State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+    let report = state.plugins.reload().await;
+    let entry = NewAuditEntry {
+        workspace_id: None,
+        actor: "operator".to_owned(),
+        action: "plugin.reload".to_owned(),
+        target: "plugins".to_owned(),
+        details: serde_json::to_value(&report).map_err(|e| ApiError::Internal(e.to_string()))?,
+    };
+    state.store.append_audit(&entry).await?;
+    Ok(Json(json!({ "report": report, "plugins": state.plugins.statuses().await })))
+}

@@ -1,0 +1,40 @@
+//! The HTTP API: one router per resource, merged here with the cross-cutting layers (tracing,
+//! body limit, timeout) and JSON fallbacks for unknown routes.
+
+pub mod admin;
+mod catalogue;
+pub mod error;
+mod health;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::StatusCode;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::state::AppState;
+use error::ApiError;
+
+/// The application router (without a listener, so tests can drive it directly).
+pub fn router(state: AppState, max_request_bytes: usize) -> Router {
+    Router::new()
+        .merge(health::router())
+        .merge(catalogue::router())
+        .merge(admin::router())
+        .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
+        .method_not_allowed_fallback(|| async {
+            (StatusCode::METHOD_NOT_ALLOWED, axum::Json(serde_json::json!({
+                "error": { "code": "method_not_allowed", "message": "this route does not accept that method" }
+            })))
+        })
+        .layer(DefaultBodyLimit::max(max_request_bytes))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(120)))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            // The matched route, not the raw path: ids in paths stay out of span names.
+            let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("-");
+            tracing::info_span!("http", method = %request.method(), route)
+        }))
+        .with_state(state)
+}

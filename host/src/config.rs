@@ -1,0 +1,219 @@
+//! Configuration: command-line flags with environment fallbacks, plus an optional TOML file for
+//! engine and per-plugin settings. Everything is checked here, once, so a bad setting stops
+//! start-up with one line naming the setting and what to do.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::plugins::{EngineSettings, OperatorPluginConfig};
+use crate::plugins::operator::PluginOverrides;
+use crate::domain::PluginSlug;
+
+/// Flags of `crmhost serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CRMHOST_BIND", default_value = "127.0.0.1:8787")]
+    pub bind: SocketAddr,
+    /// Database URL (`postgres://…` or `sqlite:…`); default: SQLite in the data directory.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Where crmhost keeps its SQLite database, compiled-plugin cache and key file.
+    #[arg(long, env = "CRMHOST_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Directory of `.wasm` plugins to load (and watch) in addition to the bundled ones.
+    #[arg(long, env = "CRMHOST_PLUGINS_DIR", default_value = "./plugins")]
+    pub plugins_dir: PathBuf,
+    /// Optional TOML file with `[engine]`, `[plugin_defaults]` and `[plugins.<slug>]` tables.
+    #[arg(long, env = "CRMHOST_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Bearer token for `/api/v1/admin/*` (at least 16 characters); the admin API is off without it.
+    #[arg(long, env = "CRMHOST_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Do not watch the plugins directory (reload through the admin API only).
+    #[arg(long, env = "CRMHOST_NO_WATCH")]
+    pub no_watch: bool,
+}
+
+/// Engine settings of the configuration file (`[engine]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineFileSettings {
+    /// Plugin calls that may run at once.
+    pub max_concurrent_calls: Option<u32>,
+    /// Ceiling on any plugin's memory limit.
+    pub max_plugin_memory_bytes: Option<u64>,
+    /// Use the pooling allocator when possible.
+    pub pooling: Option<bool>,
+}
+
+/// The configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// `[engine]`.
+    #[serde(default)]
+    pub engine: EngineFileSettings,
+    /// `[plugin_defaults]`.
+    #[serde(default)]
+    pub plugin_defaults: PluginOverrides,
+    /// `[plugins.<slug>]`.
+    #[serde(default)]
+    pub plugins: std::collections::BTreeMap<PluginSlug, PluginOverrides>,
+}
+
+/// Where the data lives.
+#[derive(Debug, Clone)]
+pub enum DatabaseTarget {
+    /// A database URL.
+    Url(SecretString),
+    /// The embedded default: a SQLite file.
+    SqliteFile(PathBuf),
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address.
+    pub bind: SocketAddr,
+    /// The database.
+    pub database: DatabaseTarget,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Plugins directory.
+    pub plugins_dir: PathBuf,
+    /// Watch the plugins directory.
+    pub watch_plugins: bool,
+    /// Admin API token.
+    pub admin_token: Option<SecretString>,
+    /// Engine settings.
+    pub engine: EngineSettings,
+    /// Per-plugin operator settings.
+    pub plugins: OperatorPluginConfig,
+    /// Largest request body the API accepts.
+    pub max_request_bytes: usize,
+}
+
+/// A configuration problem: one line saying what to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Validates flags and reads the configuration file.
+    pub fn from_args(args: ServeArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => Self::read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let database = match args.database_url.filter(|u| !u.trim().is_empty()) {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:") => {
+                DatabaseTarget::Url(SecretString::from(url))
+            }
+            Some(url) => {
+                let scheme = url.split(':').next().unwrap_or_default().to_owned();
+                return Err(ConfigError(format!(
+                    "DATABASE_URL: unsupported scheme `{scheme}`; use postgres://user@host/db or sqlite:path, or unset it for the embedded SQLite"
+                )));
+            }
+            None => DatabaseTarget::SqliteFile(args.data_dir.join("crmhost.db")),
+        };
+        let admin_token = match args.admin_token.filter(|t| !t.is_empty()) {
+            Some(t) if t.len() < 16 => {
+                return Err(ConfigError("CRMHOST_ADMIN_TOKEN: use at least 16 characters".to_owned()));
+            }
+            Some(t) => Some(SecretString::from(t)),
+            None => None,
+        };
+        let defaults = EngineSettings::default();
+        let engine = EngineSettings {
+            max_concurrent_calls: file.engine.max_concurrent_calls.unwrap_or(defaults.max_concurrent_calls),
+            max_memory_bytes: file.engine.max_plugin_memory_bytes.unwrap_or(defaults.max_memory_bytes),
+            pooling: file.engine.pooling.unwrap_or(defaults.pooling),
+        };
+        if engine.max_concurrent_calls == 0 || engine.max_concurrent_calls > 10_000 {
+            return Err(ConfigError("[engine] max_concurrent_calls: use 1 to 10000".to_owned()));
+        }
+        if !(1 << 20..=4 << 30).contains(&engine.max_memory_bytes) {
+            return Err(ConfigError("[engine] max_plugin_memory_bytes: use 1 MiB to 4 GiB".to_owned()));
+        }
+        let mut plugins = OperatorPluginConfig { plugin_defaults: file.plugin_defaults, plugins: file.plugins };
+        // Validate every per-plugin block now rather than when that plugin loads.
+        for slug in plugins.plugins.keys() {
+            plugins
+                .resolve(slug, &[], engine.max_memory_bytes)
+                .map_err(|e| ConfigError(format!("[plugins.{slug}]: {e}")))?;
+        }
+        let bundled = ["salesforce", "hubspot"].map(|s| PluginSlug::parse(s).expect("bundled slugs are valid"));
+        let configured: Vec<PluginSlug> = plugins.plugins.keys().cloned().chain(bundled).collect();
+        plugins.add_env_secrets(&configured);
+        Ok(Self {
+            bind: args.bind,
+            database,
+            data_dir: args.data_dir,
+            plugins_dir: args.plugins_dir,
+            watch_plugins: !args.no_watch,
+            admin_token,
+            engine,
+            plugins,
+            max_request_bytes: 4 << 20,
+        })
+    }
+
+    fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("CRMHOST_CONFIG: cannot read {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| {
+            let message = e.message().replace('\n', " ");
+            ConfigError(format!("CRMHOST_CONFIG: {} is invalid: {message}", path.display()))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["crmhost"];
+        argv.extend_from_slice(extra);
+        Wrapper::try_parse_from(argv).unwrap().args
+    }
+
+    #[test]
+    fn defaults_give_embedded_sqlite_in_the_data_dir() {
+        let config = Config::from_args(args(&["--data-dir", "/tmp/x"])).unwrap();
+        assert!(matches!(config.database, DatabaseTarget::SqliteFile(p) if p == Path::new("/tmp/x/crmhost.db")));
+    }
+
+    #[test]
+    fn an_unsupported_database_scheme_is_one_clear_line() {
+        let err = Config::from_args(args(&["--database-url", "mysql://x"])).unwrap_err().to_string();
+        assert!(err.starts_with("DATABASE_URL:") && err.contains("mysql") && !err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn a_short_admin_token_is_rejected() {
+        let err = Config::from_args(args(&["--admin-token", "short"])).unwrap_err().to_string();
+        assert!(err.contains("CRMHOST_ADMIN_TOKEN"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_plugin_block_names_the_plugin() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[plugins.hubspot]\nmemory_bytes = 0\n").unwrap();
+        let err = Config::from_args(args(&["--config", path.to_str().unwrap()])).unwrap_err().to_string();
+        assert!(err.contains("[plugins.hubspot]") && err.contains("memory_bytes"), "{err}");
+    }
+}

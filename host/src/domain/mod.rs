@@ -1,0 +1,8 @@
+//! Domain types: newtype ids and parsed inputs. Values here are valid by construction; parsing
+//! happens once, at the edge (HTTP, configuration, plugin descriptions).
+
+mod slug;
+mod workspace;
+
+pub use slug::PluginSlug;
+pub use workspace::WorkspaceId;

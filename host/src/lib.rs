@@ -1,0 +1,20 @@
+//! crmhost: connects a SaaS platform's workspaces to CRMs through sandboxed WebAssembly adapters.
+//!
+//! The binary (`main.rs`) is thin; everything lives here so tests and other binaries reuse it.
+
+/// The HTTP API.
+pub mod api;
+/// Configuration: flags, environment, the TOML file.
+pub mod config;
+/// Newtype ids and parsed inputs.
+pub mod domain;
+/// The plugin host: engine, runtime, capabilities, registry, hot reload.
+pub mod plugins;
+/// Building and running the server.
+pub mod startup;
+/// Shared request-handler state.
+pub mod state;
+/// All SQL: one API over SQLite and PostgreSQL.
+pub mod store;
+/// Logging set-up.
+pub mod telemetry;

@@ -1,0 +1,251 @@
+//! `http.send`: outbound HTTP for plugins, behind the egress policy.
+//!
+//! Order of checks, cheapest first and before anything leaves the host: request count, URL and
+//! host against the allowed hosts, forbidden headers, body size. Addresses are checked after DNS
+//! resolution by the client's resolver ([`PolicyResolver`]). Redirects are returned to the plugin,
+//! never followed, so each hop is checked again. The connection's bearer token is attached here
+//! and nowhere else; after a 401 the credential source is asked once for a fresh token.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use tracing::Instrument;
+use url::Url;
+
+use crate::plugins::bindings::crmhost::adapter::http::{self, HttpError, Method, Request, Response};
+use crate::plugins::context::CredentialSource;
+use crate::plugins::egress::{EgressPolicy, PolicyResolver, ResolveDenied};
+use crate::plugins::limits::PluginLimits;
+use crate::plugins::runtime::CallState;
+
+/// Headers a plugin may not set: credentials are the host's, and hop-by-hop headers are the client's.
+const FORBIDDEN_HEADERS: &[&str] = &[
+    "authorization",
+    "host",
+    "connection",
+    "cookie",
+    "content-length",
+    "transfer-encoding",
+    "te",
+    "upgrade",
+    "keep-alive",
+    "expect",
+];
+
+/// Whether a plugin may set this header.
+fn header_forbidden(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    FORBIDDEN_HEADERS.contains(&name.as_str()) || name.starts_with("proxy-")
+}
+
+/// Builds the HTTP client for one plugin: its resolver enforces the policy after DNS, redirects
+/// are off, and proxies from the environment are ignored (a proxy would resolve names itself,
+/// behind our back).
+pub fn build_client(policy: Arc<EgressPolicy>) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .dns_resolver(Arc::new(PolicyResolver::new(policy)))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .user_agent(concat!("crmhost/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Per-call HTTP state.
+pub struct PluginHttp {
+    plugin: Arc<str>,
+    connection: String,
+    policy: Arc<EgressPolicy>,
+    client: reqwest::Client,
+    credentials: Option<Arc<dyn CredentialSource>>,
+    request_bytes: u64,
+    response_bytes: u64,
+    timeout: Duration,
+    requests_left: u32,
+}
+
+impl PluginHttp {
+    /// HTTP state for one call.
+    pub fn new(
+        plugin: Arc<str>,
+        connection: String,
+        policy: Arc<EgressPolicy>,
+        client: reqwest::Client,
+        credentials: Option<Arc<dyn CredentialSource>>,
+        limits: &PluginLimits,
+    ) -> Self {
+        Self {
+            plugin,
+            connection,
+            policy,
+            client,
+            credentials,
+            request_bytes: limits.http_request_bytes,
+            response_bytes: limits.http_response_bytes,
+            timeout: Duration::from_millis(limits.http_timeout_ms),
+            requests_left: limits.http_requests_per_call,
+        }
+    }
+
+    /// Checks and sends one request.
+    pub async fn send(&mut self, request: Request) -> Result<Response, HttpError> {
+        if self.requests_left == 0 {
+            return Err(HttpError::Denied("this call has sent the most requests one call may send".to_owned()));
+        }
+        self.requests_left -= 1;
+
+        let url = Url::parse(&request.url).map_err(|e| HttpError::InvalidRequest(format!("invalid URL: {e}")))?;
+        if let Err(reason) = self.policy.check_url(&url) {
+            tracing::warn!(plugin = %self.plugin, connection = %self.connection, %reason, "egress denied");
+            return Err(HttpError::Denied(reason));
+        }
+        if let Some((name, _)) = request.headers.iter().find(|(n, _)| header_forbidden(n)) {
+            return Err(HttpError::Denied(format!("header `{name}` may not be set by a plugin")));
+        }
+        let body = request.body.unwrap_or_default();
+        if body.len() as u64 > self.request_bytes {
+            return Err(HttpError::TooLarge(format!(
+                "request body of {} bytes is over the {}-byte limit",
+                body.len(),
+                self.request_bytes
+            )));
+        }
+        let timeout = request
+            .timeout_ms
+            .map(|ms| Duration::from_millis(u64::from(ms)).min(self.timeout))
+            .unwrap_or(self.timeout);
+
+        let span = tracing::info_span!(
+            "plugin.http",
+            plugin = %self.plugin,
+            connection = %self.connection,
+            method = ?request.method,
+            host = url.host_str().unwrap_or_default(),
+            path = url.path(),
+            status = tracing::field::Empty,
+        );
+        async {
+            let token = self.token(false).await?;
+            let mut response = self.send_once(&request.method, &url, &request.headers, &body, timeout, token).await?;
+            if response.status().as_u16() == 401 && self.credentials.is_some() {
+                // One refresh per request; a second 401 goes back to the plugin.
+                if let Some(fresh) = self.token(true).await? {
+                    response =
+                        self.send_once(&request.method, &url, &request.headers, &body, timeout, Some(fresh)).await?;
+                }
+            }
+            tracing::Span::current().record("status", response.status().as_u16());
+            self.read_response(response).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn token(&self, refresh: bool) -> Result<Option<SecretString>, HttpError> {
+        let Some(source) = &self.credentials else { return Ok(None) };
+        let token = if refresh { source.refresh_after_unauthorized().await } else { source.access_token().await };
+        token.map_err(|e| HttpError::Denied(format!("no usable credentials: {e}")))
+    }
+
+    async fn send_once(
+        &self,
+        method: &Method,
+        url: &Url,
+        headers: &[(String, String)],
+        body: &[u8],
+        timeout: Duration,
+        token: Option<SecretString>,
+    ) -> Result<reqwest::Response, HttpError> {
+        let method = match method {
+            Method::Get => reqwest::Method::GET,
+            Method::Head => reqwest::Method::HEAD,
+            Method::Post => reqwest::Method::POST,
+            Method::Put => reqwest::Method::PUT,
+            Method::Patch => reqwest::Method::PATCH,
+            Method::Delete => reqwest::Method::DELETE,
+        };
+        let mut builder = self.client.request(method, url.clone()).timeout(timeout);
+        for (name, value) in headers {
+            let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| HttpError::InvalidRequest(format!("invalid header name `{name}`")))?;
+            let value = reqwest::header::HeaderValue::from_str(value)
+                .map_err(|_| HttpError::InvalidRequest(format!("invalid value for header `{name}`")))?;
+            builder = builder.header(name, value);
+        }
+        if let Some(token) = token {
+            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
+                .map_err(|_| HttpError::Denied("the stored token is not a valid header value".to_owned()))?;
+            value.set_sensitive(true);
+            builder = builder.header(reqwest::header::AUTHORIZATION, value);
+        }
+        if !body.is_empty() {
+            builder = builder.body(body.to_vec());
+        }
+        builder.send().await.map_err(classify)
+    }
+
+    async fn read_response(&self, mut response: reqwest::Response) -> Result<Response, HttpError> {
+        let too_large = |n: u64| {
+            HttpError::TooLarge(format!("response body of {n}+ bytes is over the {}-byte limit", self.response_bytes))
+        };
+        if let Some(len) = response.content_length()
+            && len > self.response_bytes
+        {
+            return Err(too_large(len));
+        }
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_owned(), v.to_owned())))
+            .collect();
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+            if (body.len() + chunk.len()) as u64 > self.response_bytes {
+                return Err(too_large((body.len() + chunk.len()) as u64));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Response { status, headers, body })
+    }
+}
+
+/// Maps a client error to what the plugin sees; a resolver denial stays a denial.
+fn classify(err: reqwest::Error) -> HttpError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    while let Some(e) = source {
+        if let Some(denied) = e.downcast_ref::<ResolveDenied>() {
+            return HttpError::Denied(denied.0.clone());
+        }
+        source = e.source();
+    }
+    if err.is_timeout() {
+        return HttpError::Timeout;
+    }
+    // Without the URL: it is the plugin's own, and a query string could carry personal data.
+    HttpError::Connection(err.without_url().to_string())
+}
+
+impl http::Host for CallState {
+    async fn send(&mut self, request: Request) -> wasmtime::Result<Result<Response, HttpError>> {
+        Ok(self.http.send(request).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_and_hop_by_hop_headers_are_forbidden_in_any_case() {
+        for name in ["Authorization", "HOST", "Proxy-Authorization", "proxy-anything", "Cookie", "Transfer-Encoding"] {
+            assert!(header_forbidden(name), "{name}");
+        }
+        for name in ["Content-Type", "Accept", "X-PrettyPrint", "Sforce-Query-Options"] {
+            assert!(!header_forbidden(name), "{name}");
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! Loading a component into a [`LoadedPlugin`] (compile or cache, check imports, link, smoke-test
+//! `describe()`, validate, apply the operator's policy), and the typed calls on a loaded plugin.
+//!
+//! A `LoadedPlugin` is immutable. The registry swaps whole `Arc<LoadedPlugin>`s; a call holds its
+//! `Arc` from start to end, so it finishes on the version it started on.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use wasmtime::component::types::ComponentItem;
+
+use super::bindings::{AdapterError, CrmAdapterPre, adapter};
+use super::cache::{CacheOutcome, ComponentCache};
+use super::capability::http::build_client;
+use super::capability::secrets::PluginSecrets;
+use super::context::CallContext;
+use super::description::PluginDescription;
+use super::egress::EgressPolicy;
+use super::engine::PluginEngine;
+use super::error::{CallError, LoadError};
+use super::limits::PluginLimits;
+use super::operator::OperatorPluginConfig;
+use super::runtime::{CallState, CallTarget};
+use crate::domain::PluginSlug;
+
+/// The WIT contract version this host implements.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+/// Import namespaces a plugin may use. Sockets and `wasi:http` are refused: `http.send` is the
+/// only way out.
+const ALLOWED_IMPORT_PREFIXES: &[&str] =
+    &["crmhost:adapter/", "wasi:cli/", "wasi:clocks/", "wasi:random/", "wasi:io/", "wasi:filesystem/"];
+
+/// Where a plugin came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginSource {
+    /// Embedded in the binary.
+    Bundled,
+    /// A file in the plugins directory.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for PluginSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bundled => f.write_str("bundled"),
+            Self::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// A compiled, validated plugin, ready to call.
+pub struct LoadedPlugin {
+    description: PluginDescription,
+    source: PluginSource,
+    sha256: String,
+    loaded_at: DateTime<Utc>,
+    cache: CacheOutcome,
+    engine: Arc<PluginEngine>,
+    pre: CrmAdapterPre<CallState>,
+    slug: Arc<str>,
+    limits: PluginLimits,
+    policy: Arc<EgressPolicy>,
+    client: reqwest::Client,
+    secrets: Arc<PluginSecrets>,
+    settings: std::collections::BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("slug", &self.slug)
+            .field("version", &self.description.version)
+            .field("source", &self.source)
+            .field("sha256", &self.sha256)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Compiles and validates components.
+#[derive(Debug, Clone)]
+pub struct PluginLoader {
+    engine: Arc<PluginEngine>,
+    cache: ComponentCache,
+    operator: Arc<OperatorPluginConfig>,
+}
+
+/// The hex sha256 of some bytes.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl PluginLoader {
+    /// A loader using `engine`, caching compiled code in `cache`, applying `operator` policy.
+    pub fn new(engine: Arc<PluginEngine>, cache: ComponentCache, operator: Arc<OperatorPluginConfig>) -> Self {
+        Self { engine, cache, operator }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<PluginEngine> {
+        &self.engine
+    }
+
+    /// Loads a component. Compilation runs on a blocking thread, off the async runtime.
+    #[tracing::instrument(name = "plugin.load", skip_all, fields(source = %source, sha256))]
+    pub async fn load(&self, bytes: Arc<[u8]>, source: PluginSource) -> Result<LoadedPlugin, LoadError> {
+        let sha256 = sha256_hex(&bytes);
+        tracing::Span::current().record("sha256", &sha256[..12]);
+
+        let (engine, cache, digest) = (self.engine.clone(), self.cache.clone(), sha256.clone());
+        let (component, cache_outcome) =
+            tokio::task::spawn_blocking(move || cache.load_or_compile(&engine.engine, &bytes, &digest))
+                .await
+                .map_err(|e| LoadError::Compile(format!("compiler thread failed: {e}")))?
+                .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+
+        let component_type = component.component_type();
+        for (name, item) in component_type.imports(&self.engine.engine) {
+            if !ALLOWED_IMPORT_PREFIXES.iter().any(|p| name.starts_with(p)) {
+                return Err(LoadError::ForbiddenImport(name.to_owned()));
+            }
+            if name.starts_with("crmhost:adapter/") && !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
+                return Err(LoadError::ForbiddenImport(name.to_owned()));
+            }
+        }
+        let incompatible = |e: wasmtime::Error| LoadError::Incompatible { contract: CONTRACT_VERSION, detail: format!("{e:#}") };
+        let instance_pre = self.engine.linker.instantiate_pre(&component).map_err(incompatible)?;
+        let pre = CrmAdapterPre::new(instance_pre).map_err(incompatible)?;
+
+        // Smoke test: describe() with no connection, no egress and a tight budget.
+        let probe_limits = PluginLimits { cpu_ms: 1_000, wall_ms: 5_000, ..PluginLimits::default() };
+        let deny_all = Arc::new(EgressPolicy::deny_all());
+        let probe_client = build_client(deny_all.clone()).map_err(|e| LoadError::Compile(e.to_string()))?;
+        let probe_slug: Arc<str> = Arc::from("(loading)");
+        let target = CallTarget {
+            engine: &self.engine,
+            pre: &pre,
+            slug: &probe_slug,
+            limits: &probe_limits,
+            policy: &deny_all,
+            client: &probe_client,
+            secrets: &Arc::new(PluginSecrets::default()),
+        };
+        let info = target
+            .run(CallContext::detached(), "describe", |store, adapter| {
+                Box::pin(adapter.crmhost_adapter_adapter().call_describe(store))
+            })
+            .await?;
+        let description = PluginDescription::try_from(info).map_err(LoadError::InvalidDescription)?;
+
+        let slug = description.slug.clone();
+        let config_error = |detail: String| LoadError::Config { slug: slug.to_string(), detail };
+        let policy = self
+            .operator
+            .resolve(&slug, &description.allowed_hosts, self.engine.settings().max_memory_bytes)
+            .map_err(config_error)?;
+        let policy_arc = Arc::new(policy.egress);
+        let client = build_client(policy_arc.clone()).map_err(|e| config_error(e.to_string()))?;
+
+        tracing::info!(
+            slug = %slug,
+            version = %description.version,
+            cached = cache_outcome == CacheOutcome::Hit,
+            "plugin loaded"
+        );
+        Ok(LoadedPlugin {
+            slug: Arc::from(slug.as_str()),
+            description,
+            source,
+            sha256,
+            loaded_at: Utc::now(),
+            cache: cache_outcome,
+            engine: self.engine.clone(),
+            pre,
+            limits: policy.limits,
+            policy: policy_arc,
+            client,
+            secrets: Arc::new(policy.secrets),
+            settings: policy.settings,
+        })
+    }
+}
+
+/// The result of a call: the outer error is the host's (trap, limit, timeout); the inner is the adapter's.
+pub type CallResult<T> = Result<Result<T, AdapterError>, CallError>;
+
+impl LoadedPlugin {
+    /// The validated description.
+    pub fn description(&self) -> &PluginDescription {
+        &self.description
+    }
+
+    /// The slug.
+    pub fn slug(&self) -> &PluginSlug {
+        &self.description.slug
+    }
+
+    /// Where it came from.
+    pub fn source(&self) -> &PluginSource {
+        &self.source
+    }
+
+    /// The sha256 of the component bytes.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// When it was loaded.
+    pub fn loaded_at(&self) -> DateTime<Utc> {
+        self.loaded_at
+    }
+
+    /// Whether the compiled code came from the cache.
+    pub fn cache_outcome(&self) -> CacheOutcome {
+        self.cache
+    }
+
+    /// The limits every call gets.
+    pub fn limits(&self) -> &PluginLimits {
+        &self.limits
+    }
+
+    /// The egress policy.
+    pub fn egress(&self) -> &EgressPolicy {
+        &self.policy
+    }
+
+    /// Operator-set connection facts (merged under each connection's own facts).
+    pub fn operator_settings(&self) -> &std::collections::BTreeMap<String, String> {
+        &self.settings
+    }
+
+    fn target(&self) -> CallTarget<'_> {
+        CallTarget {
+            engine: &self.engine,
+            pre: &self.pre,
+            slug: &self.slug,
+            limits: &self.limits,
+            policy: &self.policy,
+            client: &self.client,
+            secrets: &self.secrets,
+        }
+    }
+
+    /// Adds the operator's default facts under the connection's own.
+    fn with_operator_settings(&self, mut context: CallContext) -> CallContext {
+        for (k, v) in &self.settings {
+            context.facts.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        context
+    }
+
+    /// `describe()`.
+    pub async fn describe(&self, context: CallContext) -> Result<adapter::PluginInfo, CallError> {
+        let context = self.with_operator_settings(context);
+        self.target()
+            .run(context, "describe", |store, a| Box::pin(a.crmhost_adapter_adapter().call_describe(store)))
+            .await
+    }
+
+    /// `test-connection()`.
+    pub async fn test_connection(&self, context: CallContext) -> CallResult<adapter::AccountInfo> {
+        let context = self.with_operator_settings(context);
+        self.target()
+            .run(context, "test-connection", |store, a| Box::pin(a.crmhost_adapter_adapter().call_test_connection(store)))
+            .await
+    }
+
+    /// `list-fields(entity)`.
+    pub async fn list_fields(&self, context: CallContext, entity: &str) -> CallResult<Vec<adapter::FieldInfo>> {
+        let context = self.with_operator_settings(context);
+        self.target()
+            .run(context, "list-fields", |store, a| {
+                let entity = entity.to_owned();
+                Box::pin(async move { a.crmhost_adapter_adapter().call_list_fields(store, &entity).await })
+            })
+            .await
+    }
+
+    /// `pull(request)`.
+    pub async fn pull(&self, context: CallContext, request: &adapter::PullRequest) -> CallResult<adapter::Page> {
+        let context = self.with_operator_settings(context);
+        self.target()
+            .run(context, "pull", |store, a| {
+                let request = request.clone();
+                Box::pin(async move { a.crmhost_adapter_adapter().call_pull(store, &request).await })
+            })
+            .await
+    }
+
+    /// `push(entity, match-key, records)`.
+    pub async fn push(
+        &self,
+        context: CallContext,
+        entity: &str,
+        match_key: &str,
+        records: &[adapter::PushRecord],
+    ) -> CallResult<Vec<adapter::PushOutcome>> {
+        let context = self.with_operator_settings(context);
+        self.target()
+            .run(context, "push", |store, a| {
+                let (entity, match_key, records) = (entity.to_owned(), match_key.to_owned(), records.to_vec());
+                Box::pin(async move {
+                    a.crmhost_adapter_adapter().call_push(store, &entity, &match_key, &records).await
+                })
+            })
+            .await
+    }
+
+    /// `delete(entity, ids)`.
+    pub async fn delete(
+        &self,
+        context: CallContext,
+        entity: &str,
+        ids: &[String],
+    ) -> CallResult<Vec<adapter::DeleteOutcome>> {
+        let context = self.with_operator_settings(context);
+        self.target()
+            .run(context, "delete", |store, a| {
+                let (entity, ids) = (entity.to_owned(), ids.to_vec());
+                Box::pin(async move { a.crmhost_adapter_adapter().call_delete(store, &entity, &ids).await })
+            })
+            .await
+    }
+
+    /// `parse-webhook(request)`.
+    pub async fn parse_webhook(
+        &self,
+        context: CallContext,
+        request: &adapter::WebhookRequest,
+    ) -> CallResult<Vec<adapter::ChangeEvent>> {
+        let context = self.with_operator_settings(context);
+        self.target()
+            .run(context, "parse-webhook", |store, a| {
+                let request = request.clone();
+                Box::pin(async move { a.crmhost_adapter_adapter().call_parse_webhook(store, &request).await })
+            })
+            .await
+    }
+}

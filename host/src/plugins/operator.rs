@@ -1,0 +1,196 @@
+//! The operator's say over plugins: limits, egress and settings per plugin, with defaults for all.
+//!
+//! Read from the `[plugin_defaults]` and `[plugins.<slug>]` tables of the configuration file;
+//! secrets also from `CRMHOST_<SLUG>_CLIENT_SECRET`. A plugin's declared allowed hosts can be
+//! replaced (`allowed_hosts`, to narrow or pin them) or extended (`extra_allowed_hosts`).
+
+use std::collections::BTreeMap;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::capability::secrets::PluginSecrets;
+use super::egress::{EgressPolicy, HostPattern};
+use super::limits::PluginLimits;
+use crate::domain::PluginSlug;
+
+/// Operator settings for one plugin (or for all, as defaults). Every field is optional; unset
+/// fields fall back to `[plugin_defaults]`, then to the built-in defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginOverrides {
+    /// See [`PluginLimits::memory_bytes`].
+    pub memory_bytes: Option<u64>,
+    /// See [`PluginLimits::cpu_ms`].
+    pub cpu_ms: Option<u64>,
+    /// See [`PluginLimits::wall_ms`].
+    pub wall_ms: Option<u64>,
+    /// See [`PluginLimits::http_request_bytes`].
+    pub http_request_bytes: Option<u64>,
+    /// See [`PluginLimits::http_response_bytes`].
+    pub http_response_bytes: Option<u64>,
+    /// See [`PluginLimits::http_timeout_ms`].
+    pub http_timeout_ms: Option<u64>,
+    /// See [`PluginLimits::http_requests_per_call`].
+    pub http_requests_per_call: Option<u32>,
+    /// See [`PluginLimits::log_lines_per_call`].
+    pub log_lines_per_call: Option<u32>,
+    /// Replaces the plugin's declared allowed hosts.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Added to the allowed hosts.
+    #[serde(default)]
+    pub extra_allowed_hosts: Vec<String>,
+    /// Allow private, loopback and link-local addresses (tests, sandbox, on-premise CRMs).
+    pub allow_private_networks: Option<bool>,
+    /// Allow plain `http://` (only sensible together with loopback emulators).
+    pub allow_http: Option<bool>,
+    /// Connection facts every connection of this plugin gets (`api_version`, `base_url`, ...).
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+    /// Secrets the plugin may use through `secrets.hmac-sha256`, by name.
+    #[serde(default)]
+    pub secrets: BTreeMap<String, SecretString>,
+}
+
+/// Operator settings for every plugin.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorPluginConfig {
+    /// Applies to every plugin.
+    #[serde(default)]
+    pub plugin_defaults: PluginOverrides,
+    /// Per plugin, by slug.
+    #[serde(default)]
+    pub plugins: BTreeMap<PluginSlug, PluginOverrides>,
+}
+
+/// What the operator's settings resolve to for one plugin.
+#[derive(Debug, Clone)]
+pub struct ResolvedPluginPolicy {
+    /// Sandbox limits.
+    pub limits: PluginLimits,
+    /// Egress.
+    pub egress: EgressPolicy,
+    /// Default connection facts.
+    pub settings: BTreeMap<String, String>,
+    /// Secrets.
+    pub secrets: PluginSecrets,
+}
+
+impl OperatorPluginConfig {
+    /// Resolves the policy of `slug`, given the hosts it declared.
+    pub fn resolve(
+        &self,
+        slug: &PluginSlug,
+        declared_hosts: &[String],
+        max_memory_bytes: u64,
+    ) -> Result<ResolvedPluginPolicy, String> {
+        let empty = PluginOverrides::default();
+        let own = self.plugins.get(slug).unwrap_or(&empty);
+        let all = &self.plugin_defaults;
+        let base = PluginLimits::default();
+        let limits = PluginLimits {
+            memory_bytes: own.memory_bytes.or(all.memory_bytes).unwrap_or(base.memory_bytes),
+            cpu_ms: own.cpu_ms.or(all.cpu_ms).unwrap_or(base.cpu_ms),
+            wall_ms: own.wall_ms.or(all.wall_ms).unwrap_or(base.wall_ms),
+            http_request_bytes: own.http_request_bytes.or(all.http_request_bytes).unwrap_or(base.http_request_bytes),
+            http_response_bytes: own.http_response_bytes.or(all.http_response_bytes).unwrap_or(base.http_response_bytes),
+            http_timeout_ms: own.http_timeout_ms.or(all.http_timeout_ms).unwrap_or(base.http_timeout_ms),
+            http_requests_per_call: own
+                .http_requests_per_call
+                .or(all.http_requests_per_call)
+                .unwrap_or(base.http_requests_per_call),
+            log_lines_per_call: own.log_lines_per_call.or(all.log_lines_per_call).unwrap_or(base.log_lines_per_call),
+        };
+        limits.validate(max_memory_bytes)?;
+
+        let hosts = own.allowed_hosts.as_deref().or(all.allowed_hosts.as_deref()).unwrap_or(declared_hosts);
+        let patterns = hosts
+            .iter()
+            .chain(&all.extra_allowed_hosts)
+            .chain(&own.extra_allowed_hosts)
+            .map(|h| HostPattern::parse(h))
+            .collect::<Result<Vec<_>, _>>()?;
+        let egress = EgressPolicy::new(
+            patterns,
+            own.allow_private_networks.or(all.allow_private_networks).unwrap_or(false),
+            own.allow_http.or(all.allow_http).unwrap_or(false),
+        );
+
+        let mut settings = all.settings.clone();
+        settings.extend(own.settings.clone());
+        let mut secrets = all.secrets.clone();
+        secrets.extend(own.secrets.clone());
+        Ok(ResolvedPluginPolicy { limits, egress, settings, secrets: PluginSecrets::new(secrets) })
+    }
+
+    /// Adds secrets from the environment (`CRMHOST_<SLUG>_CLIENT_SECRET` → `client_secret`) for
+    /// every slug in `slugs`; the environment wins over the file.
+    pub fn add_env_secrets<'a>(&mut self, slugs: impl IntoIterator<Item = &'a PluginSlug>) {
+        for slug in slugs {
+            let var = format!("CRMHOST_{}_CLIENT_SECRET", slug.env_name());
+            if let Ok(value) = std::env::var(&var)
+                && !value.is_empty()
+            {
+                self.plugins
+                    .entry(slug.clone())
+                    .or_default()
+                    .secrets
+                    .insert("client_secret".to_owned(), SecretString::from(value));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slug(s: &str) -> PluginSlug {
+        PluginSlug::parse(s).unwrap()
+    }
+
+    #[test]
+    fn plugin_settings_override_defaults_which_override_built_ins() {
+        let config: OperatorPluginConfig = toml::from_str(
+            r#"
+            [plugin_defaults]
+            cpu_ms = 1000
+            wall_ms = 2000
+            [plugins.hubspot]
+            cpu_ms = 500
+            "#,
+        )
+        .unwrap();
+        let p = config.resolve(&slug("hubspot"), &[], 256 << 20).unwrap();
+        assert_eq!((p.limits.cpu_ms, p.limits.wall_ms), (500, 2000));
+        assert_eq!(p.limits.memory_bytes, PluginLimits::default().memory_bytes);
+    }
+
+    #[test]
+    fn allowed_hosts_can_be_replaced_or_extended() {
+        let config: OperatorPluginConfig = toml::from_str(
+            r#"
+            [plugins.a1]
+            allowed_hosts = ["only.example.com"]
+            [plugins.b1]
+            extra_allowed_hosts = ["127.0.0.1:9000"]
+            "#,
+        )
+        .unwrap();
+        let declared = vec!["api.hubapi.com".to_owned()];
+        let a = config.resolve(&slug("a1"), &declared, 256 << 20).unwrap();
+        let hosts: Vec<String> = a.egress.hosts().iter().map(ToString::to_string).collect();
+        assert_eq!(hosts, ["only.example.com"]);
+        let b = config.resolve(&slug("b1"), &declared, 256 << 20).unwrap();
+        let hosts: Vec<String> = b.egress.hosts().iter().map(ToString::to_string).collect();
+        assert_eq!(hosts, ["api.hubapi.com", "127.0.0.1:9000"]);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_hosts_are_errors() {
+        assert!(toml::from_str::<OperatorPluginConfig>("[plugins.x1]\ncpu = 1").is_err());
+        let config: OperatorPluginConfig = toml::from_str("[plugins.x1]\nextra_allowed_hosts = [\"https://x\"]").unwrap();
+        assert!(config.resolve(&slug("x1"), &[], 256 << 20).is_err());
+    }
+}

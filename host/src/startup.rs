@@ -1,0 +1,158 @@
+//! Building and running the application: open the store and migrate, start the plugin engine,
+//! load bundled and file plugins, watch the plugins directory, bind the listener (port 0 works,
+//! for tests), serve until a shutdown signal, then drain.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, DatabaseTarget};
+use crate::plugins::cache::ComponentCache;
+use crate::plugins::watcher::{PluginWatcher, ReloadHook};
+use crate::plugins::{PluginEngine, PluginLoader, PluginRegistry, bundled};
+use crate::state::AppState;
+use crate::store::{NewAuditEntry, Store};
+
+/// Why start-up failed: one line for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartupError(pub String);
+
+/// A built application, bound and ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    router: axum::Router,
+    _watcher: Option<PluginWatcher>,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").field("addr", &self.listener.local_addr().ok()).finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// Builds everything and binds the listener.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        Self::build_with_bundled(config, bundled()).await
+    }
+
+    /// As [`Application::build`], with an explicit set of bundled plugins (tests use this to start
+    /// without any, or with test plugins).
+    pub async fn build_with_bundled(
+        config: Config,
+        bundled: Vec<crate::plugins::BundledPlugin>,
+    ) -> Result<Self, StartupError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            StartupError(format!("CRMHOST_DATA_DIR: cannot create {}: {e}", config.data_dir.display()))
+        })?;
+
+        let store = match &config.database {
+            DatabaseTarget::Url(url) => Store::connect(url.expose_secret()).await,
+            DatabaseTarget::SqliteFile(path) => Store::open_sqlite_file(path).await,
+        }
+        .map_err(|e| StartupError(format!("DATABASE_URL: cannot open the database: {e}")))?;
+        store.migrate().await.map_err(|e| StartupError(format!("database migration failed: {e}")))?;
+
+        let engine = PluginEngine::new(config.engine.clone())
+            .map_err(|e| StartupError(format!("cannot start the WebAssembly engine: {e:#}")))?;
+        let cache = ComponentCache::new(Some(config.data_dir.join("cache").join("components")));
+        let loader = PluginLoader::new(engine, cache, Arc::new(config.plugins.clone()));
+        let plugins_dir = config.plugins_dir.clone();
+        let registry = Arc::new(PluginRegistry::new(loader, bundled, Some(plugins_dir.clone())));
+        let report = registry.reload().await;
+        for failed in &report.failed {
+            tracing::error!(path = %failed.path, error = %failed.error, "plugin rejected at start-up");
+        }
+        tracing::info!(plugins = registry.all().len(), "plugins loaded");
+
+        let watcher = if config.watch_plugins && plugins_dir.is_dir() {
+            let hook_store = store.clone();
+            let hook: ReloadHook = Arc::new(move |report| {
+                let (store, details) = (hook_store.clone(), serde_json::to_value(report).unwrap_or_default());
+                tokio::spawn(async move {
+                    let entry = NewAuditEntry {
+                        workspace_id: None,
+                        actor: "system".to_owned(),
+                        action: "plugin.reload".to_owned(),
+                        target: "plugins".to_owned(),
+                        details,
+                    };
+                    if let Err(err) = store.append_audit(&entry).await {
+                        tracing::error!(error = %err, "could not write the plugin reload to the audit log");
+                    }
+                });
+            });
+            Some(PluginWatcher::start(&plugins_dir, registry.clone(), Some(hook)).map_err(|e| {
+                StartupError(format!("CRMHOST_PLUGINS_DIR: cannot watch {}: {e}", plugins_dir.display()))
+            })?)
+        } else {
+            if config.watch_plugins {
+                tracing::info!(dir = %plugins_dir.display(), "plugins directory does not exist; serving bundled plugins only");
+            }
+            None
+        };
+
+        let state = AppState {
+            store,
+            plugins: registry,
+            admin_token: config.admin_token.clone().map(Arc::new),
+        };
+        let router = crate::api::router(state.clone(), config.max_request_bytes);
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .map_err(|e| StartupError(format!("CRMHOST_BIND: cannot listen on {}: {e}", config.bind)))?;
+        Ok(Self { listener, state, router, _watcher: watcher })
+    }
+
+    /// The bound address (the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The shared state (tests reach the registry and store through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then finishes requests in flight.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let addr = self.local_addr();
+        tracing::info!(%addr, "crmhost listening");
+        let result = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        self.state.store.close().await;
+        tracing::info!("crmhost stopped");
+        result
+    }
+
+    /// Serves until Ctrl-C or SIGTERM.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; finishing requests in flight");
+}

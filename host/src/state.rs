@@ -1,0 +1,28 @@
+//! [`AppState`]: what every request handler can reach. Cheap to clone (handles and `Arc`s).
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+
+use crate::plugins::PluginRegistry;
+use crate::store::Store;
+
+/// Shared application state.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// The plugin registry.
+    pub plugins: Arc<PluginRegistry>,
+    /// The operator token for `/api/v1/admin/*`; `None` disables the admin API.
+    pub admin_token: Option<Arc<SecretString>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store.backend())
+            .field("admin_api", &self.admin_token.is_some())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,134 @@
+//! All SQL lives here: one [`Store`] API over SQLite (the embedded default) and PostgreSQL.
+//!
+//! Queries are written once where the dialects agree (`$n` placeholders in order, `on conflict`,
+//! `returning`) and run on whichever pool is configured; the two schemas live in
+//! `migrations/sqlite` and `migrations/postgres` and are applied at start. Timestamps are bound
+//! from Rust (UTC) rather than defaulted in SQL, so both backends hold identical values.
+
+mod audit;
+mod error;
+mod integrations;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+pub use audit::{AuditEntry, NewAuditEntry};
+pub use error::StoreError;
+pub use integrations::{Integration, IntegrationStatus};
+
+/// `Result` with [`StoreError`].
+pub type StoreResult<T> = Result<T, StoreError>;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Which database backs the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// SQLite (one process).
+    Sqlite,
+    /// PostgreSQL (one or more processes).
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The store: cheap to clone (a pool handle).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+/// Runs the same body against whichever pool the store has. The body is type-checked once per
+/// backend, so a query that one dialect cannot decode does not compile.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+impl Store {
+    /// Connects to `url`: `postgres://…` / `postgresql://…` or `sqlite:…`. Does not migrate.
+    #[tracing::instrument(name = "store.connect", skip_all, fields(backend))]
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            tracing::Span::current().record("backend", "postgres");
+            let options = PgConnectOptions::from_str(url)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(10)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(options)
+                .await?;
+            Ok(Self { pool: Pool::Postgres(pool) })
+        } else if url.starts_with("sqlite:") {
+            tracing::Span::current().record("backend", "sqlite");
+            let options = SqliteConnectOptions::from_str(url)?;
+            Self::sqlite(options).await
+        } else {
+            Err(StoreError::Config(format!(
+                "unsupported database URL scheme in `{}`: use postgres://… or sqlite:…",
+                url.split(':').next().unwrap_or_default()
+            )))
+        }
+    }
+
+    /// Opens (creating if missing) the SQLite database file at `path`.
+    pub async fn open_sqlite_file(path: &Path) -> StoreResult<Self> {
+        Self::sqlite(SqliteConnectOptions::new().filename(path).create_if_missing(true)).await
+    }
+
+    async fn sqlite(options: SqliteConnectOptions) -> StoreResult<Self> {
+        // WAL lets readers proceed during writes; the busy timeout absorbs short write contention.
+        let options = options
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        Ok(Self { pool: Pool::Sqlite(pool) })
+    }
+
+    /// Applies pending migrations.
+    #[tracing::instrument(name = "store.migrate", skip_all)]
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match &self.pool {
+            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Checks the database answers.
+    pub async fn ping(&self) -> StoreResult<()> {
+        with_pool!(self, pool => sqlx::query("select 1").execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Closes the pool (waits for connections to be returned).
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Postgres(pool) => pool.close().await,
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! The Salesforce adapter: Contact, Lead, Account and Opportunity over the REST API.
+//!
+//! `describe()` is complete; the data operations arrive with the adapters issue and answer
+//! "not supported" until then (the SDK's defaults).
+
+use crmhost_sdk::prelude::*;
+use crmhost_sdk::Oauth2Info;
+
+/// The REST API version used when the connection does not set `api_version`.
+pub const DEFAULT_API_VERSION: &str = "62.0";
+
+/// The Salesforce adapter.
+pub struct Salesforce;
+
+impl Adapter for Salesforce {
+    fn describe() -> PluginInfo {
+        let mut oauth = Oauth2Info::new(
+            "https://login.salesforce.com/services/oauth2/authorize",
+            "https://login.salesforce.com/services/oauth2/token",
+            // `api` for REST, `refresh_token` so the host can refresh without the user.
+            &["api", "refresh_token"],
+        );
+        oauth.revoke_url = Some("https://login.salesforce.com/services/oauth2/revoke".to_owned());
+        oauth.pkce = true;
+        // Every later call goes to `instance_url`; `id` is the identity URL (org and user ids).
+        oauth.token_response_facts = vec!["instance_url".to_owned(), "id".to_owned()];
+
+        PluginInfo::builder("salesforce", "Salesforce", env!("CARGO_PKG_VERSION"))
+            .description(
+                "Syncs contacts, leads, accounts and opportunities with Salesforce through the REST API \
+                 (SOQL for pulls, sObject Collections for pushes in batches of 200).",
+            )
+            .oauth2(oauth)
+            // Login hosts and every instance (`*.my.salesforce.com`, sandboxes, legacy `na1.salesforce.com`).
+            .allowed_host("login.salesforce.com")
+            .allowed_host("test.salesforce.com")
+            .allowed_host("*.salesforce.com")
+            .rate_limit(
+                "org-daily",
+                100_000,
+                86_400_000,
+                "Rolling 24 h allocation: 100,000 plus a per-licence adder; exceeding it is 403 REQUEST_LIMIT_EXCEEDED.",
+            )
+            .rate_limit(
+                "org-concurrent-long",
+                25,
+                20_000,
+                "At most 25 concurrent requests lasting 20 s or longer (5 on Developer Edition).",
+            )
+            .entity(
+                EntityInfo::builder("contact", "Contact", "Contact")
+                    .match_key("Email")
+                    .map_with("email", "Email", MappingDirection::Both, Some("lowercase"))
+                    .map("first_name", "FirstName")
+                    .map("last_name", "LastName")
+                    .map("phone", "Phone")
+                    .map("title", "Title"),
+            )
+            .entity(
+                EntityInfo::builder("lead", "Lead", "Lead")
+                    .match_key("Email")
+                    .map_with("email", "Email", MappingDirection::Both, Some("lowercase"))
+                    .map("first_name", "FirstName")
+                    .map("last_name", "LastName")
+                    .map("company", "Company")
+                    .map("phone", "Phone")
+                    .map("title", "Title")
+                    .map_with("status", "Status", MappingDirection::Pull, None),
+            )
+            .entity(
+                EntityInfo::builder("account", "Account", "Account")
+                    .match_key("Name")
+                    .map("name", "Name")
+                    .map("website", "Website")
+                    .map("phone", "Phone")
+                    .map("industry", "Industry")
+                    .map("employees", "NumberOfEmployees"),
+            )
+            .entity(
+                EntityInfo::builder("opportunity", "Opportunity", "Opportunity")
+                    .match_key("Name")
+                    .map("name", "Name")
+                    .map("amount", "Amount")
+                    .map("stage", "StageName")
+                    .map("close_date", "CloseDate"),
+            )
+            .capabilities(Capabilities::PUSH | Capabilities::PULL | Capabilities::INCREMENTAL | Capabilities::DELETE)
+            .setting("api_version", "REST API version, without the leading `v`.", Some(DEFAULT_API_VERSION))
+            .setting("instance_url", "The org's instance URL, captured from the token response.", None)
+            .build()
+    }
+}
+
+crmhost_sdk::export_adapter!(Salesforce);

@@ -1,0 +1,148 @@
+//! # crmhost-sdk
+//!
+//! Everything a crmhost CRM adapter plugin needs: implement [`Adapter`], register it with
+//! [`export_adapter!`], and build with `cargo build --release --target wasm32-wasip2`.
+//!
+//! The plugin runs sandboxed. It never sees a token, a client secret or another workspace's data:
+//! [`http::Request::send`] goes through the host, which checks the destination against the plugin's
+//! allowed hosts and attaches the connection's credentials itself. Non-secret connection facts
+//! (Salesforce `instance_url`, HubSpot `hub_id`, API versions) come from [`connection`].
+//!
+//! ```ignore
+//! use crmhost_sdk::prelude::*;
+//!
+//! struct Example;
+//!
+//! impl Adapter for Example {
+//!     fn describe() -> PluginInfo {
+//!         PluginInfo::builder("example", "Example CRM", env!("CARGO_PKG_VERSION")).build()
+//!     }
+//! }
+//!
+//! crmhost_sdk::export_adapter!(Example);
+//! ```
+#![deny(missing_docs)]
+
+#[doc(hidden)]
+#[allow(missing_docs, unsafe_code, clippy::all)]
+pub mod bindings;
+
+pub mod connection;
+mod error;
+pub mod http;
+mod info;
+pub mod log;
+pub mod secrets;
+mod value;
+
+pub use info::{EntityBuilder, PluginInfoBuilder};
+
+/// The version of the WIT contract this SDK builds against (`crmhost:adapter@…`).
+pub const CONTRACT_VERSION: &str = "0.1.0";
+
+pub use bindings::crmhost::adapter::types::{
+    AdapterError, DuplicateInfo, ErrorInfo, FieldValue, RateLimitInfo, RateLimitPolicy, Value,
+};
+pub use bindings::exports::crmhost::adapter::adapter::{
+    AccountInfo, AuthInfo, Capabilities, ChangeEvent, ChangeKind, CrmRecord, DeleteOutcome, EntityInfo,
+    FieldInfo, FieldMapping, FieldType, MappingDirection, Oauth2Info, Page, PluginInfo, PullRequest,
+    PushOutcome, PushRecord, RateLimit, SettingInfo, WebhookRequest,
+};
+
+/// `Result` with [`AdapterError`] as the error.
+pub type Result<T, E = AdapterError> = core::result::Result<T, E>;
+
+/// Re-exported so plugins use the same `serde_json` as the SDK's helpers.
+pub use serde_json;
+
+/// A CRM adapter. Implement [`Adapter::describe`] and whichever operations the CRM supports;
+/// every other operation answers [`AdapterError::NotSupported`].
+///
+/// Every method is called on a fresh instance bound to one connection, so there is no state to
+/// keep between calls (and nothing leaks between workspaces).
+pub trait Adapter {
+    /// Describes the plugin: slug, auth, allowed hosts, entities, defaults. Called without a
+    /// connection and must not send HTTP requests.
+    fn describe() -> PluginInfo;
+
+    /// Checks the connection and says who it is connected as.
+    fn test_connection() -> Result<AccountInfo> {
+        Err(AdapterError::not_supported("test-connection"))
+    }
+
+    /// Lists the CRM's fields for `entity`.
+    fn list_fields(entity: String) -> Result<Vec<FieldInfo>> {
+        Err(AdapterError::not_supported(format!("list-fields for {entity}")))
+    }
+
+    /// Reads one page of records.
+    fn pull(request: PullRequest) -> Result<Page> {
+        Err(AdapterError::not_supported(format!("pull for {}", request.entity)))
+    }
+
+    /// Upserts records on `match_key`; one outcome per input, in order.
+    fn push(entity: String, match_key: String, records: Vec<PushRecord>) -> Result<Vec<PushOutcome>> {
+        let _ = (match_key, records);
+        Err(AdapterError::not_supported(format!("push for {entity}")))
+    }
+
+    /// Deletes records by CRM id; one outcome per input, in order.
+    fn delete(entity: String, ids: Vec<String>) -> Result<Vec<DeleteOutcome>> {
+        let _ = ids;
+        Err(AdapterError::not_supported(format!("delete for {entity}")))
+    }
+
+    /// Verifies an inbound webhook and turns it into change events.
+    fn parse_webhook(request: WebhookRequest) -> Result<Vec<ChangeEvent>> {
+        let _ = request;
+        Err(AdapterError::not_supported("webhooks"))
+    }
+}
+
+/// Glue between the generated export trait and [`Adapter`]; not part of the public API.
+#[doc(hidden)]
+pub struct __Exported<T>(core::marker::PhantomData<T>);
+
+impl<T: Adapter> bindings::exports::crmhost::adapter::adapter::Guest for __Exported<T> {
+    fn describe() -> PluginInfo {
+        T::describe()
+    }
+    fn test_connection() -> Result<AccountInfo> {
+        T::test_connection()
+    }
+    fn list_fields(entity: String) -> Result<Vec<FieldInfo>> {
+        T::list_fields(entity)
+    }
+    fn pull(request: PullRequest) -> Result<Page> {
+        T::pull(request)
+    }
+    fn push(entity: String, match_key: String, records: Vec<PushRecord>) -> Result<Vec<PushOutcome>> {
+        T::push(entity, match_key, records)
+    }
+    fn delete(entity: String, ids: Vec<String>) -> Result<Vec<DeleteOutcome>> {
+        T::delete(entity, ids)
+    }
+    fn parse_webhook(request: WebhookRequest) -> Result<Vec<ChangeEvent>> {
+        T::parse_webhook(request)
+    }
+}
+
+/// Registers a type implementing [`Adapter`] as the plugin's export. Use it once per plugin crate.
+#[macro_export]
+macro_rules! export_adapter {
+    ($adapter:ty) => {
+        type __CrmhostExported = $crate::__Exported<$adapter>;
+        $crate::bindings::__export_crm_adapter!(__CrmhostExported with_types_in $crate::bindings);
+    };
+}
+
+/// The names most plugins need: `use crmhost_sdk::prelude::*;`.
+pub mod prelude {
+    pub use crate::http::{Method, Request, Response};
+    pub use crate::{
+        AccountInfo, Adapter, AdapterError, Capabilities, ChangeEvent, ChangeKind, CrmRecord,
+        DeleteOutcome, EntityInfo, FieldInfo, FieldMapping, FieldType, FieldValue, MappingDirection,
+        Page, PluginInfo, PullRequest, PushOutcome, PushRecord, RateLimitPolicy, Result, Value,
+        WebhookRequest, connection,
+    };
+}
