@@ -8,7 +8,7 @@
 //! allowed hosts and attaches the connection's credentials itself. Non-secret connection facts
 //! (Salesforce `instance_url`, HubSpot `hub_id`, API versions) come from [`connection`].
 //!
-//! ```ignore
+//! ```
 //! use crmhost_sdk::prelude::*;
 //!
 //! struct Example;
@@ -20,6 +20,9 @@
 //! }
 //!
 //! crmhost_sdk::export_adapter!(Example);
+//! # fn main() {
+//! #     assert_eq!(Example::describe().slug, "example");
+//! # }
 //! ```
 #![deny(missing_docs)]
 
@@ -131,8 +134,16 @@ impl<T: Adapter> bindings::exports::crmhost::adapter::adapter::Guest for __Expor
 #[macro_export]
 macro_rules! export_adapter {
     ($adapter:ty) => {
+        #[doc(hidden)]
         type __CrmhostExported = $crate::__Exported<$adapter>;
-        $crate::bindings::__export_crm_adapter!(__CrmhostExported with_types_in $crate::bindings);
+        // The export glue only means something in a wasm component; off wasm (`cargo test` of a
+        // plugin crate) the symbols' WIT names would not even link.
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        mod __crmhost_exports {
+            use super::__CrmhostExported;
+            $crate::bindings::__export_crm_adapter!(__CrmhostExported with_types_in $crate::bindings);
+        }
     };
 }
 

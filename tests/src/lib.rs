@@ -1,1 +1,337 @@
-//! Shared helpers for the end-to-end tests.
+//! Shared helpers for the end-to-end tests: the test plugins, databases on both backends, a
+//! loopback HTTP server for egress tests, and a running crmhost on port 0.
+//!
+//! PostgreSQL: tests use `CRMHOST_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`)
+//! and create a fresh database per test. Without a reachable server they skip, unless `CI=true` or
+//! `CRMHOST_REQUIRE_POSTGRES=1`, in which case they fail: CI must run the PostgreSQL suite.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::Query;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use crmhost::config::{Config, DatabaseTarget};
+use crmhost::plugins::cache::ComponentCache;
+use crmhost::plugins::{EngineSettings, OperatorPluginConfig, PluginEngine, PluginLoader, PluginSource};
+use crmhost::startup::Application;
+use crmhost::state::AppState;
+use crmhost::store::Store;
+use secrecy::SecretString;
+use sqlx::Connection;
+
+/// The fixture plugin, version 1.0.0.
+pub fn fixture_v1() -> Vec<u8> {
+    std::fs::read(env!("FIXTURE_V1_WASM")).expect("fixture v1 was built by build.rs")
+}
+
+/// The fixture plugin, version 2.0.0.
+pub fn fixture_v2() -> Vec<u8> {
+    std::fs::read(env!("FIXTURE_V2_WASM")).expect("fixture v2 was built by build.rs")
+}
+
+/// The hostile plugin.
+pub fn hostile() -> Vec<u8> {
+    std::fs::read(env!("HOSTILE_WASM")).expect("hostile was built by build.rs")
+}
+
+/// Turns logs on for a test run when `TEST_LOG` is set.
+pub fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        crmhost::telemetry::init();
+    }
+}
+
+/// A loader over a fresh engine with the given operator configuration (no compile cache).
+pub fn loader(operator: OperatorPluginConfig) -> PluginLoader {
+    init_logs();
+    let engine = PluginEngine::new(EngineSettings { max_concurrent_calls: 16, ..EngineSettings::default() })
+        .expect("engine starts");
+    PluginLoader::new(engine, ComponentCache::new(None), Arc::new(operator))
+}
+
+/// Loads `bytes` as a file plugin with `operator` settings.
+pub async fn load(bytes: Vec<u8>, operator: OperatorPluginConfig) -> crmhost::plugins::LoadedPlugin {
+    loader(operator)
+        .load(Arc::from(bytes), PluginSource::File(PathBuf::from("test.wasm")))
+        .await
+        .expect("plugin loads")
+}
+
+/// Parses an operator configuration from TOML.
+pub fn operator(toml_text: &str) -> OperatorPluginConfig {
+    toml::from_str(toml_text).expect("valid operator TOML")
+}
+
+// -------------------------------------------------------------------------------------------------
+// Databases
+
+/// Which backend a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in a temporary directory.
+    Sqlite,
+    /// A fresh PostgreSQL database.
+    Postgres,
+}
+
+/// A database for one test; dropped (PostgreSQL) or deleted (SQLite) afterwards.
+pub struct TestDb {
+    /// The URL crmhost connects with.
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_name: Option<String>,
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("CRMHOST_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+fn postgres_required() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") || std::env::var_os("CRMHOST_REQUIRE_POSTGRES").is_some()
+}
+
+impl TestDb {
+    /// A database on `backend`, or `None` when PostgreSQL is unavailable and not required.
+    pub async fn new(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+                Some(Self { url, _dir: Some(dir), pg_name: None })
+            }
+            Backend::Postgres => {
+                let admin = postgres_admin_url();
+                let mut conn = match sqlx::PgConnection::connect(&admin).await {
+                    Ok(conn) => conn,
+                    Err(err) if !postgres_required() => {
+                        eprintln!("skipping PostgreSQL test: cannot connect to {admin}: {err}");
+                        return None;
+                    }
+                    Err(err) => panic!("PostgreSQL is required (CI) but unreachable at {admin}: {err}"),
+                };
+                let name = format!("crmhost_test_{}", uuid::Uuid::new_v4().simple());
+                sqlx::query(&format!("create database {name}")).execute(&mut conn).await.expect("create database");
+                let _ = conn.close().await;
+                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+                Some(Self { url: format!("{base}/{name}"), _dir: None, pg_name: Some(name) })
+            }
+        }
+    }
+
+    /// A migrated store on this database.
+    pub async fn store(&self) -> Store {
+        let store = Store::connect(&self.url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        store
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(name) = self.pg_name.take() else { return };
+        let admin = postgres_admin_url();
+        // Drop runs outside any runtime we may block; use a private one on a plain thread.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            runtime.block_on(async move {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(&format!("drop database if exists {name} with (force)")).execute(&mut conn).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+// -------------------------------------------------------------------------------------------------
+// A loopback HTTP server plugins can be pointed at
+
+/// What the egress test server offers:
+/// - `GET /ok` → 200 `hello`
+/// - `GET /big?size=N` → N bytes
+/// - `GET /slow?ms=N` → 200 after N ms
+/// - `GET /redirect` → 302 to `/ok`
+/// - `GET /auth` → 200 if `Authorization: Bearer good`, else 401
+/// - `POST /echo` → 200 with the request body
+pub struct EgressServer {
+    /// Its address.
+    pub addr: SocketAddr,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(serde::Deserialize)]
+struct SizeQuery {
+    size: Option<usize>,
+    ms: Option<u64>,
+}
+
+impl EgressServer {
+    /// Starts the server on 127.0.0.1, port 0.
+    pub async fn start() -> Self {
+        let app = Router::new()
+            .route("/ok", get(|| async { "hello" }))
+            .route("/big", get(|Query(q): Query<SizeQuery>| async move { vec![b'x'; q.size.unwrap_or(0)] }))
+            .route(
+                "/slow",
+                get(|Query(q): Query<SizeQuery>| async move {
+                    tokio::time::sleep(Duration::from_millis(q.ms.unwrap_or(0))).await;
+                    "slow"
+                }),
+            )
+            .route(
+                "/redirect",
+                get(|| async { (StatusCode::FOUND, [(axum::http::header::LOCATION, "/ok")]).into_response() }),
+            )
+            .route(
+                "/auth",
+                get(|headers: HeaderMap| async move {
+                    let ok = headers.get("authorization").and_then(|v| v.to_str().ok()) == Some("Bearer good");
+                    if ok { StatusCode::OK } else { StatusCode::UNAUTHORIZED }
+                }),
+            )
+            .route("/echo", post(|body: axum::body::Bytes| async move { body }))
+            .layer(axum::extract::DefaultBodyLimit::disable());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, _task: task }
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+// -------------------------------------------------------------------------------------------------
+// A running crmhost
+
+/// The admin token test apps use.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// A crmhost serving on 127.0.0.1:0.
+pub struct TestApp {
+    /// Base URL, `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Shared state (registry, store).
+    pub state: AppState,
+    /// The plugins directory.
+    pub plugins_dir: PathBuf,
+    /// An HTTP client.
+    pub client: reqwest::Client,
+    _data_dir: tempfile::TempDir,
+    _plugins: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    _db: TestDb,
+}
+
+/// Options for [`TestApp::spawn`].
+pub struct AppOptions {
+    /// The database backend.
+    pub backend: Backend,
+    /// Watch the plugins directory.
+    pub watch: bool,
+    /// Bundled plugins (default: the real ones).
+    pub bundled: Vec<crmhost::plugins::BundledPlugin>,
+    /// Admin token (default [`ADMIN_TOKEN`]).
+    pub admin_token: Option<&'static str>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self { backend: Backend::Sqlite, watch: false, bundled: crmhost::plugins::bundled(), admin_token: Some(ADMIN_TOKEN) }
+    }
+}
+
+impl TestApp {
+    /// Starts crmhost; `None` when the backend is unavailable (PostgreSQL outside CI).
+    pub async fn spawn(options: AppOptions) -> Option<Self> {
+        init_logs();
+        let db = TestDb::new(options.backend).await?;
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let plugins = tempfile::tempdir().expect("temp dir");
+        let config = Config {
+            bind: "127.0.0.1:0".parse().expect("address"),
+            database: DatabaseTarget::Url(SecretString::from(db.url.clone())),
+            data_dir: data_dir.path().to_path_buf(),
+            plugins_dir: plugins.path().to_path_buf(),
+            watch_plugins: options.watch,
+            admin_token: options.admin_token.map(SecretString::from),
+            engine: EngineSettings { max_concurrent_calls: 32, ..EngineSettings::default() },
+            plugins: OperatorPluginConfig::default(),
+            max_request_bytes: 1 << 20,
+        };
+        let app = Application::build_with_bundled(config, options.bundled).await.expect("app builds");
+        let base = format!("http://{}", app.local_addr());
+        let state = app.state().clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        Some(Self {
+            base,
+            state,
+            plugins_dir: plugins.path().to_path_buf(),
+            client: reqwest::Client::new(),
+            _data_dir: data_dir,
+            _plugins: plugins,
+            shutdown: Some(tx),
+            _db: db,
+        })
+    }
+
+    /// `GET base+path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.base)).send().await.expect("request")
+    }
+
+    /// An admin request with the token.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base)).bearer_auth(ADMIN_TOKEN)
+    }
+
+    /// Writes a plugin file atomically (temporary file, then rename), as operators are told to.
+    pub fn install_plugin(&self, file_name: &str, bytes: &[u8]) {
+        install_atomically(&self.plugins_dir, file_name, bytes);
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Writes `dir/file_name` through a hidden temporary file and a rename.
+pub fn install_atomically(dir: &Path, file_name: &str, bytes: &[u8]) {
+    let tmp = dir.join(format!(".{file_name}.tmp"));
+    std::fs::write(&tmp, bytes).expect("write temp plugin");
+    std::fs::rename(&tmp, dir.join(file_name)).expect("rename plugin into place");
+}
+
+/// Polls `check` every 50 ms until it is true or `timeout` passes; returns whether it became true.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

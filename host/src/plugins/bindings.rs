@@ -9,7 +9,9 @@ wasmtime::component::bindgen!({
     world: "crm-adapter",
     imports: { default: async | trappable },
     exports: { default: async },
+    // Tests and the sync engine compare values and records.
+    additional_derives: [PartialEq],
 });
 
-pub use crmhost::adapter::types::{AdapterError, FieldValue, Value};
-pub use exports::crmhost::adapter::adapter as adapter;
+pub use self::crmhost::adapter::types::{AdapterError, FieldValue, Value};
+pub use self::exports::crmhost::adapter::adapter;

@@ -186,11 +186,15 @@ impl CallTarget<'_> {
 
 fn describe_trap(trap: Trap, stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
-    let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or_default().trim();
-    let panic = text.lines().find(|l| l.contains("panicked at")).map(str::trim);
-    match (panic, last) {
-        (Some(p), _) => format!("{trap}: {p}"),
-        (None, "") => trap.to_string(),
-        (None, l) => format!("{trap}: {l}"),
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    // Rust prints `thread '…' panicked at src/lib.rs:L:C:` and the message on the next line.
+    if let Some(at) = lines.iter().position(|l| l.contains("panicked at")) {
+        let location = lines[at].split("panicked at").nth(1).unwrap_or_default().trim().trim_end_matches(':');
+        let message = lines.get(at + 1).copied().unwrap_or_default();
+        return format!("{trap}: panicked at {location}: {message}");
+    }
+    match lines.last() {
+        Some(last) => format!("{trap}: {last}"),
+        None => trap.to_string(),
     }
 }

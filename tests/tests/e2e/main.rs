@@ -1,0 +1,9 @@
+//! End-to-end tests: one binary, one module per area (zero2prod's layout).
+// Test code: a failed unwrap is a failed test, which is what we want.
+#![allow(clippy::unwrap_used)]
+
+mod api;
+mod hot_reload;
+mod plugin_calls;
+mod sandbox;
+mod store;

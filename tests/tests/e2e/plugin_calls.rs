@@ -1,0 +1,156 @@
+//! Calls through the real runtime: what crosses the boundary, bundled plugins' descriptions,
+//! and load-time rejections.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crmhost::plugins::bindings::adapter::{PullRequest, PushOutcome, PushRecord, WebhookRequest};
+use crmhost::plugins::bindings::{AdapterError, FieldValue, Value};
+use crmhost::plugins::description::AuthDescription;
+use crmhost::plugins::{CallContext, LoadError, PluginSource};
+use crmhost_tests::{fixture_v1, load, loader, operator};
+
+#[tokio::test]
+async fn connection_facts_reach_the_plugin_and_operator_settings_fill_gaps() {
+    let plugin = load(fixture_v1(), operator("[plugins.fixture.settings]\naccount = \"from-operator\"\nuser = \"op-user\"")).await;
+
+    let facts = BTreeMap::from([("account".to_owned(), "acct-42".to_owned())]);
+    let account = plugin.test_connection(CallContext::with_facts("ws-1/fixture", facts)).await.unwrap().unwrap();
+    // The connection's own fact wins; the operator's fills what the connection lacks.
+    assert_eq!(account.account_id, "acct-42");
+    assert_eq!(account.user.as_deref(), Some("op-user"));
+    assert_eq!(account.label, "fixture 1.0.0");
+}
+
+#[tokio::test]
+async fn typed_values_and_pull_parameters_round_trip() {
+    let plugin = load(fixture_v1(), operator("")).await;
+    let request = PullRequest {
+        entity: "contact".to_owned(),
+        cursor: Some("c1".to_owned()),
+        modified_since: Some("2024-01-01T00:00:00Z".to_owned()),
+        ids: vec![],
+        fields: vec!["email".to_owned(), "name".to_owned()],
+        limit: 200,
+    };
+    let page = plugin.pull(CallContext::detached(), &request).await.unwrap().unwrap();
+    let fields: BTreeMap<String, Value> = page.records[0].fields.iter().map(|f| (f.name.clone(), f.value.clone())).collect();
+    assert_eq!(fields["entity"], Value::Text("contact".to_owned()));
+    assert_eq!(fields["cursor"], Value::Text("c1".to_owned()));
+    assert_eq!(fields["limit"], Value::Number(200.0));
+    assert_eq!(fields["fields"], Value::Text("email,name".to_owned()));
+    assert_eq!(fields["since"], Value::DateTime("2024-01-01T00:00:00Z".to_owned()));
+    assert_eq!(fields["flag"], Value::Boolean(true));
+    assert_eq!(page.next_cursor.as_deref(), Some("next"));
+}
+
+#[tokio::test]
+async fn push_returns_one_outcome_per_record_in_order() {
+    let plugin = load(fixture_v1(), operator("")).await;
+    let record = |id: Option<&str>, email: &str| PushRecord {
+        crm_id: id.map(str::to_owned),
+        fields: vec![FieldValue { name: "email".to_owned(), value: Value::Text(email.to_owned()) }],
+    };
+    let records = [record(None, "a@x.com"), record(Some("9"), "b@x.com"), record(None, "not-an-email")];
+    let outcomes = plugin.push(CallContext::detached(), "contact", "email", &records).await.unwrap().unwrap();
+    assert_eq!(outcomes.len(), 3);
+    assert!(matches!(&outcomes[0], PushOutcome::Created(id) if id == "new-0"));
+    assert!(matches!(&outcomes[1], PushOutcome::Updated(id) if id == "9"));
+    assert!(matches!(&outcomes[2], PushOutcome::Failed(AdapterError::Invalid(info)) if info.field.as_deref() == Some("email")));
+}
+
+#[tokio::test]
+async fn host_held_secrets_sign_without_entering_the_plugin() {
+    let with_secret = load(fixture_v1(), operator("[plugins.fixture.secrets]\nclient_secret = \"s3cret\"")).await;
+    let request = WebhookRequest {
+        method: "POST".to_owned(),
+        url: "https://example.com/hook".to_owned(),
+        headers: vec![],
+        body: b"payload".to_vec(),
+        received_at_ms: 0,
+    };
+    let events = with_secret.parse_webhook(CallContext::detached(), &request).await.unwrap().unwrap();
+    // HMAC-SHA256("s3cret", "payload"), computed independently.
+    use hmac_check::hmac_hex;
+    assert_eq!(events[0].event_id.as_deref(), Some(hmac_hex(b"s3cret", b"payload").as_str()));
+
+    let without = load(fixture_v1(), operator("")).await;
+    let err = without.parse_webhook(CallContext::detached(), &request).await.unwrap().unwrap_err();
+    assert!(matches!(err, AdapterError::Unauthorized(ref i) if i.message.contains("client_secret")), "{err:?}");
+}
+
+mod hmac_check {
+    use hmac::{Hmac, Mac};
+    pub fn hmac_hex(key: &[u8], data: &[u8]) -> String {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+        mac.update(data);
+        hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+#[tokio::test]
+async fn bundled_salesforce_describes_its_entities_auth_and_limits() {
+    let bundled = crmhost::plugins::bundled();
+    let salesforce = bundled.iter().find(|b| b.name == "crmhost-plugin-salesforce").expect("bundled");
+    let plugin = loader(Default::default()).load(Arc::from(salesforce.bytes), PluginSource::Bundled).await.unwrap();
+    let d = plugin.description();
+    assert_eq!(d.slug.as_str(), "salesforce");
+    let entities: Vec<&str> = d.entities.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(entities, ["contact", "lead", "account", "opportunity"]);
+    let contact = &d.entities[0];
+    assert_eq!((contact.crm_name.as_str(), contact.match_keys[0].as_str()), ("Contact", "Email"));
+    let AuthDescription::Oauth2(oauth) = &d.auth else { panic!("salesforce uses OAuth2") };
+    assert_eq!(oauth.authorize_url, "https://login.salesforce.com/services/oauth2/authorize");
+    assert_eq!(oauth.token_url, "https://login.salesforce.com/services/oauth2/token");
+    assert_eq!(oauth.revoke_url.as_deref(), Some("https://login.salesforce.com/services/oauth2/revoke"));
+    assert!(oauth.pkce && oauth.scopes.contains(&"refresh_token".to_owned()));
+    assert!(oauth.token_response_facts.contains(&"instance_url".to_owned()));
+    assert!(d.allowed_hosts.contains(&"*.salesforce.com".to_owned()));
+    assert!(d.rate_limits.iter().any(|r| r.window_ms == 86_400_000));
+}
+
+#[tokio::test]
+async fn bundled_hubspot_describes_its_entities_auth_and_limits() {
+    let bundled = crmhost::plugins::bundled();
+    let hubspot = bundled.iter().find(|b| b.name == "crmhost-plugin-hubspot").expect("bundled");
+    let plugin = loader(Default::default()).load(Arc::from(hubspot.bytes), PluginSource::Bundled).await.unwrap();
+    let d = plugin.description();
+    assert_eq!(d.slug.as_str(), "hubspot");
+    let entities: Vec<(&str, &str)> = d.entities.iter().map(|e| (e.name.as_str(), e.crm_name.as_str())).collect();
+    assert_eq!(entities, [("contact", "contacts"), ("company", "companies"), ("deal", "deals")]);
+    assert_eq!(d.entities[0].match_keys, ["email"]);
+    let AuthDescription::Oauth2(oauth) = &d.auth else { panic!("hubspot uses OAuth2") };
+    assert_eq!(oauth.authorize_url, "https://app.hubspot.com/oauth/authorize");
+    assert!(oauth.scopes.iter().all(|s| s.starts_with("crm.objects.")));
+    assert!(d.capabilities.webhooks);
+    assert_eq!(d.allowed_hosts, ["api.hubapi.com"]);
+    assert!(d.rate_limits.iter().any(|r| r.requests == 100 && r.window_ms == 10_000));
+    // Operations arrive with the adapters issue; until then they say so clearly.
+    let err = plugin.test_connection(CallContext::detached()).await.unwrap().unwrap_err();
+    assert!(matches!(err, AdapterError::NotSupported(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn bytes_that_are_not_a_component_are_rejected_as_such() {
+    let err = loader(Default::default())
+        .load(Arc::from(&b"definitely not wasm"[..]), PluginSource::Bundled)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, LoadError::Compile(_)), "{err}");
+}
+
+#[tokio::test]
+async fn a_component_without_the_adapter_export_is_rejected_as_incompatible() {
+    let empty = wat::parse_str("(component)").unwrap();
+    let err = loader(Default::default()).load(Arc::from(empty), PluginSource::Bundled).await.unwrap_err();
+    assert!(matches!(err, LoadError::Incompatible { .. }), "{err}");
+    assert!(err.to_string().contains("crmhost:adapter@0.1.0"), "{err}");
+}
+
+#[tokio::test]
+async fn a_component_importing_sockets_is_rejected_naming_the_import() {
+    let wat = r#"(component (import "wasi:sockets/tcp@0.2.0" (instance)))"#;
+    let bytes = wat::parse_str(wat).unwrap();
+    let err = loader(Default::default()).load(Arc::from(bytes), PluginSource::Bundled).await.unwrap_err();
+    assert!(matches!(err, LoadError::ForbiddenImport(ref name) if name.starts_with("wasi:sockets/tcp")), "{err}");
+}

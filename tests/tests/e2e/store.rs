@@ -1,0 +1,110 @@
+//! The store suite, run against SQLite and PostgreSQL alike.
+
+use crmhost::domain::{PluginSlug, WorkspaceId};
+use crmhost::store::{IntegrationStatus, NewAuditEntry, StoreError};
+use crmhost_tests::{Backend, TestDb};
+use serde_json::json;
+
+/// Generates one test per backend from an async body taking a migrated store.
+macro_rules! on_both_backends {
+    ($name:ident, |$store:ident| $body:block) => {
+        mod $name {
+            use super::*;
+
+            async fn run($store: crmhost::store::Store) $body
+
+            #[tokio::test]
+            async fn sqlite() {
+                let db = TestDb::new(Backend::Sqlite).await.expect("sqlite is always available");
+                run(db.store().await).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+                run(db.store().await).await;
+            }
+        }
+    };
+}
+
+fn ws(s: &str) -> WorkspaceId {
+    WorkspaceId::parse(s).unwrap()
+}
+
+fn slug(s: &str) -> PluginSlug {
+    PluginSlug::parse(s).unwrap()
+}
+
+on_both_backends!(migrations_apply_twice_without_error, |store| {
+    store.migrate().await.expect("a second migrate is a no-op");
+    store.ping().await.unwrap();
+});
+
+on_both_backends!(audit_entries_list_newest_first_per_workspace, |store| {
+    for (workspace, action) in [(Some("w1"), "a"), (Some("w2"), "b"), (Some("w1"), "c"), (None, "plugin.reload")] {
+        store
+            .append_audit(&NewAuditEntry {
+                workspace_id: workspace.map(ws),
+                actor: "u1".to_owned(),
+                action: action.to_owned(),
+                target: "t".to_owned(),
+                details: json!({ "n": 1, "nested": { "ok": true } }),
+            })
+            .await
+            .unwrap();
+    }
+    let w1 = store.list_audit(Some(&ws("w1")), 10).await.unwrap();
+    let actions: Vec<&str> = w1.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(actions, ["c", "a"]);
+    assert_eq!(w1[0].details.0, json!({ "n": 1, "nested": { "ok": true } }));
+    assert!(w1[0].id > w1[1].id && w1[0].at >= w1[1].at);
+    let operator = store.list_audit(None, 10).await.unwrap();
+    assert_eq!(operator.len(), 1);
+    assert_eq!(operator[0].action, "plugin.reload");
+    assert_eq!(store.list_audit(Some(&ws("w1")), 1).await.unwrap().len(), 1);
+});
+
+on_both_backends!(integrations_upsert_per_workspace_and_slug, |store| {
+    let first = store
+        .upsert_integration(&ws("w1"), &slug("hubspot"), IntegrationStatus::Connected, &json!({ "hub_id": "62515" }), Some("u1"))
+        .await
+        .unwrap();
+    assert_eq!(first.status, IntegrationStatus::Connected);
+    assert_eq!(first.metadata, json!({ "hub_id": "62515" }));
+
+    // The same (workspace, slug) updates in place: same id, new metadata.
+    let second = store
+        .upsert_integration(&ws("w1"), &slug("hubspot"), IntegrationStatus::Connected, &json!({ "hub_id": "99" }), Some("u2"))
+        .await
+        .unwrap();
+    assert_eq!(second.integration_id, first.integration_id);
+    assert_eq!(second.connected_by.as_deref(), Some("u2"));
+    assert!(second.updated_at >= first.updated_at);
+
+    store.upsert_integration(&ws("w1"), &slug("salesforce"), IntegrationStatus::Connected, &json!({}), None).await.unwrap();
+    store.upsert_integration(&ws("w2"), &slug("hubspot"), IntegrationStatus::Connected, &json!({}), None).await.unwrap();
+    let listed: Vec<String> =
+        store.list_integrations(&ws("w1")).await.unwrap().into_iter().map(|i| i.integration_slug).collect();
+    assert_eq!(listed, ["hubspot", "salesforce"]);
+
+    let fetched = store.get_integration(&ws("w1"), &slug("hubspot")).await.unwrap();
+    assert_eq!(fetched.metadata, json!({ "hub_id": "99" }));
+    assert_eq!(fetched.connected_at.map(|t| t.timestamp_micros()), second.connected_at.map(|t| t.timestamp_micros()));
+});
+
+on_both_backends!(integration_status_changes_and_missing_rows_are_not_found, |store| {
+    store.upsert_integration(&ws("w1"), &slug("hubspot"), IntegrationStatus::Connected, &json!({}), None).await.unwrap();
+    store.set_integration_status(&ws("w1"), &slug("hubspot"), IntegrationStatus::Paused).await.unwrap();
+    assert_eq!(store.get_integration(&ws("w1"), &slug("hubspot")).await.unwrap().status, IntegrationStatus::Paused);
+
+    let missing = store.set_integration_status(&ws("w9"), &slug("hubspot"), IntegrationStatus::Paused).await;
+    assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
+    assert!(matches!(store.get_integration(&ws("w9"), &slug("hubspot")).await, Err(StoreError::NotFound)));
+});
+
+#[tokio::test]
+async fn an_unsupported_database_url_is_a_clear_error() {
+    let err = crmhost::store::Store::connect("mysql://localhost/x").await.unwrap_err();
+    assert!(err.to_string().contains("postgres://") && err.to_string().contains("mysql"), "{err}");
+}
