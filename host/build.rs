@@ -26,7 +26,9 @@ fn main() {
     build_guests(&workspace, &target_dir, &packages, &[]);
 
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let mut source = String::from("/// (crate name, component bytes) of each bundled plugin.\nstatic BUNDLED: &[(&str, &[u8])] = &[\n");
+    let mut source = String::from(
+        "/// (crate name, component bytes) of each bundled plugin.\nstatic BUNDLED: &[(&str, &[u8])] = &[\n",
+    );
     for (package, artifact) in BUNDLED {
         let wasm = target_dir.join("wasm32-wasip2").join("release").join(format!("{artifact}.wasm"));
         // Copy into OUT_DIR so the embedded bytes cannot change under a later guest build.
@@ -49,7 +51,16 @@ pub fn build_guests(workspace: &Path, target_dir: &Path, packages: &[&str], args
     }
     command.args(args);
     // The outer build's flags are for the host target, not for wasm.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_MAKEFLAGS", "MAKEFLAGS", "MFLAGS"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_MAKEFLAGS",
+        "MAKEFLAGS",
+        "MFLAGS",
+    ] {
         command.env_remove(var);
     }
     let status = command.status().unwrap_or_else(|e| panic!("could not run cargo to build the plugins: {e}"));

@@ -15,11 +15,23 @@ fn build(workspace: &Path, target_dir: &Path, package: &str, features: &[&str]) 
     if !features.is_empty() {
         command.args(["--features", &features.join(",")]);
     }
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_MAKEFLAGS", "MAKEFLAGS", "MFLAGS"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_MAKEFLAGS",
+        "MAKEFLAGS",
+        "MFLAGS",
+    ] {
         command.env_remove(var);
     }
     let status = command.status().unwrap_or_else(|e| panic!("could not run cargo: {e}"));
-    assert!(status.success(), "building {package} for wasm32-wasip2 failed; is the target installed? rustup target add wasm32-wasip2");
+    assert!(
+        status.success(),
+        "building {package} for wasm32-wasip2 failed; is the target installed? rustup target add wasm32-wasip2"
+    );
 }
 
 fn main() {
@@ -36,7 +48,13 @@ fn main() {
 
     let outputs = [
         ("FIXTURE_V1_WASM", "crmhost-test-plugin-fixture", "crmhost_test_plugin_fixture", &[][..], "fixture-v1.wasm"),
-        ("FIXTURE_V2_WASM", "crmhost-test-plugin-fixture", "crmhost_test_plugin_fixture", &["v2"][..], "fixture-v2.wasm"),
+        (
+            "FIXTURE_V2_WASM",
+            "crmhost-test-plugin-fixture",
+            "crmhost_test_plugin_fixture",
+            &["v2"][..],
+            "fixture-v2.wasm",
+        ),
         ("HOSTILE_WASM", "crmhost-test-plugin-hostile", "crmhost_test_plugin_hostile", &[][..], "hostile.wasm"),
     ];
     for (var, package, name, features, file) in outputs {

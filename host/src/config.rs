@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::plugins::{EngineSettings, OperatorPluginConfig};
-use crate::plugins::operator::PluginOverrides;
 use crate::domain::PluginSlug;
+use crate::plugins::operator::PluginOverrides;
+use crate::plugins::{EngineSettings, OperatorPluginConfig};
 
 /// Flags of `crmhost serve`.
 #[derive(Debug, Clone, clap::Args)]
@@ -110,7 +110,9 @@ impl Config {
             None => FileConfig::default(),
         };
         let database = match args.database_url.filter(|u| !u.trim().is_empty()) {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:") => {
+            Some(url)
+                if url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:") =>
+            {
                 DatabaseTarget::Url(SecretString::from(url))
             }
             Some(url) => {

@@ -47,9 +47,8 @@ impl Application {
         config: Config,
         bundled: Vec<crate::plugins::BundledPlugin>,
     ) -> Result<Self, StartupError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            StartupError(format!("CRMHOST_DATA_DIR: cannot create {}: {e}", config.data_dir.display()))
-        })?;
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| StartupError(format!("CRMHOST_DATA_DIR: cannot create {}: {e}", config.data_dir.display())))?;
 
         let store = match &config.database {
             DatabaseTarget::Url(url) => Store::connect(url.expose_secret()).await,
@@ -97,11 +96,7 @@ impl Application {
             None
         };
 
-        let state = AppState {
-            store,
-            plugins: registry,
-            admin_token: config.admin_token.clone().map(Arc::new),
-        };
+        let state = AppState { store, plugins: registry, admin_token: config.admin_token.clone().map(Arc::new) };
         let router = crate::api::router(state.clone(), config.max_request_bytes);
         let listener = TcpListener::bind(config.bind)
             .await

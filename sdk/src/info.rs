@@ -1,8 +1,7 @@
 //! Builders for [`PluginInfo`] and [`EntityInfo`], so a `describe()` reads as a declaration.
 
 use crate::{
-    AuthInfo, Capabilities, EntityInfo, FieldMapping, MappingDirection, Oauth2Info, PluginInfo, RateLimit,
-    SettingInfo,
+    AuthInfo, Capabilities, EntityInfo, FieldMapping, MappingDirection, Oauth2Info, PluginInfo, RateLimit, SettingInfo,
 };
 
 impl PluginInfo {
@@ -52,12 +51,7 @@ impl PluginInfoBuilder {
 
     /// A rate limit the CRM enforces.
     pub fn rate_limit(mut self, scope: &str, requests: u32, window_ms: u64, notes: &str) -> Self {
-        self.info.rate_limits.push(RateLimit {
-            scope: scope.to_owned(),
-            requests,
-            window_ms,
-            notes: notes.to_owned(),
-        });
+        self.info.rate_limits.push(RateLimit { scope: scope.to_owned(), requests, window_ms, notes: notes.to_owned() });
         self
     }
 

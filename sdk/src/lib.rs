@@ -47,9 +47,9 @@ pub use bindings::crmhost::adapter::types::{
     AdapterError, DuplicateInfo, ErrorInfo, FieldValue, RateLimitInfo, RateLimitPolicy, Value,
 };
 pub use bindings::exports::crmhost::adapter::adapter::{
-    AccountInfo, AuthInfo, Capabilities, ChangeEvent, ChangeKind, CrmRecord, DeleteOutcome, EntityInfo,
-    FieldInfo, FieldMapping, FieldType, MappingDirection, Oauth2Info, Page, PluginInfo, PullRequest,
-    PushOutcome, PushRecord, RateLimit, SettingInfo, WebhookRequest,
+    AccountInfo, AuthInfo, Capabilities, ChangeEvent, ChangeKind, CrmRecord, DeleteOutcome, EntityInfo, FieldInfo,
+    FieldMapping, FieldType, MappingDirection, Oauth2Info, Page, PluginInfo, PullRequest, PushOutcome, PushRecord,
+    RateLimit, SettingInfo, WebhookRequest,
 };
 
 /// `Result` with [`AdapterError`] as the error.
@@ -138,6 +138,9 @@ macro_rules! export_adapter {
         type __CrmhostExported = $crate::__Exported<$adapter>;
         // The export glue only means something in a wasm component; off wasm (`cargo test` of a
         // plugin crate) the symbols' WIT names would not even link.
+        // Off wasm, still check (and use) the adapter so a native `cargo test` sees the same errors.
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn() -> $crate::PluginInfo = <$adapter as $crate::Adapter>::describe;
         #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         mod __crmhost_exports {
@@ -151,9 +154,8 @@ macro_rules! export_adapter {
 pub mod prelude {
     pub use crate::http::{Method, Request, Response};
     pub use crate::{
-        AccountInfo, Adapter, AdapterError, Capabilities, ChangeEvent, ChangeKind, CrmRecord,
-        DeleteOutcome, EntityInfo, FieldInfo, FieldMapping, FieldType, FieldValue, MappingDirection,
-        Page, PluginInfo, PullRequest, PushOutcome, PushRecord, RateLimitPolicy, Result, Value,
-        WebhookRequest, connection,
+        AccountInfo, Adapter, AdapterError, Capabilities, ChangeEvent, ChangeKind, CrmRecord, DeleteOutcome,
+        EntityInfo, FieldInfo, FieldMapping, FieldType, FieldValue, MappingDirection, Page, PluginInfo, PullRequest,
+        PushOutcome, PushRecord, RateLimitPolicy, Result, Value, WebhookRequest, connection,
     };
 }

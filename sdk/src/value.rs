@@ -22,9 +22,9 @@ impl Value {
         match self {
             Self::Null => serde_json::Value::Null,
             Self::Text(s) | Self::DateTime(s) | Self::Date(s) => serde_json::Value::String(s.clone()),
-            Self::Number(n) => serde_json::Number::from_f64(*n)
-                .map(serde_json::Value::Number)
-                .unwrap_or(serde_json::Value::Null),
+            Self::Number(n) => {
+                serde_json::Number::from_f64(*n).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null)
+            }
             Self::Boolean(b) => serde_json::Value::Bool(*b),
         }
     }

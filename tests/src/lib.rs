@@ -56,10 +56,7 @@ pub fn loader(operator: OperatorPluginConfig) -> PluginLoader {
 
 /// Loads `bytes` as a file plugin with `operator` settings.
 pub async fn load(bytes: Vec<u8>, operator: OperatorPluginConfig) -> crmhost::plugins::LoadedPlugin {
-    loader(operator)
-        .load(Arc::from(bytes), PluginSource::File(PathBuf::from("test.wasm")))
-        .await
-        .expect("plugin loads")
+    loader(operator).load(Arc::from(bytes), PluginSource::File(PathBuf::from("test.wasm"))).await.expect("plugin loads")
 }
 
 /// Parses an operator configuration from TOML.
@@ -140,7 +137,8 @@ impl Drop for TestDb {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
             runtime.block_on(async move {
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                    let _ = sqlx::query(&format!("drop database if exists {name} with (force)")).execute(&mut conn).await;
+                    let _ =
+                        sqlx::query(&format!("drop database if exists {name} with (force)")).execute(&mut conn).await;
                 }
             });
         })
@@ -246,7 +244,12 @@ pub struct AppOptions {
 
 impl Default for AppOptions {
     fn default() -> Self {
-        Self { backend: Backend::Sqlite, watch: false, bundled: crmhost::plugins::bundled(), admin_token: Some(ADMIN_TOKEN) }
+        Self {
+            backend: Backend::Sqlite,
+            watch: false,
+            bundled: crmhost::plugins::bundled(),
+            admin_token: Some(ADMIN_TOKEN),
+        }
     }
 }
 

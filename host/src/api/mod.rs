@@ -25,9 +25,12 @@ pub fn router(state: AppState, max_request_bytes: usize) -> Router {
         .merge(admin::router())
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
         .method_not_allowed_fallback(|| async {
-            (StatusCode::METHOD_NOT_ALLOWED, axum::Json(serde_json::json!({
-                "error": { "code": "method_not_allowed", "message": "this route does not accept that method" }
-            })))
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                axum::Json(serde_json::json!({
+                    "error": { "code": "method_not_allowed", "message": "this route does not accept that method" }
+                })),
+            )
         })
         .layer(DefaultBodyLimit::max(max_request_bytes))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(120)))

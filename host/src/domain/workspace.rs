@@ -11,8 +11,8 @@ pub struct WorkspaceId(String);
 impl WorkspaceId {
     /// Parses a workspace id.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let ok = (1..=64).contains(&s.len())
-            && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        let ok =
+            (1..=64).contains(&s.len()) && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if ok {
             Ok(Self(s.to_owned()))
         } else {

@@ -246,7 +246,12 @@ impl TryFrom<adapter::PluginInfo> for PluginDescription {
             rate_limits: info
                 .rate_limits
                 .into_iter()
-                .map(|r| RateLimitDescription { scope: r.scope, requests: r.requests, window_ms: r.window_ms, notes: r.notes })
+                .map(|r| RateLimitDescription {
+                    scope: r.scope,
+                    requests: r.requests,
+                    window_ms: r.window_ms,
+                    notes: r.notes,
+                })
                 .collect(),
             entities,
             capabilities,
@@ -256,5 +261,74 @@ impl TryFrom<adapter::PluginInfo> for PluginDescription {
                 .map(|s| SettingDescription { key: s.key, description: s.description, default_value: s.default_value })
                 .collect(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info() -> adapter::PluginInfo {
+        adapter::PluginInfo {
+            slug: "acme".to_owned(),
+            name: "Acme".to_owned(),
+            version: "1.0.0".to_owned(),
+            description: String::new(),
+            auth: adapter::AuthInfo::None,
+            allowed_hosts: vec!["api.acme.com".to_owned()],
+            rate_limits: vec![],
+            entities: vec![adapter::EntityInfo {
+                name: "contact".to_owned(),
+                label: String::new(),
+                crm_name: "Contact".to_owned(),
+                match_keys: vec!["email".to_owned()],
+                default_mappings: vec![],
+            }],
+            capabilities: adapter::Capabilities::PUSH,
+            settings: vec![],
+        }
+    }
+
+    #[test]
+    fn a_well_formed_description_converts() {
+        let d = PluginDescription::try_from(info()).unwrap();
+        assert_eq!(d.slug.as_str(), "acme");
+        assert_eq!(d.entities[0].label, "contact", "an empty label falls back to the name");
+        assert!(d.capabilities.push && !d.capabilities.pull);
+    }
+
+    #[test]
+    fn each_malformed_part_is_rejected_with_a_reason() {
+        type Mutation = Box<dyn Fn(&mut adapter::PluginInfo)>;
+        let cases: Vec<(Mutation, &str)> = vec![
+            (Box::new(|i| i.slug = "Bad Slug".to_owned()), "not a valid slug"),
+            (Box::new(|i| i.name = " ".to_owned()), "name"),
+            (Box::new(|i| i.allowed_hosts = vec!["https://x.com".to_owned()]), "allowed host"),
+            (Box::new(|i| i.entities.push(i.entities[0].clone())), "declared twice"),
+            (Box::new(|i| i.entities[0].name = "Contact".to_owned()), "entity"),
+            (Box::new(|i| i.entities[0].match_keys.clear()), "no match key"),
+            (
+                Box::new(|i| {
+                    i.auth = adapter::AuthInfo::Oauth2(adapter::Oauth2Info {
+                        authorize_url: "http://insecure.example/auth".to_owned(),
+                        token_url: "https://x/token".to_owned(),
+                        revoke_url: None,
+                        scopes: vec![],
+                        optional_scopes: vec![],
+                        scope_separator: " ".to_owned(),
+                        pkce: true,
+                        extra_authorize_params: vec![],
+                        token_response_facts: vec![],
+                    })
+                }),
+                "must use https",
+            ),
+        ];
+        for (mutate, expected) in cases {
+            let mut bad = info();
+            mutate(&mut bad);
+            let err = PluginDescription::try_from(bad).unwrap_err();
+            assert!(err.contains(expected), "expected `{expected}` in `{err}`");
+        }
     }
 }

@@ -46,9 +46,8 @@ impl HostPattern {
             Some(suffix) => (HostMatch::Subdomains(suffix.to_owned()), suffix.to_owned()),
             None => (HostMatch::Exact(host.clone()), host.clone()),
         };
-        let valid_label = |l: &str| {
-            !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        };
+        let valid_label =
+            |l: &str| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
         if name.is_empty() || !name.split('.').all(valid_label) {
             return Err(format!("`{pattern}`: not a host name (wildcards only as a leading `*.`)"));
         }
@@ -151,9 +150,7 @@ impl EgressPolicy {
     /// Checks one resolved address.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), String> {
         if !self.allow_private && is_non_public(ip) {
-            return Err(format!(
-                "address {ip} is private, loopback or link-local, which the operator has not allowed"
-            ));
+            return Err(format!("address {ip} is private, loopback or link-local, which the operator has not allowed"));
         }
         Ok(())
     }
@@ -310,7 +307,19 @@ mod tests {
 
     #[test]
     fn non_public_ranges_are_recognised() {
-        for ip in ["10.1.2.3", "172.16.0.1", "192.168.1.1", "127.0.0.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fd00::1", "::ffff:10.0.0.1"] {
+        for ip in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "127.0.0.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+        ] {
             assert!(is_non_public(ip.parse().unwrap()), "{ip} should be non-public");
         }
         for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {

@@ -11,7 +11,9 @@ pub enum LoadError {
     #[error("not a valid WebAssembly component: {0}")]
     Compile(String),
     /// The component imports something the host does not provide or does not allow.
-    #[error("the component imports `{0}`, which plugins may not use (allowed: crmhost:adapter/*, wasi:cli, wasi:clocks, wasi:random, wasi:io, wasi:filesystem)")]
+    #[error(
+        "the component imports `{0}`, which plugins may not use (allowed: crmhost:adapter/*, wasi:cli, wasi:clocks, wasi:random, wasi:io, wasi:filesystem)"
+    )]
     ForbiddenImport(String),
     /// The component does not implement this host's contract.
     #[error("the component does not implement crmhost:adapter@{contract}: {detail}")]

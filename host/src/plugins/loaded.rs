@@ -125,7 +125,8 @@ impl PluginLoader {
                 return Err(LoadError::ForbiddenImport(name.to_owned()));
             }
         }
-        let incompatible = |e: wasmtime::Error| LoadError::Incompatible { contract: CONTRACT_VERSION, detail: format!("{e:#}") };
+        let incompatible =
+            |e: wasmtime::Error| LoadError::Incompatible { contract: CONTRACT_VERSION, detail: format!("{e:#}") };
         let instance_pre = self.engine.linker.instantiate_pre(&component).map_err(incompatible)?;
         let pre = CrmAdapterPre::new(instance_pre).map_err(incompatible)?;
 
@@ -264,7 +265,9 @@ impl LoadedPlugin {
     pub async fn test_connection(&self, context: CallContext) -> CallResult<adapter::AccountInfo> {
         let context = self.with_operator_settings(context);
         self.target()
-            .run(context, "test-connection", |store, a| Box::pin(a.crmhost_adapter_adapter().call_test_connection(store)))
+            .run(context, "test-connection", |store, a| {
+                Box::pin(a.crmhost_adapter_adapter().call_test_connection(store))
+            })
             .await
     }
 
@@ -302,9 +305,9 @@ impl LoadedPlugin {
         self.target()
             .run(context, "push", |store, a| {
                 let (entity, match_key, records) = (entity.to_owned(), match_key.to_owned(), records.to_vec());
-                Box::pin(async move {
-                    a.crmhost_adapter_adapter().call_push(store, &entity, &match_key, &records).await
-                })
+                Box::pin(
+                    async move { a.crmhost_adapter_adapter().call_push(store, &entity, &match_key, &records).await },
+                )
             })
             .await
     }

@@ -94,7 +94,10 @@ impl OperatorPluginConfig {
             cpu_ms: own.cpu_ms.or(all.cpu_ms).unwrap_or(base.cpu_ms),
             wall_ms: own.wall_ms.or(all.wall_ms).unwrap_or(base.wall_ms),
             http_request_bytes: own.http_request_bytes.or(all.http_request_bytes).unwrap_or(base.http_request_bytes),
-            http_response_bytes: own.http_response_bytes.or(all.http_response_bytes).unwrap_or(base.http_response_bytes),
+            http_response_bytes: own
+                .http_response_bytes
+                .or(all.http_response_bytes)
+                .unwrap_or(base.http_response_bytes),
             http_timeout_ms: own.http_timeout_ms.or(all.http_timeout_ms).unwrap_or(base.http_timeout_ms),
             http_requests_per_call: own
                 .http_requests_per_call
@@ -190,7 +193,8 @@ mod tests {
     #[test]
     fn unknown_keys_and_bad_hosts_are_errors() {
         assert!(toml::from_str::<OperatorPluginConfig>("[plugins.x1]\ncpu = 1").is_err());
-        let config: OperatorPluginConfig = toml::from_str("[plugins.x1]\nextra_allowed_hosts = [\"https://x\"]").unwrap();
+        let config: OperatorPluginConfig =
+            toml::from_str("[plugins.x1]\nextra_allowed_hosts = [\"https://x\"]").unwrap();
         assert!(config.resolve(&slug("x1"), &[], 256 << 20).is_err());
     }
 }

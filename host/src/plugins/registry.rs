@@ -242,7 +242,8 @@ impl PluginRegistry {
             let bytes = match read_stable(&path).await {
                 Ok(bytes) => bytes,
                 Err(err) => {
-                    let failure = LoadFailure { error: format!("could not read: {err}"), sha256: String::new(), at: Utc::now() };
+                    let failure =
+                        LoadFailure { error: format!("could not read: {err}"), sha256: String::new(), at: Utc::now() };
                     Self::record_failure(state, &path, failure, report);
                     continue;
                 }
@@ -258,11 +259,7 @@ impl PluginRegistry {
             };
             match outcome {
                 Ok(plugin) => {
-                    report.loaded.push(format!(
-                        "{}@{} from {shown}",
-                        plugin.slug(),
-                        plugin.description().version
-                    ));
+                    report.loaded.push(format!("{}@{} from {shown}", plugin.slug(), plugin.description().version));
                     state.files.insert(path, FileEntry { plugin: Some(Arc::new(plugin)), sha256, failure: None });
                 }
                 Err(error) => {
@@ -284,10 +281,8 @@ impl PluginRegistry {
                 previous.slug()
             ));
         }
-        if let Some((other, _)) = state
-            .files
-            .iter()
-            .find(|(p, e)| p.as_path() != path && e.plugin.as_ref().is_some_and(|q| q.slug() == slug))
+        if let Some((other, _)) =
+            state.files.iter().find(|(p, e)| p.as_path() != path && e.plugin.as_ref().is_some_and(|q| q.slug() == slug))
         {
             return Err(format!("slug `{slug}` is already provided by {}", other.display()));
         }

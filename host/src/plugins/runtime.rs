@@ -138,12 +138,8 @@ impl CallTarget<'_> {
     fn new_store(&self, context: CallContext, stderr: MemoryOutputPipe) -> Store<CallState> {
         // No preopens, no environment, no arguments, no sockets: the guest can reach nothing
         // through WASI. stdout is discarded; stderr is captured (capped) for panic messages.
-        let wasi = WasiCtx::builder()
-            .stderr(stderr)
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+        let wasi =
+            WasiCtx::builder().stderr(stderr).allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false).build();
         let http = PluginHttp::new(
             self.slug.clone(),
             context.connection_label.clone(),

@@ -67,14 +67,14 @@ impl Store {
         let limit = limit.clamp(1, 1000);
         let rows = match workspace {
             Some(ws) => {
-                let sql = format!(
-                    "select {columns} from audit_log where workspace_id = $1 order by audit_id desc limit $2"
-                );
+                let sql =
+                    format!("select {columns} from audit_log where workspace_id = $1 order by audit_id desc limit $2");
                 with_pool!(self, pool => sqlx::query_as::<_, AuditEntry>(&sql).bind(ws.as_str()).bind(limit).fetch_all(pool).await)?
             }
             None => {
-                let sql =
-                    format!("select {columns} from audit_log where workspace_id is null order by audit_id desc limit $1");
+                let sql = format!(
+                    "select {columns} from audit_log where workspace_id is null order by audit_id desc limit $1"
+                );
                 with_pool!(self, pool => sqlx::query_as::<_, AuditEntry>(&sql).bind(limit).fetch_all(pool).await)?
             }
         };

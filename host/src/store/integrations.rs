@@ -188,7 +188,8 @@ impl Store {
         slug: &PluginSlug,
         status: IntegrationStatus,
     ) -> StoreResult<()> {
-        let sql = "update integrations set status = $1, updated_at = $2 where workspace_id = $3 and integration_slug = $4";
+        let sql =
+            "update integrations set status = $1, updated_at = $2 where workspace_id = $3 and integration_slug = $4";
         let result = with_pool!(self, pool => sqlx::query(sql)
             .bind(status.as_str())
             .bind(Utc::now())

@@ -92,10 +92,8 @@ impl Store {
 
     async fn sqlite(options: SqliteConnectOptions) -> StoreResult<Self> {
         // WAL lets readers proceed during writes; the busy timeout absorbs short write contention.
-        let options = options
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
+        let options =
+            options.journal_mode(SqliteJournalMode::Wal).busy_timeout(Duration::from_secs(5)).foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         Ok(Self { pool: Pool::Sqlite(pool) })
     }

@@ -3,8 +3,8 @@
 //! `describe()` is complete; the data operations arrive with the adapters issue and answer
 //! "not supported" until then (the SDK's defaults).
 
-use crmhost_sdk::prelude::*;
 use crmhost_sdk::Oauth2Info;
+use crmhost_sdk::prelude::*;
 
 /// The REST API version used when the connection does not set `api_version`.
 pub const DEFAULT_API_VERSION: &str = "62.0";

@@ -19,7 +19,8 @@ async fn the_catalogue_lists_both_bundled_crms_with_entities_and_default_mapping
     assert_eq!(slugs, ["hubspot", "salesforce"]);
     let salesforce = &integrations[1];
     assert_eq!(salesforce["auth_type"], "oauth2");
-    let entities: Vec<&str> = salesforce["entities"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    let entities: Vec<&str> =
+        salesforce["entities"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(entities, ["contact", "lead", "account", "opportunity"]);
     let mapping = &salesforce["entities"][0]["default_field_mappings"][0];
     assert_eq!((mapping["app_field"].as_str(), mapping["crm_field"].as_str()), (Some("email"), Some("Email")));
@@ -86,7 +87,13 @@ async fn the_admin_api_requires_the_operator_token() {
 #[tokio::test]
 async fn the_admin_api_is_disabled_without_a_configured_token() {
     let app = TestApp::spawn(AppOptions { admin_token: None, ..AppOptions::default() }).await.unwrap();
-    let response = app.client.get(format!("{}/api/v1/admin/plugins", app.base)).bearer_auth("anything-anything").send().await.unwrap();
+    let response = app
+        .client
+        .get(format!("{}/api/v1/admin/plugins", app.base))
+        .bearer_auth("anything-anything")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "admin_api_disabled");
@@ -105,7 +112,8 @@ async fn a_reload_through_the_admin_api_loads_new_files_and_is_audited() {
     assert!(loaded[0].as_str().unwrap().starts_with("fixture@1.0.0"), "{loaded:?}");
 
     let catalogue: Value = app.get("/api/v1/integrations").await.json().await.unwrap();
-    let slugs: Vec<&str> = catalogue["integrations"].as_array().unwrap().iter().map(|i| i["slug"].as_str().unwrap()).collect();
+    let slugs: Vec<&str> =
+        catalogue["integrations"].as_array().unwrap().iter().map(|i| i["slug"].as_str().unwrap()).collect();
     assert_eq!(slugs, ["fixture", "hubspot", "salesforce"]);
 
     let audit = app.state.store.list_audit(None, 10).await.unwrap();
@@ -115,7 +123,9 @@ async fn a_reload_through_the_admin_api_loads_new_files_and_is_audited() {
 
 #[tokio::test]
 async fn the_api_runs_on_postgres_too() {
-    let Some(app) = TestApp::spawn(AppOptions { backend: Backend::Postgres, ..AppOptions::default() }).await else { return };
+    let Some(app) = TestApp::spawn(AppOptions { backend: Backend::Postgres, ..AppOptions::default() }).await else {
+        return;
+    };
     let ready: Value = app.get("/readyz").await.json().await.unwrap();
     assert_eq!(ready["database"], "ok");
     app.install_plugin("fixture.wasm", &fixture_v1());

@@ -56,7 +56,11 @@ async fn a_new_version_swaps_in_while_calls_run_and_none_fails() {
                         .expect("no call fails during a reload")
                         .expect("the adapter succeeds");
                     // The fixture reports its version as the field label: the version the call ran on.
-                    assert_eq!(fields[0].label, plugin.description().version, "a call ran on another version than it started on");
+                    assert_eq!(
+                        fields[0].label,
+                        plugin.description().version,
+                        "a call ran on another version than it started on"
+                    );
                     versions.push(fields[0].label.clone());
                 }
                 versions
@@ -93,9 +97,10 @@ async fn a_corrupt_or_wrong_contract_file_leaves_the_old_version_serving_and_is_
     ] {
         app.install_plugin("fixture.wasm", &bad);
         let listed = eventually(Duration::from_secs(15), || async {
-            admin_rows(&app).await.iter().any(|r| {
-                r["last_error"]["error"].as_str().is_some_and(|e| e.contains(expected))
-            })
+            admin_rows(&app)
+                .await
+                .iter()
+                .any(|r| r["last_error"]["error"].as_str().is_some_and(|e| e.contains(expected)))
         })
         .await;
         assert!(listed, "the failure `{expected}` never appeared in the admin listing");
@@ -148,7 +153,10 @@ async fn a_file_that_changes_its_slug_is_rejected_and_the_old_slug_keeps_serving
 
     app.install_plugin("fixture.wasm", &hostile());
     let rejected = eventually(Duration::from_secs(15), || async {
-        admin_rows(&app).await.iter().any(|r| r["last_error"]["error"].as_str().is_some_and(|e| e.contains("cannot change its slug")))
+        admin_rows(&app)
+            .await
+            .iter()
+            .any(|r| r["last_error"]["error"].as_str().is_some_and(|e| e.contains("cannot change its slug")))
     })
     .await;
     assert!(rejected);

@@ -12,7 +12,9 @@ use crmhost_tests::{fixture_v1, load, loader, operator};
 
 #[tokio::test]
 async fn connection_facts_reach_the_plugin_and_operator_settings_fill_gaps() {
-    let plugin = load(fixture_v1(), operator("[plugins.fixture.settings]\naccount = \"from-operator\"\nuser = \"op-user\"")).await;
+    let plugin =
+        load(fixture_v1(), operator("[plugins.fixture.settings]\naccount = \"from-operator\"\nuser = \"op-user\""))
+            .await;
 
     let facts = BTreeMap::from([("account".to_owned(), "acct-42".to_owned())]);
     let account = plugin.test_connection(CallContext::with_facts("ws-1/fixture", facts)).await.unwrap().unwrap();
@@ -34,7 +36,8 @@ async fn typed_values_and_pull_parameters_round_trip() {
         limit: 200,
     };
     let page = plugin.pull(CallContext::detached(), &request).await.unwrap().unwrap();
-    let fields: BTreeMap<String, Value> = page.records[0].fields.iter().map(|f| (f.name.clone(), f.value.clone())).collect();
+    let fields: BTreeMap<String, Value> =
+        page.records[0].fields.iter().map(|f| (f.name.clone(), f.value.clone())).collect();
     assert_eq!(fields["entity"], Value::Text("contact".to_owned()));
     assert_eq!(fields["cursor"], Value::Text("c1".to_owned()));
     assert_eq!(fields["limit"], Value::Number(200.0));
@@ -56,7 +59,9 @@ async fn push_returns_one_outcome_per_record_in_order() {
     assert_eq!(outcomes.len(), 3);
     assert!(matches!(&outcomes[0], PushOutcome::Created(id) if id == "new-0"));
     assert!(matches!(&outcomes[1], PushOutcome::Updated(id) if id == "9"));
-    assert!(matches!(&outcomes[2], PushOutcome::Failed(AdapterError::Invalid(info)) if info.field.as_deref() == Some("email")));
+    assert!(
+        matches!(&outcomes[2], PushOutcome::Failed(AdapterError::Invalid(info)) if info.field.as_deref() == Some("email"))
+    );
 }
 
 #[tokio::test]
@@ -153,4 +158,49 @@ async fn a_component_importing_sockets_is_rejected_naming_the_import() {
     let bytes = wat::parse_str(wat).unwrap();
     let err = loader(Default::default()).load(Arc::from(bytes), PluginSource::Bundled).await.unwrap_err();
     assert!(matches!(err, LoadError::ForbiddenImport(ref name) if name.starts_with("wasi:sockets/tcp")), "{err}");
+}
+
+#[tokio::test]
+async fn compiled_components_are_cached_on_disk_and_a_damaged_cache_entry_is_recompiled() {
+    use crmhost::plugins::cache::{CacheOutcome, ComponentCache};
+    use crmhost::plugins::loaded::sha256_hex;
+
+    let dir = tempfile::tempdir().unwrap();
+    let engine = loader(Default::default()).engine().clone();
+    let cache = ComponentCache::new(Some(dir.path().to_path_buf()));
+    let bytes = fixture_v1();
+    let sha = sha256_hex(&bytes);
+
+    let (_, first) = cache.load_or_compile(engine.engine(), &bytes, &sha).unwrap();
+    let (_, second) = cache.load_or_compile(engine.engine(), &bytes, &sha).unwrap();
+    assert_eq!((first, second), (CacheOutcome::Compiled, CacheOutcome::Hit));
+
+    let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(entries.len(), 1);
+    assert!(entries[0].file_name().unwrap().to_str().unwrap().starts_with(&sha));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&entries[0]).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    std::fs::write(&entries[0], b"damaged").unwrap();
+    let (_, third) = cache.load_or_compile(engine.engine(), &bytes, &sha).unwrap();
+    assert_eq!(third, CacheOutcome::Compiled);
+    let (_, fourth) = cache.load_or_compile(engine.engine(), &bytes, &sha).unwrap();
+    assert_eq!(fourth, CacheOutcome::Hit);
+}
+
+#[tokio::test]
+async fn calls_work_on_the_on_demand_allocator_too() {
+    use crmhost::plugins::engine::Allocator;
+    use crmhost::plugins::{EngineSettings, PluginEngine, PluginLoader};
+
+    let engine = PluginEngine::new(EngineSettings { pooling: false, ..EngineSettings::default() }).unwrap();
+    assert_eq!(engine.allocator(), Allocator::OnDemand);
+    let loader =
+        PluginLoader::new(engine, crmhost::plugins::cache::ComponentCache::new(None), Arc::new(Default::default()));
+    let plugin = loader.load(Arc::from(fixture_v1()), PluginSource::Bundled).await.unwrap();
+    let account = plugin.test_connection(CallContext::detached()).await.unwrap().unwrap();
+    assert_eq!(account.label, "fixture 1.0.0");
 }

@@ -23,7 +23,11 @@ async fn attack(plugin: &LoadedPlugin, entity: &str) -> Result<Result<String, St
     attack_with(plugin, CallContext::detached(), entity).await
 }
 
-async fn attack_with(plugin: &LoadedPlugin, ctx: CallContext, entity: &str) -> Result<Result<String, String>, CallError> {
+async fn attack_with(
+    plugin: &LoadedPlugin,
+    ctx: CallContext,
+    entity: &str,
+) -> Result<Result<String, String>, CallError> {
     Ok(match plugin.list_fields(ctx, entity).await? {
         Ok(fields) => Ok(fields[0].name.clone()),
         Err(AdapterError::Internal(info)) => Err(info.message),
@@ -84,7 +88,9 @@ async fn loopback_and_metadata_addresses_are_denied_without_operator_permission(
     let server = EgressServer::start().await;
     let port = server.addr.port();
     // Declared by the plugin and even listed by the operator, but private networks not allowed.
-    let config = format!("[plugins.hostile]\nextra_allowed_hosts = [\"127.0.0.1:{port}\", \"localhost:{port}\"]\nallow_http = true");
+    let config = format!(
+        "[plugins.hostile]\nextra_allowed_hosts = [\"127.0.0.1:{port}\", \"localhost:{port}\"]\nallow_http = true"
+    );
     let plugin = load(hostile(), operator(&config)).await;
 
     for url in [server.url("/ok"), "https://169.254.169.254/latest/meta-data/".to_owned()] {
@@ -98,17 +104,15 @@ async fn loopback_and_metadata_addresses_are_denied_without_operator_permission(
     // Kept: with permission the same loopback server is reached, by address and by name.
     let allowed = hostile_reaching(&server, "").await;
     assert_eq!(attack(&allowed, &format!("get:{}", server.url("/ok"))).await, Ok(Ok("status:200:5".to_owned())));
-    assert_eq!(
-        attack(&allowed, &format!("get:http://localhost:{port}/ok")).await,
-        Ok(Ok("status:200:5".to_owned()))
-    );
+    assert_eq!(attack(&allowed, &format!("get:http://localhost:{port}/ok")).await, Ok(Ok("status:200:5".to_owned())));
 }
 
 #[tokio::test]
 async fn plain_http_is_denied_unless_the_operator_allows_it() {
     let server = EgressServer::start().await;
     let port = server.addr.port();
-    let config = format!("[plugins.hostile]\nextra_allowed_hosts = [\"127.0.0.1:{port}\"]\nallow_private_networks = true");
+    let config =
+        format!("[plugins.hostile]\nextra_allowed_hosts = [\"127.0.0.1:{port}\"]\nallow_private_networks = true");
     let plugin = load(hostile(), operator(&config)).await;
     let denied = attack(&plugin, &format!("get:{}", server.url("/ok"))).await.unwrap().unwrap_err();
     assert!(denied.contains("plain http is not allowed"), "{denied}");
@@ -149,10 +153,7 @@ async fn a_call_blocked_on_a_slow_host_hits_the_wall_clock_timeout() {
     let server = EgressServer::start().await;
     let plugin = hostile_reaching(&server, "wall_ms = 500").await;
 
-    assert_eq!(
-        attack(&plugin, &format!("get:{}", server.url("/slow?ms=10"))).await,
-        Ok(Ok("status:200:4".to_owned()))
-    );
+    assert_eq!(attack(&plugin, &format!("get:{}", server.url("/slow?ms=10"))).await, Ok(Ok("status:200:4".to_owned())));
     let started = Instant::now();
     let slow = attack(&plugin, &format!("get:{}", server.url("/slow?ms=5000"))).await;
     assert_eq!(slow, Err(CallError::WallClockTimeout { timeout_ms: 500 }));

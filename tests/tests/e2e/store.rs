@@ -67,7 +67,13 @@ on_both_backends!(audit_entries_list_newest_first_per_workspace, |store| {
 
 on_both_backends!(integrations_upsert_per_workspace_and_slug, |store| {
     let first = store
-        .upsert_integration(&ws("w1"), &slug("hubspot"), IntegrationStatus::Connected, &json!({ "hub_id": "62515" }), Some("u1"))
+        .upsert_integration(
+            &ws("w1"),
+            &slug("hubspot"),
+            IntegrationStatus::Connected,
+            &json!({ "hub_id": "62515" }),
+            Some("u1"),
+        )
         .await
         .unwrap();
     assert_eq!(first.status, IntegrationStatus::Connected);
@@ -75,15 +81,27 @@ on_both_backends!(integrations_upsert_per_workspace_and_slug, |store| {
 
     // The same (workspace, slug) updates in place: same id, new metadata.
     let second = store
-        .upsert_integration(&ws("w1"), &slug("hubspot"), IntegrationStatus::Connected, &json!({ "hub_id": "99" }), Some("u2"))
+        .upsert_integration(
+            &ws("w1"),
+            &slug("hubspot"),
+            IntegrationStatus::Connected,
+            &json!({ "hub_id": "99" }),
+            Some("u2"),
+        )
         .await
         .unwrap();
     assert_eq!(second.integration_id, first.integration_id);
     assert_eq!(second.connected_by.as_deref(), Some("u2"));
     assert!(second.updated_at >= first.updated_at);
 
-    store.upsert_integration(&ws("w1"), &slug("salesforce"), IntegrationStatus::Connected, &json!({}), None).await.unwrap();
-    store.upsert_integration(&ws("w2"), &slug("hubspot"), IntegrationStatus::Connected, &json!({}), None).await.unwrap();
+    store
+        .upsert_integration(&ws("w1"), &slug("salesforce"), IntegrationStatus::Connected, &json!({}), None)
+        .await
+        .unwrap();
+    store
+        .upsert_integration(&ws("w2"), &slug("hubspot"), IntegrationStatus::Connected, &json!({}), None)
+        .await
+        .unwrap();
     let listed: Vec<String> =
         store.list_integrations(&ws("w1")).await.unwrap().into_iter().map(|i| i.integration_slug).collect();
     assert_eq!(listed, ["hubspot", "salesforce"]);
@@ -94,7 +112,10 @@ on_both_backends!(integrations_upsert_per_workspace_and_slug, |store| {
 });
 
 on_both_backends!(integration_status_changes_and_missing_rows_are_not_found, |store| {
-    store.upsert_integration(&ws("w1"), &slug("hubspot"), IntegrationStatus::Connected, &json!({}), None).await.unwrap();
+    store
+        .upsert_integration(&ws("w1"), &slug("hubspot"), IntegrationStatus::Connected, &json!({}), None)
+        .await
+        .unwrap();
     store.set_integration_status(&ws("w1"), &slug("hubspot"), IntegrationStatus::Paused).await.unwrap();
     assert_eq!(store.get_integration(&ws("w1"), &slug("hubspot")).await.unwrap().status, IntegrationStatus::Paused);
 

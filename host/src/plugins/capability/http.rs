@@ -113,10 +113,8 @@ impl PluginHttp {
                 self.request_bytes
             )));
         }
-        let timeout = request
-            .timeout_ms
-            .map(|ms| Duration::from_millis(u64::from(ms)).min(self.timeout))
-            .unwrap_or(self.timeout);
+        let timeout =
+            request.timeout_ms.map(|ms| Duration::from_millis(u64::from(ms)).min(self.timeout)).unwrap_or(self.timeout);
 
         let span = tracing::info_span!(
             "plugin.http",

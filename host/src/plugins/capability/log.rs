@@ -33,11 +33,8 @@ impl PluginLog {
         }
         self.remaining -= 1;
         // Control characters would let a plugin forge log lines; cut long lines at a char boundary.
-        let clean: String = message
-            .chars()
-            .take(MAX_LINE_CHARS)
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect();
+        let clean: String =
+            message.chars().take(MAX_LINE_CHARS).map(|c| if c.is_control() { ' ' } else { c }).collect();
         let (plugin, connection) = (self.plugin.as_str(), self.connection.as_str());
         match level {
             Level::Trace => tracing::trace!(target: "crmhost::plugin", plugin, connection, "{clean}"),

@@ -25,7 +25,8 @@ impl PluginSecrets {
 
     /// HMAC-SHA256 of `data` keyed with the named secret.
     pub fn hmac_sha256(&self, name: &str, data: &[u8]) -> Result<Vec<u8>, String> {
-        let secret = self.0.get(name).ok_or_else(|| format!("no secret named `{name}` is configured for this plugin"))?;
+        let secret =
+            self.0.get(name).ok_or_else(|| format!("no secret named `{name}` is configured for this plugin"))?;
         if data.len() > MAX_HMAC_INPUT_BYTES {
             return Err(format!("input of {} bytes is over the {MAX_HMAC_INPUT_BYTES}-byte limit", data.len()));
         }

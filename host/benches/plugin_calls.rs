@@ -1,0 +1,115 @@
+//! Plugin runtime benchmark. Prints figures; asserts nothing about speed.
+//!
+//! `cargo bench -p crmhost --bench plugin_calls`
+//!
+//! Measures, with the bundled Salesforce component (~130 KB):
+//! - compile time (Cranelift, no cache),
+//! - cache load time (deserializing the artifact this host wrote),
+//! - per-call overhead: a fresh store + instantiate + one call with a small payload
+//!   (`test-connection`, which returns a short error without HTTP) and a larger one (`describe`),
+//! - calls per second with 1 to 64 concurrent callers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crmhost::plugins::cache::ComponentCache;
+use crmhost::plugins::loaded::sha256_hex;
+use crmhost::plugins::{CallContext, EngineSettings, OperatorPluginConfig, PluginEngine, PluginLoader, PluginSource};
+
+fn stats(mut samples: Vec<Duration>) -> String {
+    samples.sort();
+    let n = samples.len();
+    let mean = samples.iter().sum::<Duration>() / n as u32;
+    let pct = |p: f64| samples[((n as f64 * p) as usize).min(n - 1)];
+    format!("mean {:>9.1?}  p50 {:>9.1?}  p99 {:>9.1?}  (n={n})", mean, pct(0.50), pct(0.99))
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let bundled = crmhost::plugins::bundled();
+    let salesforce = bundled.iter().find(|b| b.name == "crmhost-plugin-salesforce").expect("bundled salesforce");
+    let bytes = salesforce.bytes;
+    let sha = sha256_hex(bytes);
+    let engine = PluginEngine::new(EngineSettings::default()).expect("engine");
+    println!(
+        "crmhost plugin benchmark — component {} KB, allocator {:?}, {} cores",
+        bytes.len() / 1024,
+        engine.allocator(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
+
+    // Compile (no cache).
+    let mut compile = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        ComponentCache::new(None).load_or_compile(engine.engine(), bytes, &sha).expect("compile");
+        compile.push(start.elapsed());
+    }
+    println!("compile (Cranelift)        {}", stats(compile));
+
+    // Cache load.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cache = ComponentCache::new(Some(dir.path().to_path_buf()));
+    cache.load_or_compile(engine.engine(), bytes, &sha).expect("first load writes the cache");
+    let mut loads = Vec::new();
+    for _ in 0..50 {
+        let start = Instant::now();
+        let (_, outcome) = cache.load_or_compile(engine.engine(), bytes, &sha).expect("cache load");
+        loads.push(start.elapsed());
+        assert_eq!(outcome, crmhost::plugins::cache::CacheOutcome::Hit);
+    }
+    println!("cache load (deserialize)   {}", stats(loads));
+
+    let loader = PluginLoader::new(engine.clone(), cache, Arc::new(OperatorPluginConfig::default()));
+    let plugin = Arc::new(loader.load(Arc::from(bytes), PluginSource::Bundled).await.expect("load"));
+
+    // Per-call overhead.
+    for _ in 0..200 {
+        let _ = plugin.test_connection(CallContext::detached()).await;
+    }
+    let mut small = Vec::new();
+    for _ in 0..5_000 {
+        let start = Instant::now();
+        let outcome = plugin.test_connection(CallContext::detached()).await.expect("call");
+        small.push(start.elapsed());
+        assert!(outcome.is_err(), "test-connection is not implemented yet and answers not-supported");
+    }
+    println!("call: instantiate+test-connection {}", stats(small));
+    let mut large = Vec::new();
+    for _ in 0..2_000 {
+        let start = Instant::now();
+        plugin.describe(CallContext::detached()).await.expect("describe");
+        large.push(start.elapsed());
+    }
+    println!("call: instantiate+describe        {}", stats(large));
+
+    // Throughput.
+    for concurrency in [1usize, 2, 8, 64] {
+        let total = 20_000usize;
+        let per_task = total / concurrency;
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let plugin = plugin.clone();
+                tokio::spawn(async move {
+                    for _ in 0..per_task {
+                        plugin.test_connection(CallContext::detached()).await.expect("call").ok();
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("task");
+        }
+        let elapsed = start.elapsed();
+        let calls = per_task * concurrency;
+        println!(
+            "throughput: {concurrency:>3} concurrent callers  {:>9.0} calls/s  ({calls} calls in {elapsed:.2?})",
+            calls as f64 / elapsed.as_secs_f64()
+        );
+    }
+}

@@ -1,0 +1,72 @@
+//! The `crmhost` binary itself: a bare `serve` with an empty plugins directory serves both
+#![allow(clippy::unwrap_used)]
+//! bundled CRMs; bad configuration stops start-up with one line; SIGTERM stops it cleanly.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn bad_configuration_stops_start_up_with_one_line_saying_what_to_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_crmhost"))
+        .current_dir(dir.path())
+        .args(["serve", "--database-url", "mysql://localhost/x"])
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].starts_with("error: DATABASE_URL:") && lines[0].contains("postgres://"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_bare_serve_with_no_plugins_directory_serves_both_bundled_crms_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crmhost"))
+        .current_dir(dir.path())
+        .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+        .env_remove("DATABASE_URL")
+        .env_remove("CRMHOST_PLUGINS_DIR")
+        .env_remove("CRMHOST_DATA_DIR")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let url = format!("http://127.0.0.1:{port}/api/v1/integrations");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let body: serde_json::Value = loop {
+        if let Ok(response) = reqwest::get(&url).await {
+            break response.json().await.unwrap();
+        }
+        assert!(Instant::now() < deadline, "the server never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let slugs: Vec<&str> =
+        body["integrations"].as_array().unwrap().iter().map(|i| i["slug"].as_str().unwrap()).collect();
+    assert_eq!(slugs, ["hubspot", "salesforce"]);
+    // The embedded default: SQLite and the compile cache in ./data.
+    assert!(dir.path().join("data").join("crmhost.db").is_file());
+    assert!(dir.path().join("data").join("cache").join("components").read_dir().unwrap().count() >= 2);
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the server did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}");
+}
