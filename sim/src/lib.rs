@@ -1,2 +1,280 @@
-//! Salesforce and HubSpot emulators. A placeholder until the emulators issue lands; the crate
-//! exists now so the workspace layout (and everything that will depend on it) is in place.
+//! # crm-sim: faithful Salesforce and HubSpot emulators
+//!
+//! In-memory, deterministic (seeded ids and tokens, a controllable clock) emulators that follow
+//! the real wire protocols (`shared/reference/crm-apis.md`) closely enough for the CRMs' official
+//! clients. They back crmhost's test suite, the `crmhost serve --sandbox` demo and the plugin
+//! conformance check.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let sim = crm_sim::start(crm_sim::SimOptions::both_on_free_ports()).await?;
+//! println!("Salesforce at {}", sim.salesforce_url().unwrap_or_default());
+//! # Ok(()) }
+//! ```
+//!
+//! Every listener also serves `/__sim/…` (see [`admin`]) to turn knobs, seed records, move the
+//! clock and read state.
+
+pub mod admin;
+pub mod clock;
+pub mod hubspot;
+pub mod ids;
+pub mod knobs;
+pub mod oauth;
+pub mod salesforce;
+mod server;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use clock::Clock;
+use ids::TokenGen;
+use knobs::Knobs;
+pub use oauth::OAuthClient;
+
+/// Which CRM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Crm {
+    /// Salesforce.
+    Salesforce,
+    /// HubSpot.
+    Hubspot,
+}
+
+impl Crm {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Salesforce => "salesforce",
+            Self::Hubspot => "hubspot",
+        }
+    }
+}
+
+/// Records to create at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedSpec {
+    /// `contact`, `lead`, `account`, `opportunity` (Salesforce), `contact`, `company`, `deal` (HubSpot).
+    pub entity: String,
+    /// How many.
+    pub count: usize,
+}
+
+/// How to start the emulators.
+#[derive(Debug, Clone)]
+pub struct SimOptions {
+    /// Where Salesforce listens (`None`: not started). Port 0 picks a free port.
+    pub salesforce: Option<SocketAddr>,
+    /// Where HubSpot listens (`None`: not started).
+    pub hubspot: Option<SocketAddr>,
+    /// Seed for ids, tokens and fault injection.
+    pub seed: u64,
+    /// OAuth clients, in addition to the default `crm-sim-client`.
+    pub clients: Vec<OAuthClient>,
+    /// Initial knobs.
+    pub knobs: Knobs,
+    /// Records to create at start, in every started CRM that has the entity.
+    pub seed_records: Vec<SeedSpec>,
+}
+
+impl SimOptions {
+    /// Both emulators on free loopback ports, default knobs, seed 1.
+    pub fn both_on_free_ports() -> Self {
+        let any: SocketAddr = ([127, 0, 0, 1], 0).into();
+        Self {
+            salesforce: Some(any),
+            hubspot: Some(any),
+            seed: 1,
+            clients: Vec::new(),
+            knobs: Knobs::default(),
+            seed_records: Vec::new(),
+        }
+    }
+}
+
+/// The shared state of both emulators.
+pub struct Sim {
+    /// The clock every timestamp comes from.
+    pub clock: Clock,
+    knobs: RwLock<Knobs>,
+    tokens: Mutex<TokenGen>,
+    calls: Mutex<BTreeMap<String, u64>>,
+    salesforce: Mutex<salesforce::SalesforceState>,
+    hubspot: Mutex<hubspot::HubspotState>,
+}
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim").field("knobs", &self.knobs()).finish_non_exhaustive()
+    }
+}
+
+/// Locks a mutex, recovering from poisoning (a panicking handler must not wedge the emulator).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Sim {
+    fn new(options: &SimOptions) -> Self {
+        let mut clients = vec![OAuthClient::default_client()];
+        clients.extend(options.clients.iter().cloned());
+        Self {
+            clock: Clock::default(),
+            knobs: RwLock::new(options.knobs.clone()),
+            tokens: Mutex::new(TokenGen::new(options.seed)),
+            calls: Mutex::new(BTreeMap::new()),
+            salesforce: Mutex::new(salesforce::SalesforceState::new(&clients)),
+            hubspot: Mutex::new(hubspot::HubspotState::new(&clients)),
+        }
+    }
+
+    /// The current knobs.
+    pub fn knobs(&self) -> Knobs {
+        self.knobs.read().map(|k| k.clone()).unwrap_or_default()
+    }
+
+    /// Replaces the knobs.
+    pub fn set_knobs(&self, knobs: Knobs) -> Result<(), String> {
+        knobs.validate()?;
+        if let Ok(mut current) = self.knobs.write() {
+            *current = knobs;
+        }
+        Ok(())
+    }
+
+    /// Changes some knobs.
+    pub fn update_knobs(&self, change: impl FnOnce(&mut Knobs)) -> Result<(), String> {
+        let mut knobs = self.knobs();
+        change(&mut knobs);
+        self.set_knobs(knobs)
+    }
+
+    /// API calls so far by `"<crm> <METHOD> <route>"`.
+    pub fn calls(&self) -> BTreeMap<String, u64> {
+        lock(&self.calls).clone()
+    }
+
+    /// API calls to one route (`"salesforce GET /services/data/{version}/query"`).
+    pub fn call_count(&self, key: &str) -> u64 {
+        lock(&self.calls).get(key).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn count_call(&self, key: String) {
+        *lock(&self.calls).entry(key).or_default() += 1;
+    }
+
+    pub(crate) fn token_gen(&self) -> MutexGuard<'_, TokenGen> {
+        lock(&self.tokens)
+    }
+
+    /// The Salesforce state (records, tokens), locked.
+    pub fn salesforce(&self) -> MutexGuard<'_, salesforce::SalesforceState> {
+        lock(&self.salesforce)
+    }
+
+    /// The HubSpot state (records, tokens), locked.
+    pub fn hubspot(&self) -> MutexGuard<'_, hubspot::HubspotState> {
+        lock(&self.hubspot)
+    }
+
+    /// Revokes a token of either CRM; returns whether it existed.
+    pub fn revoke_token(&self, token: &str) -> bool {
+        let sf = self.salesforce().oauth.revoke(token);
+        let hs = self.hubspot().oauth.revoke(token);
+        sf || hs
+    }
+
+    /// Creates `count` records of `entity` in every CRM that has it; returns how many were made.
+    pub fn seed(&self, entity: &str, count: usize) -> Result<usize, String> {
+        let now = self.clock.now();
+        let mut made = 0;
+        let mut known = false;
+        if let Some(n) = self.salesforce().seed(entity, count, now) {
+            made += n;
+            known = true;
+        }
+        if let Some(n) = self.hubspot().seed(entity, count, now) {
+            made += n;
+            known = true;
+        }
+        if known { Ok(made) } else { Err(format!("no emulated CRM has an entity named `{entity}`")) }
+    }
+}
+
+/// Running emulators. Dropping the handle stops them.
+pub struct SimHandle {
+    sim: Arc<Sim>,
+    salesforce: Option<SocketAddr>,
+    hubspot: Option<SocketAddr>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for SimHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimHandle").field("salesforce", &self.salesforce).field("hubspot", &self.hubspot).finish()
+    }
+}
+
+impl SimHandle {
+    /// The shared state, for assertions and knobs.
+    pub fn sim(&self) -> &Arc<Sim> {
+        &self.sim
+    }
+
+    /// `http://127.0.0.1:PORT` of the Salesforce emulator (login host and instance alike).
+    pub fn salesforce_url(&self) -> Option<String> {
+        self.salesforce.map(|a| format!("http://{a}"))
+    }
+
+    /// `http://127.0.0.1:PORT` of the HubSpot emulator (API, OAuth and the authorize page).
+    pub fn hubspot_url(&self) -> Option<String> {
+        self.hubspot.map(|a| format!("http://{a}"))
+    }
+
+    /// The Salesforce listener's address.
+    pub fn salesforce_addr(&self) -> Option<SocketAddr> {
+        self.salesforce
+    }
+
+    /// The HubSpot listener's address.
+    pub fn hubspot_addr(&self) -> Option<SocketAddr> {
+        self.hubspot
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Starts the emulators the options ask for.
+pub async fn start(options: SimOptions) -> std::io::Result<SimHandle> {
+    options.knobs.validate().map_err(std::io::Error::other)?;
+    let sim = Arc::new(Sim::new(&options));
+    let mut tasks = Vec::new();
+    let mut salesforce_addr = None;
+    let mut hubspot_addr = None;
+    if let Some(addr) = options.salesforce {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        sim.salesforce().base_url = format!("http://{bound}");
+        tasks.push(server::spawn(listener, salesforce::router(sim.clone())));
+        salesforce_addr = Some(bound);
+    }
+    if let Some(addr) = options.hubspot {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        sim.hubspot().base_url = format!("http://{bound}");
+        tasks.push(server::spawn(listener, hubspot::router(sim.clone())));
+        hubspot_addr = Some(bound);
+    }
+    for spec in &options.seed_records {
+        sim.seed(&spec.entity, spec.count).map_err(std::io::Error::other)?;
+    }
+    Ok(SimHandle { sim, salesforce: salesforce_addr, hubspot: hubspot_addr, tasks })
+}

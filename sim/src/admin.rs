@@ -1,0 +1,127 @@
+//! `/__sim/…`: the emulators' own control surface, on every listener. Not part of any CRM's API.
+//!
+//! - `GET /__sim/state`: record counts, tokens issued, clock, knobs.
+//! - `GET /__sim/calls`: API calls by route.
+//! - `GET /__sim/knobs`, `POST /__sim/knobs` (a JSON object with the knobs to change).
+//! - `POST /__sim/revoke` `{"token": "…"}`: revokes an access or refresh token of either CRM.
+//! - `POST /__sim/seed` `{"entity": "contact", "count": 50}`.
+//! - `POST /__sim/clock` `{"set": "2024-01-01T00:00:00Z"}` | `{"advance_secs": 3600}` | `{"release": true}`.
+//! - `POST /__sim/clients` `{"id", "secret", "redirect_uris": []}`: registers an OAuth client on both CRMs.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::knobs::Knobs;
+use crate::{OAuthClient, Sim};
+
+/// The admin routes.
+pub fn router(sim: Arc<Sim>) -> Router {
+    Router::new()
+        .route("/__sim/state", get(state))
+        .route("/__sim/calls", get(|State(sim): State<Arc<Sim>>| async move { Json(json!(sim.calls())) }))
+        .route(
+            "/__sim/knobs",
+            get(|State(sim): State<Arc<Sim>>| async move { Json(json!(sim.knobs())) }).post(set_knobs),
+        )
+        .route("/__sim/revoke", post(revoke))
+        .route("/__sim/seed", post(seed))
+        .route("/__sim/clock", post(clock))
+        .route("/__sim/clients", post(add_client))
+        .with_state(sim)
+}
+
+fn bad(message: impl Into<String>) -> (StatusCode, Json<Value>) {
+    (StatusCode::BAD_REQUEST, Json(json!({ "error": message.into() })))
+}
+
+async fn state(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    let salesforce = sim.salesforce().summary();
+    let hubspot = sim.hubspot().summary();
+    Json(json!({
+        "clock": { "now": sim.clock.now(), "manual": sim.clock.is_manual() },
+        "knobs": sim.knobs(),
+        "salesforce": salesforce,
+        "hubspot": hubspot,
+    }))
+}
+
+async fn set_knobs(State(sim): State<Arc<Sim>>, Json(change): Json<Value>) -> (StatusCode, Json<Value>) {
+    let Value::Object(change) = change else { return bad("send a JSON object of knobs") };
+    let mut merged = json!(sim.knobs());
+    if let Value::Object(current) = &mut merged {
+        current.extend(change);
+    }
+    let knobs: Knobs = match serde_json::from_value(merged) {
+        Ok(k) => k,
+        Err(e) => return bad(format!("invalid knobs: {e}")),
+    };
+    match sim.set_knobs(knobs) {
+        Ok(()) => (StatusCode::OK, Json(json!(sim.knobs()))),
+        Err(e) => bad(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct RevokeBody {
+    token: String,
+}
+
+async fn revoke(State(sim): State<Arc<Sim>>, Json(body): Json<RevokeBody>) -> (StatusCode, Json<Value>) {
+    if sim.revoke_token(&body.token) {
+        (StatusCode::OK, Json(json!({ "revoked": true })))
+    } else {
+        (StatusCode::NOT_FOUND, Json(json!({ "error": "no such token" })))
+    }
+}
+
+#[derive(Deserialize)]
+struct SeedBody {
+    entity: String,
+    count: usize,
+}
+
+async fn seed(State(sim): State<Arc<Sim>>, Json(body): Json<SeedBody>) -> (StatusCode, Json<Value>) {
+    if body.count > 100_000 {
+        return bad("count must be at most 100000");
+    }
+    match sim.seed(&body.entity, body.count) {
+        Ok(created) => (StatusCode::OK, Json(json!({ "created": created }))),
+        Err(e) => bad(e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClockBody {
+    set: Option<chrono::DateTime<chrono::Utc>>,
+    advance_secs: Option<i64>,
+    release: Option<bool>,
+}
+
+async fn clock(State(sim): State<Arc<Sim>>, Json(body): Json<ClockBody>) -> Json<Value> {
+    if let Some(at) = body.set {
+        sim.clock.set(at);
+    }
+    if let Some(secs) = body.advance_secs {
+        sim.clock.advance(chrono::Duration::seconds(secs));
+    }
+    if body.release == Some(true) {
+        sim.clock.release();
+    }
+    Json(json!({ "now": sim.clock.now(), "manual": sim.clock.is_manual() }))
+}
+
+async fn add_client(State(sim): State<Arc<Sim>>, Json(client): Json<OAuthClient>) -> (StatusCode, Json<Value>) {
+    if client.id.is_empty() || client.secret.is_empty() {
+        return bad("id and secret are required");
+    }
+    sim.salesforce().oauth.clients.insert(client.id.clone(), client.clone());
+    sim.hubspot().oauth.clients.insert(client.id.clone(), client);
+    (StatusCode::CREATED, Json(json!({ "registered": true })))
+}

@@ -1,0 +1,75 @@
+//! `crm-sim`: run the Salesforce and/or HubSpot emulators as a process.
+//!
+//! `crm-sim --salesforce 127.0.0.1:8081 --hubspot 127.0.0.1:8082 --seed contact=50`
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::Parser;
+use crm_sim::{SeedSpec, SimOptions};
+
+/// Faithful Salesforce and HubSpot emulators, in memory.
+#[derive(Debug, Parser)]
+#[command(name = "crm-sim", version, about)]
+struct Args {
+    /// Address for the Salesforce emulator (login host and instance).
+    #[arg(long)]
+    salesforce: Option<SocketAddr>,
+    /// Address for the HubSpot emulator (API, OAuth, authorize page).
+    #[arg(long)]
+    hubspot: Option<SocketAddr>,
+    /// Records to create at start, `entity=count` (repeatable), e.g. `contact=50`.
+    #[arg(long = "seed", value_parser = parse_seed)]
+    seeds: Vec<SeedSpec>,
+    /// Seed for ids and tokens (same seed, same ids).
+    #[arg(long, default_value_t = 1)]
+    random_seed: u64,
+}
+
+fn parse_seed(s: &str) -> Result<SeedSpec, String> {
+    let (entity, count) = s.split_once('=').ok_or("use entity=count, e.g. contact=50")?;
+    let count = count.parse().map_err(|_| format!("`{count}` is not a number"))?;
+    Ok(SeedSpec { entity: entity.to_owned(), count })
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    if args.salesforce.is_none() && args.hubspot.is_none() {
+        eprintln!("error: give --salesforce ADDR, --hubspot ADDR or both");
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let options = SimOptions {
+            salesforce: args.salesforce,
+            hubspot: args.hubspot,
+            seed: args.random_seed,
+            seed_records: args.seeds,
+            ..SimOptions::both_on_free_ports()
+        };
+        let handle = match crm_sim::start(options).await {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if let Some(url) = handle.salesforce_url() {
+            println!("Salesforce emulator: {url}  (OAuth client crm-sim-client / crm-sim-secret)");
+        }
+        if let Some(url) = handle.hubspot_url() {
+            println!("HubSpot emulator:    {url}  (OAuth client crm-sim-client / crm-sim-secret)");
+        }
+        let _ = tokio::signal::ctrl_c().await;
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,64 @@
+//! Serving an emulator: `TCP_NODELAY` on every connection (keep-alive clients stall ~40 ms per
+//! response with Nagle on), trailing slashes trimmed before routing (real clients use both forms),
+//! per-route call counting, and the latency / failure / forced-rate-limit knobs for API routes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
+use tower::Layer;
+use tower_http::normalize_path::NormalizePathLayer;
+
+use crate::{Crm, Sim};
+
+/// Serves `router` on `listener` until the task is aborted.
+pub(crate) fn spawn(listener: tokio::net::TcpListener, router: Router) -> tokio::task::JoinHandle<()> {
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let app = NormalizePathLayer::trim_trailing_slash().layer(router);
+    tokio::spawn(async move {
+        let service = axum::ServiceExt::<Request>::into_make_service(app);
+        if let Err(err) = axum::serve(listener, service).await {
+            tracing::error!(error = %err, "emulator listener failed");
+        }
+    })
+}
+
+/// Counts every call by route (admin routes excepted).
+pub(crate) async fn count_calls(State((sim, crm)): State<(Arc<Sim>, Crm)>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let path = request.uri().path().to_owned();
+    if !path.starts_with("/__sim") {
+        let key = format!("{} {} {}", crm.as_str(), request.method(), route.unwrap_or(path));
+        sim.count_call(key);
+    }
+    next.run(request).await
+}
+
+/// Latency, random 5xx and forced rate limiting, for API routes (not OAuth, not admin).
+pub(crate) async fn faults(State((sim, crm)): State<(Arc<Sim>, Crm)>, request: Request, next: Next) -> Response {
+    let knobs = sim.knobs();
+    if knobs.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(knobs.latency_ms)).await;
+    }
+    if knobs.failure_rate > 0.0 && sim.token_gen().fraction() < knobs.failure_rate {
+        return match crm {
+            Crm::Salesforce => crate::salesforce::errors::server_unavailable(),
+            Crm::Hubspot => crate::hubspot::errors::server_error(&sim),
+        };
+    }
+    if knobs.force_rate_limit {
+        return match crm {
+            Crm::Salesforce => crate::salesforce::errors::request_limit_exceeded().into_response(),
+            Crm::Hubspot => {
+                crate::hubspot::errors::ten_secondly_limit(&sim, knobs.hubspot_ten_second_limit).into_response()
+            }
+        };
+    }
+    next.run(request).await
+}

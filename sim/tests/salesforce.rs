@@ -1,0 +1,696 @@
+//! The Salesforce emulator over loopback HTTP: OAuth, REST, SOQL, collections, limits.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use base64::Engine as _;
+use common::*;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+
+const V: &str = "/services/data/v62.0";
+
+async fn api(sim: &crm_sim::SimHandle) -> (reqwest::Client, String, String) {
+    let tokens = salesforce_tokens(sim).await;
+    (client(), tokens["instance_url"].as_str().unwrap().to_owned(), tokens["access_token"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn the_web_server_flow_returns_exactly_the_reference_token_response() {
+    let sim = start().await;
+    let tokens = salesforce_tokens(&sim).await;
+    let base = sim.salesforce_url().unwrap();
+
+    assert!(tokens.get("expires_in").is_none(), "Salesforce sends no expires_in");
+    assert_eq!(tokens["instance_url"], base);
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["scope"], "api refresh_token");
+    let id = tokens["id"].as_str().unwrap();
+    let parts: Vec<&str> = id.rsplitn(3, '/').collect();
+    assert!(
+        id.starts_with(&format!("{base}/id/")) && parts[1].starts_with("00D") && parts[0].starts_with("005"),
+        "{id}"
+    );
+    let issued_at = tokens["issued_at"].as_str().unwrap();
+    assert_eq!(issued_at.len(), 13, "issued_at is epoch milliseconds as a string");
+    // signature = base64(HMAC-SHA256(client_secret, id + issued_at))
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(CLIENT_SECRET.as_bytes()).unwrap();
+    mac.update(format!("{id}{issued_at}").as_bytes());
+    assert_eq!(tokens["signature"], base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
+    assert!(tokens["refresh_token"].is_string());
+}
+
+#[tokio::test]
+async fn pkce_codes_and_client_credentials_are_checked() {
+    let sim = start().await;
+    let base = sim.salesforce_url().unwrap();
+    let authorize_url = format!(
+        "{base}/services/oauth2/authorize?response_type=code&client_id={CLIENT_ID}&redirect_uri={}&code_challenge={}",
+        urlencode(REDIRECT),
+        challenge(VERIFIER)
+    );
+    let exchange = |code: String, verifier: Option<&'static str>, secret: &'static str| {
+        let base = base.clone();
+        async move {
+            let mut form = vec![
+                ("grant_type", "authorization_code".to_owned()),
+                ("code", code),
+                ("client_id", CLIENT_ID.to_owned()),
+                ("client_secret", secret.to_owned()),
+                ("redirect_uri", REDIRECT.to_owned()),
+            ];
+            if let Some(v) = verifier {
+                form.push(("code_verifier", v.to_owned()));
+            }
+            let r = client().post(format!("{base}/services/oauth2/token")).form(&form).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let code = authorize(&authorize_url).await["code"].clone();
+    assert_eq!(
+        exchange(code, None, CLIENT_SECRET).await,
+        (400, json!({"error": "invalid_grant", "error_description": "authentication failure"}))
+    );
+    let code = authorize(&authorize_url).await["code"].clone();
+    assert_eq!(exchange(code, Some("wrong-verifier"), CLIENT_SECRET).await.1["error"], "invalid_request");
+    let code = authorize(&authorize_url).await["code"].clone();
+    assert_eq!(exchange(code.clone(), Some(VERIFIER), "bad-secret").await.1["error"], "invalid_client");
+    let code = authorize(&authorize_url).await["code"].clone();
+    assert_eq!(exchange(code.clone(), Some(VERIFIER), CLIENT_SECRET).await.0, 200);
+    assert_eq!(exchange(code, Some(VERIFIER), CLIENT_SECRET).await.1["error"], "invalid_grant", "codes are single-use");
+
+    sim.sim().update_knobs(|k| k.deny_authorization = true).unwrap();
+    let params = authorize(&authorize_url).await;
+    assert_eq!(params["error"], "access_denied");
+}
+
+#[tokio::test]
+async fn refresh_rotation_revokes_the_whole_chain_when_an_old_token_is_reused() {
+    let sim = start().await;
+    let base = sim.salesforce_url().unwrap();
+    let tokens = salesforce_tokens(&sim).await;
+    let refresh = |token: String| {
+        let base = base.clone();
+        async move {
+            let r = client()
+                .post(format!("{base}/services/oauth2/token"))
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &token),
+                    ("client_id", CLIENT_ID),
+                    ("client_secret", CLIENT_SECRET),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let original = tokens["refresh_token"].as_str().unwrap().to_owned();
+
+    // Without rotation the same refresh token works again and none comes back.
+    let (status, body) = refresh(original.clone()).await;
+    assert_eq!(status, 200);
+    assert!(body.get("refresh_token").is_none() && body.get("expires_in").is_none());
+    assert_eq!(refresh(original.clone()).await.0, 200);
+
+    sim.sim().update_knobs(|k| k.refresh_token_rotation = true).unwrap();
+    let (_, rotated) = refresh(original.clone()).await;
+    let newer = rotated["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(newer, original);
+    let access = rotated["access_token"].as_str().unwrap().to_owned();
+    let me = client().get(format!("{base}{V}/limits")).bearer_auth(&access).send().await.unwrap();
+    assert_eq!(me.status(), 200);
+
+    // Reusing the rotated-out token fails and takes the chain with it.
+    assert_eq!(
+        refresh(original).await,
+        (400, json!({"error": "invalid_grant", "error_description": "expired access/refresh token"}))
+    );
+    assert_eq!(refresh(newer).await.0, 400);
+    let revoked = client().get(format!("{base}{V}/limits")).bearer_auth(&access).send().await.unwrap();
+    assert_eq!(revoked.status(), 401);
+}
+
+#[tokio::test]
+async fn revoked_and_expired_sessions_answer_401_invalid_session_id() {
+    let sim = start().await;
+    let (http, base, token) = api(&sim).await;
+    let url = format!("{base}{V}/sobjects");
+    assert_eq!(http.get(&url).bearer_auth(&token).send().await.unwrap().status(), 200);
+
+    let introspect = |token: String| {
+        let (http, base) = (http.clone(), base.clone());
+        async move {
+            http.post(format!("{base}/services/oauth2/introspect"))
+                .form(&[("token", token.as_str()), ("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET)])
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(introspect(token.clone()).await["active"], true);
+
+    let revoked = http.post(format!("{base}/services/oauth2/revoke")).form(&[("token", &token)]).send().await.unwrap();
+    assert_eq!(revoked.status(), 200);
+    let response = http.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        json!([{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
+    );
+    assert_eq!(introspect(token).await, json!({"active": false}));
+
+    let (_, _, fresh) = api(&sim).await;
+    sim.sim().clock.advance(chrono::Duration::hours(3));
+    assert_eq!(http.get(&url).bearer_auth(&fresh).send().await.unwrap().status(), 401, "sessions expire");
+}
+
+#[tokio::test]
+async fn identity_and_userinfo_describe_the_user() {
+    let sim = start().await;
+    let tokens = salesforce_tokens(&sim).await;
+    let token = tokens["access_token"].as_str().unwrap();
+    let identity: Value =
+        client().get(tokens["id"].as_str().unwrap()).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(identity["organization_id"], crm_sim::salesforce::ORG_ID);
+    assert!(identity["urls"]["rest"].as_str().unwrap().contains("{version}"));
+    let base = sim.salesforce_url().unwrap();
+    let info: Value = client()
+        .get(format!("{base}/services/oauth2/userinfo"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["preferred_username"], crm_sim::salesforce::USERNAME);
+}
+
+#[tokio::test]
+async fn describe_reports_the_flags_clients_read() {
+    let sim = start().await;
+    let (http, base, token) = api(&sim).await;
+    let versions: Value = http.get(format!("{base}/services/data/")).send().await.unwrap().json().await.unwrap();
+    assert!(versions.as_array().unwrap().iter().any(|v| v["version"] == "62.0" && v["url"] == "/services/data/v62.0"));
+
+    let response = http.get(format!("{base}{V}/sobjects/Contact/describe")).bearer_auth(&token).send().await.unwrap();
+    assert!(response.headers()["sforce-limit-info"].to_str().unwrap().starts_with("api-usage="));
+    let describe: Value = response.json().await.unwrap();
+    let field = |name: &str| describe["fields"].as_array().unwrap().iter().find(|f| f["name"] == name).unwrap().clone();
+    let email = field("Email");
+    assert_eq!(
+        (email["type"].as_str(), email["idLookup"].as_bool(), email["externalId"].as_bool(), email["unique"].as_bool()),
+        (Some("email"), Some(true), Some(false), Some(false))
+    );
+    let ext = field("External_Id__c");
+    assert_eq!(
+        (ext["externalId"].as_bool(), ext["unique"].as_bool(), ext["custom"].as_bool()),
+        (Some(true), Some(true), Some(true))
+    );
+    let last = field("LastName");
+    assert_eq!(
+        (last["nillable"].as_bool(), last["createable"].as_bool(), last["defaultedOnCreate"].as_bool()),
+        (Some(false), Some(true), Some(false))
+    );
+    assert_eq!(field("SystemModstamp")["createable"], false);
+    assert_eq!(describe["keyPrefix"], "003");
+
+    let missing = http.get(format!("{base}{V}/sobjects/Widget__c/describe")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let old = http.get(format!("{base}/services/data/v12.0/sobjects")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(old.status(), 404);
+}
+
+#[tokio::test]
+async fn single_record_crud_and_lookups_by_external_id_and_email() {
+    let sim = start().await;
+    let (http, base, token) = api(&sim).await;
+    let created = http
+        .post(format!("{base}{V}/sobjects/Contact/")) // trailing slash, as simple-salesforce sends
+        .bearer_auth(&token)
+        .json(&json!({"LastName": "Lee", "Email": "ann@example.com", "External_Id__c": "k1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!((created["success"].as_bool(), created["errors"].clone()), (Some(true), json!([])));
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("003") && id.len() == 18);
+
+    let record: Value = http
+        .get(format!("{base}{V}/sobjects/Contact/{id}?fields=Email,LastName"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(record["attributes"]["type"], "Contact");
+    assert_eq!((record["Email"].as_str(), record["LastName"].as_str()), (Some("ann@example.com"), Some("Lee")));
+
+    let patched = http
+        .patch(format!("{base}{V}/sobjects/Contact/{id}"))
+        .bearer_auth(&token)
+        .json(&json!({"Title": "CTO"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), 204);
+
+    // Upsert by external id: an update answers 200 created:false, a new key 201 created:true.
+    let upsert = |key: &'static str, body: Value| {
+        let (http, base, token) = (http.clone(), base.clone(), token.clone());
+        async move {
+            let r = http
+                .patch(format!("{base}{V}/sobjects/Contact/External_Id__c/{key}"))
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = upsert("k1", json!({"Title": "CEO"})).await;
+    assert_eq!((status, body["created"].as_bool(), body["id"].as_str()), (200, Some(false), Some(id.as_str())));
+    let (status, body) = upsert("k2", json!({"LastName": "Kim"})).await;
+    assert_eq!((status, body["created"].as_bool()), (201, Some(true)));
+
+    // By Email (idLookup, case-insensitive); two matches answer 300 with both URLs.
+    let by_email =
+        http.get(format!("{base}{V}/sobjects/Contact/Email/ANN@example.com")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(by_email.status(), 200);
+    http.post(format!("{base}{V}/sobjects/Contact"))
+        .bearer_auth(&token)
+        .json(&json!({"LastName": "Twin", "Email": "ann@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    let ambiguous =
+        http.get(format!("{base}{V}/sobjects/Contact/Email/ann@example.com")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(ambiguous.status(), 300);
+    assert_eq!(ambiguous.json::<Value>().await.unwrap().as_array().unwrap().len(), 2);
+
+    let not_key = http.get(format!("{base}{V}/sobjects/Contact/Title/CEO")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(not_key.json::<Value>().await.unwrap()[0]["errorCode"], "INVALID_FIELD");
+
+    let deleted = http.delete(format!("{base}{V}/sobjects/Contact/{id}")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+    let gone = http.get(format!("{base}{V}/sobjects/Contact/{id}")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(gone.status(), 404);
+    assert_eq!(
+        gone.json::<Value>().await.unwrap(),
+        json!([{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}])
+    );
+}
+
+#[tokio::test]
+async fn create_errors_have_salesforce_codes_and_fields() {
+    let sim = start().await;
+    let (http, base, token) = api(&sim).await;
+    let post = |body: Value| {
+        let (http, base, token) = (http.clone(), base.clone(), token.clone());
+        async move {
+            let r =
+                http.post(format!("{base}{V}/sobjects/Contact")).bearer_auth(&token).json(&body).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(
+        post(json!({"FirstName": "A"})).await,
+        (
+            400,
+            json!([{"message": "Required fields are missing: [LastName]", "errorCode": "REQUIRED_FIELD_MISSING", "fields": ["LastName"]}])
+        )
+    );
+    assert_eq!(
+        post(json!({"LastName": "A", "Email": "not-an-email"})).await.1[0]["errorCode"],
+        "INVALID_EMAIL_ADDRESS"
+    );
+    assert_eq!(post(json!({"LastName": "A", "Foo__c": 1})).await.1[0]["errorCode"], "INVALID_FIELD");
+}
+
+#[tokio::test]
+async fn soql_pages_with_relative_next_records_urls_and_filters_for_real() {
+    let sim = start().await;
+    sim.sim().clock.set("2024-03-01T00:00:00Z".parse().unwrap());
+    sim.sim().seed("contact", 450).unwrap();
+    sim.sim().update_knobs(|k| k.salesforce_query_batch_size = 200).unwrap();
+    let (http, base, token) = api(&sim).await;
+
+    let first: Value = http
+        .get(format!("{base}{V}/query/"))
+        .query(&[("q", "SELECT Id, Email, SystemModstamp FROM Contact ORDER BY SystemModstamp, Id")])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((first["totalSize"].as_u64(), first["done"].as_bool()), (Some(450), Some(false)), "{first}");
+    let mut next = first["nextRecordsUrl"].as_str().unwrap().to_owned();
+    assert!(next.starts_with("/services/data/v62.0/query/"), "relative: {next}");
+    let mut seen = first["records"].as_array().unwrap().len();
+    let mut pages = 1;
+    loop {
+        // A repeated `?q=` on a locator request is ignored.
+        let page: Value =
+            http.get(format!("{base}{next}?q=ignored")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        seen += page["records"].as_array().unwrap_or_else(|| panic!("{page}")).len();
+        pages += 1;
+        match page["nextRecordsUrl"].as_str() {
+            Some(n) => next = n.to_owned(),
+            None => {
+                assert_eq!(page["done"], true);
+                break;
+            }
+        }
+    }
+    assert_eq!((seen, pages), (450, 3));
+
+    // Modify two records later, then filter on SystemModstamp with both literal forms.
+    sim.sim().clock.set("2024-03-02T12:00:00Z".parse().unwrap());
+    // The day-old session has expired with the clock; sign in again.
+    let (http, base, token) = api(&sim).await;
+    let ids: Vec<String> =
+        first["records"].as_array().unwrap()[..2].iter().map(|r| r["Id"].as_str().unwrap().to_owned()).collect();
+    for id in &ids {
+        http.patch(format!("{base}{V}/sobjects/Contact/{id}"))
+            .bearer_auth(&token)
+            .json(&json!({"Title": "VP"}))
+            .send()
+            .await
+            .unwrap();
+    }
+    for literal in ["2024-03-02T00:00:00Z", "2024-03-02T00:00:00.000+00:00"] {
+        let soql = format!(
+            "SELECT Id, Title, SystemModstamp FROM Contact WHERE SystemModstamp >= {literal} ORDER BY SystemModstamp ASC, Id ASC"
+        );
+        let result: Value = http
+            .get(format!("{base}{V}/query"))
+            .query(&[("q", soql)])
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let got: Vec<&str> = result["records"].as_array().unwrap().iter().map(|r| r["Id"].as_str().unwrap()).collect();
+        let mut want = ids.clone();
+        want.sort();
+        assert_eq!(got, want, "{literal}");
+        assert_eq!(result["records"][0]["SystemModstamp"], "2024-03-02T12:00:00.000+0000");
+    }
+
+    let limited: Value = http
+        .get(format!("{base}{V}/query"))
+        .query(&[("q", "SELECT LastName FROM Contact WHERE LastName LIKE 'last1%' AND LastName != 'Last1' ORDER BY LastName DESC LIMIT 3")])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> =
+        limited["records"].as_array().unwrap().iter().map(|r| r["LastName"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Last199", "Last198", "Last197"]);
+
+    let bad = http
+        .get(format!("{base}{V}/query"))
+        .query(&[("q", "SELECT FROM Contact")])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(bad.json::<Value>().await.unwrap()[0]["errorCode"], "MALFORMED_QUERY");
+    let bad_field = http
+        .get(format!("{base}{V}/query"))
+        .query(&[("q", "SELECT Nope FROM Contact")])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_field.json::<Value>().await.unwrap()[0]["errorCode"], "INVALID_FIELD");
+}
+
+#[tokio::test]
+async fn query_all_includes_deleted_records() {
+    let sim = start().await;
+    sim.sim().seed("account", 3).unwrap();
+    let (http, base, token) = api(&sim).await;
+    let q = "SELECT Id, IsDeleted FROM Account";
+    let all: Value = http
+        .get(format!("{base}{V}/query"))
+        .query(&[("q", q)])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = all["records"][0]["Id"].as_str().unwrap().to_owned();
+    http.delete(format!("{base}{V}/sobjects/Account/{id}")).bearer_auth(&token).send().await.unwrap();
+    let live: Value = http
+        .get(format!("{base}{V}/query"))
+        .query(&[("q", q)])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let with_deleted: Value = http
+        .get(format!("{base}{V}/queryAll"))
+        .query(&[("q", q)])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((live["totalSize"].as_u64(), with_deleted["totalSize"].as_u64()), (Some(2), Some(3)));
+    assert!(
+        with_deleted["records"].as_array().unwrap().iter().any(|r| r["Id"] == id.as_str() && r["IsDeleted"] == true)
+    );
+}
+
+#[tokio::test]
+async fn collections_report_per_record_results_in_order_and_honour_all_or_none() {
+    let sim = start().await;
+    let (http, base, token) = api(&sim).await;
+    let url = format!("{base}{V}/composite/sobjects");
+    let records = json!([
+        {"attributes": {"type": "Contact"}, "LastName": "One", "Email": "one@example.com"},
+        {"attributes": {"type": "Contact"}, "FirstName": "NoLast"},
+        {"attributes": {"type": "Contact"}, "LastName": "Three"},
+    ]);
+    let results: Value = http
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&json!({"allOrNone": false, "records": records}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(results[0]["success"], true);
+    assert_eq!(
+        results[1],
+        json!({"id": null, "success": false, "errors": [{"statusCode": "REQUIRED_FIELD_MISSING", "message": "Required fields are missing: [LastName]", "fields": ["LastName"]}]})
+    );
+    assert_eq!(results[2]["success"], true);
+    assert_eq!(sim.sim().salesforce().records("Contact").len(), 2);
+
+    let results: Value = http
+        .post(&url)
+        .bearer_auth(&token)
+        .json(&json!({"allOrNone": true, "records": records}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(results[0]["errors"][0]["statusCode"], "ALL_OR_NONE_OPERATION_ROLLED_BACK");
+    assert_eq!(results[1]["errors"][0]["statusCode"], "REQUIRED_FIELD_MISSING");
+    assert_eq!(sim.sim().salesforce().records("Contact").len(), 2, "nothing written with allOrNone");
+
+    let too_many: Vec<Value> =
+        (0..201).map(|i| json!({"attributes": {"type": "Contact"}, "LastName": format!("n{i}")})).collect();
+    let rejected = http.post(&url).bearer_auth(&token).json(&json!({"records": too_many})).send().await.unwrap();
+    assert_eq!(rejected.status(), 400);
+    assert_eq!(rejected.json::<Value>().await.unwrap()[0]["errorCode"], "EXCEEDED_ID_LIMIT");
+}
+
+#[tokio::test]
+async fn collection_upsert_on_email_creates_updates_and_flags_ambiguous_matches() {
+    let sim = start().await;
+    let (http, base, token) = api(&sim).await;
+    for (last, email) in [("A", "a@example.com"), ("B1", "b@example.com"), ("B2", "B@example.com")] {
+        http.post(format!("{base}{V}/sobjects/Contact"))
+            .bearer_auth(&token)
+            .json(&json!({"LastName": last, "Email": email}))
+            .send()
+            .await
+            .unwrap();
+    }
+    let body = json!({"allOrNone": false, "records": [
+        {"attributes": {"type": "Contact"}, "Email": "A@EXAMPLE.COM", "Title": "Updated"},
+        {"attributes": {"type": "Contact"}, "Email": "new@example.com", "LastName": "New"},
+        {"attributes": {"type": "Contact"}, "Email": "b@example.com", "Title": "Which?"},
+    ]});
+    let results: Value = http
+        .patch(format!("{base}{V}/composite/sobjects/Contact/Email"))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((results[0]["success"].as_bool(), results[0]["created"].as_bool()), (Some(true), Some(false)));
+    assert_eq!((results[1]["success"].as_bool(), results[1]["created"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(results[2]["success"], false);
+    assert_eq!(results[2]["errors"][0]["statusCode"], "DUPLICATE_EXTERNAL_ID");
+
+    // Update by id and delete through collections.
+    let id = results[1]["id"].as_str().unwrap();
+    let updated: Value = http
+        .patch(format!("{base}{V}/composite/sobjects"))
+        .bearer_auth(&token)
+        .json(&json!({"records": [{"attributes": {"type": "Contact"}, "id": id, "Title": "T"}, {"attributes": {"type": "Contact"}, "id": "003000000000000AAA", "Title": "T"}]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(updated[0]["success"], true);
+    assert_eq!(updated[1]["errors"][0]["statusCode"], "INVALID_CROSS_REFERENCE_KEY");
+    let deleted: Value = http
+        .delete(format!("{base}{V}/composite/sobjects?ids={id}&allOrNone=false"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(deleted, json!([{"id": id, "success": true, "errors": []}]));
+}
+
+#[tokio::test]
+async fn the_daily_limit_answers_403_request_limit_exceeded_and_limits_reports_usage() {
+    let sim = start().await;
+    let (http, base, token) = api(&sim).await;
+    sim.sim().update_knobs(|k| k.salesforce_daily_limit = 3).unwrap();
+    for _ in 0..3 {
+        let ok = http.get(format!("{base}{V}/limits")).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(ok.status(), 200);
+    }
+    let over = http.get(format!("{base}{V}/limits")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(over.status(), 403);
+    assert_eq!(over.headers()["sforce-limit-info"], "api-usage=3/3");
+    assert_eq!(
+        over.json::<Value>().await.unwrap(),
+        json!([{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}])
+    );
+}
+
+#[tokio::test]
+async fn updated_and_deleted_report_replication_windows() {
+    let sim = start().await;
+    sim.sim().clock.set("2024-05-01T10:00:00Z".parse().unwrap());
+    sim.sim().seed("lead", 2).unwrap();
+    let (http, base, token) = api(&sim).await;
+    let leads = sim.sim().salesforce().records("Lead");
+    let deleted_id = leads[0]["Id"].as_str().unwrap().to_owned();
+    sim.sim().clock.set("2024-05-01T11:00:00Z".parse().unwrap());
+    http.delete(format!("{base}{V}/sobjects/Lead/{deleted_id}")).bearer_auth(&token).send().await.unwrap();
+
+    let window = [("start", "2024-05-01T09:00:00+00:00"), ("end", "2024-05-01T12:00:30+00:00")];
+    let updated: Value = http
+        .get(format!("{base}{V}/sobjects/Lead/updated/"))
+        .query(&window)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(updated["ids"], json!([leads[1]["Id"]]));
+    assert_eq!(updated["latestDateCovered"], "2024-05-01T12:00:00.000+0000");
+    let deleted: Value = http
+        .get(format!("{base}{V}/sobjects/Lead/deleted/"))
+        .query(&window)
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(deleted["deletedRecords"], json!([{"id": deleted_id, "deletedDate": "2024-05-01T11:00:00.000+0000"}]));
+    let backwards = http
+        .get(format!("{base}{V}/sobjects/Lead/updated"))
+        .query(&[("start", "2024-05-02T00:00:00Z"), ("end", "2024-05-01T00:00:00Z")])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(backwards.json::<Value>().await.unwrap()[0]["errorCode"], "INVALID_REPLICATION_DATE");
+}
+
+#[tokio::test]
+async fn knobs_inject_latency_failures_and_forced_limits_and_calls_are_counted() {
+    let sim = start().await;
+    let (http, base, token) = api(&sim).await;
+    let url = format!("{base}{V}/sobjects");
+    sim.sim().update_knobs(|k| k.failure_rate = 1.0).unwrap();
+    let failed = http.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(failed.status(), 503);
+    assert_eq!(failed.json::<Value>().await.unwrap()[0]["errorCode"], "SERVER_UNAVAILABLE");
+
+    // Through the admin endpoint, as an external test would.
+    let knobs: Value = http
+        .post(format!("{base}/__sim/knobs"))
+        .json(&json!({"failure_rate": 0.0, "force_rate_limit": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(knobs["force_rate_limit"], true);
+    assert_eq!(http.get(&url).bearer_auth(&token).send().await.unwrap().status(), 403);
+    http.post(format!("{base}/__sim/knobs"))
+        .json(&json!({"force_rate_limit": false, "latency_ms": 150}))
+        .send()
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(http.get(&url).bearer_auth(&token).send().await.unwrap().status(), 200);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(150));
+    let bad_knob = http.post(format!("{base}/__sim/knobs")).json(&json!({"failure_rate": 3})).send().await.unwrap();
+    assert_eq!(bad_knob.status(), 400);
+
+    assert_eq!(sim.sim().call_count("salesforce GET /services/data/{version}/sobjects"), 3);
+    assert_eq!(sim.sim().call_count("salesforce POST /services/oauth2/token"), 1);
+}
