@@ -1,0 +1,344 @@
+//! The HubSpot emulator over loopback HTTP: OAuth, objects, batches, search, properties, limits.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+async fn api(sim: &crm_sim::SimHandle) -> (reqwest::Client, String, String) {
+    let tokens = hubspot_tokens(sim, "/oauth/v1/token").await;
+    (client(), sim.hubspot_url().unwrap(), tokens["access_token"].as_str().unwrap().to_owned())
+}
+
+async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn token_exchange_works_on_every_token_path_and_refresh_does_not_rotate() {
+    let sim = start().await;
+    for path in ["/oauth/v1/token", "/oauth/v3/token", "/oauth/2026-03/token"] {
+        let tokens = hubspot_tokens(&sim, path).await;
+        assert_eq!(
+            (tokens["token_type"].as_str(), tokens["expires_in"].as_u64(), tokens["token_use"].as_str()),
+            (Some("bearer"), Some(1800), Some("access_token")),
+            "{path}"
+        );
+        assert_eq!(tokens["hub_id"], crm_sim::hubspot::HUB_ID);
+    }
+    let tokens = hubspot_tokens(&sim, "/oauth/v1/token").await;
+    let base = sim.hubspot_url().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh),
+        ("client_id", CLIENT_ID),
+        ("client_secret", CLIENT_SECRET),
+    ];
+    let (status, again) = send(client().post(format!("{base}/oauth/v1/token")).form(&form)).await;
+    assert_eq!(status, 200);
+    assert_eq!(again["refresh_token"], refresh, "HubSpot refresh tokens do not rotate");
+    assert_ne!(again["access_token"], tokens["access_token"]);
+
+    let bad = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", "nope"),
+        ("client_id", CLIENT_ID),
+        ("client_secret", CLIENT_SECRET),
+    ];
+    let (status, body) = send(client().post(format!("{base}/oauth/v1/token")).form(&bad)).await;
+    assert_eq!(
+        (status, body["status"].as_str(), body["error"].as_str()),
+        (400, Some("BAD_REFRESH_TOKEN"), Some("invalid_grant"))
+    );
+
+    // Metadata, deletion, introspection.
+    let access = again["access_token"].as_str().unwrap();
+    let (_, meta) = send(client().get(format!("{base}/oauth/v1/access-tokens/{}", urlencode(access)))).await;
+    assert_eq!(meta["scopes"], json!(["crm.objects.contacts.read", "crm.objects.contacts.write"]));
+    assert_eq!(meta["hub_id"], crm_sim::hubspot::HUB_ID);
+    let (status, _) = send(client().delete(format!("{base}/oauth/v1/refresh-tokens/{refresh}"))).await;
+    assert_eq!(status, 204);
+    let (status, _) = send(client().post(format!("{base}/oauth/v1/token")).form(&form)).await;
+    assert_eq!(status, 400, "a deleted refresh token no longer refreshes");
+    let (_, introspected) = send(client().post(format!("{base}/oauth/v3/token/introspect")).form(&[
+        ("token", access),
+        ("client_id", CLIENT_ID),
+        ("client_secret", CLIENT_SECRET),
+    ]))
+    .await;
+    assert_eq!(
+        (introspected["active"].as_bool(), introspected["token_use"].as_str()),
+        (Some(true), Some("access_token"))
+    );
+}
+
+#[tokio::test]
+async fn expired_and_missing_tokens_answer_401_with_hubspot_categories() {
+    let sim = start().await;
+    let (http, base, token) = api(&sim).await;
+    let url = format!("{base}/crm/v3/objects/contacts");
+    let (status, body) = send(http.get(&url)).await;
+    assert_eq!((status, body["category"].as_str()), (401, Some("INVALID_AUTHENTICATION")));
+    sim.sim().clock.advance(chrono::Duration::seconds(1830));
+    let (status, body) = send(http.get(&url).bearer_auth(&token)).await;
+    assert_eq!((status, body["category"].as_str()), (401, Some("EXPIRED_AUTHENTICATION")));
+    assert_eq!(body["message"], "The OAuth token used to make this call expired 30 second(s) ago.");
+}
+
+#[tokio::test]
+async fn contacts_crud_with_string_values_duplicate_email_and_id_property() {
+    let sim = start().await;
+    let (http, base, token) = api(&sim).await;
+    let url = format!("{base}/crm/v3/objects/contacts");
+    let (status, created) = send(
+        http.post(&url)
+            .bearer_auth(&token)
+            .json(&json!({"properties": {"email": "ann@example.com", "firstname": "Ann"}})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["archived"], false);
+    assert!(created["createdAt"].as_str().unwrap().ends_with('Z'));
+
+    let (status, dup) =
+        send(http.post(&url).bearer_auth(&token).json(&json!({"properties": {"email": "ANN@example.com"}}))).await;
+    assert_eq!((status, dup["category"].as_str()), (409, Some("CONFLICT")));
+    assert_eq!(dup["message"], format!("Contact already exists. Existing ID: {id}"));
+
+    let (status, by_email) = send(
+        http.get(format!("{url}/ann@example.com?idProperty=email&properties=firstname,email")).bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(by_email["id"], id.as_str());
+    assert_eq!(by_email["properties"]["firstname"], "Ann");
+
+    let (status, updated) = send(
+        http.patch(format!("{url}/{id}"))
+            .bearer_auth(&token)
+            .json(&json!({"properties": {"firstname": "", "phone": 5551234}})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(updated["properties"]["phone"], "5551234", "values come back as strings");
+    let (_, fetched) =
+        send(http.get(format!("{url}/{id}?properties=firstname&properties=phone")).bearer_auth(&token)).await;
+    assert_eq!(
+        (fetched["properties"]["firstname"].clone(), fetched["properties"]["phone"].clone()),
+        (Value::Null, json!("5551234"))
+    );
+
+    let (status, bad) =
+        send(http.post(&url).bearer_auth(&token).json(&json!({"properties": {"foo": "x", "createdate": "1"}}))).await;
+    assert_eq!((status, bad["category"].as_str()), (400, Some("VALIDATION_ERROR")));
+    let message = bad["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Property values were not valid: ")
+            && message.contains("PROPERTY_DOESNT_EXIST")
+            && message.contains("READ_ONLY_VALUE"),
+        "{message}"
+    );
+    let (_, bad_email) =
+        send(http.post(&url).bearer_auth(&token).json(&json!({"properties": {"email": "nope"}}))).await;
+    assert!(bad_email["message"].as_str().unwrap().contains("INVALID_EMAIL"));
+
+    let (status, _) = send(http.delete(format!("{url}/{id}")).bearer_auth(&token)).await;
+    assert_eq!(status, 204);
+    let (status, missing) = send(http.get(format!("{url}/{id}")).bearer_auth(&token)).await;
+    assert_eq!((status, missing["category"].as_str()), (404, Some("OBJECT_NOT_FOUND")));
+}
+
+#[tokio::test]
+async fn lists_page_with_after_and_accept_repeated_or_comma_joined_properties() {
+    let sim = start().await;
+    sim.sim().seed("contact", 25).unwrap();
+    let (http, base, token) = api(&sim).await;
+    let mut after: Option<String> = None;
+    let mut seen = Vec::new();
+    loop {
+        let mut url = format!("{base}/crm/v3/objects/contact?limit=10&properties=email,firstname&properties=lastname");
+        if let Some(a) = &after {
+            url.push_str(&format!("&after={a}"));
+        }
+        let (status, page) = send(http.get(&url).bearer_auth(&token)).await;
+        assert_eq!(status, 200);
+        for r in page["results"].as_array().unwrap() {
+            assert!(r["properties"]["lastname"].is_string() && r["properties"]["email"].is_string());
+            seen.push(r["id"].as_str().unwrap().to_owned());
+        }
+        match page["paging"]["next"]["after"].as_str() {
+            Some(a) => after = Some(a.to_owned()),
+            None => break,
+        }
+    }
+    let mut unique = seen.clone();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len()), (25, 25));
+    let (status, _) = send(http.get(format!("{base}/crm/v3/objects/contacts?limit=101")).bearer_auth(&token)).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn batch_upsert_by_email_reports_new_and_batch_read_reports_missing_with_207() {
+    let sim = start().await;
+    let (http, base, token) = api(&sim).await;
+    let url = format!("{base}/crm/v3/objects/contacts/batch");
+    http.post(format!("{base}/crm/v3/objects/contacts"))
+        .bearer_auth(&token)
+        .json(&json!({"properties": {"email": "old@example.com"}}))
+        .send()
+        .await
+        .unwrap();
+    let inputs = json!({"inputs": [
+        {"id": "old@example.com", "idProperty": "email", "properties": {"firstname": "Old"}},
+        {"id": "new@example.com", "idProperty": "email", "properties": {"firstname": "New"}},
+    ]});
+    let (status, upserted) = send(http.post(format!("{url}/upsert")).bearer_auth(&token).json(&inputs)).await;
+    assert_eq!((status, upserted["status"].as_str()), (200, Some("COMPLETE")));
+    let news: Vec<bool> = upserted["results"].as_array().unwrap().iter().map(|r| r["new"].as_bool().unwrap()).collect();
+    assert_eq!(news, [false, true]);
+    assert_eq!(sim.sim().hubspot().records("contacts").len(), 2, "upserting twice creates nothing twice");
+    send(http.post(format!("{url}/upsert")).bearer_auth(&token).json(&inputs)).await;
+    assert_eq!(sim.sim().hubspot().records("contacts").len(), 2);
+
+    let read = json!({"properties": ["email"], "idProperty": "email", "inputs": [{"id": "new@example.com"}, {"id": "ghost@example.com"}]});
+    let (status, body) = send(http.post(format!("{url}/read")).bearer_auth(&token).json(&read)).await;
+    assert_eq!((status, body["numErrors"].as_u64()), (207, Some(1)));
+    assert_eq!(body["errors"][0]["category"], "OBJECT_NOT_FOUND");
+    assert_eq!(body["errors"][0]["context"]["ids"], json!(["ghost@example.com"]));
+
+    let too_many: Vec<Value> =
+        (0..101).map(|i| json!({"properties": {"email": format!("m{i}@example.com")}})).collect();
+    let (status, body) =
+        send(http.post(format!("{url}/create")).bearer_auth(&token).json(&json!({"inputs": too_many}))).await;
+    assert_eq!((status, body["category"].as_str()), (400, Some("VALIDATION_ERROR")));
+}
+
+#[tokio::test]
+async fn batch_create_is_all_or_nothing_unless_every_input_is_traced() {
+    let sim = start().await;
+    let (http, base, token) = api(&sim).await;
+    let url = format!("{base}/crm/v3/objects/companies/batch/create");
+    let untraced = json!({"inputs": [{"properties": {"name": "Good"}}, {"properties": {"industry": "NOT_AN_OPTION"}}]});
+    let (status, _) = send(http.post(&url).bearer_auth(&token).json(&untraced)).await;
+    assert_eq!(status, 400);
+    assert_eq!(sim.sim().hubspot().records("companies").len(), 0, "one bad input fails the whole batch");
+
+    let traced = json!({"inputs": [
+        {"properties": {"name": "Good"}, "objectWriteTraceId": "t1"},
+        {"properties": {"industry": "NOT_AN_OPTION"}, "objectWriteTraceId": "t2"},
+    ]});
+    let (status, body) = send(http.post(&url).bearer_auth(&token).json(&traced)).await;
+    assert_eq!((status, body["numErrors"].as_u64()), (207, Some(1)));
+    assert_eq!(body["results"][0]["objectWriteTraceId"], "t1");
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("INVALID_OPTION"));
+    assert_eq!(sim.sim().hubspot().records("companies").len(), 1);
+}
+
+#[tokio::test]
+async fn search_filters_sorts_pages_and_enforces_its_limits() {
+    let sim = start().await;
+    sim.sim().clock.set("2024-01-01T00:00:00Z".parse().unwrap());
+    sim.sim().seed("contact", 30).unwrap();
+    sim.sim().clock.set("2024-01-02T00:00:00Z".parse().unwrap());
+    let (http, base, token) = api(&sim).await;
+    let url = format!("{base}/crm/v3/objects/contacts/search");
+    let ids: Vec<String> =
+        sim.sim().hubspot().records("contacts")[..3].iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
+    for id in &ids {
+        http.patch(format!("{base}/crm/v3/objects/contacts/{id}"))
+            .bearer_auth(&token)
+            .json(&json!({"properties": {"jobtitle": "CTO"}}))
+            .send()
+            .await
+            .unwrap();
+    }
+    let since_ms = chrono::DateTime::parse_from_rfc3339("2024-01-01T12:00:00Z").unwrap().timestamp_millis();
+    let body = json!({
+        "filterGroups": [{"filters": [{"propertyName": "lastmodifieddate", "operator": "GTE", "value": since_ms}]}],
+        "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
+        "properties": ["email", "jobtitle"], "limit": 2,
+    });
+    let (status, page) = send(http.post(&url).bearer_auth(&token).json(&body)).await;
+    assert_eq!((status, page["total"].as_u64()), (200, Some(3)));
+    assert_eq!(page["results"][0]["properties"]["jobtitle"], "CTO");
+    assert_eq!(page["paging"]["next"]["after"], "2");
+
+    // Top-level filters, string sorts, ISO dates, IN, CONTAINS_TOKEN.
+    let alt = json!({"filters": [{"propertyName": "email", "operator": "IN", "values": ["contact1@example.com", "contact2@example.com"]}], "sorts": ["-email"], "limit": 10});
+    let (_, page) = send(http.post(&url).bearer_auth(&token).json(&alt)).await;
+    let emails: Vec<&str> =
+        page["results"].as_array().unwrap().iter().map(|r| r["properties"]["email"].as_str().unwrap()).collect();
+    assert_eq!(emails, ["contact2@example.com", "contact1@example.com"]);
+
+    let (status, _) = send(http.post(&url).bearer_auth(&token).json(&json!({"limit": 201}))).await;
+    assert_eq!(status, 400);
+    let (status, body) = send(http.post(&url).bearer_auth(&token).json(&json!({"limit": 10, "after": "10000"}))).await;
+    assert_eq!((status, body["category"].as_str()), (400, Some("VALIDATION_ERROR")));
+
+    // The secondly limit (4 per second by default), with the exact message.
+    let mut limited = None;
+    for _ in 0..6 {
+        let (status, body) = send(http.post(&url).bearer_auth(&token).json(&json!({"limit": 1}))).await;
+        if status == 429 {
+            limited = Some(body);
+            break;
+        }
+    }
+    let body = limited.expect("the secondly limit was never hit");
+    assert_eq!(body["message"], "You have reached your secondly limit.");
+    assert_eq!(body["category"], "RATE_LIMITS");
+}
+
+#[tokio::test]
+async fn the_ten_second_limit_sends_headers_and_the_exact_429() {
+    let sim = start().await;
+    sim.sim().update_knobs(|k| k.hubspot_ten_second_limit = 3).unwrap();
+    let (http, base, token) = api(&sim).await;
+    let url = format!("{base}/crm/v3/objects/deals");
+    let first = http.get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(first.headers()["x-hubspot-ratelimit-max"], "3");
+    assert_eq!(first.headers()["x-hubspot-ratelimit-remaining"], "2");
+    assert_eq!(first.headers()["x-hubspot-ratelimit-interval-milliseconds"], "10000");
+    assert!(first.headers().get("x-hubspot-ratelimit-daily").is_none(), "OAuth apps have no daily cap");
+    http.get(&url).bearer_auth(&token).send().await.unwrap();
+    http.get(&url).bearer_auth(&token).send().await.unwrap();
+    let (status, body) = send(http.get(&url).bearer_auth(&token)).await;
+    assert_eq!(status, 429);
+    assert_eq!(
+        (body["policyName"].as_str(), body["errorType"].as_str()),
+        (Some("TEN_SECONDLY_ROLLING"), Some("RATE_LIMIT"))
+    );
+    assert_eq!(body["message"], "You have reached your ten_secondly_rolling limit.");
+    // The window rolls.
+    sim.sim().clock.advance(chrono::Duration::seconds(11));
+    assert_eq!(send(http.get(&url).bearer_auth(&token)).await.0, 200);
+
+    sim.sim().update_knobs(|k| k.hubspot_daily_limit = Some(0)).unwrap();
+    let (status, body) = send(http.get(&url).bearer_auth(&token)).await;
+    assert_eq!((status, body["policyName"].as_str()), (429, Some("DAILY")));
+}
+
+#[tokio::test]
+async fn properties_describe_read_only_and_unique_values() {
+    let sim = start().await;
+    let (http, base, token) = api(&sim).await;
+    let (status, body) = send(http.get(format!("{base}/crm/v3/properties/contacts")).bearer_auth(&token)).await;
+    assert_eq!(status, 200);
+    let find = |name: &str| body["results"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap().clone();
+    assert_eq!(find("email")["hasUniqueValue"], true);
+    assert_eq!(find("lastmodifieddate")["modificationMetadata"]["readOnlyValue"], true);
+    assert_eq!(find("firstname")["modificationMetadata"]["readOnlyValue"], false);
+    let (status, deal_stage) =
+        send(http.get(format!("{base}/crm/v3/properties/deals/dealstage")).bearer_auth(&token)).await;
+    assert_eq!((status, deal_stage["type"].as_str()), (200, Some("enumeration")));
+    assert!(!deal_stage["options"].as_array().unwrap().is_empty());
+    let (_, companies) = send(http.get(format!("{base}/crm/v3/properties/0-2")).bearer_auth(&token)).await;
+    assert!(companies["results"].as_array().unwrap().iter().any(|p| p["name"] == "hs_lastmodifieddate"));
+}
