@@ -23,6 +23,7 @@ pub mod knobs;
 pub mod oauth;
 pub mod salesforce;
 mod server;
+pub mod tls;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -77,6 +78,8 @@ pub struct SimOptions {
     pub knobs: Knobs,
     /// Records to create at start, in every started CRM that has the entity.
     pub seed_records: Vec<SeedSpec>,
+    /// Serve https with a self-signed certificate written (PEM) to this path.
+    pub tls_cert: Option<std::path::PathBuf>,
 }
 
 impl SimOptions {
@@ -90,6 +93,7 @@ impl SimOptions {
             clients: Vec::new(),
             knobs: Knobs::default(),
             seed_records: Vec::new(),
+            tls_cert: None,
         }
     }
 }
@@ -209,6 +213,7 @@ pub struct SimHandle {
     salesforce: Option<SocketAddr>,
     hubspot: Option<SocketAddr>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    scheme: &'static str,
 }
 
 impl std::fmt::Debug for SimHandle {
@@ -223,14 +228,14 @@ impl SimHandle {
         &self.sim
     }
 
-    /// `http://127.0.0.1:PORT` of the Salesforce emulator (login host and instance alike).
+    /// `http(s)://127.0.0.1:PORT` of the Salesforce emulator (login host and instance alike).
     pub fn salesforce_url(&self) -> Option<String> {
-        self.salesforce.map(|a| format!("http://{a}"))
+        self.salesforce.map(|a| format!("{}://{a}", self.scheme))
     }
 
-    /// `http://127.0.0.1:PORT` of the HubSpot emulator (API, OAuth and the authorize page).
+    /// `http(s)://127.0.0.1:PORT` of the HubSpot emulator (API, OAuth and the authorize page).
     pub fn hubspot_url(&self) -> Option<String> {
-        self.hubspot.map(|a| format!("http://{a}"))
+        self.hubspot.map(|a| format!("{}://{a}", self.scheme))
     }
 
     /// The Salesforce listener's address.
@@ -256,25 +261,31 @@ impl Drop for SimHandle {
 pub async fn start(options: SimOptions) -> std::io::Result<SimHandle> {
     options.knobs.validate().map_err(std::io::Error::other)?;
     let sim = Arc::new(Sim::new(&options));
+    let tls = options.tls_cert.as_deref().map(tls::self_signed).transpose()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let serve = |listener, router| match &tls {
+        Some(material) => server::spawn_tls(listener, router, material.clone()),
+        None => server::spawn(listener, router),
+    };
     let mut tasks = Vec::new();
     let mut salesforce_addr = None;
     let mut hubspot_addr = None;
     if let Some(addr) = options.salesforce {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
-        sim.salesforce().base_url = format!("http://{bound}");
-        tasks.push(server::spawn(listener, salesforce::router(sim.clone())));
+        sim.salesforce().base_url = format!("{scheme}://{bound}");
+        tasks.push(serve(listener, salesforce::router(sim.clone())));
         salesforce_addr = Some(bound);
     }
     if let Some(addr) = options.hubspot {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
-        sim.hubspot().base_url = format!("http://{bound}");
-        tasks.push(server::spawn(listener, hubspot::router(sim.clone())));
+        sim.hubspot().base_url = format!("{scheme}://{bound}");
+        tasks.push(serve(listener, hubspot::router(sim.clone())));
         hubspot_addr = Some(bound);
     }
     for spec in &options.seed_records {
         sim.seed(&spec.entity, spec.count).map_err(std::io::Error::other)?;
     }
-    Ok(SimHandle { sim, salesforce: salesforce_addr, hubspot: hubspot_addr, tasks })
+    Ok(SimHandle { sim, salesforce: salesforce_addr, hubspot: hubspot_addr, tasks, scheme })
 }

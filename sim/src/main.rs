@@ -21,6 +21,9 @@ struct Args {
     /// Records to create at start, `entity=count` (repeatable), e.g. `contact=50`.
     #[arg(long = "seed", value_parser = parse_seed)]
     seeds: Vec<SeedSpec>,
+    /// Serve https with a self-signed certificate written (PEM) to this file.
+    #[arg(long)]
+    tls_cert: Option<std::path::PathBuf>,
     /// Seed for ids and tokens (same seed, same ids).
     #[arg(long, default_value_t = 1)]
     random_seed: u64,
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
             hubspot: args.hubspot,
             seed: args.random_seed,
             seed_records: args.seeds,
+            tls_cert: args.tls_cert,
             ..SimOptions::both_on_free_ports()
         };
         let handle = match crm_sim::start(options).await {

@@ -29,6 +29,28 @@ pub(crate) fn spawn(listener: tokio::net::TcpListener, router: Router) -> tokio:
     })
 }
 
+/// Serves `router` over TLS on `listener` until the task is aborted.
+pub(crate) fn spawn_tls(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    tls: crate::tls::TlsMaterial,
+) -> tokio::task::JoinHandle<()> {
+    let app = NormalizePathLayer::trim_trailing_slash().layer(router);
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { continue };
+            let _ = tcp.set_nodelay(true);
+            let (acceptor, app) = (tls.acceptor.clone(), app.clone());
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(tcp).await else { return };
+                let service = hyper_util::service::TowerToHyperService::new(app);
+                let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                let _ = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+            });
+        }
+    })
+}
+
 /// Counts every call by route (admin routes excepted).
 pub(crate) async fn count_calls(State((sim, crm)): State<(Arc<Sim>, Crm)>, request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
