@@ -6,6 +6,8 @@
 //! - `POST /__sim/revoke` `{"token": "…"}`: revokes an access or refresh token of either CRM.
 //! - `POST /__sim/seed` `{"entity": "contact", "count": 50}`.
 //! - `POST /__sim/clock` `{"set": "2024-01-01T00:00:00Z"}` | `{"advance_secs": 3600}` | `{"release": true}`.
+//! - `POST /__sim/webhooks` `{"target_url", "client_secret"?, "max_attempts"?, "retry_base_ms"?}` (or
+//!   `null` to stop): HubSpot delivers change events there; `GET /__sim/webhooks`: the delivery log.
 //! - `POST /__sim/clients` `{"id", "secret", "redirect_uris": []}`: registers an OAuth client on both CRMs.
 
 use std::sync::Arc;
@@ -33,6 +35,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/__sim/seed", post(seed))
         .route("/__sim/clock", post(clock))
         .route("/__sim/clients", post(add_client))
+        .route("/__sim/webhooks", get(webhook_log).post(set_webhooks))
         .with_state(sim)
 }
 
@@ -124,4 +127,26 @@ async fn add_client(State(sim): State<Arc<Sim>>, Json(client): Json<OAuthClient>
     sim.salesforce().oauth.clients.insert(client.id.clone(), client.clone());
     sim.hubspot().oauth.clients.insert(client.id.clone(), client);
     (StatusCode::CREATED, Json(json!({ "registered": true })))
+}
+
+async fn set_webhooks(
+    State(sim): State<Arc<Sim>>,
+    Json(target): Json<Option<crate::hubspot::webhooks::WebhookTarget>>,
+) -> (StatusCode, Json<Value>) {
+    if let Some(t) = &target
+        && url::Url::parse(&t.target_url).is_err()
+    {
+        return bad("target_url must be an absolute URL");
+    }
+    sim.set_webhook_target(target);
+    (StatusCode::OK, Json(json!({ "ok": true })))
+}
+
+async fn webhook_log(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    let state = sim.hubspot();
+    Json(json!({
+        "target": state.webhooks.target,
+        "pending": state.webhooks.pending.len(),
+        "attempts": state.webhooks.attempts,
+    }))
 }

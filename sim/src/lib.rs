@@ -183,6 +183,11 @@ impl Sim {
         lock(&self.hubspot)
     }
 
+    /// Starts (or, with `None`, stops) delivering HubSpot webhook events to a target.
+    pub fn set_webhook_target(&self, target: Option<hubspot::webhooks::WebhookTarget>) {
+        self.hubspot().webhooks.target = target;
+    }
+
     /// Revokes a token of either CRM; returns whether it existed.
     pub fn revoke_token(&self, token: &str) -> bool {
         let sf = self.salesforce().oauth.revoke(token);
@@ -282,6 +287,7 @@ pub async fn start(options: SimOptions) -> std::io::Result<SimHandle> {
         let bound = listener.local_addr()?;
         sim.hubspot().base_url = format!("{scheme}://{bound}");
         tasks.push(serve(listener, hubspot::router(sim.clone())));
+        tasks.push(hubspot::webhooks::spawn_delivery(sim.clone()));
         hubspot_addr = Some(bound);
     }
     for spec in &options.seed_records {

@@ -342,3 +342,87 @@ async fn properties_describe_read_only_and_unique_values() {
     let (_, companies) = send(http.get(format!("{base}/crm/v3/properties/0-2")).bearer_auth(&token)).await;
     assert!(companies["results"].as_array().unwrap().iter().any(|p| p["name"] == "hs_lastmodifieddate"));
 }
+
+#[tokio::test]
+async fn webhooks_deliver_signed_batches_and_retry_failures() {
+    use std::sync::{Arc, Mutex};
+    let received: Arc<Mutex<Vec<(axum::http::HeaderMap, String)>>> = Arc::default();
+    let calls = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post({
+            let (received, calls) = (received.clone(), calls.clone());
+            move |headers: axum::http::HeaderMap, body: String| async move {
+                // The first delivery fails, so the emulator must retry it.
+                if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+                }
+                received.lock().unwrap().push((headers, body));
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let sim = start().await;
+    let (http, base, token) = api(&sim).await;
+    let (status, _) =
+        send(http.post(format!("{base}/__sim/webhooks")).json(&json!({"target_url": target, "retry_base_ms": 50})))
+            .await;
+    assert_eq!(status, 200);
+    let (_, created) = send(
+        http.post(format!("{base}/crm/v3/objects/contacts"))
+            .bearer_auth(&token)
+            .json(&json!({"properties": {"email": "hook@example.com"}})),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (status, patched) = send(
+        http.patch(format!("{base}/crm/v3/objects/contacts/{id}"))
+            .bearer_auth(&token)
+            .json(&json!({"properties": {"firstname": "Hooked"}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{patched}");
+    send(http.delete(format!("{base}/crm/v3/objects/contacts/{id}")).bearer_auth(&token)).await;
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut events: Vec<Value> = Vec::new();
+    while events.len() < 4 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        events =
+            received.lock().unwrap().iter().flat_map(|(_, b)| serde_json::from_str::<Vec<Value>>(b).unwrap()).collect();
+    }
+    let kinds: Vec<&str> = events.iter().map(|e| e["subscriptionType"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["contact.creation", "contact.propertyChange", "contact.propertyChange", "contact.deletion"],
+        "{events:?}"
+    );
+    assert_eq!(events[1]["propertyName"], "email");
+    assert_eq!(
+        (events[2]["propertyName"].as_str(), events[2]["propertyValue"].as_str()),
+        (Some("firstname"), Some("Hooked"))
+    );
+    assert!(events.iter().all(|e| e["objectId"].to_string() == id && e["portalId"] == crm_sim::hubspot::HUB_ID));
+
+    // Every delivery is signed: v3 = base64(HMAC-SHA256(secret, "POST" + url + body + timestamp)).
+    for (headers, body) in received.lock().unwrap().iter() {
+        use base64::Engine as _;
+        use hmac::Mac;
+        let timestamp = headers["x-hubspot-request-timestamp"].to_str().unwrap();
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(CLIENT_SECRET.as_bytes()).unwrap();
+        mac.update(format!("POST{target}{body}{timestamp}").as_bytes());
+        let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+        assert_eq!(headers["x-hubspot-signature-v3"], expected.as_str());
+    }
+    let (_, log) = send(http.get(format!("{base}/__sim/webhooks"))).await;
+    let attempts = log["attempts"].as_array().unwrap();
+    assert_eq!(
+        (attempts[0]["status"].as_u64(), attempts[1]["attempt"].as_u64(), attempts[1]["status"].as_u64()),
+        (Some(500), Some(1), Some(200))
+    );
+    assert_eq!(events[0]["attemptNumber"], 1, "the retried batch says which attempt it is");
+}

@@ -8,6 +8,7 @@ mod oauth_routes;
 mod objects;
 pub mod properties;
 mod search;
+pub mod webhooks;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -69,6 +70,8 @@ pub struct HubspotState {
     search_windows: BTreeMap<String, VecDeque<DateTime<Utc>>>,
     /// Requests per token today (for the daily knob).
     daily: BTreeMap<String, u64>,
+    /// Webhook events and deliveries.
+    pub webhooks: webhooks::WebhookState,
 }
 
 /// ISO 8601 with milliseconds and `Z`, as HubSpot writes instants.
@@ -97,6 +100,7 @@ impl HubspotState {
             windows: BTreeMap::new(),
             search_windows: BTreeMap::new(),
             daily: BTreeMap::new(),
+            webhooks: webhooks::WebhookState::default(),
         }
     }
 

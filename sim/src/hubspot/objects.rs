@@ -169,7 +169,14 @@ fn create_one(
     let id = state.new_id();
     let properties: BTreeMap<String, String> = values.into_iter().filter(|(_, v)| !v.is_empty()).collect();
     if let Some(store) = state.objects.get_mut(object) {
-        store.records.insert(id, HsRecord { id, properties, created_at: now, updated_at: now, archived_at: None });
+        store.records.insert(
+            id,
+            HsRecord { id, properties: properties.clone(), created_at: now, updated_at: now, archived_at: None },
+        );
+    }
+    state.webhooks.created(object, id, now);
+    for (name, value) in &properties {
+        state.webhooks.property_changed(object, id, now, name, value);
     }
     Ok(id)
 }
@@ -192,15 +199,30 @@ fn update_one(
     let now = sim.clock.now();
     let record =
         state.objects.get_mut(object).and_then(|s| s.records.get_mut(&id)).ok_or_else(|| errors::not_found(sim))?;
+    let mut changed = Vec::new();
     for (k, v) in values {
-        if v.is_empty() {
-            record.properties.remove(&k);
-        } else {
-            record.properties.insert(k, v);
+        let previous =
+            if v.is_empty() { record.properties.remove(&k) } else { record.properties.insert(k.clone(), v.clone()) };
+        if previous.as_deref().unwrap_or_default() != v {
+            changed.push((k, v));
         }
     }
     record.updated_at = now;
+    for (name, value) in changed {
+        state.webhooks.property_changed(object, id, now, &name, &value);
+    }
     Ok(())
+}
+
+/// Archives a live record (a missing or archived one is a no-op, as in HubSpot).
+fn archive_one(state: &mut HubspotState, object: &'static str, id: &str, now: chrono::DateTime<chrono::Utc>) {
+    if let Some(found) = locate(state, object, id, None)
+        && let Some(record) = state.objects.get_mut(object).and_then(|s| s.records.get_mut(&found))
+    {
+        record.archived_at = Some(now);
+        record.updated_at = now;
+        state.webhooks.deleted(object, found, now);
+    }
 }
 
 async fn create(State(sim): State<Arc<Sim>>, Path(object): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
@@ -246,12 +268,7 @@ async fn archive(
         let now = sim.clock.now();
         let mut state = sim.hubspot();
         // Archiving a missing or archived record is a no-op 204, as in HubSpot.
-        if let Some(found) = locate(&state, object, &id, None)
-            && let Some(record) = state.objects.get_mut(object).and_then(|s| s.records.get_mut(&found))
-        {
-            record.archived_at = Some(now);
-            record.updated_at = now;
-        }
+        archive_one(&mut state, object, &id, now);
         Ok(StatusCode::NO_CONTENT.into_response())
     })
 }
@@ -517,12 +534,7 @@ async fn batch_archive(
                 .get("id")
                 .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
                 .unwrap_or_default();
-            if let Some(found) = locate(&state, object, &id, None)
-                && let Some(record) = state.objects.get_mut(object).and_then(|s| s.records.get_mut(&found))
-            {
-                record.archived_at = Some(now);
-                record.updated_at = now;
-            }
+            archive_one(&mut state, object, &id, now);
         }
         Ok(StatusCode::NO_CONTENT.into_response())
     })
