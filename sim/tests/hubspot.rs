@@ -406,7 +406,8 @@ async fn webhooks_deliver_signed_batches_and_retry_failures() {
         (events[2]["propertyName"].as_str(), events[2]["propertyValue"].as_str()),
         (Some("firstname"), Some("Hooked"))
     );
-    assert!(events.iter().all(|e| e["objectId"].to_string() == id && e["portalId"] == crm_sim::hubspot::HUB_ID));
+    let object_id: u64 = id.parse().unwrap();
+    assert!(events.iter().all(|e| e["objectId"] == object_id && e["portalId"] == crm_sim::hubspot::HUB_ID));
 
     // Every delivery is signed: v3 = base64(HMAC-SHA256(secret, "POST" + url + body + timestamp)).
     for (headers, body) in received.lock().unwrap().iter() {
