@@ -36,6 +36,10 @@ pub struct ServeArgs {
     /// Do not watch the plugins directory (reload through the admin API only).
     #[arg(long, env = "CRMHOST_NO_WATCH")]
     pub no_watch: bool,
+    /// Start Salesforce and HubSpot emulators in-process and point the bundled plugins at them:
+    /// try everything with no CRM account. Uses `<data-dir>/sandbox.db` unless DATABASE_URL is set.
+    #[arg(long, env = "CRMHOST_SANDBOX")]
+    pub sandbox: bool,
 }
 
 /// Engine settings of the configuration file (`[engine]`).
@@ -95,6 +99,8 @@ pub struct Config {
     pub plugins: OperatorPluginConfig,
     /// Largest request body the API accepts.
     pub max_request_bytes: usize,
+    /// Run against in-process emulators.
+    pub sandbox: bool,
 }
 
 /// A configuration problem: one line saying what to fix.
@@ -121,6 +127,8 @@ impl Config {
                     "DATABASE_URL: unsupported scheme `{scheme}`; use postgres://user@host/db or sqlite:path, or unset it for the embedded SQLite"
                 )));
             }
+            // Sandbox data points at emulators that vanish with the process: keep it apart.
+            None if args.sandbox => DatabaseTarget::SqliteFile(args.data_dir.join("sandbox.db")),
             None => DatabaseTarget::SqliteFile(args.data_dir.join("crmhost.db")),
         };
         let admin_token = match args.admin_token.filter(|t| !t.is_empty()) {
@@ -162,6 +170,7 @@ impl Config {
             engine,
             plugins,
             max_request_bytes: 4 << 20,
+            sandbox: args.sandbox,
         })
     }
 

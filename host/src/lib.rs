@@ -10,6 +10,8 @@ pub mod config;
 pub mod domain;
 /// The plugin host: engine, runtime, capabilities, registry, hot reload.
 pub mod plugins;
+/// `--sandbox`: in-process CRM emulators wired to the bundled plugins.
+pub mod sandbox;
 /// Building and running the server.
 pub mod startup;
 /// Shared request-handler state.

@@ -27,6 +27,7 @@ pub struct Application {
     state: AppState,
     router: axum::Router,
     _watcher: Option<PluginWatcher>,
+    sandbox: Option<Arc<crate::sandbox::Sandbox>>,
 }
 
 impl std::fmt::Debug for Application {
@@ -44,9 +45,25 @@ impl Application {
     /// As [`Application::build`], with an explicit set of bundled plugins (tests use this to start
     /// without any, or with test plugins).
     pub async fn build_with_bundled(
-        config: Config,
+        mut config: Config,
         bundled: Vec<crate::plugins::BundledPlugin>,
     ) -> Result<Self, StartupError> {
+        let sandbox = if config.sandbox {
+            let sandbox = crate::sandbox::Sandbox::start()
+                .await
+                .map_err(|e| StartupError(format!("--sandbox: cannot start the CRM emulators: {e}")))?;
+            sandbox.configure(&mut config.plugins);
+            let info = sandbox.info();
+            tracing::info!(
+                salesforce = %info.salesforce_url,
+                hubspot = %info.hubspot_url,
+                client_id = %info.oauth_client_id,
+                "sandbox: CRM emulators running; the bundled plugins point at them"
+            );
+            Some(Arc::new(sandbox))
+        } else {
+            None
+        };
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| StartupError(format!("CRMHOST_DATA_DIR: cannot create {}: {e}", config.data_dir.display())))?;
 
@@ -96,17 +113,27 @@ impl Application {
             None
         };
 
-        let state = AppState { store, plugins: registry, admin_token: config.admin_token.clone().map(Arc::new) };
+        let state = AppState {
+            store,
+            plugins: registry,
+            admin_token: config.admin_token.clone().map(Arc::new),
+            sandbox: sandbox.as_ref().map(|s| Arc::new(s.info())),
+        };
         let router = crate::api::router(state.clone(), config.max_request_bytes);
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(|e| StartupError(format!("CRMHOST_BIND: cannot listen on {}: {e}", config.bind)))?;
-        Ok(Self { listener, state, router, _watcher: watcher })
+        Ok(Self { listener, state, router, _watcher: watcher, sandbox })
     }
 
     /// The bound address (the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The in-process emulators, in sandbox mode.
+    pub fn sandbox(&self) -> Option<&Arc<crate::sandbox::Sandbox>> {
+        self.sandbox.as_ref()
     }
 
     /// The shared state (tests reach the registry and store through it).
@@ -118,6 +145,8 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let addr = self.local_addr();
         tracing::info!(%addr, "crmhost listening");
+        // Keep the emulators alive for as long as the server runs.
+        let _sandbox = self.sandbox;
         let result = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
         self.state.store.close().await;
         tracing::info!("crmhost stopped");

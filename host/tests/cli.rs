@@ -70,3 +70,33 @@ async fn a_bare_serve_with_no_plugins_directory_serves_both_bundled_crms_and_sto
     };
     assert!(status.success(), "exit status {status}");
 }
+
+#[tokio::test]
+async fn serve_sandbox_runs_seeded_emulators_beside_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_crmhost"))
+        .current_dir(dir.path())
+        .args(["serve", "--sandbox", "--bind", &format!("127.0.0.1:{port}")])
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/api/v1/sandbox");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let info: serde_json::Value = loop {
+        if let Ok(response) = reqwest::get(&url).await {
+            break response.json().await.unwrap();
+        }
+        assert!(Instant::now() < deadline, "the sandbox server never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let hubspot = info["sandbox"]["hubspot_url"].as_str().unwrap();
+    let state: serde_json::Value = reqwest::get(format!("{hubspot}/__sim/state")).await.unwrap().json().await.unwrap();
+    assert_eq!(state["hubspot"]["records"]["contacts"], 25);
+    assert!(dir.path().join("data").join("sandbox.db").is_file(), "sandbox data is kept apart");
+    child.kill().unwrap();
+    let _ = child.wait();
+}

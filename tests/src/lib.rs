@@ -240,6 +240,8 @@ pub struct AppOptions {
     pub bundled: Vec<crmhost::plugins::BundledPlugin>,
     /// Admin token (default [`ADMIN_TOKEN`]).
     pub admin_token: Option<&'static str>,
+    /// Start in sandbox mode (in-process emulators).
+    pub sandbox: bool,
 }
 
 impl Default for AppOptions {
@@ -249,6 +251,7 @@ impl Default for AppOptions {
             watch: false,
             bundled: crmhost::plugins::bundled(),
             admin_token: Some(ADMIN_TOKEN),
+            sandbox: false,
         }
     }
 }
@@ -270,6 +273,7 @@ impl TestApp {
             engine: EngineSettings { max_concurrent_calls: 32, ..EngineSettings::default() },
             plugins: OperatorPluginConfig::default(),
             max_request_bytes: 1 << 20,
+            sandbox: options.sandbox,
         };
         let app = Application::build_with_bundled(config, options.bundled).await.expect("app builds");
         let base = format!("http://{}", app.local_addr());

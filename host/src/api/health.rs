@@ -1,4 +1,5 @@
-//! `/healthz` (the process is up) and `/readyz` (the database answers and plugins are loaded).
+//! `/healthz` (the process is up), `/readyz` (the database answers and plugins are loaded), and
+//! `/api/v1/sandbox` (the emulators' addresses in sandbox mode).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,7 +10,17 @@ use serde_json::json;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/api/v1/sandbox", get(sandbox))
+}
+
+/// The emulators' addresses in sandbox mode; 404 otherwise.
+async fn sandbox(State(state): State<AppState>) -> Result<Json<serde_json::Value>, crate::api::error::ApiError> {
+    let info = state.sandbox.as_ref().ok_or_else(|| {
+        crate::api::error::ApiError::NotFound(
+            "not running in sandbox mode (start with `crmhost serve --sandbox`)".to_owned(),
+        )
+    })?;
+    Ok(Json(json!({ "sandbox": info.as_ref() })))
 }
 
 async fn healthz() -> Json<serde_json::Value> {

@@ -66,6 +66,7 @@ pub struct LoadedPlugin {
     client: reqwest::Client,
     secrets: Arc<PluginSecrets>,
     settings: std::collections::BTreeMap<String, String>,
+    oauth_overrides: super::operator::OAuthOverrides,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -180,6 +181,7 @@ impl PluginLoader {
             client,
             secrets: Arc::new(policy.secrets),
             settings: policy.settings,
+            oauth_overrides: policy.oauth,
         })
     }
 }
@@ -231,6 +233,36 @@ impl LoadedPlugin {
     /// Operator-set connection facts (merged under each connection's own facts).
     pub fn operator_settings(&self) -> &std::collections::BTreeMap<String, String> {
         &self.settings
+    }
+
+    /// The OAuth settings in force: the plugin's description with the operator's overrides applied.
+    /// `None` for plugins that do not use OAuth.
+    pub fn oauth(&self) -> Option<super::description::OAuth2Description> {
+        let super::description::AuthDescription::Oauth2(described) = &self.description.auth else { return None };
+        let o = &self.oauth_overrides;
+        let mut effective = described.clone();
+        if let Some(url) = &o.authorize_url {
+            effective.authorize_url.clone_from(url);
+        }
+        if let Some(url) = &o.token_url {
+            effective.token_url.clone_from(url);
+        }
+        if o.revoke_url.is_some() {
+            effective.revoke_url.clone_from(&o.revoke_url);
+        }
+        Some(effective)
+    }
+
+    /// The OAuth client id the operator configured for this plugin (file, else environment).
+    pub fn oauth_client_id(&self) -> Option<String> {
+        self.oauth_overrides.client_id.clone().or_else(|| {
+            std::env::var(format!("CRMHOST_{}_CLIENT_ID", self.slug().env_name())).ok().filter(|v| !v.is_empty())
+        })
+    }
+
+    /// Whether a host-held secret of this name is configured (never its value).
+    pub fn has_secret(&self, name: &str) -> bool {
+        self.secrets.names().any(|n| n == name)
     }
 
     fn target(&self) -> CallTarget<'_> {

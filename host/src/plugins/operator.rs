@@ -50,6 +50,23 @@ pub struct PluginOverrides {
     /// Secrets the plugin may use through `secrets.hmac-sha256`, by name.
     #[serde(default)]
     pub secrets: BTreeMap<String, SecretString>,
+    /// OAuth endpoints and client credentials replacing what the plugin describes (sandbox, a
+    /// Salesforce sandbox org at test.salesforce.com, a My Domain login host).
+    pub oauth: Option<OAuthOverrides>,
+}
+
+/// Operator overrides of a plugin's OAuth settings; unset fields keep the plugin's values.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthOverrides {
+    /// Authorization endpoint.
+    pub authorize_url: Option<String>,
+    /// Token endpoint.
+    pub token_url: Option<String>,
+    /// Revocation endpoint.
+    pub revoke_url: Option<String>,
+    /// The OAuth client id (otherwise `CRMHOST_<SLUG>_CLIENT_ID`).
+    pub client_id: Option<String>,
 }
 
 /// Operator settings for every plugin.
@@ -75,6 +92,8 @@ pub struct ResolvedPluginPolicy {
     pub settings: BTreeMap<String, String>,
     /// Secrets.
     pub secrets: PluginSecrets,
+    /// OAuth overrides.
+    pub oauth: OAuthOverrides,
 }
 
 impl OperatorPluginConfig {
@@ -124,7 +143,11 @@ impl OperatorPluginConfig {
         settings.extend(own.settings.clone());
         let mut secrets = all.secrets.clone();
         secrets.extend(own.secrets.clone());
-        Ok(ResolvedPluginPolicy { limits, egress, settings, secrets: PluginSecrets::new(secrets) })
+        let oauth = own.oauth.clone().unwrap_or_default();
+        for url in [&oauth.authorize_url, &oauth.token_url, &oauth.revoke_url].into_iter().flatten() {
+            url::Url::parse(url).map_err(|e| format!("oauth URL `{url}` is not a URL: {e}"))?;
+        }
+        Ok(ResolvedPluginPolicy { limits, egress, settings, secrets: PluginSecrets::new(secrets), oauth })
     }
 
     /// Adds secrets from the environment (`CRMHOST_<SLUG>_CLIENT_SECRET` → `client_secret`) for

@@ -6,4 +6,5 @@ mod api;
 mod hot_reload;
 mod plugin_calls;
 mod sandbox;
+mod sandbox_mode;
 mod store;
