@@ -185,6 +185,13 @@ pub fn client_credentials(
     (form.get("client_id").cloned(), form.get("client_secret").cloned())
 }
 
+/// `uri` with the pairs appended as query parameters.
+pub fn with_query(uri: &str, pairs: &[(&str, &str)]) -> String {
+    let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    format!("{uri}{sep}{query}")
+}
+
 /// A `302 Found` redirect, as both CRMs' authorize endpoints answer (axum's helpers use 303/307).
 pub fn found(location: &str) -> axum::response::Response {
     use axum::response::IntoResponse;

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::{APP_ID, HUB_ID, USER_EMAIL, USER_ID};
 use crate::Sim;
-use crate::oauth::{AccessToken, AuthCode, RefreshToken, client_credentials, pkce_matches};
+use crate::oauth::{AccessToken, AuthCode, RefreshToken, client_credentials, pkce_matches, with_query};
 
 pub(super) fn router(sim: Arc<Sim>) -> Router {
     Router::new()
@@ -38,12 +38,6 @@ fn token_error(sim: &Sim, status: &str, message: &str, error: Option<(&str, &str
         body["error_description"] = json!(description);
     }
     (StatusCode::BAD_REQUEST, Json(body)).into_response()
-}
-
-fn with_query(uri: &str, pairs: &[(&str, &str)]) -> String {
-    let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
-    let sep = if uri.contains('?') { '&' } else { '?' };
-    format!("{uri}{sep}{query}")
 }
 
 async fn authorize(State(sim): State<Arc<Sim>>, Query(q): Query<BTreeMap<String, String>>) -> Response {

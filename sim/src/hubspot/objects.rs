@@ -273,6 +273,11 @@ async fn archive(
     })
 }
 
+/// A batch input's `id`, given as a string or a number.
+fn input_id(input: &Value) -> String {
+    input.get("id").map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string())).unwrap_or_default()
+}
+
 fn inputs(sim: &Sim, body: &Value) -> Result<Vec<Value>, HsError> {
     let inputs = body
         .get("inputs")
@@ -397,10 +402,7 @@ async fn batch_update(
         let mut errs = Vec::new();
         let mut missing = Vec::new();
         for input in &inputs {
-            let id = input
-                .get("id")
-                .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
-                .unwrap_or_default();
+            let id = input_id(input);
             let id_property = input.get("idProperty").and_then(Value::as_str);
             let Some(found) = locate(&state, object, &id, id_property) else {
                 missing.push(id);
@@ -445,10 +447,7 @@ async fn batch_read(
         let mut results = Vec::new();
         let mut missing = Vec::new();
         for input in &inputs {
-            let id = input
-                .get("id")
-                .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
-                .unwrap_or_default();
+            let id = input_id(input);
             let found = if archived {
                 id.parse::<u64>()
                     .ok()
@@ -530,10 +529,7 @@ async fn batch_archive(
         let now = sim.clock.now();
         let mut state = sim.hubspot();
         for input in &inputs {
-            let id = input
-                .get("id")
-                .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
-                .unwrap_or_default();
+            let id = input_id(input);
             archive_one(&mut state, object, &id, now);
         }
         Ok(StatusCode::NO_CONTENT.into_response())

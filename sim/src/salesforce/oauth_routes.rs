@@ -20,7 +20,7 @@ use sha2::Sha256;
 use super::errors::oauth_error;
 use super::{ORG_ID, USER_ID, USERNAME};
 use crate::Sim;
-use crate::oauth::{AccessToken, AuthCode, RefreshToken, client_credentials, pkce_matches};
+use crate::oauth::{AccessToken, AuthCode, RefreshToken, client_credentials, pkce_matches, with_query};
 
 pub(super) fn router(sim: Arc<Sim>) -> Router {
     Router::new()
@@ -35,12 +35,6 @@ pub(super) fn router(sim: Arc<Sim>) -> Router {
 
 fn form(bytes: &Bytes) -> BTreeMap<String, String> {
     form_urlencoded::parse(bytes).into_owned().collect()
-}
-
-fn with_query(uri: &str, pairs: &[(&str, &str)]) -> String {
-    let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
-    let sep = if uri.contains('?') { '&' } else { '?' };
-    format!("{uri}{sep}{query}")
 }
 
 async fn authorize(State(sim): State<Arc<Sim>>, Query(q): Query<BTreeMap<String, String>>) -> Response {

@@ -483,17 +483,22 @@ fn run_query(sim: &Sim, soql_text: &str, include_deleted: bool, v: &str, resourc
     Ok(Json(body).into_response())
 }
 
+/// `query` and `queryAll` differ only in whether deleted records count.
+fn soql_endpoint(sim: &Sim, raw: &str, q: SoqlQuery, headers: &HeaderMap, include_deleted: bool) -> Response {
+    api(sim, headers, || {
+        let v = version(raw)?;
+        let text = q.q.ok_or_else(|| malformed("A query string (q) is required"))?;
+        run_query(sim, &text, include_deleted, &v, if include_deleted { "queryAll" } else { "query" })
+    })
+}
+
 async fn query(
     State(sim): State<Arc<Sim>>,
     Path(raw): Path<String>,
     Query(q): Query<SoqlQuery>,
     headers: HeaderMap,
 ) -> Response {
-    api(&sim, &headers, || {
-        let v = version(&raw)?;
-        let text = q.q.ok_or_else(|| malformed("A query string (q) is required"))?;
-        run_query(&sim, &text, false, &v, "query")
-    })
+    soql_endpoint(&sim, &raw, q, &headers, false)
 }
 
 async fn query_all(
@@ -502,11 +507,7 @@ async fn query_all(
     Query(q): Query<SoqlQuery>,
     headers: HeaderMap,
 ) -> Response {
-    api(&sim, &headers, || {
-        let v = version(&raw)?;
-        let text = q.q.ok_or_else(|| malformed("A query string (q) is required"))?;
-        run_query(&sim, &text, true, &v, "queryAll")
-    })
+    soql_endpoint(&sim, &raw, q, &headers, true)
 }
 
 /// `GET {nextRecordsUrl}`: `…/query/{locator}-{offset}` (any `?q=` is ignored, as Salesforce does).
@@ -561,6 +562,15 @@ fn record_type(record: &Map<String, Value>) -> Option<String> {
     record.get("attributes").and_then(|a| a.get("type")).and_then(Value::as_str).map(str::to_owned)
 }
 
+/// The object store a collection record names in `attributes.type`.
+fn store_for<'a>(state: &'a mut SalesforceState, record: &Map<String, Value>) -> Result<&'a mut ObjectStore, SfError> {
+    let object =
+        record_type(record).ok_or_else(|| SfError::bad("INVALID_TYPE", "Must specify a type in attributes"))?;
+    state
+        .object_mut(&object)
+        .ok_or_else(|| SfError::bad("INVALID_TYPE", format!("sObject type '{object}' is not supported.")))
+}
+
 fn success(id: &str) -> Value {
     json!({ "id": id, "success": true, "errors": [] })
 }
@@ -609,14 +619,10 @@ async fn collection_create(
         let mut state = sim.salesforce();
         let results = apply_collection(&mut state, body.all_or_none, body.records.len(), |state, i| {
             let record = object_map(body.records[i].clone())?;
-            let object = record_type(&record)
-                .ok_or_else(|| SfError::bad("INVALID_TYPE", "Must specify a type in attributes"))?;
             if record.keys().any(|k| k.eq_ignore_ascii_case("Id")) {
                 return Err(SfError::bad("INVALID_FIELD", "Id field should not be specified in the sobject data"));
             }
-            let store = state
-                .object_mut(&object)
-                .ok_or_else(|| SfError::bad("INVALID_TYPE", format!("sObject type '{object}' is not supported.")))?;
+            let store = store_for(state, &record)?;
             store.create(&record, now, USER_ID).map(|id| success(&id))
         });
         Ok(Json(json!(results)).into_response())
@@ -642,11 +648,7 @@ async fn collection_update(
                 .and_then(|(_, v)| v.as_str())
                 .map(str::to_owned)
                 .ok_or_else(|| SfError::bad("MISSING_ARGUMENT", "Id not specified in an update call"))?;
-            let object = record_type(&record)
-                .ok_or_else(|| SfError::bad("INVALID_TYPE", "Must specify a type in attributes"))?;
-            let store = state
-                .object_mut(&object)
-                .ok_or_else(|| SfError::bad("INVALID_TYPE", format!("sObject type '{object}' is not supported.")))?;
+            let store = store_for(state, &record)?;
             store.update(&id, &record, now).map(|()| success(&id)).map_err(|e| {
                 if e.code == "NOT_FOUND" {
                     SfError::bad("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
