@@ -20,3 +20,5 @@ pub mod state;
 pub mod store;
 /// Logging set-up.
 pub mod telemetry;
+/// The token vault: AES-256-GCM with per-workspace keys.
+pub mod vault;
