@@ -36,6 +36,12 @@ pub struct ServeArgs {
     /// Do not watch the plugins directory (reload through the admin API only).
     #[arg(long, env = "CRMHOST_NO_WATCH")]
     pub no_watch: bool,
+    /// Secret (at least 32 characters) for HS256 bearer tokens of the workspace API.
+    #[arg(long, env = "CRMHOST_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// A PEM file with an Ed25519 or RSA public key for EdDSA / RS256 bearer tokens.
+    #[arg(long, env = "CRMHOST_JWT_PUBLIC_KEY")]
+    pub jwt_public_key: Option<PathBuf>,
     /// Start Salesforce and HubSpot emulators in-process and point the bundled plugins at them:
     /// try everything with no CRM account. Uses `<data-dir>/sandbox.db` unless DATABASE_URL is set.
     #[arg(long, env = "CRMHOST_SANDBOX")]
@@ -101,6 +107,10 @@ pub struct Config {
     pub max_request_bytes: usize,
     /// Run against in-process emulators.
     pub sandbox: bool,
+    /// HS256 secret for workspace tokens.
+    pub jwt_secret: Option<SecretString>,
+    /// Public key (PEM) for EdDSA / RS256 workspace tokens.
+    pub jwt_public_key: Option<Vec<u8>>,
 }
 
 /// A configuration problem: one line saying what to fix.
@@ -138,6 +148,20 @@ impl Config {
             Some(t) => Some(SecretString::from(t)),
             None => None,
         };
+        let jwt_secret = match args.jwt_secret.filter(|s| !s.is_empty()) {
+            Some(s) if s.len() < 32 => {
+                return Err(ConfigError("CRMHOST_JWT_SECRET: use at least 32 characters".to_owned()));
+            }
+            other => other.map(SecretString::from),
+        };
+        let jwt_public_key = match &args.jwt_public_key {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| ConfigError(format!("CRMHOST_JWT_PUBLIC_KEY: cannot read {}: {e}", path.display())))?,
+            ),
+            None => None,
+        };
+        crate::auth::JwtVerifier::new(jwt_secret.as_ref(), jwt_public_key.as_deref()).map_err(ConfigError)?;
         let defaults = EngineSettings::default();
         let engine = EngineSettings {
             max_concurrent_calls: file.engine.max_concurrent_calls.unwrap_or(defaults.max_concurrent_calls),
@@ -171,6 +195,8 @@ impl Config {
             plugins,
             max_request_bytes: 4 << 20,
             sandbox: args.sandbox,
+            jwt_secret,
+            jwt_public_key,
         })
     }
 

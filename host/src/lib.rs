@@ -4,6 +4,8 @@
 
 /// The HTTP API.
 pub mod api;
+/// API authentication: JWTs, roles, the workspace caller.
+pub mod auth;
 /// Configuration: flags, environment, the TOML file.
 pub mod config;
 /// Newtype ids and parsed inputs.

@@ -117,6 +117,9 @@ impl Application {
             store,
             plugins: registry,
             admin_token: config.admin_token.clone().map(Arc::new),
+            jwt: crate::auth::JwtVerifier::new(config.jwt_secret.as_ref(), config.jwt_public_key.as_deref())
+                .map_err(StartupError)?
+                .map(Arc::new),
             sandbox: sandbox.as_ref().map(|s| Arc::new(s.info())),
         };
         let router = crate::api::router(state.clone(), config.max_request_bytes);

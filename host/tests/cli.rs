@@ -100,3 +100,30 @@ async fn serve_sandbox_runs_seeded_emulators_beside_the_server() {
     child.kill().unwrap();
     let _ = child.wait();
 }
+
+#[test]
+fn the_token_command_prints_a_token_the_server_accepts() {
+    let secret = "a-cli-test-secret-0123456789-0123456789";
+    let output = Command::new(env!("CARGO_BIN_EXE_crmhost"))
+        .args(["token", "--workspace", "w9", "--role", "member", "--user", "ops", "--ttl", "10m"])
+        .env("CRMHOST_JWT_SECRET", secret)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let token = String::from_utf8(output.stdout).unwrap();
+    let verifier = crmhost::auth::JwtVerifier::new(Some(&secrecy::SecretString::from(secret)), None).unwrap().unwrap();
+    let claims = verifier.verify(token.trim()).unwrap();
+    assert_eq!(
+        (claims.workspace.as_str(), claims.role, claims.sub.as_str()),
+        ("w9", crmhost::auth::Role::Member, "ops")
+    );
+    assert!((claims.exp - claims.iat - 600).abs() <= 1);
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_crmhost"))
+        .args(["token", "--workspace", "w9", "--role", "member", "--ttl", "soon"])
+        .env("CRMHOST_JWT_SECRET", secret)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--ttl"));
+}

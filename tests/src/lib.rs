@@ -211,6 +211,22 @@ impl EgressServer {
 // -------------------------------------------------------------------------------------------------
 // A running crmhost
 
+/// The JWT secret test apps use.
+pub const JWT_SECRET: &str = "test-jwt-secret-0123456789-0123456789";
+
+/// A workspace token for tests.
+pub fn token(workspace: &str, role: crmhost::auth::Role) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = crmhost::auth::Claims {
+        sub: "user-1".to_owned(),
+        workspace: workspace.to_owned(),
+        role,
+        exp: now + 3600,
+        iat: now,
+    };
+    crmhost::auth::sign_hs256(&SecretString::from(JWT_SECRET), &claims).expect("signing works")
+}
+
 /// The admin token test apps use.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
@@ -274,6 +290,8 @@ impl TestApp {
             plugins: OperatorPluginConfig::default(),
             max_request_bytes: 1 << 20,
             sandbox: options.sandbox,
+            jwt_secret: Some(SecretString::from(JWT_SECRET)),
+            jwt_public_key: None,
         };
         let app = Application::build_with_bundled(config, options.bundled).await.expect("app builds");
         let base = format!("http://{}", app.local_addr());

@@ -5,6 +5,7 @@ pub mod admin;
 mod catalogue;
 pub mod error;
 mod health;
+mod workspaces;
 
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ pub fn router(state: AppState, max_request_bytes: usize) -> Router {
         .merge(health::router())
         .merge(catalogue::router())
         .merge(admin::router())
+        .merge(workspaces::router())
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
         .method_not_allowed_fallback(|| async {
             (

@@ -61,21 +61,33 @@ impl Store {
     }
 
     /// The newest entries first; for one workspace, or operator entries (`None`).
-    #[tracing::instrument(name = "store.list_audit", skip_all)]
     pub async fn list_audit(&self, workspace: Option<&WorkspaceId>, limit: i64) -> StoreResult<Vec<AuditEntry>> {
+        self.list_audit_page(workspace, limit, None).await
+    }
+
+    /// As [`Store::list_audit`], continuing below the entry id `before` (keyset paging).
+    #[tracing::instrument(name = "store.list_audit", skip_all)]
+    pub async fn list_audit_page(
+        &self,
+        workspace: Option<&WorkspaceId>,
+        limit: i64,
+        before: Option<i64>,
+    ) -> StoreResult<Vec<AuditEntry>> {
         let columns = "audit_id, workspace_id, actor, action, target, details, at";
         let limit = limit.clamp(1, 1000);
+        let before = before.unwrap_or(i64::MAX);
         let rows = match workspace {
             Some(ws) => {
-                let sql =
-                    format!("select {columns} from audit_log where workspace_id = $1 order by audit_id desc limit $2");
-                with_pool!(self, pool => sqlx::query_as::<_, AuditEntry>(&sql).bind(ws.as_str()).bind(limit).fetch_all(pool).await)?
+                let sql = format!(
+                    "select {columns} from audit_log where workspace_id = $1 and audit_id < $2 order by audit_id desc limit $3"
+                );
+                with_pool!(self, pool => sqlx::query_as::<_, AuditEntry>(&sql).bind(ws.as_str()).bind(before).bind(limit).fetch_all(pool).await)?
             }
             None => {
                 let sql = format!(
-                    "select {columns} from audit_log where workspace_id is null order by audit_id desc limit $1"
+                    "select {columns} from audit_log where workspace_id is null and audit_id < $1 order by audit_id desc limit $2"
                 );
-                with_pool!(self, pool => sqlx::query_as::<_, AuditEntry>(&sql).bind(limit).fetch_all(pool).await)?
+                with_pool!(self, pool => sqlx::query_as::<_, AuditEntry>(&sql).bind(before).bind(limit).fetch_all(pool).await)?
             }
         };
         Ok(rows)

@@ -8,3 +8,4 @@ mod plugin_calls;
 mod sandbox;
 mod sandbox_mode;
 mod store;
+mod workspaces;

@@ -1,0 +1,56 @@
+//! Workspace routes: `GET /api/v1/workspaces/{id}/integrations` (member+) lists the workspace's
+//! integrations without any credential; `GET /api/v1/workspaces/{id}/audit-log` (admin+) pages
+//! through its audit log, newest first.
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiResult};
+use crate::auth::{Caller, Role};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/workspaces/{id}/integrations", get(list_integrations))
+        .route("/api/v1/workspaces/{id}/audit-log", get(audit_log))
+}
+
+async fn list_integrations(caller: Caller, State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    caller.require(Role::Member)?;
+    let integrations = state.store.list_integrations(&caller.workspace).await?;
+    let rows: Vec<Value> = integrations
+        .iter()
+        .map(|i| {
+            json!({
+                "slug": i.integration_slug,
+                "status": i.status,
+                "account": i.metadata.get("account").cloned().unwrap_or(Value::Null),
+                "connected_at": i.connected_at,
+                "connected_by": i.connected_by,
+                "last_sync_at": i.last_sync_at,
+                "token_expires_at": i.token_expires_at,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "integrations": rows })))
+}
+
+#[derive(Debug, Deserialize)]
+struct Page {
+    limit: Option<i64>,
+    before: Option<i64>,
+}
+
+async fn audit_log(caller: Caller, State(state): State<AppState>, Query(page): Query<Page>) -> ApiResult<Json<Value>> {
+    caller.require(Role::Admin)?;
+    let limit = page.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::BadRequest("limit must be between 1 and 500".to_owned()));
+    }
+    let entries = state.store.list_audit_page(Some(&caller.workspace), limit, page.before).await?;
+    let next = (entries.len() as i64 == limit).then(|| entries.last().map(|e| e.id)).flatten();
+    Ok(Json(json!({ "entries": entries, "next_before": next })))
+}

@@ -1,0 +1,166 @@
+//! API authentication: bearer JWTs signed by the platform (HS256 with `CRMHOST_JWT_SECRET`, or
+//! Ed25519 / RS256 with a configured public key), carrying the caller's user, workspace and role.
+//!
+//! Roles are ordered `viewer < member < admin < owner`; a route names the least role it needs.
+//! A token is valid for one workspace: using it on another is 403, however high its role.
+
+mod caller;
+mod duration;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+pub use caller::Caller;
+pub use duration::parse_duration;
+
+/// A caller's role in a workspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read-only.
+    Viewer,
+    /// Push, pull, view history, resolve conflicts.
+    Member,
+    /// Connect, disconnect, mappings, settings.
+    Admin,
+    /// Everything an admin can, as the workspace's owner.
+    Owner,
+}
+
+impl Role {
+    /// The role's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Member => "member",
+            Self::Admin => "admin",
+            Self::Owner => "owner",
+        }
+    }
+}
+
+/// The claims crmhost reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user id.
+    pub sub: String,
+    /// The workspace id.
+    pub workspace: String,
+    /// The role.
+    pub role: Role,
+    /// Expiry, epoch seconds.
+    pub exp: i64,
+    /// Issued at, epoch seconds.
+    #[serde(default)]
+    pub iat: i64,
+}
+
+/// Why a token was refused (the message is safe to return).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `Authorization: Bearer` header.
+    #[error("send `Authorization: Bearer <token>`")]
+    Missing,
+    /// Expired.
+    #[error("the token has expired")]
+    Expired,
+    /// Bad signature, malformed, or wrong algorithm.
+    #[error("the token is invalid")]
+    Invalid,
+}
+
+/// Verifies tokens with every configured key.
+pub struct JwtVerifier {
+    keys: Vec<(DecodingKey, Algorithm)>,
+}
+
+impl std::fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let algorithms: Vec<Algorithm> = self.keys.iter().map(|(_, a)| *a).collect();
+        f.debug_struct("JwtVerifier").field("algorithms", &algorithms).finish()
+    }
+}
+
+impl JwtVerifier {
+    /// A verifier for an HS256 secret and/or a PEM public key (Ed25519 or RSA). `None` if neither is set.
+    pub fn new(secret: Option<&SecretString>, public_key_pem: Option<&[u8]>) -> Result<Option<Self>, String> {
+        let mut keys = Vec::new();
+        if let Some(secret) = secret {
+            keys.push((DecodingKey::from_secret(secret.expose_secret().as_bytes()), Algorithm::HS256));
+        }
+        if let Some(pem) = public_key_pem {
+            let key = DecodingKey::from_ed_pem(pem)
+                .map(|k| (k, Algorithm::EdDSA))
+                .or_else(|_| DecodingKey::from_rsa_pem(pem).map(|k| (k, Algorithm::RS256)))
+                .map_err(|_| "CRMHOST_JWT_PUBLIC_KEY: not an Ed25519 or RSA public key in PEM".to_owned())?;
+            keys.push(key);
+        }
+        Ok((!keys.is_empty()).then_some(Self { keys }))
+    }
+
+    /// Verifies a token and returns its claims.
+    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let mut expired = false;
+        for (key, algorithm) in &self.keys {
+            let mut validation = Validation::new(*algorithm);
+            validation.leeway = 30;
+            validation.set_required_spec_claims(&["exp", "sub"]);
+            match jsonwebtoken::decode::<Claims>(token, key, &validation) {
+                Ok(data) => return Ok(data.claims),
+                Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => expired = true,
+                Err(_) => {}
+            }
+        }
+        Err(if expired { AuthError::Expired } else { AuthError::Invalid })
+    }
+}
+
+/// Signs an HS256 token (`crmhost token`, demos, tests).
+pub fn sign_hs256(secret: &SecretString, claims: &Claims) -> Result<String, String> {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.expose_secret().as_bytes()),
+    )
+    .map_err(|e| format!("could not sign the token: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret() -> SecretString {
+        SecretString::from("a-test-secret-that-is-long-enough-000")
+    }
+
+    fn claims(exp_offset: i64) -> Claims {
+        let now = chrono::Utc::now().timestamp();
+        Claims { sub: "u1".to_owned(), workspace: "w1".to_owned(), role: Role::Admin, exp: now + exp_offset, iat: now }
+    }
+
+    #[test]
+    fn a_signed_token_verifies_and_roles_are_ordered() {
+        let verifier = JwtVerifier::new(Some(&secret()), None).unwrap().unwrap();
+        let token = sign_hs256(&secret(), &claims(3600)).unwrap();
+        assert_eq!(verifier.verify(&token).unwrap().role, Role::Admin);
+        assert!(Role::Viewer < Role::Member && Role::Member < Role::Admin && Role::Admin < Role::Owner);
+    }
+
+    #[test]
+    fn expired_forged_and_malformed_tokens_are_refused() {
+        let verifier = JwtVerifier::new(Some(&secret()), None).unwrap().unwrap();
+        assert_eq!(verifier.verify(&sign_hs256(&secret(), &claims(-3600)).unwrap()), Err(AuthError::Expired));
+        let forged = sign_hs256(&SecretString::from("another-secret-another-secret-0000"), &claims(3600)).unwrap();
+        assert_eq!(verifier.verify(&forged), Err(AuthError::Invalid));
+        assert_eq!(verifier.verify("not.a.jwt"), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn no_key_means_no_verifier_and_a_bad_public_key_is_a_clear_error() {
+        assert!(JwtVerifier::new(None, None).unwrap().is_none());
+        let err =
+            JwtVerifier::new(None, Some(b"-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n")).unwrap_err();
+        assert!(err.contains("CRMHOST_JWT_PUBLIC_KEY"), "{err}");
+    }
+}

@@ -1,0 +1,131 @@
+//! Workspace routes: bearer JWTs, workspace scoping, the role each route needs, audit paging.
+
+use crmhost::auth::Role;
+use crmhost::domain::{PluginSlug, WorkspaceId};
+use crmhost::store::{IntegrationStatus, NewAuditEntry};
+use crmhost_tests::{AppOptions, TestApp, token};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+async fn get(app: &TestApp, path: &str, bearer: Option<&str>) -> (StatusCode, Value) {
+    let mut request = app.client.get(format!("{}{path}", app.base));
+    if let Some(bearer) = bearer {
+        request = request.bearer_auth(bearer);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn every_workspace_route_checks_the_token_the_workspace_and_the_role() {
+    let app = TestApp::spawn(AppOptions::default()).await.unwrap();
+    // (route, least role)
+    let routes =
+        [("/api/v1/workspaces/w1/integrations", Role::Member), ("/api/v1/workspaces/w1/audit-log", Role::Admin)];
+    for (route, least) in routes {
+        assert_eq!(get(&app, route, None).await.0, StatusCode::UNAUTHORIZED, "{route} without a token");
+        assert_eq!(get(&app, route, Some("garbage")).await.0, StatusCode::UNAUTHORIZED, "{route} with garbage");
+        let (status, body) = get(&app, route, Some(&token("w2", Role::Owner))).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("wrong_workspace")),
+            "{route}"
+        );
+        for role in [Role::Viewer, Role::Member, Role::Admin, Role::Owner] {
+            let (status, body) = get(&app, route, Some(&token("w1", role))).await;
+            if role >= least {
+                assert_eq!(status, StatusCode::OK, "{route} as {role:?}: {body}");
+            } else {
+                assert_eq!(
+                    (status, body["error"]["code"].as_str()),
+                    (StatusCode::FORBIDDEN, Some("insufficient_role")),
+                    "{route} as {role:?}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused_with_a_clear_message() {
+    let app = TestApp::spawn(AppOptions::default()).await.unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let claims = crmhost::auth::Claims {
+        sub: "u".to_owned(),
+        workspace: "w1".to_owned(),
+        role: Role::Owner,
+        exp: now - 600,
+        iat: now - 7200,
+    };
+    let expired = crmhost::auth::sign_hs256(&secrecy::SecretString::from(crmhost_tests::JWT_SECRET), &claims).unwrap();
+    let (status, body) = get(&app, "/api/v1/workspaces/w1/integrations", Some(&expired)).await;
+    assert_eq!((status, body["error"]["message"].as_str()), (StatusCode::UNAUTHORIZED, Some("the token has expired")));
+}
+
+#[tokio::test]
+async fn integrations_are_listed_per_workspace_without_credentials() {
+    let app = TestApp::spawn(AppOptions::default()).await.unwrap();
+    let store = &app.state.store;
+    let (w1, w2) = (WorkspaceId::parse("w1").unwrap(), WorkspaceId::parse("w2").unwrap());
+    store
+        .upsert_integration(
+            &w1,
+            &PluginSlug::parse("hubspot").unwrap(),
+            IntegrationStatus::Connected,
+            &json!({"account": "Acme (62515)"}),
+            Some("u1"),
+        )
+        .await
+        .unwrap();
+    store
+        .upsert_integration(
+            &w2,
+            &PluginSlug::parse("salesforce").unwrap(),
+            IntegrationStatus::Connected,
+            &json!({}),
+            None,
+        )
+        .await
+        .unwrap();
+    let (status, body) = get(&app, "/api/v1/workspaces/w1/integrations", Some(&token("w1", Role::Member))).await;
+    assert_eq!(status, StatusCode::OK);
+    let rows = body["integrations"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0]["slug"].as_str(), rows[0]["status"].as_str(), rows[0]["account"].as_str()),
+        (Some("hubspot"), Some("connected"), Some("Acme (62515)"))
+    );
+    let text = body.to_string();
+    assert!(!text.contains("token\"") && !text.contains("encrypted"), "{text}");
+}
+
+#[tokio::test]
+async fn the_audit_log_pages_newest_first_and_shows_only_the_callers_workspace() {
+    let app = TestApp::spawn(AppOptions::default()).await.unwrap();
+    for (workspace, action) in [("w1", "a1"), ("w2", "b1"), ("w1", "a2"), ("w1", "a3"), ("w1", "a4"), ("w1", "a5")] {
+        let entry = NewAuditEntry {
+            workspace_id: Some(WorkspaceId::parse(workspace).unwrap()),
+            actor: "u1".to_owned(),
+            action: action.to_owned(),
+            target: "integration:hubspot".to_owned(),
+            details: json!({}),
+        };
+        app.state.store.append_audit(&entry).await.unwrap();
+    }
+    let admin = token("w1", Role::Admin);
+    let mut actions = Vec::new();
+    let mut path = "/api/v1/workspaces/w1/audit-log?limit=2".to_owned();
+    loop {
+        let (status, body) = get(&app, &path, Some(&admin)).await;
+        assert_eq!(status, StatusCode::OK);
+        actions.extend(body["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap().to_owned()));
+        match body["next_before"].as_i64() {
+            Some(before) => path = format!("/api/v1/workspaces/w1/audit-log?limit=2&before={before}"),
+            None => break,
+        }
+    }
+    assert_eq!(actions, ["a5", "a4", "a3", "a2", "a1"]);
+    let (status, _) = get(&app, "/api/v1/workspaces/w1/audit-log?limit=0", Some(&admin)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
