@@ -10,6 +10,8 @@ pub mod auth;
 pub mod config;
 /// Newtype ids and parsed inputs.
 pub mod domain;
+/// OAuth 2.0 pieces the host owns (state, later the flow).
+pub mod oauth;
 /// The plugin host: engine, runtime, capabilities, registry, hot reload.
 pub mod plugins;
 /// `--sandbox`: in-process CRM emulators wired to the bundled plugins.

@@ -8,6 +8,7 @@
 mod audit;
 mod error;
 mod integrations;
+mod oauth_states;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -19,6 +20,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 pub use audit::{AuditEntry, NewAuditEntry};
 pub use error::StoreError;
 pub use integrations::{Integration, IntegrationStatus};
+pub use oauth_states::{NewOAuthState, PendingOAuth, StateRejection};
 
 /// `Result` with [`StoreError`].
 pub type StoreResult<T> = Result<T, StoreError>;

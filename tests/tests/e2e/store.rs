@@ -129,3 +129,70 @@ async fn an_unsupported_database_url_is_a_clear_error() {
     let err = crmhost::store::Store::connect("mysql://localhost/x").await.unwrap_err();
     assert!(err.to_string().contains("postgres://") && err.to_string().contains("mysql"), "{err}");
 }
+
+fn pending(state_hash: &str, slug_text: &str, expires_in: chrono::Duration) -> crmhost::store::NewOAuthState {
+    crmhost::store::NewOAuthState {
+        state_hash: state_hash.to_owned(),
+        workspace: ws("w1"),
+        user_id: "u1".to_owned(),
+        slug: slug(slug_text),
+        verifier: Some(crmhost::vault::Sealed { ciphertext: vec![1, 2, 3], nonce: vec![0; 12], key_version: -42 }),
+        return_url: Some("https://app.example/settings".to_owned()),
+        expires_at: chrono::Utc::now() + expires_in,
+    }
+}
+
+on_both_backends!(oauth_states_are_single_use_expiring_and_bound_to_their_integration, |store| {
+    use crmhost::store::StateRejection;
+    let now = chrono::Utc::now();
+    store.insert_oauth_state(&pending("h-ok", "hubspot", chrono::Duration::minutes(10))).await.unwrap();
+    let consumed = store.consume_oauth_state("h-ok", &slug("hubspot"), now).await.unwrap().unwrap();
+    assert_eq!((consumed.workspace_id.as_str(), consumed.user_id.as_str()), ("w1", "u1"));
+    let verifier = consumed.verifier.unwrap();
+    assert_eq!((verifier.ciphertext, verifier.key_version), (vec![1, 2, 3], -42));
+    assert_eq!(consumed.return_url.as_deref(), Some("https://app.example/settings"));
+
+    let replay = store.consume_oauth_state("h-ok", &slug("hubspot"), now).await.unwrap();
+    assert_eq!(replay.unwrap_err(), StateRejection::Replayed);
+    let unknown = store.consume_oauth_state("h-never", &slug("hubspot"), now).await.unwrap();
+    assert_eq!(unknown.unwrap_err(), StateRejection::Unknown);
+
+    store.insert_oauth_state(&pending("h-old", "hubspot", chrono::Duration::minutes(-1))).await.unwrap();
+    assert_eq!(
+        store.consume_oauth_state("h-old", &slug("hubspot"), now).await.unwrap().unwrap_err(),
+        StateRejection::Expired
+    );
+
+    store.insert_oauth_state(&pending("h-sf", "salesforce", chrono::Duration::minutes(10))).await.unwrap();
+    assert_eq!(
+        store.consume_oauth_state("h-sf", &slug("hubspot"), now).await.unwrap().unwrap_err(),
+        StateRejection::WrongIntegration
+    );
+    // A refused state is used up too.
+    assert_eq!(
+        store.consume_oauth_state("h-sf", &slug("salesforce"), now).await.unwrap().unwrap_err(),
+        StateRejection::Replayed
+    );
+
+    store.insert_oauth_state(&pending("h-dup", "hubspot", chrono::Duration::minutes(10))).await.unwrap();
+    assert!(matches!(
+        store.insert_oauth_state(&pending("h-dup", "hubspot", chrono::Duration::minutes(10))).await,
+        Err(StoreError::Conflict { .. })
+    ));
+
+    assert_eq!(store.purge_expired_oauth_states(now).await.unwrap(), 1, "only the expired one");
+});
+
+on_both_backends!(concurrent_callbacks_with_one_state_succeed_once, |store| {
+    store.insert_oauth_state(&pending("h-race", "hubspot", chrono::Duration::minutes(10))).await.unwrap();
+    let now = chrono::Utc::now();
+    let attempts = (0..8).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.consume_oauth_state("h-race", &slug("hubspot"), now).await.unwrap().is_ok() })
+    });
+    let mut successes = 0;
+    for attempt in attempts {
+        successes += usize::from(attempt.await.unwrap());
+    }
+    assert_eq!(successes, 1);
+});
