@@ -36,6 +36,13 @@ pub struct ServeArgs {
     /// Do not watch the plugins directory (reload through the admin API only).
     #[arg(long, env = "CRMHOST_NO_WATCH")]
     pub no_watch: bool,
+    /// The master key for stored credentials: 32 bytes, base64. Without it a key file is generated
+    /// in the data directory (0600) and a warning is logged.
+    #[arg(long, env = "CRMHOST_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+    /// Earlier master keys (comma-separated base64), still accepted for reading during rotation.
+    #[arg(long, env = "CRMHOST_PREVIOUS_MASTER_KEYS", hide_env_values = true)]
+    pub previous_master_keys: Option<String>,
     /// Secret (at least 32 characters) for HS256 bearer tokens of the workspace API.
     #[arg(long, env = "CRMHOST_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
@@ -107,6 +114,10 @@ pub struct Config {
     pub max_request_bytes: usize,
     /// Run against in-process emulators.
     pub sandbox: bool,
+    /// The master key (`None`: use or generate the data directory's key file).
+    pub master_key: Option<SecretString>,
+    /// Earlier master keys, for reading rows sealed before a rotation.
+    pub previous_master_keys: Vec<SecretString>,
     /// HS256 secret for workspace tokens.
     pub jwt_secret: Option<SecretString>,
     /// Public key (PEM) for EdDSA / RS256 workspace tokens.
@@ -162,6 +173,26 @@ impl Config {
             None => None,
         };
         crate::auth::JwtVerifier::new(jwt_secret.as_ref(), jwt_public_key.as_deref()).map_err(ConfigError)?;
+        if let Some(key) = args.master_key.as_deref().filter(|k| !k.trim().is_empty())
+            && crate::vault::MasterKey::from_base64(key).is_none()
+        {
+            return Err(ConfigError(
+                "CRMHOST_MASTER_KEY: expected 32 bytes, base64-encoded (openssl rand -base64 32)".to_owned(),
+            ));
+        }
+        let previous_master_keys: Vec<SecretString> = args
+            .previous_master_keys
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(|k| {
+                crate::vault::MasterKey::from_base64(k).map(|_| SecretString::from(k.to_owned())).ok_or_else(|| {
+                    ConfigError("CRMHOST_PREVIOUS_MASTER_KEYS: each key must be 32 bytes, base64-encoded".to_owned())
+                })
+            })
+            .collect::<Result<_, _>>()?;
         let defaults = EngineSettings::default();
         let engine = EngineSettings {
             max_concurrent_calls: file.engine.max_concurrent_calls.unwrap_or(defaults.max_concurrent_calls),
@@ -195,6 +226,8 @@ impl Config {
             plugins,
             max_request_bytes: 4 << 20,
             sandbox: args.sandbox,
+            master_key: args.master_key.filter(|k| !k.trim().is_empty()).map(SecretString::from),
+            previous_master_keys,
             jwt_secret,
             jwt_public_key,
         })
@@ -243,6 +276,18 @@ mod tests {
     fn a_short_admin_token_is_rejected() {
         let err = Config::from_args(args(&["--admin-token", "short"])).unwrap_err().to_string();
         assert!(err.contains("CRMHOST_ADMIN_TOKEN"), "{err}");
+    }
+
+    #[test]
+    fn master_keys_must_be_32_bytes_of_base64_and_are_never_echoed() {
+        let err = Config::from_args(args(&["--master-key", "bm90LWEta2V5"])).unwrap_err().to_string();
+        assert!(err.starts_with("CRMHOST_MASTER_KEY:") && !err.contains("bm90LWEta2V5"), "{err}");
+        let good = crate::vault::MasterKey::generate().to_base64();
+        let err =
+            Config::from_args(args(&["--master-key", &good, "--previous-master-keys", "x"])).unwrap_err().to_string();
+        assert!(err.starts_with("CRMHOST_PREVIOUS_MASTER_KEYS:"), "{err}");
+        let config = Config::from_args(args(&["--master-key", &good, "--previous-master-keys", &good])).unwrap();
+        assert_eq!(config.previous_master_keys.len(), 1);
     }
 
     #[test]

@@ -67,6 +67,8 @@ impl Application {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|e| StartupError(format!("CRMHOST_DATA_DIR: cannot create {}: {e}", config.data_dir.display())))?;
 
+        let vault = Arc::new(open_vault(&config)?);
+
         let store = match &config.database {
             DatabaseTarget::Url(url) => Store::connect(url.expose_secret()).await,
             DatabaseTarget::SqliteFile(path) => Store::open_sqlite_file(path).await,
@@ -117,6 +119,7 @@ impl Application {
             store,
             plugins: registry,
             admin_token: config.admin_token.clone().map(Arc::new),
+            vault,
             jwt: crate::auth::JwtVerifier::new(config.jwt_secret.as_ref(), config.jwt_public_key.as_deref())
                 .map_err(StartupError)?
                 .map(Arc::new),
@@ -160,6 +163,30 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.run_until(shutdown_signal()).await
     }
+}
+
+/// The vault from `CRMHOST_MASTER_KEY`, or from the data directory's key file (generated on first
+/// start, with a warning: that file is the only copy of the key).
+fn open_vault(config: &Config) -> Result<crate::vault::Vault, StartupError> {
+    use crate::vault::{KeySource, MasterKey, Vault};
+    let env_key = config.master_key.as_ref().map(|k| k.expose_secret().to_owned());
+    let (key, source) =
+        MasterKey::load(env_key.as_deref(), &config.data_dir).map_err(|e| StartupError(e.to_string()))?;
+    match &source {
+        KeySource::Environment => {
+            tracing::info!(key_version = format_args!("{:#x}", key.fingerprint()), "master key from CRMHOST_MASTER_KEY")
+        }
+        KeySource::File { path, generated: true } => tracing::warn!(
+            path = %path.display(),
+            "generated a master key file; it is the only copy of the key that protects stored credentials: back it up, or set CRMHOST_MASTER_KEY"
+        ),
+        KeySource::File { path, generated: false } => {
+            tracing::warn!(path = %path.display(), "master key read from the data directory; set CRMHOST_MASTER_KEY in production")
+        }
+    }
+    let previous =
+        config.previous_master_keys.iter().filter_map(|k| MasterKey::from_base64(k.expose_secret())).collect();
+    Ok(Vault::new(key, previous))
 }
 
 async fn shutdown_signal() {

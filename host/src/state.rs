@@ -16,6 +16,8 @@ pub struct AppState {
     pub plugins: Arc<PluginRegistry>,
     /// The operator token for `/api/v1/admin/*`; `None` disables the admin API.
     pub admin_token: Option<Arc<SecretString>>,
+    /// Seals and opens stored credentials.
+    pub vault: Arc<crate::vault::Vault>,
     /// Verifies workspace bearer tokens; `None` when no key is configured.
     pub jwt: Option<Arc<crate::auth::JwtVerifier>>,
     /// The emulators' addresses, in sandbox mode.

@@ -36,6 +36,7 @@ async fn a_bare_serve_with_no_plugins_directory_serves_both_bundled_crms_and_sto
         .env_remove("DATABASE_URL")
         .env_remove("CRMHOST_PLUGINS_DIR")
         .env_remove("CRMHOST_DATA_DIR")
+        .env_remove("CRMHOST_MASTER_KEY")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -54,8 +55,15 @@ async fn a_bare_serve_with_no_plugins_directory_serves_both_bundled_crms_and_sto
     let slugs: Vec<&str> =
         body["integrations"].as_array().unwrap().iter().map(|i| i["slug"].as_str().unwrap()).collect();
     assert_eq!(slugs, ["hubspot", "salesforce"]);
-    // The embedded default: SQLite and the compile cache in ./data.
+    // The embedded default: SQLite, the compile cache and a private master key file in ./data.
     assert!(dir.path().join("data").join("crmhost.db").is_file());
+    let key_file = dir.path().join("data").join("master.key");
+    assert!(key_file.is_file());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
     assert!(dir.path().join("data").join("cache").join("components").read_dir().unwrap().count() >= 2);
 
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();

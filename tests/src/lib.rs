@@ -290,6 +290,8 @@ impl TestApp {
             plugins: OperatorPluginConfig::default(),
             max_request_bytes: 1 << 20,
             sandbox: options.sandbox,
+            master_key: None,
+            previous_master_keys: Vec::new(),
             jwt_secret: Some(SecretString::from(JWT_SECRET)),
             jwt_public_key: None,
         };

@@ -133,3 +133,16 @@ async fn the_api_runs_on_postgres_too() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(app.state.store.list_audit(None, 10).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn the_server_has_a_working_vault_with_a_generated_private_key() {
+    use crmhost::domain::{PluginSlug, WorkspaceId};
+    use crmhost::vault::Purpose;
+    use secrecy::ExposeSecret;
+    let app = app().await;
+    let (ws, slug) = (WorkspaceId::parse("w1").unwrap(), PluginSlug::parse("hubspot").unwrap());
+    let sealed = app.state.vault.seal(Purpose::Tokens, &ws, &slug, b"refresh-token");
+    let opened = app.state.vault.open(Purpose::Tokens, &ws, &slug, &sealed).unwrap();
+    assert_eq!(opened.expose_secret().as_slice(), b"refresh-token");
+    assert_eq!(sealed.key_version, app.state.vault.current_version());
+}
