@@ -115,6 +115,18 @@ impl std::fmt::Debug for Sim {
     }
 }
 
+/// A plausible email address: `local@domain.tld`, no spaces. Both CRMs reject what fails this
+/// (Salesforce `INVALID_EMAIL_ADDRESS`, HubSpot `INVALID_EMAIL`).
+pub(crate) fn is_valid_email(s: &str) -> bool {
+    let Some((local, domain)) = s.split_once('@') else { return false };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !s.contains(char::is_whitespace)
+        && !domain.contains('@')
+}
+
 /// Locks a mutex, recovering from poisoning (a panicking handler must not wedge the emulator).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)

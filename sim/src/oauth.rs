@@ -139,6 +139,31 @@ impl OAuthStore {
         Ok(record)
     }
 
+    /// Records a newly issued access token of `chain`, valid for `ttl_secs` from `now`.
+    pub fn issue_access(
+        &mut self,
+        token: &str,
+        client_id: &str,
+        scopes: &[String],
+        now: DateTime<Utc>,
+        ttl_secs: u64,
+        chain: u64,
+    ) {
+        let ttl = chrono::Duration::seconds(i64::try_from(ttl_secs).unwrap_or(i64::MAX / 1000));
+        self.access.insert(
+            token.to_owned(),
+            AccessToken {
+                client_id: client_id.to_owned(),
+                scopes: scopes.to_vec(),
+                issued_at: now,
+                expires_at: now + ttl,
+                revoked: false,
+                chain: Some(chain),
+            },
+        );
+        self.access_issued += 1;
+    }
+
     /// Revokes every token of a chain.
     pub fn revoke_chain(&mut self, chain: u64) {
         for token in self.refresh.values_mut().filter(|t| t.chain == chain) {

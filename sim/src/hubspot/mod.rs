@@ -286,22 +286,17 @@ fn check_value(def: &Property, text: &str) -> Result<(), Value> {
         PropType::Bool if text != "true" && text != "false" => {
             problem("INVALID_BOOLEAN", format!("{text} is not a valid boolean"))
         }
-        PropType::Text if def.name == "email" && !is_valid_email(text) => {
+        PropType::Text if def.name == "email" && !crate::is_valid_email(text) => {
             problem("INVALID_EMAIL", format!("Email address {text} is invalid"))
         }
         _ => Ok(()),
     }
 }
 
-fn is_valid_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else { return false };
-    !local.is_empty() && domain.contains('.') && !domain.ends_with('.') && !s.contains(char::is_whitespace)
-}
-
-/// Checks the bearer token and the rate limits; returns the token and the headers to add.
 /// Response headers to add (rate-limit headers).
 pub(crate) type ExtraHeaders = Vec<(&'static str, String)>;
 
+/// Checks the bearer token and the rate limits; returns the token and the headers to add.
 pub(crate) fn authorize(sim: &Sim, headers: &HeaderMap, search: bool) -> Result<(String, ExtraHeaders), HsError> {
     let token = headers
         .get(axum::http::header::AUTHORIZATION)

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::{APP_ID, HUB_ID, USER_EMAIL, USER_ID};
 use crate::Sim;
-use crate::oauth::{AccessToken, AuthCode, RefreshToken, client_credentials, pkce_matches, with_query};
+use crate::oauth::{AuthCode, RefreshToken, client_credentials, pkce_matches, with_query};
 
 pub(super) fn router(sim: Arc<Sim>) -> Router {
     Router::new()
@@ -82,18 +82,7 @@ fn issue(sim: &Sim, client_id: &str, scopes: Vec<String>, refresh: String, chain
     let ttl = sim.knobs().hubspot_token_ttl_secs;
     let access = format!("CKDZ{}", sim.token_gen().alnum(140));
     let mut state = sim.hubspot();
-    state.oauth.access.insert(
-        access.clone(),
-        AccessToken {
-            client_id: client_id.to_owned(),
-            scopes: scopes.clone(),
-            issued_at: now,
-            expires_at: now + chrono::Duration::seconds(ttl as i64),
-            revoked: false,
-            chain: Some(chain),
-        },
-    );
-    state.oauth.access_issued += 1;
+    state.oauth.issue_access(&access, client_id, &scopes, now, ttl, chain);
     json!({
         "token_type": "bearer",
         "access_token": access,

@@ -20,7 +20,7 @@ use sha2::Sha256;
 use super::errors::oauth_error;
 use super::{ORG_ID, USER_ID, USERNAME};
 use crate::Sim;
-use crate::oauth::{AccessToken, AuthCode, RefreshToken, client_credentials, pkce_matches, with_query};
+use crate::oauth::{AuthCode, RefreshToken, client_credentials, pkce_matches, with_query};
 
 pub(super) fn router(sim: Arc<Sim>) -> Router {
     Router::new()
@@ -107,18 +107,7 @@ fn issue(sim: &Sim, client_id: &str, secret: &str, scopes: Vec<String>, chain: u
     let access = format!("{ORG_ID}!AR{}", sim.token_gen().alnum(96));
     let refresh = new_refresh.then(|| format!("5Aep{}", sim.token_gen().alnum(83)));
     let mut state = sim.salesforce();
-    state.oauth.access.insert(
-        access.clone(),
-        AccessToken {
-            client_id: client_id.to_owned(),
-            scopes: scopes.clone(),
-            issued_at: now,
-            expires_at: now + chrono::Duration::seconds(ttl as i64),
-            revoked: false,
-            chain: Some(chain),
-        },
-    );
-    state.oauth.access_issued += 1;
+    state.oauth.issue_access(&access, client_id, &scopes, now, ttl, chain);
     if let Some(refresh) = &refresh {
         state.oauth.refresh.insert(
             refresh.clone(),

@@ -50,16 +50,6 @@ pub struct ObjectStore {
     next: u64,
 }
 
-fn is_valid_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else { return false };
-    !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !s.contains(char::is_whitespace)
-        && !domain.contains('@')
-}
-
 impl ObjectStore {
     /// An empty store for `schema`.
     pub fn new(schema: ObjectSchema) -> Self {
@@ -108,7 +98,7 @@ impl ObjectStore {
                     )
                     .with_fields(vec![field.name.to_owned()]));
                 }
-                if *kind == FieldKind::Email && !s.is_empty() && !is_valid_email(s) {
+                if *kind == FieldKind::Email && !s.is_empty() && !crate::is_valid_email(s) {
                     return Err(SfError::bad("INVALID_EMAIL_ADDRESS", format!("Email: invalid email address: {s}"))
                         .with_fields(vec![field.name.to_owned()]));
                 }
