@@ -49,6 +49,14 @@ pub struct ServeArgs {
     /// A PEM file with an Ed25519 or RSA public key for EdDSA / RS256 bearer tokens.
     #[arg(long, env = "CRMHOST_JWT_PUBLIC_KEY")]
     pub jwt_public_key: Option<PathBuf>,
+    /// The URL users' browsers reach crmhost at; OAuth redirect URIs are
+    /// `<public-url>/api/v1/integrations/callback/<slug>`. Default: `http://<bind address>`.
+    #[arg(long, env = "CRMHOST_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Origins (comma-separated, e.g. `https://app.example.com`) a connect request's `return_url`
+    /// may point at. The public URL's own origin is always allowed.
+    #[arg(long, env = "CRMHOST_ALLOWED_RETURN_ORIGINS")]
+    pub allowed_return_origins: Option<String>,
     /// Start Salesforce and HubSpot emulators in-process and point the bundled plugins at them:
     /// try everything with no CRM account. Uses `<data-dir>/sandbox.db` unless DATABASE_URL is set.
     #[arg(long, env = "CRMHOST_SANDBOX")]
@@ -122,6 +130,10 @@ pub struct Config {
     pub jwt_secret: Option<SecretString>,
     /// Public key (PEM) for EdDSA / RS256 workspace tokens.
     pub jwt_public_key: Option<Vec<u8>>,
+    /// Where browsers reach crmhost (`None`: `http://<bound address>`).
+    pub public_url: Option<url::Url>,
+    /// Origins a `return_url` may point at, besides the public URL's.
+    pub allowed_return_origins: Vec<url::Origin>,
 }
 
 /// A configuration problem: one line saying what to fix.
@@ -193,6 +205,23 @@ impl Config {
                 })
             })
             .collect::<Result<_, _>>()?;
+        let public_url = match args.public_url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+            Some(raw) => Some(parse_origin_url(raw).map_err(|e| ConfigError(format!("CRMHOST_PUBLIC_URL: {e}")))?),
+            None => None,
+        };
+        let allowed_return_origins = args
+            .allowed_return_origins
+            .as_deref()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(|o| {
+                parse_origin_url(o)
+                    .map(|u| u.origin())
+                    .map_err(|e| ConfigError(format!("CRMHOST_ALLOWED_RETURN_ORIGINS: `{o}`: {e}")))
+            })
+            .collect::<Result<_, _>>()?;
         let defaults = EngineSettings::default();
         let engine = EngineSettings {
             max_concurrent_calls: file.engine.max_concurrent_calls.unwrap_or(defaults.max_concurrent_calls),
@@ -230,6 +259,8 @@ impl Config {
             previous_master_keys,
             jwt_secret,
             jwt_public_key,
+            public_url,
+            allowed_return_origins,
         })
     }
 
@@ -241,6 +272,18 @@ impl Config {
             ConfigError(format!("CRMHOST_CONFIG: {} is invalid: {message}", path.display()))
         })
     }
+}
+
+/// An absolute http(s) URL without query or fragment.
+fn parse_origin_url(raw: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("use an absolute http:// or https:// URL".to_owned());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("leave out the query and fragment".to_owned());
+    }
+    Ok(url)
 }
 
 #[cfg(test)]
@@ -288,6 +331,23 @@ mod tests {
         assert!(err.starts_with("CRMHOST_PREVIOUS_MASTER_KEYS:"), "{err}");
         let config = Config::from_args(args(&["--master-key", &good, "--previous-master-keys", &good])).unwrap();
         assert_eq!(config.previous_master_keys.len(), 1);
+    }
+
+    #[test]
+    fn public_url_and_return_origins_must_be_http_urls() {
+        let err = Config::from_args(args(&["--public-url", "ftp://x"])).unwrap_err().to_string();
+        assert!(err.starts_with("CRMHOST_PUBLIC_URL:"), "{err}");
+        let err = Config::from_args(args(&["--allowed-return-origins", "https://a.example, nope"])).unwrap_err();
+        assert!(err.to_string().contains("`nope`"), "{err}");
+        let config = Config::from_args(args(&[
+            "--public-url",
+            "https://crm.example.com/base",
+            "--allowed-return-origins",
+            "https://app.example.com,http://localhost:3000",
+        ]))
+        .unwrap();
+        assert_eq!(config.public_url.unwrap().as_str(), "https://crm.example.com/base");
+        assert_eq!(config.allowed_return_origins.len(), 2);
     }
 
     #[test]

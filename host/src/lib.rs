@@ -8,9 +8,13 @@ pub mod api;
 pub mod auth;
 /// Configuration: flags, environment, the TOML file.
 pub mod config;
+/// Connecting workspaces to CRMs: the OAuth flow, credentials with refresh, test, disconnect.
+pub mod connections;
 /// Newtype ids and parsed inputs.
 pub mod domain;
-/// OAuth 2.0 pieces the host owns (state, later the flow).
+/// `crmhost keys`: master-key generation and rotation of stored credentials.
+pub mod keys;
+/// OAuth 2.0 as the host does it: state, authorize URL, code exchange, refresh, revocation.
 pub mod oauth;
 /// The plugin host: engine, runtime, capabilities, registry, hot reload.
 pub mod plugins;

@@ -69,13 +69,22 @@ impl Sandbox {
 
     /// Points the bundled plugins at the emulators.
     pub fn configure(&self, config: &mut OperatorPluginConfig) {
+        point_plugins_at(&self.handle, config);
+    }
+}
+
+/// Points the bundled plugins at running emulators: their OAuth endpoints and default client, API
+/// base URLs, and an egress policy allowing exactly the emulators' loopback addresses over HTTP.
+/// (Tests use this to run several crmhost instances against one pair of emulators.)
+pub fn point_plugins_at(handle: &crm_sim::SimHandle, config: &mut OperatorPluginConfig) {
+    {
         let client = crm_sim::OAuthClient::default_client();
-        let salesforce = self.handle.salesforce_url().unwrap_or_default();
-        let hubspot = self.handle.hubspot_url().unwrap_or_default();
+        let salesforce = handle.salesforce_url().unwrap_or_default();
+        let hubspot = handle.hubspot_url().unwrap_or_default();
         let targets = [
             (
                 "salesforce",
-                self.handle.salesforce_addr(),
+                handle.salesforce_addr(),
                 OAuthOverrides {
                     authorize_url: Some(format!("{salesforce}/services/oauth2/authorize")),
                     token_url: Some(format!("{salesforce}/services/oauth2/token")),
@@ -86,7 +95,7 @@ impl Sandbox {
             ),
             (
                 "hubspot",
-                self.handle.hubspot_addr(),
+                handle.hubspot_addr(),
                 OAuthOverrides {
                     authorize_url: Some(format!("{hubspot}/oauth/authorize")),
                     token_url: Some(format!("{hubspot}/oauth/v3/token")),

@@ -115,8 +115,28 @@ impl Application {
             None
         };
 
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .map_err(|e| StartupError(format!("CRMHOST_BIND: cannot listen on {}: {e}", config.bind)))?;
+        let public_url = match &config.public_url {
+            Some(url) => url.clone(),
+            None => {
+                let addr = listener.local_addr().map_err(|e| StartupError(format!("CRMHOST_BIND: {e}")))?;
+                url::Url::parse(&format!("http://{addr}"))
+                    .map_err(|e| StartupError(format!("CRMHOST_PUBLIC_URL: {e}")))?
+            }
+        };
+        tracing::info!(public_url = %public_url, "OAuth redirect URIs are <public_url>/api/v1/integrations/callback/<slug>");
+        let connections = Arc::new(crate::connections::Connections::new(
+            store.clone(),
+            vault.clone(),
+            registry.clone(),
+            public_url,
+            config.allowed_return_origins.clone(),
+        ));
         let state = AppState {
             store,
+            connections,
             plugins: registry,
             admin_token: config.admin_token.clone().map(Arc::new),
             vault,
@@ -126,9 +146,6 @@ impl Application {
             sandbox: sandbox.as_ref().map(|s| Arc::new(s.info())),
         };
         let router = crate::api::router(state.clone(), config.max_request_bytes);
-        let listener = TcpListener::bind(config.bind)
-            .await
-            .map_err(|e| StartupError(format!("CRMHOST_BIND: cannot listen on {}: {e}", config.bind)))?;
         Ok(Self { listener, state, router, _watcher: watcher, sandbox })
     }
 

@@ -20,6 +20,8 @@ pub struct AppState {
     pub vault: Arc<crate::vault::Vault>,
     /// Verifies workspace bearer tokens; `None` when no key is configured.
     pub jwt: Option<Arc<crate::auth::JwtVerifier>>,
+    /// Connecting workspaces to CRMs, and their credentials.
+    pub connections: Arc<crate::connections::Connections>,
     /// The emulators' addresses, in sandbox mode.
     pub sandbox: Option<Arc<crate::sandbox::SandboxInfo>>,
 }

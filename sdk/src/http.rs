@@ -153,6 +153,33 @@ impl Response {
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
         Ok(serde_json::from_slice(&self.0.body)?)
     }
+
+    /// The response if it is 2xx; otherwise a generic [`AdapterError`] chosen by status (401
+    /// unauthorized, 403 forbidden, 404 not found, 400/422 invalid, 409 duplicate, 429 rate
+    /// limited with `Retry-After`, 5xx unavailable, anything else internal). `what` names the
+    /// request in the message. Adapters that understand their CRM's error bodies should map those
+    /// first and use this as the fallback.
+    pub fn error_for_status(self, what: &str) -> Result<Self> {
+        let status = self.status();
+        if self.is_success() {
+            return Ok(self);
+        }
+        let message = format!("{what}: the CRM answered HTTP {status}");
+        Err(match status {
+            401 => AdapterError::unauthorized(message),
+            403 => AdapterError::forbidden(message),
+            404 => AdapterError::not_found(message),
+            400 | 422 => AdapterError::invalid(message),
+            409 => AdapterError::duplicate(message, None),
+            429 => {
+                let retry_after_ms =
+                    self.header("retry-after").and_then(|s| s.trim().parse::<u64>().ok()).map(|s| s * 1000);
+                AdapterError::rate_limited(crate::RateLimitPolicy::Unknown, retry_after_ms, message)
+            }
+            500..=599 => AdapterError::unavailable(message),
+            _ => AdapterError::internal(message),
+        })
+    }
 }
 
 impl From<HttpError> for AdapterError {
@@ -160,6 +187,8 @@ impl From<HttpError> for AdapterError {
         match err {
             HttpError::Timeout => AdapterError::unavailable("the CRM did not answer in time"),
             HttpError::Connection(msg) => AdapterError::unavailable(format!("could not reach the CRM: {msg}")),
+            // The host could not supply credentials (the connection needs re-authorization).
+            HttpError::Denied(msg) if msg.starts_with("no usable credentials") => AdapterError::unauthorized(msg),
             HttpError::Denied(msg) => AdapterError::internal(format!("request refused by the host: {msg}")),
             HttpError::TooLarge(msg) => AdapterError::internal(format!("too large: {msg}")),
             HttpError::InvalidRequest(msg) => AdapterError::internal(format!("invalid request: {msg}")),

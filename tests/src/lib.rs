@@ -39,6 +39,46 @@ pub fn hostile() -> Vec<u8> {
     std::fs::read(env!("HOSTILE_WASM")).expect("hostile was built by build.rs")
 }
 
+/// Everything logged in this test process once [`capture_logs`] ran (debug and up; trace for
+/// crmhost), for tests that scan logs for secrets.
+static CAPTURED: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+#[derive(Clone, Copy)]
+struct CaptureWriter;
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Installs a global subscriber that records every log line (debug and up, trace for crmhost);
+/// returns `false` if another subscriber was installed first (`TEST_LOG`), in which case the
+/// caller cannot rely on the capture.
+pub fn capture_logs() -> bool {
+    static INSTALLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *INSTALLED.get_or_init(|| {
+        let filter = tracing_subscriber::EnvFilter::new(
+            "debug,crmhost=trace,crm_sim=trace,cranelift_codegen=info,wasmtime=info,regalloc2=info,wasmtime_internal_cranelift=info",
+        );
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(|| CaptureWriter)
+            .try_init()
+            .is_ok()
+    })
+}
+
+/// What [`capture_logs`] recorded so far.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&CAPTURED.lock().unwrap_or_else(std::sync::PoisonError::into_inner)).into_owned()
+}
+
 /// Turns logs on for a test run when `TEST_LOG` is set.
 pub fn init_logs() {
     if std::env::var_os("TEST_LOG").is_some() {
@@ -243,7 +283,11 @@ pub struct TestApp {
     _data_dir: tempfile::TempDir,
     _plugins: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    _db: TestDb,
+    sandbox: Option<Arc<crmhost::sandbox::Sandbox>>,
+    sim: Option<Arc<crm_sim::SimHandle>>,
+    /// The database URL (another app can share it through [`AppOptions::database_url`]).
+    pub database_url: String,
+    _db: Option<TestDb>,
 }
 
 /// Options for [`TestApp::spawn`].
@@ -258,6 +302,16 @@ pub struct AppOptions {
     pub admin_token: Option<&'static str>,
     /// Start in sandbox mode (in-process emulators).
     pub sandbox: bool,
+    /// Point the bundled plugins at these emulators (several apps can share one pair).
+    pub sim: Option<Arc<crm_sim::SimHandle>>,
+    /// Use this database instead of a fresh one (several apps can share one).
+    pub database_url: Option<String>,
+    /// The master key (base64); default: a key file generated in the app's data directory.
+    pub master_key: Option<String>,
+    /// Earlier master keys (base64), for reading during rotation.
+    pub previous_master_keys: Vec<String>,
+    /// Extra origins a connect `return_url` may use.
+    pub allowed_return_origins: Vec<String>,
 }
 
 impl Default for AppOptions {
@@ -268,6 +322,11 @@ impl Default for AppOptions {
             bundled: crmhost::plugins::bundled(),
             admin_token: Some(ADMIN_TOKEN),
             sandbox: false,
+            sim: None,
+            database_url: None,
+            master_key: None,
+            previous_master_keys: Vec::new(),
+            allowed_return_origins: Vec::new(),
         }
     }
 }
@@ -276,28 +335,46 @@ impl TestApp {
     /// Starts crmhost; `None` when the backend is unavailable (PostgreSQL outside CI).
     pub async fn spawn(options: AppOptions) -> Option<Self> {
         init_logs();
-        let db = TestDb::new(options.backend).await?;
+        let (db, database_url) = match &options.database_url {
+            Some(url) => (None, url.clone()),
+            None => {
+                let db = TestDb::new(options.backend).await?;
+                let url = db.url.clone();
+                (Some(db), url)
+            }
+        };
         let data_dir = tempfile::tempdir().expect("temp dir");
         let plugins = tempfile::tempdir().expect("temp dir");
+        let mut operator = OperatorPluginConfig::default();
+        if let Some(sim) = &options.sim {
+            crmhost::sandbox::point_plugins_at(sim, &mut operator);
+        }
         let config = Config {
             bind: "127.0.0.1:0".parse().expect("address"),
-            database: DatabaseTarget::Url(SecretString::from(db.url.clone())),
+            database: DatabaseTarget::Url(SecretString::from(database_url.clone())),
             data_dir: data_dir.path().to_path_buf(),
             plugins_dir: plugins.path().to_path_buf(),
             watch_plugins: options.watch,
             admin_token: options.admin_token.map(SecretString::from),
             engine: EngineSettings { max_concurrent_calls: 32, ..EngineSettings::default() },
-            plugins: OperatorPluginConfig::default(),
+            plugins: operator,
             max_request_bytes: 1 << 20,
             sandbox: options.sandbox,
-            master_key: None,
-            previous_master_keys: Vec::new(),
+            master_key: options.master_key.map(SecretString::from),
+            previous_master_keys: options.previous_master_keys.into_iter().map(SecretString::from).collect(),
             jwt_secret: Some(SecretString::from(JWT_SECRET)),
             jwt_public_key: None,
+            public_url: None,
+            allowed_return_origins: options
+                .allowed_return_origins
+                .iter()
+                .map(|o| url::Url::parse(o).expect("origin URL").origin())
+                .collect(),
         };
         let app = Application::build_with_bundled(config, options.bundled).await.expect("app builds");
         let base = format!("http://{}", app.local_addr());
         let state = app.state().clone();
+        let sandbox = app.sandbox().cloned();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(app.run_until(async move {
             let _ = rx.await;
@@ -310,10 +387,76 @@ impl TestApp {
             _data_dir: data_dir,
             _plugins: plugins,
             shutdown: Some(tx),
+            sandbox,
+            sim: options.sim,
+            database_url,
             _db: db,
         })
     }
 
+    /// The emulators this app talks to (sandbox mode or [`AppOptions::sim`]).
+    pub fn sim(&self) -> &crm_sim::SimHandle {
+        match (&self.sim, &self.sandbox) {
+            (Some(sim), _) => sim,
+            (None, Some(sandbox)) => sandbox.sim(),
+            (None, None) => panic!("this app runs without emulators"),
+        }
+    }
+
+    /// A request to `base+path` with a workspace token of `role`.
+    pub fn as_role(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        workspace: &str,
+        role: crmhost::auth::Role,
+    ) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base)).bearer_auth(token(workspace, role))
+    }
+
+    /// Runs a whole OAuth connect as a browser would: `POST …/connect` as an admin, follow the
+    /// authorize URL to the emulator (which consents at once), then load the callback.
+    /// Returns the callback's response.
+    pub async fn connect(&self, workspace: &str, slug: &str) -> reqwest::Response {
+        let authorize = self.start_connect(workspace, slug, serde_json::json!({})).await;
+        let callback = browse_to_callback(&authorize).await;
+        self.client.get(callback).send().await.expect("callback request")
+    }
+
+    /// `POST …/connect` as an admin with `body`; returns the authorize URL.
+    pub async fn start_connect(&self, workspace: &str, slug: &str, body: serde_json::Value) -> String {
+        let response = self
+            .as_role(
+                reqwest::Method::POST,
+                &format!("/api/v1/workspaces/{workspace}/integrations/{slug}/connect"),
+                workspace,
+                crmhost::auth::Role::Admin,
+            )
+            .json(&body)
+            .send()
+            .await
+            .expect("connect request");
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "connect failed");
+        let start: serde_json::Value = response.json().await.expect("connect JSON");
+        start["authorize_url"].as_str().expect("authorize_url").to_owned()
+    }
+}
+
+/// Loads an authorize URL without following redirects and returns where the CRM sends the
+/// browser (the callback URL with `code` and `state`, or an error).
+pub async fn browse_to_callback(authorize_url: &str) -> String {
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let response = browser.get(authorize_url).send().await.expect("authorize request");
+    assert!(response.status().is_redirection(), "authorize answered {}", response.status());
+    response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .expect("a Location header")
+        .to_owned()
+}
+
+impl TestApp {
     /// `GET base+path`.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(format!("{}{path}", self.base)).send().await.expect("request")
@@ -360,5 +503,57 @@ where
             return false;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+// -------------------------------------------------------------------------------------------------
+// Raw SQL, for tests that look at or tamper with stored rows directly
+
+/// Runs one statement (no parameters) on the database at `url`; returns rows affected.
+pub async fn raw_execute(url: &str, sql: &str) -> u64 {
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.expect("connect");
+        let done = sqlx::query(sql).execute(&pool).await.expect("statement").rows_affected();
+        pool.close().await;
+        done
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.expect("connect");
+        let done = sqlx::query(sql).execute(&pool).await.expect("statement").rows_affected();
+        pool.close().await;
+        done
+    }
+}
+
+/// Every row of a query (no parameters), each as its columns' bytes (text as UTF-8, nulls empty).
+pub async fn raw_rows(url: &str, sql: &str) -> Vec<Vec<Vec<u8>>> {
+    use sqlx::Row;
+    fn cell<R: Row>(row: &R, i: usize) -> Vec<u8>
+    where
+        usize: sqlx::ColumnIndex<R>,
+        for<'a> Vec<u8>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+        for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+        for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    {
+        if let Ok(Some(bytes)) = row.try_get::<Option<Vec<u8>>, _>(i) {
+            return bytes;
+        }
+        if let Ok(Some(text)) = row.try_get::<Option<String>, _>(i) {
+            return text.into_bytes();
+        }
+        if let Ok(Some(n)) = row.try_get::<Option<i64>, _>(i) {
+            return n.to_string().into_bytes();
+        }
+        Vec::new()
+    }
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(url).await.expect("connect");
+        let rows = sqlx::query(sql).fetch_all(&pool).await.expect("query");
+        pool.close().await;
+        rows.iter().map(|r| (0..r.columns().len()).map(|i| cell(r, i)).collect()).collect()
+    } else {
+        let pool = sqlx::PgPool::connect(url).await.expect("connect");
+        let rows = sqlx::query(sql).fetch_all(&pool).await.expect("query");
+        pool.close().await;
+        rows.iter().map(|r| (0..r.columns().len()).map(|i| cell(r, i)).collect()).collect()
     }
 }

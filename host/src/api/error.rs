@@ -42,12 +42,32 @@ pub enum ApiError {
     /// 503: a dependency is down.
     #[error("{0}")]
     Unavailable(String),
+    /// Any other status with its own machine-readable code (OAuth outcomes, CRM failures).
+    #[error("{message}")]
+    Coded {
+        /// The HTTP status.
+        status: StatusCode,
+        /// A machine-readable code.
+        code: &'static str,
+        /// What happened and what to do.
+        message: String,
+    },
     /// 500: anything unexpected. The inner text is logged, never sent.
     #[error("internal error")]
     Internal(String),
 }
 
 impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
+    /// The machine-readable code.
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
@@ -58,6 +78,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::Coded { status, code, .. } => (*status, code),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -89,6 +110,7 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::NotFound => Self::NotFound("not found".to_owned()),
             StoreError::Conflict { .. } => Self::Conflict("conflicts with an existing resource".to_owned()),
+            StoreError::Changed(what) => Self::Conflict(format!("{what}; try again")),
             other => Self::Internal(other.to_string()),
         }
     }

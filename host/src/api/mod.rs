@@ -3,6 +3,7 @@
 
 pub mod admin;
 mod catalogue;
+mod connections;
 pub mod error;
 mod health;
 mod workspaces;
@@ -25,6 +26,7 @@ pub fn router(state: AppState, max_request_bytes: usize) -> Router {
         .merge(catalogue::router())
         .merge(admin::router())
         .merge(workspaces::router())
+        .merge(connections::router())
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
         .method_not_allowed_fallback(|| async {
             (

@@ -78,3 +78,21 @@ pub enum CallError {
     #[error("plugin runtime failure: {0}")]
     Runtime(String),
 }
+
+/// An adapter's error as a machine-readable kind and a message safe to show (the plugin contract
+/// forbids secrets in messages; the host also caps their length).
+pub fn adapter_error_summary(err: &super::bindings::AdapterError) -> (&'static str, String) {
+    use super::bindings::AdapterError as E;
+    let cap = |s: &str| s.chars().take(500).collect::<String>();
+    match err {
+        E::Unauthorized(i) => ("unauthorized", cap(&i.message)),
+        E::Forbidden(i) => ("forbidden", cap(&i.message)),
+        E::NotFound(i) => ("not_found", cap(&i.message)),
+        E::Invalid(i) => ("invalid", cap(&i.message)),
+        E::Duplicate(d) => ("duplicate", cap(&d.message)),
+        E::RateLimited(r) => ("rate_limited", cap(&r.message)),
+        E::Unavailable(i) => ("unavailable", cap(&i.message)),
+        E::NotSupported(what) => ("not_supported", cap(what)),
+        E::Internal(i) => ("internal", cap(&i.message)),
+    }
+}

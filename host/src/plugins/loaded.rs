@@ -265,6 +265,17 @@ impl LoadedPlugin {
         self.secrets.names().any(|n| n == name)
     }
 
+    /// A host-held secret for the host's own OAuth requests (never handed to the plugin).
+    pub fn secret(&self, name: &str) -> Option<secrecy::SecretString> {
+        self.secrets.get(name).cloned()
+    }
+
+    /// The HTTP client bound to this plugin's egress policy; the host's OAuth requests for the
+    /// plugin use it too, so they obey the same allowed hosts and private-network rules.
+    pub fn http_client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
     fn target(&self) -> CallTarget<'_> {
         CallTarget {
             engine: &self.engine,

@@ -29,7 +29,7 @@ pub use bundled::bundled;
 pub use context::{CallContext, CredentialError, CredentialSource};
 pub use description::PluginDescription;
 pub use engine::{EngineSettings, PluginEngine};
-pub use error::{CallError, LoadError};
+pub use error::{CallError, LoadError, adapter_error_summary};
 pub use limits::PluginLimits;
 pub use loaded::{CallResult, LoadedPlugin, PluginLoader, PluginSource};
 pub use operator::OperatorPluginConfig;

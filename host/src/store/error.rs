@@ -13,6 +13,9 @@ pub enum StoreError {
         /// The constraint's name (or the columns, for SQLite).
         constraint: String,
     },
+    /// A compare-and-set found the row changed by someone else.
+    #[error("{0}")]
+    Changed(&'static str),
     /// Bad configuration (for example an unsupported URL).
     #[error("{0}")]
     Config(String),

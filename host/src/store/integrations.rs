@@ -36,7 +36,7 @@ impl IntegrationStatus {
         }
     }
 
-    fn parse(s: &str) -> StoreResult<Self> {
+    pub(super) fn parse(s: &str) -> StoreResult<Self> {
         Ok(match s {
             "connected" => Self::Connected,
             "paused" => Self::Paused,
@@ -80,7 +80,7 @@ pub struct Integration {
 }
 
 #[derive(sqlx::FromRow)]
-struct IntegrationRow {
+pub(super) struct IntegrationRow {
     integration_id: String,
     workspace_id: String,
     integration_slug: String,
@@ -117,7 +117,7 @@ impl TryFrom<IntegrationRow> for Integration {
     }
 }
 
-const COLUMNS: &str = "integration_id, workspace_id, integration_slug, status, metadata, settings, connected_by, \
+pub(super) const COLUMNS: &str = "integration_id, workspace_id, integration_slug, status, metadata, settings, connected_by, \
                        connected_at, last_sync_at, token_expires_at, credentials_version, created_at, updated_at";
 
 impl Store {

@@ -6,6 +6,7 @@
 //! from Rust (UTC) rather than defaulted in SQL, so both backends hold identical values.
 
 mod audit;
+mod credentials;
 mod error;
 mod integrations;
 mod oauth_states;
@@ -18,6 +19,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 pub use audit::{AuditEntry, NewAuditEntry};
+pub use credentials::{CredentialsLock, NewConnection, SealedRow, StoredCredentials};
 pub use error::StoreError;
 pub use integrations::{Integration, IntegrationStatus};
 pub use oauth_states::{NewOAuthState, PendingOAuth, StateRejection};

@@ -85,6 +85,51 @@ impl Adapter for HubSpot {
             .setting("hub_id", "The HubSpot account (portal) id, captured at connect time.", None)
             .build()
     }
+
+    /// The portal behind the token. `account-info` gives its time zone and currency but needs the
+    /// `oauth` scope, which newer apps may not have; without it, one contact read proves the token
+    /// works and the hub id captured at connect names the portal.
+    fn test_connection() -> Result<AccountInfo> {
+        let base = base_url();
+        let response = Request::get(format!("{base}/account-info/v3/details")).send()?;
+        if response.status() == 403 || response.status() == 404 {
+            let hub_id = connection::get("hub_id")
+                .ok_or_else(|| AdapterError::internal("no hub_id was captured at connect time"))?;
+            Request::get(format!("{base}/crm/v3/objects/contacts"))
+                .query("limit", "1")
+                .send()?
+                .error_for_status("reading one contact")?;
+            return Ok(AccountInfo {
+                label: format!("HubSpot account {hub_id}"),
+                account_id: hub_id,
+                user: connection::get("user_id"),
+                details: Vec::new(),
+            });
+        }
+        let details: serde_json::Value = response.error_for_status("reading the HubSpot account")?.json()?;
+        let portal = match details.get("portalId") {
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => connection::get("hub_id")
+                .ok_or_else(|| AdapterError::internal("HubSpot did not name the account (no portalId)"))?,
+        };
+        let mut facts = Vec::new();
+        for key in ["accountType", "timeZone", "companyCurrency", "uiDomain", "dataHostingLocation"] {
+            if let Some(value) = details.get(key).and_then(|v| v.as_str()) {
+                facts.push((key.to_owned(), value.to_owned()));
+            }
+        }
+        Ok(AccountInfo {
+            label: format!("HubSpot account {portal}"),
+            account_id: portal,
+            user: connection::get("user_id"),
+            details: facts,
+        })
+    }
+}
+
+/// The API base: the connection's `base_url` setting, else HubSpot's.
+fn base_url() -> String {
+    connection::get_or("base_url", DEFAULT_BASE_URL).trim_end_matches('/').to_owned()
 }
 
 crmhost_sdk::export_adapter!(HubSpot);

@@ -31,7 +31,28 @@ pub(super) fn router(sim: Arc<Sim>) -> Router {
         .route("/crm/v3/objects/{object}/batch/archive", post(batch_archive))
         .route("/crm/v3/properties/{object}", get(list_properties))
         .route("/crm/v3/properties/{object}/{name}", get(read_property))
+        .route("/account-info/v3/details", get(account_details))
+        .route("/account-info/2026-03/details", get(account_details))
         .with_state(sim)
+}
+
+/// `GET /account-info/v3/details`: the portal behind the token (HubSpot requires the `oauth`
+/// scope here; the emulator does not model scopes).
+async fn account_details(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Response {
+    api(&sim, &headers, || {
+        Ok(Json(json!({
+            "portalId": super::HUB_ID,
+            "accountType": "STANDARD",
+            "timeZone": "US/Eastern",
+            "companyCurrency": "USD",
+            "additionalCurrencies": [],
+            "utcOffset": "-05:00",
+            "utcOffsetMilliseconds": -18_000_000,
+            "uiDomain": "app.hubspot.com",
+            "dataHostingLocation": "na1",
+        }))
+        .into_response())
+    })
 }
 
 /// Runs an authenticated handler and adds the rate-limit headers.

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod connect;
 mod hot_reload;
 mod plugin_calls;
 mod sandbox;

@@ -36,6 +36,11 @@ impl PluginSecrets {
         Ok(mac.finalize().into_bytes().to_vec())
     }
 
+    /// A secret for the host's own use (the OAuth client secret); plugins only ever get HMACs.
+    pub fn get(&self, name: &str) -> Option<&SecretString> {
+        self.0.get(name)
+    }
+
     /// The names configured (never the values).
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.0.keys().map(String::as_str)

@@ -1,0 +1,208 @@
+//! Connection routes: `POST …/integrations/{slug}/connect` (admin+) starts an OAuth flow,
+//! `GET /api/v1/integrations/callback/{slug}` finishes it (the `state` is the credential),
+//! `POST …/integrations/{slug}/test` (member+) runs test-connection, and
+//! `DELETE …/integrations/{slug}` (admin+) revokes and disconnects.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiResult};
+use crate::auth::{Caller, Role};
+use crate::connections::{CallbackFailure, CallbackParams, ConnectionError};
+use crate::domain::PluginSlug;
+use crate::oauth::OAuthError;
+use crate::state::AppState;
+use crate::store::StateRejection;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/workspaces/{id}/integrations/{slug}/connect", post(connect))
+        .route("/api/v1/workspaces/{id}/integrations/{slug}/test", post(test))
+        .route("/api/v1/workspaces/{id}/integrations/{slug}", delete(disconnect))
+        .route("/api/v1/integrations/callback/{slug}", get(callback))
+}
+
+impl From<ConnectionError> for ApiError {
+    fn from(err: ConnectionError) -> Self {
+        let coded = |status: StatusCode, code: &'static str, message: String| ApiError::Coded { status, code, message };
+        let message = err.to_string();
+        match err {
+            ConnectionError::UnknownPlugin(_) => coded(StatusCode::NOT_FOUND, "unknown_integration", message),
+            ConnectionError::NotConnected(_) => coded(StatusCode::NOT_FOUND, "not_connected", message),
+            ConnectionError::NeedsReauth(_) => coded(StatusCode::CONFLICT, "needs_reauth", message),
+            ConnectionError::BadInput(_) => ApiError::BadRequest(message),
+            ConnectionError::State(rejection) => {
+                let code = match rejection {
+                    StateRejection::Unknown => "state_unknown",
+                    StateRejection::Replayed => "state_replayed",
+                    StateRejection::Expired => "state_expired",
+                    StateRejection::WrongIntegration => "state_mismatch",
+                };
+                coded(StatusCode::BAD_REQUEST, code, message)
+            }
+            ConnectionError::Denied { .. } => coded(StatusCode::BAD_REQUEST, "access_denied", message),
+            ConnectionError::OAuth(oauth) => match oauth {
+                OAuthError::NotConfigured(_) => coded(StatusCode::SERVICE_UNAVAILABLE, "oauth_not_configured", message),
+                OAuthError::NotOAuth(_) => coded(StatusCode::BAD_REQUEST, "not_oauth", message),
+                OAuthError::InvalidGrant(_) => coded(StatusCode::BAD_REQUEST, "invalid_grant", message),
+                OAuthError::Rejected { .. } => coded(StatusCode::BAD_GATEWAY, "crm_rejected", message),
+                OAuthError::Transient(_) => coded(StatusCode::BAD_GATEWAY, "crm_unavailable", message),
+            },
+            ConnectionError::TestFailed { .. } => coded(StatusCode::BAD_GATEWAY, "connection_test_failed", message),
+            ConnectionError::Unreadable(detail) => ApiError::Internal(detail),
+            ConnectionError::Store(store) => store.into(),
+        }
+    }
+}
+
+fn slug_of(raw: &str) -> Result<PluginSlug, ApiError> {
+    PluginSlug::parse(raw).map_err(|_| ApiError::from(ConnectionError::UnknownPlugin(raw.chars().take(64).collect())))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnectBody {
+    return_url: Option<String>,
+}
+
+async fn connect(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((_, slug)): Path<(String, String)>,
+    body: Option<Json<ConnectBody>>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Admin)?;
+    let slug = slug_of(&slug)?;
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let start = state.connections.start(&caller.workspace, &slug, &caller.user, body.return_url.as_deref()).await?;
+    Ok(Json(json!(start)))
+}
+
+async fn test(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((_, slug)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Member)?;
+    let slug = slug_of(&slug)?;
+    let report = state.connections.test(&caller.workspace, &slug).await?;
+    Ok(Json(json!(report)))
+}
+
+async fn disconnect(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((_, slug)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Admin)?;
+    let slug = slug_of(&slug)?;
+    let report = state.connections.disconnect(&caller.workspace, &slug, &caller.user).await?;
+    Ok(Json(json!({ "status": "disconnected", "revoked": report.revoked, "revoke_error": report.revoke_error })))
+}
+
+/// The CRM sends the user's browser here. The answer is a redirect to the flow's `return_url`
+/// (with `crmhost_result`, `integration` and, on failure, `error` and `error_description`), or,
+/// without one, JSON — or a small HTML page when a browser asks for HTML.
+async fn callback(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+    Query(params): Query<CallbackParams>,
+) -> Response {
+    let wants_html =
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/html"));
+    match state.connections.complete(&slug, params).await {
+        Ok(connected) => {
+            let slug = connected.integration.integration_slug.clone();
+            if let Some(url) = connected.return_url {
+                return Redirect::to(&with_outcome(&url, &[("crmhost_result", "connected"), ("integration", &slug)]))
+                    .into_response();
+            }
+            let account = connected.integration.metadata.get("account").cloned().unwrap_or(Value::Null);
+            if wants_html {
+                let label = account.get("label").and_then(Value::as_str).unwrap_or("the CRM").to_owned();
+                return Html(page("Connected", &format!("Connected to {label}. You can close this window.")))
+                    .into_response();
+            }
+            Json(json!({
+                "status": "connected",
+                "integration": {
+                    "slug": slug,
+                    "workspace_id": connected.integration.workspace_id,
+                    "account": account,
+                    "connected_at": connected.integration.connected_at,
+                    "token_expires_at": connected.integration.token_expires_at,
+                }
+            }))
+            .into_response()
+        }
+        Err(CallbackFailure { error, return_url, slug }) => {
+            let api_error = ApiError::from(error);
+            if let Some(url) = return_url {
+                let message = api_error.to_string();
+                let code = api_error.code();
+                return Redirect::to(&with_outcome(
+                    &url,
+                    &[
+                        ("crmhost_result", "error"),
+                        ("integration", &slug),
+                        ("error", code),
+                        ("error_description", &message),
+                    ],
+                ))
+                .into_response();
+            }
+            if wants_html {
+                let status = api_error.status();
+                let message = api_error.to_string();
+                return (status, Html(page("Connection failed", &message))).into_response();
+            }
+            api_error.into_response()
+        }
+    }
+}
+
+/// `url` with the outcome appended to its query.
+fn with_outcome(url: &str, pairs: &[(&str, &str)]) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            parsed.query_pairs_mut().extend_pairs(pairs);
+            parsed.to_string()
+        }
+        Err(_) => url.to_owned(),
+    }
+}
+
+fn page(title: &str, message: &str) -> String {
+    let escape = |s: &str| {
+        s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    };
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title></head>\
+         <body style=\"font-family:system-ui,sans-serif;max-width:40em;margin:4em auto\"><h1>{t}</h1><p>{m}</p></body></html>",
+        t = escape(title),
+        m = escape(message)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_are_appended_to_the_return_url_query() {
+        let url =
+            with_outcome("https://app.example.com/settings?tab=crm", &[("crmhost_result", "error"), ("error", "a b")]);
+        assert_eq!(url, "https://app.example.com/settings?tab=crm&crmhost_result=error&error=a+b");
+    }
+
+    #[test]
+    fn pages_escape_what_they_show() {
+        assert!(page("x", "<script>").contains("&lt;script&gt;"));
+    }
+}
