@@ -135,3 +135,58 @@ fn the_token_command_prints_a_token_the_server_accepts() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--ttl"));
 }
+
+#[tokio::test]
+async fn keys_generate_and_rotate_move_stored_tokens_off_the_generated_key_file() {
+    use crmhost::domain::{PluginSlug, WorkspaceId};
+    use crmhost::oauth::TokenSet;
+    use crmhost::store::{NewConnection, Store};
+    use crmhost::vault::{MasterKey, Vault};
+    use secrecy::{ExposeSecret, SecretString};
+
+    let generated = Command::new(env!("CARGO_BIN_EXE_crmhost")).args(["keys", "generate"]).output().unwrap();
+    assert!(generated.status.success());
+    let new_key = String::from_utf8(generated.stdout).unwrap().trim().to_owned();
+    assert!(MasterKey::from_base64(&new_key).is_some(), "32 bytes of base64: {new_key}");
+
+    // The embedded default: a generated key file and tokens sealed with it.
+    let dir = tempfile::tempdir().unwrap();
+    let (file_key, _) = MasterKey::load(None, dir.path()).unwrap();
+    let old_vault = Vault::new(file_key, Vec::new());
+    let (workspace, slug) = (WorkspaceId::parse("w1").unwrap(), PluginSlug::parse("hubspot").unwrap());
+    let store = Store::open_sqlite_file(&dir.path().join("crmhost.db")).await.unwrap();
+    store.migrate().await.unwrap();
+    let tokens = TokenSet::new(SecretString::from("access-1"), Some(SecretString::from("refresh-1")));
+    let sealed = tokens.seal(&old_vault, &workspace, &slug);
+    let metadata = serde_json::json!({});
+    let connection = NewConnection { sealed: &sealed, expires_at: None, metadata: &metadata, connected_by: "u" };
+    store.save_connection(&workspace, &slug, &connection).await.unwrap();
+    store.close().await;
+
+    let rotate = |key: &str| {
+        Command::new(env!("CARGO_BIN_EXE_crmhost"))
+            .args(["keys", "rotate", "--data-dir", dir.path().to_str().unwrap()])
+            .env_remove("DATABASE_URL")
+            .env_remove("CRMHOST_PREVIOUS_MASTER_KEYS")
+            .env("CRMHOST_MASTER_KEY", key)
+            .output()
+            .unwrap()
+    };
+    let bad = rotate("not-a-key");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("CRMHOST_MASTER_KEY"));
+
+    let output = rotate(&new_key);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout} {}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.starts_with("re-sealed 1 credential(s)"), "{stdout}");
+    assert!(!stdout.contains(&new_key), "the key is never printed back");
+
+    // Only the new key is needed now.
+    let store = Store::open_sqlite_file(&dir.path().join("crmhost.db")).await.unwrap();
+    let stored = store.get_credentials(&workspace, &slug).await.unwrap();
+    let new_vault = Vault::new(MasterKey::from_base64(&new_key).unwrap(), Vec::new());
+    let opened = TokenSet::open(&new_vault, &workspace, &slug, stored.sealed.as_ref().unwrap()).unwrap();
+    assert_eq!(opened.access_token().expose_secret(), "access-1");
+    assert_eq!(stored.version, 1, "rotation does not change the credentials, only their key");
+}

@@ -23,10 +23,13 @@ use crate::vault::Vault;
 /// An access token expiring within this margin is refreshed before use.
 pub const REFRESH_MARGIN: chrono::Duration = chrono::Duration::seconds(120);
 
+/// A connection: (workspace, slug).
+type ConnectionKey = (String, String);
+
 /// One in-process lock per connection, so concurrent callers wait for a single refresh.
 #[derive(Default)]
 pub struct RefreshFlights {
-    locks: Mutex<HashMap<(String, String), Weak<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<ConnectionKey, Weak<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for RefreshFlights {
@@ -293,7 +296,7 @@ mod tests {
     async fn one_flight_per_connection() {
         let flights = Arc::new(RefreshFlights::default());
         let ws = WorkspaceId::parse("ws").unwrap();
-        let (a, b) = (PluginSlug::parse("a").unwrap(), PluginSlug::parse("b").unwrap());
+        let (a, b) = (PluginSlug::parse("crm-a").unwrap(), PluginSlug::parse("crm-b").unwrap());
         let held = flights.enter(&ws, &a).await;
         // Another connection is not blocked...
         let _other = tokio::time::timeout(std::time::Duration::from_millis(100), flights.enter(&ws, &b)).await.unwrap();

@@ -477,3 +477,18 @@ async fn two_hosts_on_postgres_refreshing_at_once_make_one_refresh_request() {
     let stored = a.state.store.get_credentials(&ws("w1"), &slug("hubspot")).await.unwrap();
     assert_eq!(stored.version, 2, "connect, then one refresh");
 }
+
+#[tokio::test]
+async fn concurrent_callers_in_one_host_wait_for_a_single_refresh() {
+    let app = sandbox().await;
+    let sim = app.sim().sim().clone();
+    sim.update_knobs(|k| k.hubspot_token_ttl_secs = 60).unwrap();
+    assert_eq!(json_of(app.connect("w1", "hubspot").await).await.0, StatusCode::OK);
+    sim.update_knobs(|k| k.hubspot_token_ttl_secs = 1800).unwrap();
+    let token_calls = sim.call_count(HS_TOKEN);
+    let calls: Vec<_> = (0..10).map(|_| test_connection(&app, "w1", "hubspot")).collect();
+    for (status, report) in futures::future::join_all(calls).await {
+        assert_eq!((status, report["ok"].as_bool()), (StatusCode::OK, Some(true)), "{report}");
+    }
+    assert_eq!(sim.call_count(HS_TOKEN), token_calls + 1);
+}
