@@ -1,7 +1,14 @@
-//! The Salesforce adapter: Contact, Lead, Account and Opportunity over the REST API.
-//!
-//! `describe()` is complete; the data operations arrive with the adapters issue and answer
-//! "not supported" until then (the SDK's defaults).
+//! The Salesforce adapter: Contact, Lead, Account and Opportunity over the REST API — SOQL with a
+//! keyset cursor for pulls, sObject Collections for pushes and deletes (200 per request).
+
+mod api;
+mod errors;
+mod fields;
+mod identity;
+mod objects;
+mod pull;
+mod push;
+mod soql;
 
 use crmhost_sdk::Oauth2Info;
 use crmhost_sdk::prelude::*;
@@ -90,61 +97,25 @@ impl Adapter for Salesforce {
             .build()
     }
 
-    /// Who the connection acts as: the identity URL from the token response (`id`) names the org
-    /// and user. Without it, the OpenID `userinfo` endpoint on the login host answers the same.
     fn test_connection() -> Result<AccountInfo> {
-        // A REST call first: it proves API access on the instance, and an expired session answers
-        // 401 there (the host then refreshes and retries), whereas the identity URL answers 403.
-        if let Some(instance) = connection::get("instance_url") {
-            let version = connection::get_or("api_version", DEFAULT_API_VERSION);
-            Request::get(format!("{}/services/data/v{version}/", instance.trim_end_matches('/')))
-                .header("Accept", "application/json")
-                .send()?
-                .error_for_status("reading the Salesforce REST API")?;
-        }
-        let identity_url = match connection::get("id") {
-            Some(url) => url,
-            None => format!("{}/services/oauth2/userinfo", connection::get_or("login_url", DEFAULT_LOGIN_URL)),
-        };
-        let identity: Identity = Request::get(identity_url)
-            .header("Accept", "application/json")
-            .send()?
-            .error_for_status("reading the Salesforce identity")?
-            .json()?;
-        let org = identity.organization_id.clone().unwrap_or_default();
-        if org.is_empty() {
-            return Err(AdapterError::internal("the Salesforce identity has no organization_id"));
-        }
-        let user = identity.username.clone().or_else(|| identity.preferred_username.clone());
-        let name = identity.display_name.clone().or_else(|| identity.name.clone());
-        let label = match (&name, &user) {
-            (Some(name), Some(user)) => format!("{name} ({user})"),
-            (Some(one), None) | (None, Some(one)) => one.clone(),
-            (None, None) => format!("Salesforce org {org}"),
-        };
-        let mut details = vec![("organization_id".to_owned(), org.clone())];
-        if let Some(user_id) = identity.user_id {
-            details.push(("user_id".to_owned(), user_id));
-        }
-        if let Some(instance) = connection::get("instance_url") {
-            details.push(("instance_url".to_owned(), instance));
-        }
-        Ok(AccountInfo { account_id: org, label, user, details })
+        identity::test_connection()
     }
-}
 
-/// Where `userinfo` lives when the connection has no identity URL.
-pub const DEFAULT_LOGIN_URL: &str = "https://login.salesforce.com";
+    fn list_fields(entity: String) -> Result<Vec<FieldInfo>> {
+        fields::list_fields(&entity)
+    }
 
-/// The fields of the identity URL / `userinfo` answer this adapter reads.
-#[derive(serde::Deserialize)]
-struct Identity {
-    organization_id: Option<String>,
-    user_id: Option<String>,
-    username: Option<String>,
-    preferred_username: Option<String>,
-    display_name: Option<String>,
-    name: Option<String>,
+    fn pull(request: PullRequest) -> Result<Page> {
+        pull::pull(request)
+    }
+
+    fn push(entity: String, match_key: String, records: Vec<PushRecord>) -> Result<Vec<PushOutcome>> {
+        push::push(&entity, &match_key, records)
+    }
+
+    fn delete(entity: String, ids: Vec<String>) -> Result<Vec<DeleteOutcome>> {
+        push::delete(&entity, ids)
+    }
 }
 
 crmhost_sdk::export_adapter!(Salesforce);

@@ -6,6 +6,7 @@ mod api;
 mod connect;
 mod hot_reload;
 mod plugin_calls;
+mod salesforce;
 mod sandbox;
 mod sandbox_mode;
 mod store;
