@@ -227,7 +227,11 @@ impl Connections {
         };
         let grant = app.exchange_code(code, verifier.as_ref()).await?;
 
-        let account = match self.test_fresh(&plugin, workspace, &grant.facts, &grant.tokens).await {
+        let mut facts = grant.facts.clone();
+        if !grant.scopes.is_empty() {
+            facts.entry("scopes".to_owned()).or_insert_with(|| grant.scopes.join(" "));
+        }
+        let account = match self.test_fresh(&plugin, workspace, &facts, &grant.tokens).await {
             Ok(account) => account,
             Err(err) => {
                 // The CRM issued tokens we will not keep: hand them back rather than orphan them.

@@ -1,7 +1,16 @@
 //! The HubSpot adapter: contacts, companies and deals over the CRM v3 API.
 //!
-//! `describe()` is complete; the data operations arrive with the adapters issue and answer
-//! "not supported" until then (the SDK's defaults).
+//! Search with a re-anchoring cursor for incremental pulls, batch endpoints for pushes, signed
+//! webhooks.
+
+mod api;
+mod errors;
+mod fields;
+mod identity;
+mod objects;
+mod pull;
+mod push;
+mod webhooks;
 
 use crmhost_sdk::Oauth2Info;
 use crmhost_sdk::prelude::*;
@@ -86,50 +95,29 @@ impl Adapter for HubSpot {
             .build()
     }
 
-    /// The portal behind the token. `account-info` gives its time zone and currency but needs the
-    /// `oauth` scope, which newer apps may not have; without it, one contact read proves the token
-    /// works and the hub id captured at connect names the portal.
     fn test_connection() -> Result<AccountInfo> {
-        let base = base_url();
-        let response = Request::get(format!("{base}/account-info/v3/details")).send()?;
-        if response.status() == 403 || response.status() == 404 {
-            let hub_id = connection::get("hub_id")
-                .ok_or_else(|| AdapterError::internal("no hub_id was captured at connect time"))?;
-            Request::get(format!("{base}/crm/v3/objects/contacts"))
-                .query("limit", "1")
-                .send()?
-                .error_for_status("reading one contact")?;
-            return Ok(AccountInfo {
-                label: format!("HubSpot account {hub_id}"),
-                account_id: hub_id,
-                user: connection::get("user_id"),
-                details: Vec::new(),
-            });
-        }
-        let details: serde_json::Value = response.error_for_status("reading the HubSpot account")?.json()?;
-        let portal = match details.get("portalId") {
-            Some(serde_json::Value::Number(n)) => n.to_string(),
-            _ => connection::get("hub_id")
-                .ok_or_else(|| AdapterError::internal("HubSpot did not name the account (no portalId)"))?,
-        };
-        let mut facts = Vec::new();
-        for key in ["accountType", "timeZone", "companyCurrency", "uiDomain", "dataHostingLocation"] {
-            if let Some(value) = details.get(key).and_then(|v| v.as_str()) {
-                facts.push((key.to_owned(), value.to_owned()));
-            }
-        }
-        Ok(AccountInfo {
-            label: format!("HubSpot account {portal}"),
-            account_id: portal,
-            user: connection::get("user_id"),
-            details: facts,
-        })
+        identity::test_connection()
     }
-}
 
-/// The API base: the connection's `base_url` setting, else HubSpot's.
-fn base_url() -> String {
-    connection::get_or("base_url", DEFAULT_BASE_URL).trim_end_matches('/').to_owned()
+    fn list_fields(entity: String) -> Result<Vec<FieldInfo>> {
+        fields::list_fields(&entity)
+    }
+
+    fn pull(request: PullRequest) -> Result<Page> {
+        pull::pull(request)
+    }
+
+    fn push(entity: String, match_key: String, records: Vec<PushRecord>) -> Result<Vec<PushOutcome>> {
+        push::push(&entity, &match_key, records)
+    }
+
+    fn delete(entity: String, ids: Vec<String>) -> Result<Vec<DeleteOutcome>> {
+        push::delete(&entity, ids)
+    }
+
+    fn parse_webhook(request: WebhookRequest) -> Result<Vec<ChangeEvent>> {
+        webhooks::parse_webhook(request)
+    }
 }
 
 crmhost_sdk::export_adapter!(HubSpot);

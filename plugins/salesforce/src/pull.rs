@@ -161,10 +161,12 @@ pub fn typed(json: &Json) -> Value {
         if is_date {
             return Value::Date(s.clone());
         }
-        if bytes.len() == 28 && bytes[10] == b'T' && s.ends_with("+0000") {
-            if let Some(instant) = rfc3339(s) {
-                return Value::DateTime(instant);
-            }
+        if bytes.len() == 28
+            && bytes[10] == b'T'
+            && s.ends_with("+0000")
+            && let Some(instant) = rfc3339(s)
+        {
+            return Value::DateTime(instant);
         }
     }
     Value::from_json(json)

@@ -5,6 +5,7 @@
 mod api;
 mod connect;
 mod hot_reload;
+mod hubspot;
 mod plugin_calls;
 mod salesforce;
 mod sandbox;

@@ -1,0 +1,251 @@
+//! The HubSpot adapter through the real host runtime against the emulator: properties, push
+//! (upsert by email, match by domain / deal name, per-record errors), pull (list paging, search
+//! across the 10,000-result cap with shared timestamps), archive, rate limits, signed webhooks.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use crmhost::domain::{PluginSlug, WorkspaceId};
+use crmhost::plugins::bindings::adapter::{
+    ChangeKind, DeleteOutcome, FieldType, Page, PullRequest, PushOutcome, PushRecord, WebhookRequest,
+};
+use crmhost::plugins::bindings::{AdapterError, FieldValue, Value};
+use crmhost::plugins::{CallContext, LoadedPlugin};
+use crmhost_tests::{AppOptions, TestApp};
+use hmac::Mac;
+use reqwest::StatusCode;
+
+struct Connected {
+    app: TestApp,
+    plugin: Arc<LoadedPlugin>,
+    context: CallContext,
+}
+
+async fn connected() -> Connected {
+    let app = TestApp::spawn(AppOptions { sandbox: true, ..AppOptions::default() }).await.unwrap();
+    assert_eq!(app.connect("w1", "hubspot").await.status(), StatusCode::OK);
+    let (plugin, context) = app
+        .state
+        .connections
+        .call_context(&WorkspaceId::parse("w1").unwrap(), &PluginSlug::parse("hubspot").unwrap())
+        .await
+        .unwrap();
+    Connected { app, plugin, context }
+}
+
+fn text(name: &str, value: &str) -> FieldValue {
+    FieldValue { name: name.to_owned(), value: Value::Text(value.to_owned()) }
+}
+
+fn record(fields: &[(&str, &str)]) -> PushRecord {
+    PushRecord { crm_id: None, fields: fields.iter().map(|(n, v)| text(n, v)).collect() }
+}
+
+fn ids(outcomes: &[PushOutcome]) -> Vec<String> {
+    outcomes
+        .iter()
+        .map(|o| match o {
+            PushOutcome::Created(id) | PushOutcome::Updated(id) => id.clone(),
+            PushOutcome::Failed(e) => panic!("push failed: {e:?}"),
+        })
+        .collect()
+}
+
+fn request(entity: &str, limit: u32) -> PullRequest {
+    PullRequest { entity: entity.to_owned(), cursor: None, modified_since: None, ids: vec![], fields: vec![], limit }
+}
+
+impl Connected {
+    async fn push(&self, entity: &str, key: &str, records: &[PushRecord]) -> Vec<PushOutcome> {
+        self.plugin.push(self.context.clone(), entity, key, records).await.unwrap().unwrap()
+    }
+
+    async fn pull(&self, request: &PullRequest) -> Result<Page, AdapterError> {
+        self.plugin.pull(self.context.clone(), request).await.unwrap()
+    }
+
+    async fn pull_all(&self, mut request: PullRequest) -> Vec<Page> {
+        let mut pages = Vec::new();
+        loop {
+            let page = self.pull(&request).await.unwrap();
+            let next = page.next_cursor.clone();
+            pages.push(page);
+            match next {
+                Some(cursor) => request.cursor = Some(cursor),
+                None => return pages,
+            }
+            assert!(pages.len() < 500, "paging does not end");
+        }
+    }
+}
+
+#[tokio::test]
+async fn list_fields_reads_the_properties_api() {
+    let c = connected().await;
+    let fields = c.plugin.list_fields(c.context.clone(), "contact").await.unwrap().unwrap();
+    let field = |name: &str| fields.iter().find(|f| f.name == name).unwrap_or_else(|| panic!("no {name}"));
+    assert_eq!(field("email").field_type, FieldType::Email);
+    assert!(field("email").unique && field("email").writable);
+    assert!(!field("lastmodifieddate").writable, "read-only values are not writable");
+    assert_eq!(field("hs_object_id").field_type, FieldType::Id);
+}
+
+#[tokio::test]
+async fn contacts_upsert_by_email_and_pushing_twice_creates_nothing_twice() {
+    let c = connected().await;
+    let batch: Vec<PushRecord> =
+        (0..150).map(|i| record(&[("email", &format!("p{i}@example.com")), ("firstname", "P")])).collect();
+    let first = c.push("contact", "email", &batch).await;
+    assert!(first.iter().all(|o| matches!(o, PushOutcome::Created(_))), "{:?}", &first[..3]);
+    let second = c.push("contact", "email", &batch).await;
+    assert!(second.iter().all(|o| matches!(o, PushOutcome::Updated(_))), "{:?}", &second[..3]);
+    assert_eq!(ids(&first), ids(&second));
+    let live =
+        c.app.sim().sim().hubspot().objects["contacts"].records.values().filter(|r| r.archived_at.is_none()).count();
+    assert_eq!(live, 25 + 150);
+}
+
+#[tokio::test]
+async fn companies_match_on_domain_and_deals_on_name() {
+    let c = connected().await;
+    // Each push looks its keys up with one search; HubSpot allows 4 searches a second. Pacing
+    // and retrying is the host's job (the sync engine), not this test's.
+    c.app.sim().sim().update_knobs(|k| k.hubspot_search_per_second = 100).unwrap();
+    let first = c.push("company", "domain", &[record(&[("domain", "acme.example"), ("name", "Acme")])]).await;
+    assert!(matches!(first[0], PushOutcome::Created(_)), "{first:?}");
+    let again = c.push("company", "domain", &[record(&[("domain", "ACME.example"), ("name", "Acme Inc")])]).await;
+    assert_eq!(ids(&again), ids(&first));
+    assert!(matches!(again[0], PushOutcome::Updated(_)));
+    // A seeded company's name matches an existing record.
+    let seeded = c.push("company", "name", &[record(&[("name", "Company 3"), ("phone", "123")])]).await;
+    assert!(matches!(seeded[0], PushOutcome::Updated(_)), "{seeded:?}");
+
+    let deal = c.push("deal", "dealname", &[record(&[("dealname", "Big one"), ("amount", "5000")])]).await;
+    assert!(matches!(deal[0], PushOutcome::Created(_)));
+    let twice = c.push("deal", "dealname", &[record(&[("dealname", "Big one"), ("amount", "6000")])]).await;
+    assert_eq!(ids(&twice), ids(&deal));
+}
+
+#[tokio::test]
+async fn a_bad_record_fails_alone_with_hubspots_code() {
+    let c = connected().await;
+    let batch = vec![
+        record(&[("email", "good1@example.com")]),
+        record(&[("email", "not-an-email")]),
+        record(&[("email", "good2@example.com")]),
+        record(&[("firstname", "no email")]),
+    ];
+    let outcomes = c.push("contact", "email", &batch).await;
+    assert!(matches!(outcomes[0], PushOutcome::Created(_)), "{:?}", outcomes[0]);
+    assert!(matches!(&outcomes[1], PushOutcome::Failed(AdapterError::Invalid(_))), "{:?}", outcomes[1]);
+    assert!(matches!(outcomes[2], PushOutcome::Created(_)), "{:?}", outcomes[2]);
+    assert!(
+        matches!(&outcomes[3], PushOutcome::Failed(AdapterError::Invalid(i)) if i.field.as_deref() == Some("email"))
+    );
+}
+
+#[tokio::test]
+async fn a_full_pull_pages_through_the_list_endpoint() {
+    let c = connected().await;
+    let pages = c.pull_all(request("contact", 10)).await;
+    let sizes: Vec<usize> = pages.iter().map(|p| p.records.len()).collect();
+    assert_eq!(sizes, [10, 10, 5]);
+    let first = &pages[0].records[0];
+    assert!(first.fields.iter().any(|f| f.name == "email" && matches!(&f.value, Value::Text(e) if e.contains('@'))));
+}
+
+#[tokio::test]
+async fn an_incremental_pull_crosses_the_10000_result_search_cap_without_losing_records() {
+    let c = connected().await;
+    let sim = c.app.sim().sim().clone();
+    sim.update_knobs(|k| {
+        k.hubspot_search_per_second = 10_000;
+        k.hubspot_ten_second_limit = 100_000;
+    })
+    .unwrap();
+    let start = chrono::Utc::now() + chrono::Duration::seconds(1);
+    sim.clock.set(start);
+    // 10,100 contacts in groups of 100 sharing a timestamp.
+    for _ in 0..101 {
+        sim.seed("contact", 100).unwrap();
+        sim.clock.advance(chrono::Duration::milliseconds(1));
+    }
+    let pull = PullRequest { modified_since: Some(start.to_rfc3339()), ..request("contact", 200) };
+    let pages = c.pull_all(pull).await;
+    let all: Vec<String> = pages.iter().flat_map(|p| p.records.iter().map(|r| r.id.clone())).collect();
+    let unique: BTreeSet<&String> = all.iter().collect();
+    assert_eq!(unique.len(), 10_100, "every record once");
+    assert_eq!(all.len(), 10_100, "no record twice");
+    sim.clock.release();
+}
+
+#[tokio::test]
+async fn archive_and_pull_by_ids() {
+    let c = connected().await;
+    let created =
+        ids(&c.push("deal", "dealname", &[record(&[("dealname", "To go")]), record(&[("dealname", "To stay")])]).await);
+    let page = c.pull(&PullRequest { ids: created.clone(), ..request("deal", 10) }).await.unwrap();
+    assert_eq!(page.records.len(), 2);
+    let gone = c.plugin.delete(c.context.clone(), "deal", &created[..1]).await.unwrap().unwrap();
+    assert!(matches!(gone[0], DeleteOutcome::Deleted));
+    let id: u64 = created[0].parse().unwrap();
+    assert!(c.app.sim().sim().hubspot().objects["deals"].records[&id].archived_at.is_some());
+}
+
+#[tokio::test]
+async fn the_ten_second_limit_is_a_burst_rate_limit_with_its_retry_after() {
+    let c = connected().await;
+    c.app.sim().sim().update_knobs(|k| k.hubspot_ten_second_limit = 1).unwrap();
+    let _ = c.pull(&request("company", 5)).await;
+    match c.pull(&request("company", 5)).await {
+        Err(AdapterError::RateLimited(info)) => assert_eq!(info.retry_after_ms, Some(10_000), "{info:?}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn webhooks_are_verified_with_the_host_held_secret_and_parsed() {
+    let c = connected().await;
+    let body = br#"[{"eventId":7,"subscriptionId":1,"portalId":62515,"appId":5,"occurredAt":1700000000000,"subscriptionType":"contact.creation","attemptNumber":0,"objectId":123,"changeSource":"CRM"},{"eventId":8,"subscriptionId":2,"portalId":62515,"appId":5,"occurredAt":1700000000001,"subscriptionType":"deal.deletion","attemptNumber":0,"objectId":9}]"#.to_vec();
+    let url = "https://crm.example.com/api/v1/webhooks/hubspot";
+    let now_ms = chrono::Utc::now().timestamp_millis() as u64;
+    let sign = |timestamp: &str, body: &[u8]| {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"crm-sim-secret").unwrap();
+        mac.update(b"POST");
+        mac.update(url.as_bytes());
+        mac.update(body);
+        mac.update(timestamp.as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    };
+    let webhook = |timestamp: u64, signature: String, body: Vec<u8>| WebhookRequest {
+        method: "POST".to_owned(),
+        url: url.to_owned(),
+        headers: vec![
+            ("x-hubspot-signature-v3".to_owned(), signature),
+            ("x-hubspot-request-timestamp".to_owned(), timestamp.to_string()),
+        ],
+        body,
+        received_at_ms: now_ms,
+    };
+    let good = webhook(now_ms, sign(&now_ms.to_string(), &body), body.clone());
+    let events = c.plugin.parse_webhook(c.context.clone(), &good).await.unwrap().unwrap();
+    assert_eq!(events.len(), 2);
+    assert_eq!((events[0].entity.as_str(), events[0].crm_id.as_str()), ("contact", "123"));
+    assert_eq!(events[0].kind, ChangeKind::Created);
+    assert_eq!(events[0].account_id, "62515");
+    assert_eq!(events[0].event_id.as_deref(), Some("7"));
+    assert_eq!(events[1].kind, ChangeKind::Deleted);
+    assert_eq!(events[0].occurred_at.as_deref(), Some("2023-11-14T22:13:20.000Z"));
+
+    let mut tampered = body.clone();
+    tampered[20] = b'9';
+    let forged = webhook(now_ms, sign(&now_ms.to_string(), &body), tampered);
+    let err = c.plugin.parse_webhook(c.context.clone(), &forged).await.unwrap().unwrap_err();
+    assert!(matches!(err, AdapterError::Unauthorized(_)), "{err:?}");
+
+    let old = now_ms - 6 * 60 * 1000;
+    let stale = webhook(old, sign(&old.to_string(), &body), body.clone());
+    let err = c.plugin.parse_webhook(c.context.clone(), &stale).await.unwrap().unwrap_err();
+    assert!(matches!(err, AdapterError::Unauthorized(i) if i.message.contains("five minutes")));
+}
