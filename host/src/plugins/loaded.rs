@@ -67,6 +67,7 @@ pub struct LoadedPlugin {
     secrets: Arc<PluginSecrets>,
     settings: std::collections::BTreeMap<String, String>,
     oauth_overrides: super::operator::OAuthOverrides,
+    stats: Arc<super::stats::CallStats>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -144,6 +145,7 @@ impl PluginLoader {
             policy: &deny_all,
             client: &probe_client,
             secrets: &Arc::new(PluginSecrets::default()),
+            stats: &Arc::new(super::stats::CallStats::default()),
         };
         let info = target
             .run(CallContext::detached(), "describe", |store, adapter| {
@@ -182,6 +184,7 @@ impl PluginLoader {
             secrets: Arc::new(policy.secrets),
             settings: policy.settings,
             oauth_overrides: policy.oauth,
+            stats: Arc::new(super::stats::CallStats::default()),
         })
     }
 }
@@ -265,6 +268,11 @@ impl LoadedPlugin {
         self.secrets.names().any(|n| n == name)
     }
 
+    /// Cumulative call counters (calls, time, time in HTTP) since this version loaded.
+    pub fn stats(&self) -> super::stats::CallStatsSnapshot {
+        self.stats.snapshot()
+    }
+
     /// A host-held secret for the host's own OAuth requests (never handed to the plugin).
     pub fn secret(&self, name: &str) -> Option<secrecy::SecretString> {
         self.secrets.get(name).cloned()
@@ -285,6 +293,7 @@ impl LoadedPlugin {
             policy: &self.policy,
             client: &self.client,
             secrets: &self.secrets,
+            stats: &self.stats,
         }
     }
 

@@ -23,6 +23,7 @@ pub mod loaded;
 pub mod operator;
 pub mod registry;
 pub mod runtime;
+pub mod stats;
 pub mod watcher;
 
 pub use bundled::bundled;

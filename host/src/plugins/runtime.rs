@@ -84,6 +84,7 @@ pub(crate) struct CallTarget<'a> {
     pub policy: &'a Arc<EgressPolicy>,
     pub client: &'a reqwest::Client,
     pub secrets: &'a Arc<PluginSecrets>,
+    pub stats: &'a Arc<super::stats::CallStats>,
 }
 
 /// A boxed future borrowing the store for one export call.
@@ -103,6 +104,7 @@ impl CallTarget<'_> {
             .map_err(|_| CallError::Busy)?
             .map_err(|_| CallError::Busy)?;
 
+        let started = std::time::Instant::now();
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE_BYTES);
         let mut store = self.new_store(context, stderr.clone());
         let outcome = tokio::time::timeout(wall, async {
@@ -111,6 +113,7 @@ impl CallTarget<'_> {
         })
         .await;
         drop(permit);
+        self.stats.record_call(started.elapsed());
 
         let state = store.data();
         if state.log.suppressed() > 0 {
@@ -147,6 +150,7 @@ impl CallTarget<'_> {
             self.client.clone(),
             context.credentials.clone(),
             self.limits,
+            self.stats.clone(),
         );
         let log = PluginLog::new(self.slug, &context.connection_label, self.limits.log_lines_per_call);
         let state = CallState {

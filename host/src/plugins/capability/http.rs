@@ -65,6 +65,7 @@ pub struct PluginHttp {
     response_bytes: u64,
     timeout: Duration,
     requests_left: u32,
+    stats: Arc<crate::plugins::stats::CallStats>,
 }
 
 impl PluginHttp {
@@ -76,6 +77,7 @@ impl PluginHttp {
         client: reqwest::Client,
         credentials: Option<Arc<dyn CredentialSource>>,
         limits: &PluginLimits,
+        stats: Arc<crate::plugins::stats::CallStats>,
     ) -> Self {
         Self {
             plugin,
@@ -87,6 +89,7 @@ impl PluginHttp {
             response_bytes: limits.http_response_bytes,
             timeout: Duration::from_millis(limits.http_timeout_ms),
             requests_left: limits.http_requests_per_call,
+            stats,
         }
     }
 
@@ -229,7 +232,10 @@ fn classify(err: reqwest::Error) -> HttpError {
 
 impl http::Host for CallState {
     async fn send(&mut self, request: Request) -> wasmtime::Result<Result<Response, HttpError>> {
-        Ok(self.http.send(request).await)
+        let started = std::time::Instant::now();
+        let result = self.http.send(request).await;
+        self.http.stats.record_http(started.elapsed());
+        Ok(result)
     }
 }
 
