@@ -3,81 +3,21 @@
 //! across the 10,000-result cap with shared timestamps), archive, rate limits, signed webhooks.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use base64::Engine as _;
-use crmhost::domain::{PluginSlug, WorkspaceId};
 use crmhost::plugins::bindings::adapter::{
-    ChangeKind, DeleteOutcome, FieldType, Page, PullRequest, PushOutcome, PushRecord, WebhookRequest,
+    ChangeKind, DeleteOutcome, FieldType, PullRequest, PushOutcome, PushRecord, WebhookRequest,
 };
-use crmhost::plugins::bindings::{AdapterError, FieldValue, Value};
-use crmhost::plugins::{CallContext, LoadedPlugin};
-use crmhost_tests::{AppOptions, TestApp};
+use crmhost::plugins::bindings::{AdapterError, Value};
+use crmhost_tests::{ConnectedAdapter as Connected, pull_request, text_field as text, written_ids};
 use hmac::Mac;
-use reqwest::StatusCode;
-
-struct Connected {
-    app: TestApp,
-    plugin: Arc<LoadedPlugin>,
-    context: CallContext,
-}
-
-async fn connected() -> Connected {
-    let app = TestApp::spawn(AppOptions { sandbox: true, ..AppOptions::default() }).await.unwrap();
-    assert_eq!(app.connect("w1", "hubspot").await.status(), StatusCode::OK);
-    let (plugin, context) = app
-        .state
-        .connections
-        .call_context(&WorkspaceId::parse("w1").unwrap(), &PluginSlug::parse("hubspot").unwrap())
-        .await
-        .unwrap();
-    Connected { app, plugin, context }
-}
-
-fn text(name: &str, value: &str) -> FieldValue {
-    FieldValue { name: name.to_owned(), value: Value::Text(value.to_owned()) }
-}
 
 fn record(fields: &[(&str, &str)]) -> PushRecord {
     PushRecord { crm_id: None, fields: fields.iter().map(|(n, v)| text(n, v)).collect() }
 }
 
-fn ids(outcomes: &[PushOutcome]) -> Vec<String> {
-    outcomes
-        .iter()
-        .map(|o| match o {
-            PushOutcome::Created(id) | PushOutcome::Updated(id) => id.clone(),
-            PushOutcome::Failed(e) => panic!("push failed: {e:?}"),
-        })
-        .collect()
-}
-
-fn request(entity: &str, limit: u32) -> PullRequest {
-    PullRequest { entity: entity.to_owned(), cursor: None, modified_since: None, ids: vec![], fields: vec![], limit }
-}
-
-impl Connected {
-    async fn push(&self, entity: &str, key: &str, records: &[PushRecord]) -> Vec<PushOutcome> {
-        self.plugin.push(self.context.clone(), entity, key, records).await.unwrap().unwrap()
-    }
-
-    async fn pull(&self, request: &PullRequest) -> Result<Page, AdapterError> {
-        self.plugin.pull(self.context.clone(), request).await.unwrap()
-    }
-
-    async fn pull_all(&self, mut request: PullRequest) -> Vec<Page> {
-        let mut pages = Vec::new();
-        loop {
-            let page = self.pull(&request).await.unwrap();
-            let next = page.next_cursor.clone();
-            pages.push(page);
-            match next {
-                Some(cursor) => request.cursor = Some(cursor),
-                None => return pages,
-            }
-            assert!(pages.len() < 500, "paging does not end");
-        }
-    }
+async fn connected() -> Connected {
+    Connected::connect("hubspot").await
 }
 
 #[tokio::test]
@@ -100,7 +40,7 @@ async fn contacts_upsert_by_email_and_pushing_twice_creates_nothing_twice() {
     assert!(first.iter().all(|o| matches!(o, PushOutcome::Created(_))), "{:?}", &first[..3]);
     let second = c.push("contact", "email", &batch).await;
     assert!(second.iter().all(|o| matches!(o, PushOutcome::Updated(_))), "{:?}", &second[..3]);
-    assert_eq!(ids(&first), ids(&second));
+    assert_eq!(written_ids(&first), written_ids(&second));
     let live =
         c.app.sim().sim().hubspot().objects["contacts"].records.values().filter(|r| r.archived_at.is_none()).count();
     assert_eq!(live, 25 + 150);
@@ -115,7 +55,7 @@ async fn companies_match_on_domain_and_deals_on_name() {
     let first = c.push("company", "domain", &[record(&[("domain", "acme.example"), ("name", "Acme")])]).await;
     assert!(matches!(first[0], PushOutcome::Created(_)), "{first:?}");
     let again = c.push("company", "domain", &[record(&[("domain", "ACME.example"), ("name", "Acme Inc")])]).await;
-    assert_eq!(ids(&again), ids(&first));
+    assert_eq!(written_ids(&again), written_ids(&first));
     assert!(matches!(again[0], PushOutcome::Updated(_)));
     // A seeded company's name matches an existing record.
     let seeded = c.push("company", "name", &[record(&[("name", "Company 3"), ("phone", "123")])]).await;
@@ -124,7 +64,7 @@ async fn companies_match_on_domain_and_deals_on_name() {
     let deal = c.push("deal", "dealname", &[record(&[("dealname", "Big one"), ("amount", "5000")])]).await;
     assert!(matches!(deal[0], PushOutcome::Created(_)));
     let twice = c.push("deal", "dealname", &[record(&[("dealname", "Big one"), ("amount", "6000")])]).await;
-    assert_eq!(ids(&twice), ids(&deal));
+    assert_eq!(written_ids(&twice), written_ids(&deal));
 }
 
 #[tokio::test]
@@ -148,7 +88,7 @@ async fn a_bad_record_fails_alone_with_hubspots_code() {
 #[tokio::test]
 async fn a_full_pull_pages_through_the_list_endpoint() {
     let c = connected().await;
-    let pages = c.pull_all(request("contact", 10)).await;
+    let pages = c.pull_all(pull_request("contact", 10)).await;
     let sizes: Vec<usize> = pages.iter().map(|p| p.records.len()).collect();
     assert_eq!(sizes, [10, 10, 5]);
     let first = &pages[0].records[0];
@@ -171,7 +111,7 @@ async fn an_incremental_pull_crosses_the_10000_result_search_cap_without_losing_
         sim.seed("contact", 100).unwrap();
         sim.clock.advance(chrono::Duration::milliseconds(1));
     }
-    let pull = PullRequest { modified_since: Some(start.to_rfc3339()), ..request("contact", 200) };
+    let pull = PullRequest { modified_since: Some(start.to_rfc3339()), ..pull_request("contact", 200) };
     let pages = c.pull_all(pull).await;
     let all: Vec<String> = pages.iter().flat_map(|p| p.records.iter().map(|r| r.id.clone())).collect();
     let unique: BTreeSet<&String> = all.iter().collect();
@@ -183,9 +123,10 @@ async fn an_incremental_pull_crosses_the_10000_result_search_cap_without_losing_
 #[tokio::test]
 async fn archive_and_pull_by_ids() {
     let c = connected().await;
-    let created =
-        ids(&c.push("deal", "dealname", &[record(&[("dealname", "To go")]), record(&[("dealname", "To stay")])]).await);
-    let page = c.pull(&PullRequest { ids: created.clone(), ..request("deal", 10) }).await.unwrap();
+    let created = written_ids(
+        &c.push("deal", "dealname", &[record(&[("dealname", "To go")]), record(&[("dealname", "To stay")])]).await,
+    );
+    let page = c.pull(&PullRequest { ids: created.clone(), ..pull_request("deal", 10) }).await.unwrap();
     assert_eq!(page.records.len(), 2);
     let gone = c.plugin.delete(c.context.clone(), "deal", &created[..1]).await.unwrap().unwrap();
     assert!(matches!(gone[0], DeleteOutcome::Deleted));
@@ -197,8 +138,8 @@ async fn archive_and_pull_by_ids() {
 async fn the_ten_second_limit_is_a_burst_rate_limit_with_its_retry_after() {
     let c = connected().await;
     c.app.sim().sim().update_knobs(|k| k.hubspot_ten_second_limit = 1).unwrap();
-    let _ = c.pull(&request("company", 5)).await;
-    match c.pull(&request("company", 5)).await {
+    let _ = c.pull(&pull_request("company", 5)).await;
+    match c.pull(&pull_request("company", 5)).await {
         Err(AdapterError::RateLimited(info)) => assert_eq!(info.retry_after_ms, Some(10_000), "{info:?}"),
         other => panic!("{other:?}"),
     }

@@ -4,83 +4,22 @@
 
 use std::collections::BTreeSet;
 
-use crmhost::domain::{PluginSlug, WorkspaceId};
-use crmhost::plugins::bindings::adapter::{DeleteOutcome, FieldType, Page, PullRequest, PushOutcome, PushRecord};
-use crmhost::plugins::bindings::{AdapterError, FieldValue, Value};
-use crmhost::plugins::{CallContext, LoadedPlugin};
-use crmhost_tests::{AppOptions, TestApp};
-use reqwest::StatusCode;
-use std::sync::Arc;
-
-struct Connected {
-    app: TestApp,
-    plugin: Arc<LoadedPlugin>,
-    context: CallContext,
-}
-
-async fn connected() -> Connected {
-    let app = TestApp::spawn(AppOptions { sandbox: true, ..AppOptions::default() }).await.unwrap();
-    assert_eq!(app.connect("w1", "salesforce").await.status(), StatusCode::OK);
-    let (plugin, context) = app
-        .state
-        .connections
-        .call_context(&WorkspaceId::parse("w1").unwrap(), &PluginSlug::parse("salesforce").unwrap())
-        .await
-        .unwrap();
-    Connected { app, plugin, context }
-}
-
-fn text(name: &str, value: &str) -> FieldValue {
-    FieldValue { name: name.to_owned(), value: Value::Text(value.to_owned()) }
-}
+use crmhost::plugins::bindings::AdapterError;
+use crmhost::plugins::bindings::adapter::{DeleteOutcome, FieldType, PullRequest, PushOutcome, PushRecord};
+use crmhost_tests::{ConnectedAdapter as Connected, pull_request, text_field as text, written_ids};
 
 fn contact(email: &str, last: &str) -> PushRecord {
     PushRecord { crm_id: None, fields: vec![text("Email", email), text("LastName", last)] }
 }
 
-fn ids(outcomes: &[PushOutcome]) -> Vec<String> {
-    outcomes
-        .iter()
-        .map(|o| match o {
-            PushOutcome::Created(id) | PushOutcome::Updated(id) => id.clone(),
-            PushOutcome::Failed(e) => panic!("push failed: {e:?}"),
-        })
-        .collect()
+fn contacts_in_crm(c: &Connected) -> usize {
+    let state = c.app.sim().sim().salesforce();
+    let contacts = state.objects.iter().find(|o| o.schema.name == "Contact").unwrap();
+    contacts.records.values().filter(|r| r.deleted_at.is_none()).count()
 }
 
-fn request(entity: &str, limit: u32) -> PullRequest {
-    PullRequest { entity: entity.to_owned(), cursor: None, modified_since: None, ids: vec![], fields: vec![], limit }
-}
-
-impl Connected {
-    async fn push(&self, entity: &str, key: &str, records: &[PushRecord]) -> Vec<PushOutcome> {
-        self.plugin.push(self.context.clone(), entity, key, records).await.unwrap().unwrap()
-    }
-
-    async fn pull(&self, request: &PullRequest) -> Result<Page, AdapterError> {
-        self.plugin.pull(self.context.clone(), request).await.unwrap()
-    }
-
-    /// Every page of a pull, following cursors.
-    async fn pull_all(&self, mut request: PullRequest) -> Vec<Page> {
-        let mut pages = Vec::new();
-        loop {
-            let page = self.pull(&request).await.unwrap();
-            let next = page.next_cursor.clone();
-            pages.push(page);
-            match next {
-                Some(cursor) => request.cursor = Some(cursor),
-                None => return pages,
-            }
-            assert!(pages.len() < 100, "paging does not end");
-        }
-    }
-
-    fn contacts_in_crm(&self) -> usize {
-        let state = self.app.sim().sim().salesforce();
-        let contacts = state.objects.iter().find(|o| o.schema.name == "Contact").unwrap();
-        contacts.records.values().filter(|r| r.deleted_at.is_none()).count()
-    }
+async fn connected() -> Connected {
+    Connected::connect("salesforce").await
 }
 
 #[tokio::test]
@@ -101,7 +40,7 @@ async fn list_fields_reports_types_requirements_and_match_keys() {
 #[tokio::test]
 async fn push_creates_then_updates_by_email_and_is_idempotent() {
     let c = connected().await;
-    let before = c.contacts_in_crm();
+    let before = contacts_in_crm(&c);
     let batch = vec![contact("a@example.com", "Ada"), contact("b@example.com", "Bob"), contact("c@example.com", "Cy")];
     let first = c.push("contact", "Email", &batch).await;
     assert!(first.iter().all(|o| matches!(o, PushOutcome::Created(_))), "{first:?}");
@@ -110,12 +49,12 @@ async fn push_creates_then_updates_by_email_and_is_idempotent() {
     again[1] = contact("B@Example.com", "Bobby");
     let second = c.push("contact", "Email", &again).await;
     assert!(second.iter().all(|o| matches!(o, PushOutcome::Updated(_))), "{second:?}");
-    assert_eq!(ids(&first), ids(&second));
-    assert_eq!(c.contacts_in_crm(), before + 3);
+    assert_eq!(written_ids(&first), written_ids(&second));
+    assert_eq!(contacts_in_crm(&c), before + 3);
     // By id, too.
-    let by_id = PushRecord { crm_id: Some(ids(&first)[0].clone()), fields: vec![text("Title", "CEO")] };
+    let by_id = PushRecord { crm_id: Some(written_ids(&first)[0].clone()), fields: vec![text("Title", "CEO")] };
     let third = c.push("contact", "Email", &[by_id]).await;
-    assert!(matches!(&third[0], PushOutcome::Updated(id) if *id == ids(&first)[0]));
+    assert!(matches!(&third[0], PushOutcome::Updated(id) if *id == written_ids(&first)[0]));
 }
 
 #[tokio::test]
@@ -123,7 +62,7 @@ async fn a_batch_of_200_goes_in_one_push_and_more_is_refused() {
     let c = connected().await;
     let batch: Vec<PushRecord> = (0..200).map(|i| contact(&format!("bulk{i}@example.com"), &format!("L{i}"))).collect();
     let outcomes = c.push("contact", "Email", &batch).await;
-    assert_eq!(ids(&outcomes).len(), 200);
+    assert_eq!(written_ids(&outcomes).len(), 200);
     let too_many: Vec<PushRecord> = (0..201).map(|i| contact(&format!("x{i}@example.com"), "L")).collect();
     let err = c.plugin.push(c.context.clone(), "contact", "Email", &too_many).await.unwrap().unwrap_err();
     assert!(matches!(err, AdapterError::Invalid(_)), "{err:?}");
@@ -172,7 +111,7 @@ async fn pull_pages_across_query_batches_without_losing_or_repeating_records() {
     let c = connected().await;
     // Small query batches force the adapter to follow nextRecordsUrl inside a page.
     c.app.sim().sim().update_knobs(|k| k.salesforce_query_batch_size = 3).unwrap();
-    let pages = c.pull_all(request("contact", 10)).await;
+    let pages = c.pull_all(pull_request("contact", 10)).await;
     let sizes: Vec<usize> = pages.iter().map(|p| p.records.len()).collect();
     assert_eq!(sizes, [10, 10, 5], "25 seeded contacts");
     let seen: BTreeSet<String> = pages.iter().flat_map(|p| p.records.iter().map(|r| r.id.clone())).collect();
@@ -189,9 +128,9 @@ async fn incremental_pull_keeps_records_that_share_a_timestamp_and_reports_delet
     let instant = chrono::Utc::now();
     sim.clock.set(instant);
     let batch: Vec<PushRecord> = (0..7).map(|i| contact(&format!("same{i}@example.com"), "Same")).collect();
-    let created = ids(&c.push("contact", "Email", &batch).await);
+    let created = written_ids(&c.push("contact", "Email", &batch).await);
     let since = instant.to_rfc3339();
-    let pull = PullRequest { modified_since: Some(since.clone()), ..request("contact", 3) };
+    let pull = PullRequest { modified_since: Some(since.clone()), ..pull_request("contact", 3) };
     let pages = c.pull_all(pull.clone()).await;
     let seen: Vec<String> = pages.iter().flat_map(|p| p.records.iter().map(|r| r.id.clone())).collect();
     assert_eq!(seen.len(), 7, "no record lost or repeated at equal timestamps: {seen:?}");
@@ -204,7 +143,7 @@ async fn incremental_pull_keeps_records_that_share_a_timestamp_and_reports_delet
     let again = c.plugin.delete(c.context.clone(), "contact", &created[..1]).await.unwrap().unwrap();
     assert!(matches!(again[0], DeleteOutcome::Deleted), "already gone counts as deleted: {again:?}");
     let later = (instant + chrono::Duration::seconds(5)).to_rfc3339();
-    let pages = c.pull_all(PullRequest { modified_since: Some(later), ..request("contact", 50) }).await;
+    let pages = c.pull_all(PullRequest { modified_since: Some(later), ..pull_request("contact", 50) }).await;
     let deleted: BTreeSet<String> =
         pages.iter().flat_map(|p| p.records.iter().filter(|r| r.deleted).map(|r| r.id.clone())).collect();
     assert_eq!(deleted, created[..2].iter().cloned().collect());
@@ -214,8 +153,8 @@ async fn incremental_pull_keeps_records_that_share_a_timestamp_and_reports_delet
 #[tokio::test]
 async fn pull_by_ids_reads_exactly_those_records() {
     let c = connected().await;
-    let created = ids(&c
-        .push(
+    let created = written_ids(
+        &c.push(
             "lead",
             "Email",
             &[PushRecord {
@@ -223,8 +162,9 @@ async fn pull_by_ids_reads_exactly_those_records() {
                 fields: vec![text("Email", "lead@example.com"), text("LastName", "Lee"), text("Company", "Acme")],
             }],
         )
-        .await);
-    let page = c.pull(&PullRequest { ids: created.clone(), ..request("lead", 10) }).await.unwrap();
+        .await,
+    );
+    let page = c.pull(&PullRequest { ids: created.clone(), ..pull_request("lead", 10) }).await.unwrap();
     assert_eq!(page.records.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), created);
     assert!(page.next_cursor.is_none());
 }
@@ -233,7 +173,7 @@ async fn pull_by_ids_reads_exactly_those_records() {
 async fn the_daily_limit_is_reported_as_a_daily_rate_limit() {
     let c = connected().await;
     c.app.sim().sim().update_knobs(|k| k.salesforce_daily_limit = 1).unwrap();
-    let err = c.pull(&request("account", 10)).await.unwrap_err();
+    let err = c.pull(&pull_request("account", 10)).await.unwrap_err();
     match err {
         AdapterError::RateLimited(info) => {
             assert!(matches!(info.policy, crmhost::plugins::bindings::RateLimitPolicy::Daily), "{info:?}");
@@ -247,14 +187,15 @@ async fn the_daily_limit_is_reported_as_a_daily_rate_limit() {
 async fn a_session_that_expires_mid_pull_is_refreshed_by_the_host() {
     let c = connected().await;
     let sim = c.app.sim().sim().clone();
-    let first = c.pull(&request("contact", 10)).await.unwrap();
+    let first = c.pull(&pull_request("contact", 10)).await.unwrap();
     // The session ends between pages.
     let tokens: Vec<String> = sim.salesforce().oauth.access.keys().cloned().collect();
     for token in tokens {
         sim.revoke_token(&token);
     }
     let refreshes = sim.call_count("salesforce POST /services/oauth2/token");
-    let second = c.pull(&PullRequest { cursor: first.next_cursor.clone(), ..request("contact", 10) }).await.unwrap();
+    let second =
+        c.pull(&PullRequest { cursor: first.next_cursor.clone(), ..pull_request("contact", 10) }).await.unwrap();
     assert_eq!(second.records.len(), 10);
     assert_eq!(sim.call_count("salesforce POST /services/oauth2/token"), refreshes + 1);
 }
