@@ -35,6 +35,7 @@ mod error;
 pub mod http;
 mod info;
 pub mod log;
+pub mod matching;
 pub mod secrets;
 mod value;
 

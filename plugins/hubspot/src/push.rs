@@ -87,41 +87,16 @@ pub fn push(entity: &str, match_key: &str, records: Vec<PushRecord>) -> Result<V
     }
     let object = object(entity)?;
     let mut outcomes: Vec<Option<PushOutcome>> = records.iter().map(|_| None).collect();
-    let mut updates = Vec::new();
-    let mut keyed: Vec<(usize, String)> = Vec::new();
-    let mut seen = BTreeMap::new();
-    for (i, record) in records.iter().enumerate() {
-        if let Some(id) = &record.crm_id {
-            updates.push(Input {
-                index: i,
-                body: json!({ "id": id, "properties": properties(record) }),
-                key: id.clone(),
-            });
-            continue;
-        }
-        let key = record
-            .fields
-            .iter()
-            .find(|f| f.name.eq_ignore_ascii_case(match_key))
-            .and_then(|f| f.value.to_text())
-            .map(|k| k.trim().to_owned())
-            .filter(|k| !k.is_empty());
-        let Some(key) = key else {
-            outcomes[i] = Some(PushOutcome::Failed(AdapterError::invalid_field(
-                match_key,
-                format!("the record has no {match_key} to match on"),
-            )));
-            continue;
-        };
-        if seen.insert(key.to_lowercase(), i).is_some() {
-            outcomes[i] = Some(PushOutcome::Failed(AdapterError::duplicate(
-                format!("{match_key} `{key}` appears more than once in this batch"),
-                None,
-            )));
-            continue;
-        }
-        keyed.push((i, key));
+    let matching = crmhost_sdk::matching::plan_matches(&records, match_key);
+    for (i, err) in matching.rejected {
+        outcomes[i] = Some(PushOutcome::Failed(err));
     }
+    let mut updates: Vec<Input> = matching
+        .by_id
+        .into_iter()
+        .map(|(i, id)| Input { index: i, body: json!({ "id": id, "properties": properties(&records[i]) }), key: id })
+        .collect();
+    let keyed = matching.by_key;
 
     let mut creates = Vec::new();
     if object.path == "contacts" && match_key.eq_ignore_ascii_case("email") {

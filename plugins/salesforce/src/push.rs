@@ -56,38 +56,12 @@ pub fn push(entity: &str, match_key: &str, records: Vec<PushRecord>) -> Result<V
     let api = Api::from_connection()?;
     let object = sobject(entity)?;
     let mut outcomes: Vec<Option<PushOutcome>> = records.iter().map(|_| None).collect();
-    let mut plans: Vec<(usize, Plan)> = Vec::new();
-    let mut to_match: Vec<(usize, String)> = Vec::new();
-    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
-
-    for (i, record) in records.iter().enumerate() {
-        if let Some(id) = &record.crm_id {
-            plans.push((i, Plan::Update(id.clone())));
-            continue;
-        }
-        let key = record
-            .fields
-            .iter()
-            .find(|f| f.name.eq_ignore_ascii_case(match_key))
-            .and_then(|f| f.value.to_text())
-            .filter(|k| !k.trim().is_empty());
-        let Some(key) = key else {
-            outcomes[i] = Some(PushOutcome::Failed(AdapterError::invalid_field(
-                match_key,
-                format!("the record has no {match_key} to match on"),
-            )));
-            continue;
-        };
-        let folded = key.trim().to_lowercase();
-        if seen.insert(folded.clone(), i).is_some() {
-            outcomes[i] = Some(PushOutcome::Failed(AdapterError::duplicate(
-                format!("{match_key} `{key}` appears more than once in this batch"),
-                None,
-            )));
-            continue;
-        }
-        to_match.push((i, key.trim().to_owned()));
+    let matching = crmhost_sdk::matching::plan_matches(&records, match_key);
+    for (i, err) in matching.rejected {
+        outcomes[i] = Some(PushOutcome::Failed(err));
     }
+    let mut plans: Vec<(usize, Plan)> = matching.by_id.into_iter().map(|(i, id)| (i, Plan::Update(id))).collect();
+    let to_match = matching.by_key;
 
     let mut wrote_any = false;
     if match_key.ends_with("__c") {
