@@ -227,6 +227,7 @@ impl Connections {
         };
         let grant = app.exchange_code(code, verifier.as_ref()).await?;
 
+        // The granted scopes travel as a fact (space-separated) so an adapter can report them.
         let mut facts = grant.facts.clone();
         if !grant.scopes.is_empty() {
             facts.entry("scopes".to_owned()).or_insert_with(|| grant.scopes.join(" "));
@@ -243,7 +244,7 @@ impl Connections {
             }
         };
         let metadata = serde_json::json!({
-            "facts": grant.facts,
+            "facts": facts,
             "account": account,
             "scopes": grant.scopes,
         });

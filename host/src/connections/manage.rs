@@ -54,17 +54,12 @@ impl Connections {
         if stored.sealed.is_none() {
             return Err(ConnectionError::NotConnected(slug.to_string()));
         }
-        let mut facts: BTreeMap<String, String> = stored
+        let facts: BTreeMap<String, String> = stored
             .metadata
             .get("facts")
             .and_then(|f| f.as_object())
             .map(|o| o.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned()))).collect())
             .unwrap_or_default();
-        // The granted scopes, space-separated, so an adapter can say what the connection may do.
-        if let Some(scopes) = stored.metadata.get("scopes").and_then(|s| s.as_array()) {
-            let scopes: Vec<&str> = scopes.iter().filter_map(|s| s.as_str()).collect();
-            facts.entry("scopes".to_owned()).or_insert_with(|| scopes.join(" "));
-        }
         let credentials =
             ConnectionCredentials::new(self.deps.clone(), plugin.clone(), workspace.clone(), slug.clone());
         let context = CallContext {
