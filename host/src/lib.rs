@@ -26,6 +26,8 @@ pub mod startup;
 pub mod state;
 /// All SQL: one API over SQLite and PostgreSQL.
 pub mod store;
+/// The sync engine: push, pull and two-way runs, mappings, merge, conflicts.
+pub mod sync;
 /// Logging set-up.
 pub mod telemetry;
 /// The token vault: AES-256-GCM with per-workspace keys.

@@ -134,8 +134,13 @@ impl Application {
             public_url,
             config.allowed_return_origins.clone(),
         ));
+        let sync = Arc::new(crate::sync::SyncEngine::new(store.clone(), connections.clone()));
+        sync.recover_interrupted_runs()
+            .await
+            .map_err(|e| StartupError(format!("cannot check for interrupted sync runs: {e}")))?;
         let state = AppState {
             store,
+            sync,
             connections,
             plugins: registry,
             admin_token: config.admin_token.clone().map(Arc::new),

@@ -22,6 +22,8 @@ pub struct AppState {
     pub jwt: Option<Arc<crate::auth::JwtVerifier>>,
     /// Connecting workspaces to CRMs, and their credentials.
     pub connections: Arc<crate::connections::Connections>,
+    /// The sync engine: runs, mappings, settings, conflicts.
+    pub sync: Arc<crate::sync::SyncEngine>,
     /// The emulators' addresses, in sandbox mode.
     pub sandbox: Option<Arc<crate::sandbox::SandboxInfo>>,
 }

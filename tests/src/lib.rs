@@ -632,3 +632,216 @@ pub fn written_ids(outcomes: &[PushOutcome]) -> Vec<String> {
 pub fn pull_request(entity: &str, limit: u32) -> PullRequest {
     PullRequest { entity: entity.to_owned(), cursor: None, modified_since: None, ids: vec![], fields: vec![], limit }
 }
+
+// -------------------------------------------------------------------------------------------------
+// A crmhost with workspace `w1` connected to an empty emulator, driven through the sync API
+
+/// Which emulated CRM a sync test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crm {
+    /// The Salesforce emulator.
+    Salesforce,
+    /// The HubSpot emulator.
+    Hubspot,
+}
+
+impl Crm {
+    /// The plugin slug.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Self::Salesforce => "salesforce",
+            Self::Hubspot => "hubspot",
+        }
+    }
+
+    /// The CRM's name of a contact field, by the default mapping's workspace field.
+    pub fn contact_field(self, app_field: &str) -> &'static str {
+        match (self, app_field) {
+            (Self::Salesforce, "email") => "Email",
+            (Self::Salesforce, "first_name") => "FirstName",
+            (Self::Salesforce, "last_name") => "LastName",
+            (Self::Salesforce, "phone") => "Phone",
+            (Self::Salesforce, "title") => "Title",
+            (Self::Hubspot, "email") => "email",
+            (Self::Hubspot, "first_name") => "firstname",
+            (Self::Hubspot, "last_name") => "lastname",
+            (Self::Hubspot, "phone") => "phone",
+            (Self::Hubspot, "title") => "jobtitle",
+            (_, other) => panic!("no contact field `{other}` in the default mappings"),
+        }
+    }
+}
+
+/// A crmhost whose workspace `w1` is connected to one emulated CRM that starts empty.
+pub struct SyncHarness {
+    /// The app.
+    pub app: TestApp,
+    /// The emulators.
+    pub sim: Arc<crm_sim::SimHandle>,
+    /// Which CRM.
+    pub crm: Crm,
+}
+
+impl SyncHarness {
+    /// Starts emulators (with `knobs`) and an app on `backend`, and connects `w1`; `None` when
+    /// the backend is unavailable.
+    pub async fn start(backend: Backend, crm: Crm, knobs: crm_sim::knobs::Knobs) -> Option<Self> {
+        let mut options = crm_sim::SimOptions::both_on_free_ports();
+        options.knobs = knobs;
+        let sim = Arc::new(crm_sim::start(options).await.expect("emulators start"));
+        let app = TestApp::spawn(AppOptions { backend, sim: Some(sim.clone()), ..AppOptions::default() }).await?;
+        let connected = app.connect("w1", crm.slug()).await;
+        assert_eq!(connected.status(), reqwest::StatusCode::OK, "connect {}", crm.slug());
+        Some(Self { app, sim, crm })
+    }
+
+    /// A request to `/api/v1/workspaces/w1{path}` as an admin of `w1`.
+    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.app.as_role(method, &format!("/api/v1/workspaces/w1{path}"), "w1", crmhost::auth::Role::Admin)
+    }
+
+    /// `/integrations/<slug>{rest}`.
+    pub fn integration_path(&self, rest: &str) -> String {
+        format!("/integrations/{}{rest}", self.crm.slug())
+    }
+
+    /// Sends a request and returns its status and JSON body.
+    pub async fn send(request: reqwest::RequestBuilder) -> (reqwest::StatusCode, serde_json::Value) {
+        let response = request.send().await.expect("request");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Upserts workspace records of `entity`; panics unless every one was written.
+    pub async fn put_records(&self, entity: &str, records: Vec<serde_json::Value>) -> serde_json::Value {
+        let (status, body) = Self::send(
+            self.api(reqwest::Method::PUT, &format!("/records/{entity}"))
+                .json(&serde_json::json!({ "records": records })),
+        )
+        .await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+        assert_eq!(body["failed"], 0, "{body}");
+        body
+    }
+
+    /// Runs `push` / `pull` / `sync` with `?wait=true` and returns the finished run.
+    pub async fn run(&self, operation: &str, body: serde_json::Value) -> serde_json::Value {
+        let path = self.integration_path(&format!("/{operation}?wait=true"));
+        let (status, run) = Self::send(self.api(reqwest::Method::POST, &path).json(&body)).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{operation}: {run}");
+        assert_ne!(run["status"], "running", "the run should have ended: {run}");
+        run
+    }
+
+    /// A run with its per-record outcomes.
+    pub async fn run_detail(&self, run_id: &str) -> serde_json::Value {
+        let (status, body) =
+            Self::send(self.api(reqwest::Method::GET, &self.integration_path(&format!("/sync-runs/{run_id}")))).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+        body
+    }
+
+    /// A workspace record, with its sync status.
+    pub async fn record(&self, entity: &str, id: &str) -> serde_json::Value {
+        let (status, body) = Self::send(self.api(reqwest::Method::GET, &format!("/records/{entity}/{id}"))).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+        body
+    }
+
+    /// Every live workspace record of `entity`, following the pages.
+    pub async fn all_records(&self, entity: &str) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        let mut path = format!("/records/{entity}?limit=200");
+        loop {
+            let (status, body) = Self::send(self.api(reqwest::Method::GET, &path)).await;
+            assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+            out.extend(body["records"].as_array().cloned().unwrap_or_default());
+            match body["next_after"].as_str() {
+                Some(after) => path = format!("/records/{entity}?limit=200&after={after}"),
+                None => return out,
+            }
+        }
+    }
+
+    /// The live contacts in the emulator: CRM id → fields by workspace field name.
+    pub fn crm_contacts(&self) -> std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>> {
+        let app_fields = ["email", "first_name", "last_name", "phone", "title"];
+        let mut out = std::collections::BTreeMap::new();
+        match self.crm {
+            Crm::Salesforce => {
+                let state = self.sim.sim().salesforce();
+                let contacts = state.objects.iter().find(|o| o.schema.name == "Contact").expect("Contact");
+                for r in contacts.records.values().filter(|r| r.deleted_at.is_none()) {
+                    let fields = app_fields
+                        .iter()
+                        .filter_map(|f| r.fields.get(self.crm.contact_field(f)).map(|v| ((*f).to_owned(), v.clone())))
+                        .collect();
+                    out.insert(r.id.clone(), fields);
+                }
+            }
+            Crm::Hubspot => {
+                let state = self.sim.sim().hubspot();
+                for r in state.objects["contacts"].records.values().filter(|r| r.archived_at.is_none()) {
+                    let fields = app_fields
+                        .iter()
+                        .filter_map(|f| {
+                            r.properties
+                                .get(self.crm.contact_field(f))
+                                .map(|v| ((*f).to_owned(), serde_json::Value::String(v.clone())))
+                        })
+                        .collect();
+                    out.insert(r.id.to_string(), fields);
+                }
+            }
+        }
+        out
+    }
+
+    /// The CRM id of the emulator contact with this email.
+    pub fn crm_id_of(&self, email: &str) -> String {
+        self.crm_contacts()
+            .into_iter()
+            .find(|(_, f)| f.get("email").and_then(|v| v.as_str()) == Some(email))
+            .map(|(id, _)| id)
+            .unwrap_or_else(|| panic!("no CRM contact with email {email}"))
+    }
+
+    /// Edits a contact in the emulator as a CRM user would (its modification time moves).
+    pub fn edit_crm_contact(&self, crm_id: &str, app_field: &str, value: &str) {
+        let field = self.crm.contact_field(app_field);
+        let now = self.sim.sim().clock.now();
+        match self.crm {
+            Crm::Salesforce => {
+                let mut state = self.sim.sim().salesforce();
+                let contacts = state.objects.iter_mut().find(|o| o.schema.name == "Contact").expect("Contact");
+                let mut input = serde_json::Map::new();
+                input.insert(field.to_owned(), serde_json::Value::String(value.to_owned()));
+                contacts.update(crm_id, &input, now).expect("update accepted");
+            }
+            Crm::Hubspot => {
+                let mut state = self.sim.sim().hubspot();
+                let id: u64 = crm_id.parse().expect("numeric id");
+                let record = state.objects.get_mut("contacts").and_then(|o| o.records.get_mut(&id)).expect("contact");
+                record.properties.insert(field.to_owned(), value.to_owned());
+                record.updated_at = now;
+            }
+        }
+    }
+}
+
+/// `n` workspace contacts `c<i>` with emails `c<i>@example.com` (`prefix` varies the names).
+pub fn contacts(range: std::ops::Range<usize>, prefix: &str) -> Vec<serde_json::Value> {
+    range
+        .map(|i| {
+            serde_json::json!({
+                "id": format!("c{i}"),
+                "fields": {
+                    "email": format!("c{i}@example.com"),
+                    "first_name": format!("{prefix}First{i}"),
+                    "last_name": format!("Last{i}"),
+                    "title": "Buyer",
+                }
+            })
+        })
+        .collect()
+}

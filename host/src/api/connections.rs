@@ -60,7 +60,7 @@ impl From<ConnectionError> for ApiError {
     }
 }
 
-fn slug_of(raw: &str) -> Result<PluginSlug, ApiError> {
+pub(super) fn slug_of(raw: &str) -> Result<PluginSlug, ApiError> {
     PluginSlug::parse(raw).map_err(|_| ApiError::from(ConnectionError::UnknownPlugin(raw.chars().take(64).collect())))
 }
 

@@ -3,9 +3,13 @@
 
 pub mod admin;
 mod catalogue;
+mod configure;
+mod conflicts;
 mod connections;
 pub mod error;
 mod health;
+mod records;
+pub mod sync;
 mod workspaces;
 
 use std::time::Duration;
@@ -27,6 +31,10 @@ pub fn router(state: AppState, max_request_bytes: usize) -> Router {
         .merge(admin::router())
         .merge(workspaces::router())
         .merge(connections::router())
+        .merge(records::router())
+        .merge(configure::router())
+        .merge(sync::router())
+        .merge(conflicts::router())
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
         .method_not_allowed_fallback(|| async {
             (

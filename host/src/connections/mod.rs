@@ -55,6 +55,11 @@ impl Connections {
         &self.deps.public_url
     }
 
+    /// The plugin registry.
+    pub fn plugins(&self) -> &Arc<PluginRegistry> {
+        &self.plugins
+    }
+
     fn plugin(&self, slug: &PluginSlug) -> Result<Arc<LoadedPlugin>, ConnectionError> {
         self.plugins.get(slug).ok_or_else(|| ConnectionError::UnknownPlugin(slug.to_string()))
     }

@@ -200,4 +200,34 @@ impl Store {
             .map(|r| r.rows_affected()))?;
         if result == 0 { Err(StoreError::NotFound) } else { Ok(()) }
     }
+
+    /// Replaces the settings; `NotFound` if there is no such integration.
+    #[tracing::instrument(name = "store.set_integration_settings", skip_all, fields(workspace = %workspace, slug = %slug))]
+    pub async fn set_integration_settings(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        settings: &serde_json::Value,
+    ) -> StoreResult<Integration> {
+        let sql = format!(
+            "update integrations set settings = $1, updated_at = $2 where workspace_id = $3 and integration_slug = $4 \
+             returning {COLUMNS}"
+        );
+        let row = with_pool!(self, pool => sqlx::query_as::<_, IntegrationRow>(&sql)
+            .bind(Json(settings))
+            .bind(Utc::now())
+            .bind(workspace.as_str())
+            .bind(slug.as_str())
+            .fetch_one(pool)
+            .await)?;
+        row.try_into()
+    }
+
+    /// Records that a sync run of the integration finished.
+    pub async fn touch_last_sync(&self, workspace: &WorkspaceId, slug: &PluginSlug) -> StoreResult<()> {
+        let sql = "update integrations set last_sync_at = $1 where workspace_id = $2 and integration_slug = $3";
+        with_pool!(self, pool => sqlx::query(sql)
+            .bind(Utc::now()).bind(workspace.as_str()).bind(slug.as_str()).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
 }

@@ -6,10 +6,16 @@
 //! from Rust (UTC) rather than defaulted in SQL, so both backends hold identical values.
 
 mod audit;
+mod conflicts;
 mod credentials;
+mod cursors;
 mod error;
 mod integrations;
+mod links;
+mod mappings;
 mod oauth_states;
+mod records;
+mod runs;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -19,10 +25,15 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 pub use audit::{AuditEntry, NewAuditEntry};
+pub use conflicts::{ConflictFilter, NewConflict, SyncConflict};
 pub use credentials::{CredentialsLock, NewConnection, SealedRow, StoredCredentials};
 pub use error::StoreError;
 pub use integrations::{Integration, IntegrationStatus};
+pub use links::{LinkStatus, LinkWrite, RecordLink};
+pub use mappings::StoredMapping;
 pub use oauth_states::{NewOAuthState, PendingOAuth, StateRejection};
+pub use records::{RecordQuery, StoredRecord, UpsertOutcome};
+pub use runs::{NewRun, RunCounts, RunFilter, RunItem, SyncRun};
 
 /// `Result` with [`StoreError`].
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -63,6 +74,11 @@ macro_rules! with_pool {
     };
 }
 pub(crate) use with_pool;
+
+/// `$start, $start+1, …` for `n` bound values (an `in (…)` list).
+fn placeholders(start: usize, n: usize) -> String {
+    (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
 
 impl Store {
     /// Connects to `url`: `postgres://…` / `postgresql://…` or `sqlite:…`. Does not migrate.

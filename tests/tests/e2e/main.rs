@@ -11,4 +11,5 @@ mod salesforce;
 mod sandbox;
 mod sandbox_mode;
 mod store;
+mod sync;
 mod workspaces;

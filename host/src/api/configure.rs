@@ -1,0 +1,114 @@
+//! Integration configuration routes: `GET …/{slug}/fields?entity=` (member+) lists the CRM's
+//! fields, `GET …/{slug}/field-mappings` (member+) shows the mappings in force, `PUT` (admin+)
+//! replaces an entity's, `GET …/{slug}/settings` (member+) and `PATCH` (admin+) the sync settings.
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::connections::slug_of;
+use super::error::{ApiError, ApiResult};
+use super::records::entity_of;
+use crate::auth::{Caller, Role};
+use crate::state::AppState;
+use crate::store::StoreError;
+use crate::sync::{MappingInput, SyncSettings};
+
+const BASE: &str = "/api/v1/workspaces/{id}/integrations/{slug}";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(&format!("{BASE}/fields"), get(fields))
+        .route(&format!("{BASE}/field-mappings"), get(mappings).put(replace_mappings))
+        .route(&format!("{BASE}/settings"), get(settings).patch(patch_settings))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntityQuery {
+    entity: Option<String>,
+}
+
+async fn fields(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((_, slug)): Path<(String, String)>,
+    query: Result<Query<EntityQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Member)?;
+    let slug = slug_of(&slug)?;
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let entity = entity_of(q.entity.as_deref().ok_or_else(|| ApiError::BadRequest("add ?entity=<name>".to_owned()))?)?;
+    let fields = state.sync.list_fields(&caller.workspace, &slug, &entity).await?;
+    let rows: Vec<Value> = fields
+        .iter()
+        .map(|f| {
+            json!({
+                "name": f.name, "label": f.label, "type": format!("{:?}", f.field_type).to_lowercase(),
+                "required": f.required, "writable": f.writable, "unique": f.unique, "options": f.options,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "entity": entity, "fields": rows })))
+}
+
+async fn mappings(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((_, slug)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Member)?;
+    let slug = slug_of(&slug)?;
+    let all = state.sync.field_mappings(&caller.workspace, &slug).await?;
+    Ok(Json(json!({ "integration": slug, "entities": all })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MappingsBody {
+    entity: String,
+    mappings: Vec<MappingInput>,
+}
+
+async fn replace_mappings(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((_, slug)): Path<(String, String)>,
+    body: Result<Json<MappingsBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Admin)?;
+    let slug = slug_of(&slug)?;
+    let Json(body) = body?;
+    let entity = entity_of(&body.entity)?;
+    let resolved = state.sync.replace_mappings(&caller.workspace, &slug, &entity, &body.mappings, &caller.user).await?;
+    Ok(Json(json!(resolved)))
+}
+
+async fn settings(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((_, slug)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Member)?;
+    let slug = slug_of(&slug)?;
+    let integration = state.store.get_integration(&caller.workspace, &slug).await.map_err(|e| match e {
+        StoreError::NotFound => ApiError::from(crate::connections::ConnectionError::NotConnected(slug.to_string())),
+        other => other.into(),
+    })?;
+    Ok(Json(json!({ "integration": slug, "settings": SyncSettings::from_stored(&integration.settings) })))
+}
+
+async fn patch_settings(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((_, slug)): Path<(String, String)>,
+    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Admin)?;
+    let slug = slug_of(&slug)?;
+    let Json(patch) = body?;
+    let (_, settings) = state.sync.update_settings(&caller.workspace, &slug, &patch, &caller.user).await?;
+    Ok(Json(json!({ "integration": slug, "settings": settings })))
+}

@@ -1,0 +1,110 @@
+//! Conflict routes, member+: `GET /api/v1/workspaces/{id}/conflicts` (filters: status,
+//! integration, entity, record_id), `GET …/conflicts/{cid}`, `POST …/conflicts/{cid}/resolve`
+//! (written to both sides) and `POST …/conflicts/{cid}/ignore`.
+
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiResult};
+use crate::auth::{Caller, Role};
+use crate::state::AppState;
+use crate::store::{ConflictFilter, StoreError};
+use crate::sync::Resolution;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/workspaces/{id}/conflicts", get(list))
+        .route("/api/v1/workspaces/{id}/conflicts/{cid}", get(show))
+        .route("/api/v1/workspaces/{id}/conflicts/{cid}/resolve", post(resolve))
+        .route("/api/v1/workspaces/{id}/conflicts/{cid}/ignore", post(ignore))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    integration: Option<String>,
+    entity: Option<String>,
+    record_id: Option<String>,
+    limit: Option<i64>,
+    before: Option<String>,
+}
+
+async fn list(
+    caller: Caller,
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Member)?;
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::BadRequest("limit must be between 1 and 500".to_owned()));
+    }
+    if let Some(s) = &q.status
+        && !["pending", "resolved", "ignored"].contains(&s.as_str())
+    {
+        return Err(ApiError::BadRequest("status must be pending, resolved or ignored".to_owned()));
+    }
+    let before = match &q.before {
+        None => None,
+        Some(id) => {
+            let c = state.store.get_conflict(&caller.workspace, id).await.map_err(|e| match e {
+                StoreError::NotFound => {
+                    ApiError::BadRequest("`before` must be a conflict id from this list".to_owned())
+                }
+                other => other.into(),
+            })?;
+            Some((c.created_at, c.conflict_id))
+        }
+    };
+    let filter = ConflictFilter {
+        status: q.status,
+        integration: q.integration,
+        entity: q.entity,
+        record_id: q.record_id,
+        limit,
+        before,
+    };
+    let conflicts = state.store.list_conflicts(&caller.workspace, &filter).await?;
+    let next = (conflicts.len() as i64 == limit).then(|| conflicts.last().map(|c| c.conflict_id.clone())).flatten();
+    Ok(Json(json!({ "conflicts": conflicts, "next_before": next })))
+}
+
+async fn show(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((_, cid)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Member)?;
+    let conflict = state.store.get_conflict(&caller.workspace, &cid).await.map_err(|e| match e {
+        StoreError::NotFound => ApiError::NotFound(format!("no conflict `{cid}`")),
+        other => other.into(),
+    })?;
+    Ok(Json(json!(conflict)))
+}
+
+async fn resolve(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((_, cid)): Path<(String, String)>,
+    body: Result<Json<Resolution>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Member)?;
+    let Json(resolution) = body?;
+    let conflict = state.sync.resolve_conflict(&caller.workspace, &cid, &resolution, &caller.user).await?;
+    Ok(Json(json!(conflict)))
+}
+
+async fn ignore(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((_, cid)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Member)?;
+    let conflict = state.sync.ignore_conflict(&caller.workspace, &cid, &caller.user).await?;
+    Ok(Json(json!(conflict)))
+}

@@ -1,0 +1,187 @@
+//! Workspace record routes (the app side of a sync): `PUT …/records/{entity}` (member+) upserts up
+//! to 200 records with an outcome per record, `GET …/records/{entity}` (viewer+) pages through
+//! them (`changed_since`, `after`), `GET …/records/{entity}/{record_id}` (viewer+) shows one with
+//! its sync status per integration, `DELETE` (member+) soft-deletes one.
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiResult};
+use crate::auth::{Caller, Role};
+use crate::domain::{EntityName, RecordId};
+use crate::state::AppState;
+use crate::store::RecordQuery;
+use crate::sync::{MAX_BATCH, input};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/workspaces/{id}/records/{entity}", get(list).put(upsert))
+        .route("/api/v1/workspaces/{id}/records/{entity}/{record_id}", get(show).delete(remove))
+}
+
+pub(super) fn entity_of(raw: &str) -> ApiResult<EntityName> {
+    EntityName::parse(raw).map_err(ApiError::BadRequest)
+}
+
+fn record_id_of(raw: &str) -> ApiResult<RecordId> {
+    RecordId::parse(raw).map_err(ApiError::BadRequest)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpsertBody {
+    records: Vec<Value>,
+}
+
+async fn upsert(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((_, entity)): Path<(String, String)>,
+    body: Result<Json<UpsertBody>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Member)?;
+    let entity = entity_of(&entity)?;
+    let Json(body) = body?;
+    if body.records.len() > MAX_BATCH {
+        return Err(ApiError::BadRequest(format!(
+            "at most {MAX_BATCH} records per call, got {}: split them into batches of {MAX_BATCH}",
+            body.records.len()
+        )));
+    }
+    let mut results: Vec<Value> = Vec::with_capacity(body.records.len());
+    let mut valid = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (index, raw) in body.records.iter().enumerate() {
+        match input::parse_record(raw) {
+            Ok(record) if !seen.insert(record.id.clone()) => results.push(json!({
+                "index": index, "id": record.id, "status": "failed",
+                "error": { "code": "duplicate_id", "message": "the same id appears earlier in this batch" },
+            })),
+            Ok(record) => {
+                results.push(Value::Null);
+                valid.push((index, record));
+            }
+            Err((id, message)) => results.push(json!({
+                "index": index, "id": id, "status": "failed", "error": { "code": "invalid_record", "message": message },
+            })),
+        }
+    }
+    let batch: Vec<_> = valid.iter().map(|(_, r)| (r.id.clone(), r.fields.clone())).collect();
+    let written = state.store.upsert_records(&caller.workspace, &entity, &batch).await?;
+    for ((index, _), (outcome, record)) in valid.iter().zip(written) {
+        results[*index] = json!({ "index": index, "id": record.id, "status": outcome, "version": record.version });
+    }
+    let failed = results.iter().filter(|r| r["status"] == "failed").count();
+    Ok(Json(json!({ "entity": entity, "written": results.len() - failed, "failed": failed, "results": results })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<i64>,
+    after: Option<String>,
+    changed_since: Option<String>,
+    include_deleted: Option<bool>,
+}
+
+/// A page token: the last record's `(updated_at, id)`, opaque to clients.
+fn encode_after(at: DateTime<Utc>, id: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}|{id}", at.to_rfc3339()))
+}
+
+fn decode_after(token: &str) -> Option<(DateTime<Utc>, String)> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (at, id) = text.split_once('|')?;
+    Some((DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc), id.to_owned()))
+}
+
+async fn list(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((_, entity)): Path<(String, String)>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Viewer)?;
+    let entity = entity_of(&entity)?;
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest("limit must be between 1 and 1000".to_owned()));
+    }
+    let changed_since = query
+        .changed_since
+        .as_deref()
+        .map(|s| {
+            DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&Utc)).map_err(|_| {
+                ApiError::BadRequest(format!("changed_since `{s}` is not an RFC 3339 instant (2026-01-31T12:00:00Z)"))
+            })
+        })
+        .transpose()?;
+    let after = query
+        .after
+        .as_deref()
+        .map(|t| {
+            decode_after(t).ok_or_else(|| ApiError::BadRequest("`after` is not a token this API gave out".to_owned()))
+        })
+        .transpose()?;
+    let records = state
+        .store
+        .list_records(
+            &caller.workspace,
+            &entity,
+            &RecordQuery { changed_since, after, include_deleted: query.include_deleted.unwrap_or(false), limit },
+        )
+        .await?;
+    let next =
+        (records.len() as i64 == limit).then(|| records.last().map(|r| encode_after(r.updated_at, &r.id))).flatten();
+    Ok(Json(json!({ "entity": entity, "records": records, "next_after": next })))
+}
+
+async fn show(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((_, entity, record_id)): Path<(String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Viewer)?;
+    let (entity, record_id) = (entity_of(&entity)?, record_id_of(&record_id)?);
+    let record = state.store.get_record(&caller.workspace, &entity, &record_id).await.map_err(|e| match e {
+        crate::store::StoreError::NotFound => ApiError::NotFound(format!("no `{entity}` record `{record_id}`")),
+        other => other.into(),
+    })?;
+    let links = state.store.links_of_record(&caller.workspace, &entity, record_id.as_str()).await?;
+    let mut body = json!(record);
+    body["sync"] = json!(links);
+    Ok(Json(body))
+}
+
+async fn remove(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((_, entity, record_id)): Path<(String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Member)?;
+    let (entity, record_id) = (entity_of(&entity)?, record_id_of(&record_id)?);
+    if !state.store.delete_record(&caller.workspace, &entity, &record_id).await? {
+        return Err(ApiError::NotFound(format!("no live `{entity}` record `{record_id}`")));
+    }
+    Ok(Json(json!({ "id": record_id, "deleted": true })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_tokens_round_trip_and_garbage_is_refused() {
+        let at = Utc::now();
+        let token = encode_after(at, "c|1");
+        assert_eq!(decode_after(&token), Some((at, "c|1".to_owned())));
+        assert!(decode_after("not-a-token").is_none());
+    }
+}

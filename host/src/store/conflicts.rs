@@ -1,0 +1,225 @@
+//! Sync conflicts: a record changed on both sides to different values under `manual_review`,
+//! kept with the app, CRM and base values until a user resolves or ignores it.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sqlx::types::Json;
+
+use super::{Store, StoreResult, with_pool};
+use crate::domain::{PluginSlug, WorkspaceId};
+
+/// A conflict as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncConflict {
+    /// Its id.
+    pub conflict_id: String,
+    /// The workspace.
+    pub workspace_id: String,
+    /// The integration.
+    pub integration: String,
+    /// The entity.
+    pub entity: String,
+    /// The workspace record.
+    pub record_id: String,
+    /// The CRM record.
+    pub crm_id: Option<String>,
+    /// The workspace's values (mapped fields, app representation).
+    pub app_values: Map<String, Value>,
+    /// The CRM's values (mapped to app fields).
+    pub crm_values: Map<String, Value>,
+    /// What both sides agreed on last.
+    pub base_values: Option<Map<String, Value>>,
+    /// The app fields that differ.
+    pub conflicting_fields: Vec<String>,
+    /// `pending` | `resolved` | `ignored`.
+    pub status: String,
+    /// How it was resolved (the values written).
+    pub resolution: Option<Value>,
+    /// Who resolved or ignored it.
+    pub resolved_by: Option<String>,
+    /// When.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// When it was found.
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    conflict_id: String,
+    workspace_id: String,
+    integration_slug: String,
+    entity: String,
+    record_id: String,
+    crm_id: Option<String>,
+    app_values: Json<Map<String, Value>>,
+    crm_values: Json<Map<String, Value>>,
+    base_values: Option<Json<Map<String, Value>>>,
+    conflicting_fields: Json<Vec<String>>,
+    status: String,
+    resolution: Option<Json<Value>>,
+    resolved_by: Option<String>,
+    resolved_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<Row> for SyncConflict {
+    fn from(r: Row) -> Self {
+        Self {
+            conflict_id: r.conflict_id,
+            workspace_id: r.workspace_id,
+            integration: r.integration_slug,
+            entity: r.entity,
+            record_id: r.record_id,
+            crm_id: r.crm_id,
+            app_values: r.app_values.0,
+            crm_values: r.crm_values.0,
+            base_values: r.base_values.map(|b| b.0),
+            conflicting_fields: r.conflicting_fields.0,
+            status: r.status,
+            resolution: r.resolution.map(|v| v.0),
+            resolved_by: r.resolved_by,
+            resolved_at: r.resolved_at,
+            created_at: r.created_at,
+        }
+    }
+}
+
+const COLUMNS: &str = "conflict_id, workspace_id, integration_slug, entity, record_id, crm_id, app_values, crm_values, \
+                       base_values, conflicting_fields, status, resolution, resolved_by, resolved_at, created_at";
+
+/// A conflict to record.
+#[derive(Debug, Clone)]
+pub struct NewConflict<'a> {
+    /// The integration.
+    pub slug: &'a PluginSlug,
+    /// The entity.
+    pub entity: &'a str,
+    /// The workspace record.
+    pub record_id: &'a str,
+    /// The CRM record.
+    pub crm_id: Option<&'a str>,
+    /// The workspace's values.
+    pub app_values: &'a Map<String, Value>,
+    /// The CRM's values.
+    pub crm_values: &'a Map<String, Value>,
+    /// The base.
+    pub base_values: Option<&'a Map<String, Value>>,
+    /// The fields that differ.
+    pub conflicting_fields: &'a [String],
+}
+
+/// Filters for listing conflicts.
+#[derive(Debug, Clone, Default)]
+pub struct ConflictFilter {
+    /// Only this status.
+    pub status: Option<String>,
+    /// Only this integration.
+    pub integration: Option<String>,
+    /// Only this entity.
+    pub entity: Option<String>,
+    /// Only this record.
+    pub record_id: Option<String>,
+    /// At most this many.
+    pub limit: i64,
+    /// Continue below this `(created_at, conflict_id)`.
+    pub before: Option<(DateTime<Utc>, String)>,
+}
+
+impl Store {
+    /// Records a conflict, replacing a still-pending one of the same record (the newest values win).
+    #[tracing::instrument(name = "store.record_conflict", skip_all, fields(workspace = %workspace))]
+    pub async fn record_conflict(&self, workspace: &WorkspaceId, conflict: &NewConflict<'_>) -> StoreResult<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let supersede = "update sync_conflicts set status = 'ignored', resolution = $1, resolved_by = 'system', \
+                         resolved_at = $2 where workspace_id = $3 and integration_slug = $4 and entity = $5 \
+                         and record_id = $6 and status = 'pending'";
+        let insert = "insert into sync_conflicts (conflict_id, workspace_id, integration_slug, entity, record_id, crm_id, \
+                      app_values, crm_values, base_values, conflicting_fields, status, created_at) \
+                      values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11)";
+        let now = Utc::now();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(supersede)
+                .bind(Json(serde_json::json!({ "superseded_by": id })))
+                .bind(now)
+                .bind(workspace.as_str())
+                .bind(conflict.slug.as_str())
+                .bind(conflict.entity)
+                .bind(conflict.record_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(insert)
+                .bind(&id)
+                .bind(workspace.as_str())
+                .bind(conflict.slug.as_str())
+                .bind(conflict.entity)
+                .bind(conflict.record_id)
+                .bind(conflict.crm_id)
+                .bind(Json(conflict.app_values))
+                .bind(Json(conflict.crm_values))
+                .bind(conflict.base_values.map(Json))
+                .bind(Json(conflict.conflicting_fields))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<(), sqlx::Error>(())
+        })?;
+        Ok(id)
+    }
+
+    /// One conflict of a workspace.
+    pub async fn get_conflict(&self, workspace: &WorkspaceId, conflict_id: &str) -> StoreResult<SyncConflict> {
+        let sql = format!("select {COLUMNS} from sync_conflicts where workspace_id = $1 and conflict_id = $2");
+        let row = with_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
+            .bind(workspace.as_str()).bind(conflict_id).fetch_one(pool).await)?;
+        Ok(row.into())
+    }
+
+    /// A workspace's conflicts, newest first.
+    #[tracing::instrument(name = "store.list_conflicts", skip_all, fields(workspace = %workspace))]
+    pub async fn list_conflicts(
+        &self,
+        workspace: &WorkspaceId,
+        filter: &ConflictFilter,
+    ) -> StoreResult<Vec<SyncConflict>> {
+        let far = DateTime::<Utc>::from_timestamp(253_402_300_799, 0).unwrap_or_default();
+        let (before_at, before_id) = filter.before.clone().unwrap_or((far, String::new()));
+        let sql = format!(
+            "select {COLUMNS} from sync_conflicts where workspace_id = $1 and ($2 = '' or status = $2) \
+             and ($3 = '' or integration_slug = $3) and ($4 = '' or entity = $4) and ($5 = '' or record_id = $5) \
+             and (created_at < $6 or (created_at = $6 and $7 <> '' and conflict_id < $7)) \
+             order by created_at desc, conflict_id desc limit $8"
+        );
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
+            .bind(workspace.as_str())
+            .bind(filter.status.as_deref().unwrap_or(""))
+            .bind(filter.integration.as_deref().unwrap_or(""))
+            .bind(filter.entity.as_deref().unwrap_or(""))
+            .bind(filter.record_id.as_deref().unwrap_or(""))
+            .bind(before_at)
+            .bind(before_id)
+            .bind(filter.limit.clamp(1, 500))
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Closes a pending conflict as `resolved` or `ignored`; `false` if it was no longer pending.
+    pub async fn close_conflict(
+        &self,
+        workspace: &WorkspaceId,
+        conflict_id: &str,
+        status: &str,
+        resolution: &Value,
+        by: &str,
+    ) -> StoreResult<bool> {
+        let sql = "update sync_conflicts set status = $1, resolution = $2, resolved_by = $3, resolved_at = $4 \
+                   where workspace_id = $5 and conflict_id = $6 and status = 'pending'";
+        let n = with_pool!(self, pool => sqlx::query(sql)
+            .bind(status).bind(Json(resolution)).bind(by).bind(Utc::now()).bind(workspace.as_str()).bind(conflict_id)
+            .execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(n > 0)
+    }
+}

@@ -1,0 +1,299 @@
+//! Record links: which CRM record a workspace record is synced with, per integration, with the
+//! merge base (the field values both sides agreed on at the last sync), the record version that
+//! base belongs to, the sync status and the last error.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+use sqlx::types::Json;
+
+use super::{Store, StoreError, StoreResult, placeholders, with_pool};
+use crate::domain::{EntityName, PluginSlug, WorkspaceId};
+
+/// The sync status of one record for one integration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkStatus {
+    /// Both sides agree.
+    Synced,
+    /// A change is waiting to be pushed.
+    Pending,
+    /// The last attempt failed (see the error).
+    Failed,
+    /// Both sides changed differently and a user has to decide.
+    Conflict,
+}
+
+impl LinkStatus {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Synced => "synced",
+            Self::Pending => "pending",
+            Self::Failed => "failed",
+            Self::Conflict => "conflict",
+        }
+    }
+
+    /// Parses the stored text.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "synced" => Self::Synced,
+            "pending" => Self::Pending,
+            "failed" => Self::Failed,
+            "conflict" => Self::Conflict,
+            _ => return None,
+        })
+    }
+}
+
+/// A stored link.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordLink {
+    /// The integration.
+    pub integration: String,
+    /// The entity.
+    pub entity: String,
+    /// The workspace record.
+    pub record_id: String,
+    /// The CRM record, once known.
+    pub crm_id: Option<String>,
+    /// The status.
+    pub status: LinkStatus,
+    /// Field values (app representation) at the last successful sync.
+    #[serde(skip)]
+    pub base: Option<Map<String, Value>>,
+    /// The record version the base belongs to.
+    #[serde(skip)]
+    pub synced_version: i64,
+    /// The CRM's modification time of the record at the last sync.
+    pub crm_modified_at: Option<DateTime<Utc>>,
+    /// The last error, normalized (`{kind, message, crm_code, field}`).
+    pub last_error: Option<Value>,
+    /// When it last synced successfully.
+    pub last_synced_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    integration_slug: String,
+    entity: String,
+    record_id: String,
+    crm_id: Option<String>,
+    sync_status: String,
+    base: Option<Json<Map<String, Value>>>,
+    synced_version: i64,
+    crm_modified_at: Option<DateTime<Utc>>,
+    last_error: Option<Json<Value>>,
+    last_synced_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<Row> for RecordLink {
+    type Error = StoreError;
+    fn try_from(r: Row) -> StoreResult<Self> {
+        Ok(Self {
+            status: LinkStatus::parse(&r.sync_status)
+                .ok_or_else(|| StoreError::Corrupt(format!("link status `{}`", r.sync_status)))?,
+            integration: r.integration_slug,
+            entity: r.entity,
+            record_id: r.record_id,
+            crm_id: r.crm_id,
+            base: r.base.map(|b| b.0),
+            synced_version: r.synced_version,
+            crm_modified_at: r.crm_modified_at,
+            last_error: r.last_error.map(|e| e.0),
+            last_synced_at: r.last_synced_at,
+        })
+    }
+}
+
+const COLUMNS: &str = "integration_slug, entity, record_id, crm_id, sync_status, base, synced_version, \
+                       crm_modified_at, last_error, last_synced_at";
+
+/// A change to one link. `None` keeps what is stored, except `last_error`, which is replaced.
+#[derive(Debug, Clone)]
+pub struct LinkWrite {
+    /// The workspace record.
+    pub record_id: String,
+    /// The CRM record.
+    pub crm_id: Option<String>,
+    /// The new status.
+    pub status: LinkStatus,
+    /// The new merge base.
+    pub base: Option<Map<String, Value>>,
+    /// The record version the new base belongs to.
+    pub synced_version: Option<i64>,
+    /// The CRM's modification time.
+    pub crm_modified_at: Option<DateTime<Utc>>,
+    /// The error (`None` clears it).
+    pub last_error: Option<Value>,
+    /// Whether this write records a successful sync (sets `last_synced_at`).
+    pub synced: bool,
+}
+
+impl LinkWrite {
+    /// A write that only changes the status and error.
+    pub fn status(record_id: &str, status: LinkStatus, error: Option<Value>) -> Self {
+        Self {
+            record_id: record_id.to_owned(),
+            crm_id: None,
+            status,
+            base: None,
+            synced_version: None,
+            crm_modified_at: None,
+            last_error: error,
+            synced: false,
+        }
+    }
+}
+
+impl Store {
+    /// The links of these workspace records.
+    #[tracing::instrument(name = "store.links_for_records", skip_all, fields(n = record_ids.len()))]
+    pub async fn links_for_records(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        entity: &EntityName,
+        record_ids: &[String],
+    ) -> StoreResult<Vec<RecordLink>> {
+        self.links_where(workspace, slug, entity, "record_id", record_ids).await
+    }
+
+    /// The links to these CRM records.
+    #[tracing::instrument(name = "store.links_for_crm_ids", skip_all, fields(n = crm_ids.len()))]
+    pub async fn links_for_crm_ids(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        entity: &EntityName,
+        crm_ids: &[String],
+    ) -> StoreResult<Vec<RecordLink>> {
+        self.links_where(workspace, slug, entity, "crm_id", crm_ids).await
+    }
+
+    async fn links_where(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        entity: &EntityName,
+        column: &'static str,
+        values: &[String],
+    ) -> StoreResult<Vec<RecordLink>> {
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "select {COLUMNS} from record_links where workspace_id = $1 and integration_slug = $2 and entity = $3 \
+             and {column} in ({})",
+            placeholders(4, values.len())
+        );
+        let rows = with_pool!(self, pool => {
+            let mut query =
+                sqlx::query_as::<_, Row>(&sql).bind(workspace.as_str()).bind(slug.as_str()).bind(entity.as_str());
+            for v in values {
+                query = query.bind(v);
+            }
+            query.fetch_all(pool).await
+        })?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// Every integration's link of one record.
+    #[tracing::instrument(name = "store.links_of_record", skip_all)]
+    pub async fn links_of_record(
+        &self,
+        workspace: &WorkspaceId,
+        entity: &EntityName,
+        record_id: &str,
+    ) -> StoreResult<Vec<RecordLink>> {
+        let sql = format!(
+            "select {COLUMNS} from record_links where workspace_id = $1 and entity = $2 and record_id = $3 \
+             order by integration_slug"
+        );
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
+            .bind(workspace.as_str()).bind(entity.as_str()).bind(record_id).fetch_all(pool).await)?;
+        rows.into_iter().map(TryInto::try_into).collect()
+    }
+
+    /// Creates or changes a link. A CRM id already linked to another record of the workspace is a
+    /// `Conflict`.
+    #[tracing::instrument(name = "store.save_link", skip_all)]
+    pub async fn save_link(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        entity: &EntityName,
+        write: &LinkWrite,
+    ) -> StoreResult<()> {
+        let now = Utc::now();
+        let sql = "insert into record_links (workspace_id, integration_slug, entity, record_id, crm_id, sync_status, \
+                   base, synced_version, crm_modified_at, last_error, last_synced_at, updated_at) \
+                   values ($1, $2, $3, $4, $5, $6, $7, coalesce($8, 0), $9, $10, $11, $12) \
+                   on conflict (workspace_id, integration_slug, entity, record_id) do update set \
+                   crm_id = coalesce(excluded.crm_id, record_links.crm_id), \
+                   sync_status = excluded.sync_status, \
+                   base = coalesce(excluded.base, record_links.base), \
+                   synced_version = coalesce($8, record_links.synced_version), \
+                   crm_modified_at = coalesce(excluded.crm_modified_at, record_links.crm_modified_at), \
+                   last_error = excluded.last_error, \
+                   last_synced_at = coalesce(excluded.last_synced_at, record_links.last_synced_at), \
+                   updated_at = excluded.updated_at";
+        with_pool!(self, pool => sqlx::query(sql)
+            .bind(workspace.as_str())
+            .bind(slug.as_str())
+            .bind(entity.as_str())
+            .bind(&write.record_id)
+            .bind(write.crm_id.as_deref())
+            .bind(write.status.as_str())
+            .bind(write.base.as_ref().map(Json))
+            .bind(write.synced_version)
+            .bind(write.crm_modified_at)
+            .bind(write.last_error.as_ref().map(Json))
+            .bind(write.synced.then_some(now))
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Live records of an entity that have something to push to this integration: never linked,
+    /// changed since their last sync, or pending / failed. Records in conflict wait for a user.
+    /// Keyset-paged by record id.
+    #[tracing::instrument(name = "store.records_to_push", skip_all)]
+    pub async fn records_to_push(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        entity: &EntityName,
+        after: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<String>> {
+        let sql = "select r.record_id from records r left join record_links l \
+                   on l.workspace_id = r.workspace_id and l.integration_slug = $2 and l.entity = r.entity \
+                   and l.record_id = r.record_id \
+                   where r.workspace_id = $1 and r.entity = $3 and r.deleted_at is null and r.record_id > $4 \
+                   and (l.record_id is null or (l.sync_status <> 'conflict' and \
+                        (l.sync_status in ('pending', 'failed') or r.version > l.synced_version))) \
+                   order by r.record_id limit $5";
+        let ids: Vec<String> = with_pool!(self, pool => sqlx::query_scalar(sql)
+            .bind(workspace.as_str()).bind(slug.as_str()).bind(entity.as_str()).bind(after).bind(limit)
+            .fetch_all(pool).await)?;
+        Ok(ids)
+    }
+
+    /// How many links of an integration's entity are in each status.
+    pub async fn link_status_counts(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        entity: &EntityName,
+    ) -> StoreResult<Vec<(String, i64)>> {
+        let sql = "select sync_status, count(*) from record_links where workspace_id = $1 and integration_slug = $2 \
+                   and entity = $3 group by sync_status order by sync_status";
+        let rows: Vec<(String, i64)> = with_pool!(self, pool => sqlx::query_as(sql)
+            .bind(workspace.as_str()).bind(slug.as_str()).bind(entity.as_str()).fetch_all(pool).await)?;
+        Ok(rows)
+    }
+}

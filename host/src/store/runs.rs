@@ -1,0 +1,349 @@
+//! Sync runs (`sync_history`) and their per-record outcomes (`sync_run_items`): created when a run
+//! starts, counted as it goes (with a heartbeat from the process running it), finished with a
+//! status, and marked `interrupted` when the process running it died.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::types::Json;
+
+use super::{Store, StoreError, StoreResult, with_pool};
+use crate::domain::{PluginSlug, WorkspaceId};
+
+/// The counters of a run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RunCounts {
+    /// Records looked at.
+    pub records: i64,
+    /// Written successfully (either side).
+    pub succeeded: i64,
+    /// Failed.
+    pub failed: i64,
+    /// Left as conflicts for a user.
+    pub conflicts: i64,
+    /// Nothing to do.
+    pub skipped: i64,
+}
+
+/// A run to record.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// Its id.
+    pub run_id: String,
+    /// The workspace.
+    pub workspace: WorkspaceId,
+    /// The integration.
+    pub slug: PluginSlug,
+    /// `push` | `pull` | `bidirectional`.
+    pub direction: &'static str,
+    /// The entity, or `None` for several.
+    pub entity: Option<String>,
+    /// `manual` | `schedule` | `webhook` | `retry`.
+    pub trigger: &'static str,
+    /// What it was asked to do.
+    pub params: Value,
+    /// Who started it.
+    pub started_by: Option<String>,
+    /// The run it retries.
+    pub retry_of: Option<String>,
+    /// The process running it.
+    pub owner_id: String,
+}
+
+/// A stored run.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncRun {
+    /// Its id.
+    pub run_id: String,
+    /// The workspace.
+    pub workspace_id: String,
+    /// The integration.
+    pub integration: String,
+    /// `push` | `pull` | `bidirectional`.
+    pub direction: String,
+    /// The entity (or `None` for several).
+    pub entity: Option<String>,
+    /// What started it.
+    pub trigger: String,
+    /// `running` | `completed` | `partial` | `failed` | `interrupted` | ...
+    pub status: String,
+    /// Counters.
+    pub counts: RunCounts,
+    /// Who started it.
+    pub started_by: Option<String>,
+    /// When.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub completed_at: Option<DateTime<Utc>>,
+    /// Its length so far (or in all), in milliseconds.
+    pub duration_ms: i64,
+    /// Why it failed as a whole.
+    pub error: Option<String>,
+    /// What it was asked to do.
+    pub params: Value,
+    /// The run it retries.
+    pub retry_of: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    run_id: String,
+    workspace_id: String,
+    integration_slug: String,
+    direction: String,
+    entity: Option<String>,
+    trigger: String,
+    status: String,
+    record_count: i64,
+    success_count: i64,
+    failure_count: i64,
+    conflict_count: i64,
+    skipped_count: i64,
+    started_by: Option<String>,
+    started_at: DateTime<Utc>,
+    completed_at: Option<DateTime<Utc>>,
+    error: Option<String>,
+    params: Json<Value>,
+    retry_of: Option<String>,
+}
+
+impl From<Row> for SyncRun {
+    fn from(r: Row) -> Self {
+        let end = r.completed_at.unwrap_or_else(Utc::now);
+        Self {
+            duration_ms: (end - r.started_at).num_milliseconds().max(0),
+            run_id: r.run_id,
+            workspace_id: r.workspace_id,
+            integration: r.integration_slug,
+            direction: r.direction,
+            entity: r.entity,
+            trigger: r.trigger,
+            status: r.status,
+            counts: RunCounts {
+                records: r.record_count,
+                succeeded: r.success_count,
+                failed: r.failure_count,
+                conflicts: r.conflict_count,
+                skipped: r.skipped_count,
+            },
+            started_by: r.started_by,
+            started_at: r.started_at,
+            completed_at: r.completed_at,
+            error: r.error,
+            params: r.params.0,
+            retry_of: r.retry_of,
+        }
+    }
+}
+
+const COLUMNS: &str = "run_id, workspace_id, integration_slug, direction, entity, trigger, status, record_count, \
+                       success_count, failure_count, conflict_count, skipped_count, started_by, started_at, \
+                       completed_at, error, params, retry_of";
+
+/// Filters for the run history.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    /// Only this status.
+    pub status: Option<String>,
+    /// Only this direction.
+    pub direction: Option<String>,
+    /// Only this entity.
+    pub entity: Option<String>,
+    /// Continue below this `(started_at, run_id)`.
+    pub before: Option<(DateTime<Utc>, String)>,
+    /// At most this many.
+    pub limit: i64,
+}
+
+/// One record's outcome in a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunItem {
+    /// Position in the run.
+    pub index: i64,
+    /// The entity.
+    pub entity: String,
+    /// The workspace record.
+    pub record_id: Option<String>,
+    /// The CRM record.
+    pub crm_id: Option<String>,
+    /// `created` | `updated` | `imported` | `linked` | `unchanged` | `failed` | `conflict` | `skipped`.
+    pub outcome: String,
+    /// The normalized error (`{kind, message, crm_code, field}`).
+    pub error: Option<Value>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ItemRow {
+    item_index: i64,
+    entity: String,
+    record_id: Option<String>,
+    crm_id: Option<String>,
+    outcome: String,
+    error: Option<Json<Value>>,
+}
+
+impl Store {
+    /// Records a new run as `running`.
+    #[tracing::instrument(name = "store.create_run", skip_all, fields(run = %run.run_id))]
+    pub async fn create_run(&self, run: &NewRun) -> StoreResult<SyncRun> {
+        let now = Utc::now();
+        let sql = format!(
+            "insert into sync_history (run_id, workspace_id, integration_slug, direction, entity, trigger, status, \
+             started_by, started_at, params, retry_of, owner_id, heartbeat_at) \
+             values ($1, $2, $3, $4, $5, $6, 'running', $7, $8, $9, $10, $11, $8) returning {COLUMNS}"
+        );
+        let row = with_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
+            .bind(&run.run_id)
+            .bind(run.workspace.as_str())
+            .bind(run.slug.as_str())
+            .bind(run.direction)
+            .bind(run.entity.as_deref())
+            .bind(run.trigger)
+            .bind(run.started_by.as_deref())
+            .bind(now)
+            .bind(Json(&run.params))
+            .bind(run.retry_of.as_deref())
+            .bind(&run.owner_id)
+            .fetch_one(pool)
+            .await)?;
+        Ok(row.into())
+    }
+
+    /// Stores the counters of a running run and beats its heartbeat.
+    pub async fn update_run_counts(&self, run_id: &str, counts: &RunCounts) -> StoreResult<()> {
+        let sql = "update sync_history set record_count = $1, success_count = $2, failure_count = $3, \
+                   conflict_count = $4, skipped_count = $5, heartbeat_at = $6 where run_id = $7 and status = 'running'";
+        with_pool!(self, pool => sqlx::query(sql)
+            .bind(counts.records).bind(counts.succeeded).bind(counts.failed).bind(counts.conflicts).bind(counts.skipped)
+            .bind(Utc::now()).bind(run_id).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Ends a run.
+    #[tracing::instrument(name = "store.finish_run", skip_all, fields(run = %run_id, status))]
+    pub async fn finish_run(
+        &self,
+        run_id: &str,
+        status: &str,
+        counts: &RunCounts,
+        error: Option<&str>,
+    ) -> StoreResult<()> {
+        let sql = "update sync_history set status = $1, record_count = $2, success_count = $3, failure_count = $4, \
+                   conflict_count = $5, skipped_count = $6, completed_at = $7, error = $8 where run_id = $9";
+        with_pool!(self, pool => sqlx::query(sql)
+            .bind(status).bind(counts.records).bind(counts.succeeded).bind(counts.failed).bind(counts.conflicts)
+            .bind(counts.skipped).bind(Utc::now()).bind(error).bind(run_id).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// One run of a workspace.
+    pub async fn get_run(&self, workspace: &WorkspaceId, run_id: &str) -> StoreResult<SyncRun> {
+        let sql = format!("select {COLUMNS} from sync_history where workspace_id = $1 and run_id = $2");
+        let row = with_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
+            .bind(workspace.as_str()).bind(run_id).fetch_one(pool).await)?;
+        Ok(row.into())
+    }
+
+    /// An integration's runs, newest first.
+    #[tracing::instrument(name = "store.list_runs", skip_all, fields(workspace = %workspace, slug = %slug))]
+    pub async fn list_runs(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        filter: &RunFilter,
+    ) -> StoreResult<Vec<SyncRun>> {
+        // Year 9999, not `MAX_UTC`: SQLite compares instants as text, and `+262143-…` sorts first.
+        let far = DateTime::<Utc>::from_timestamp(253_402_300_799, 0).unwrap_or_default();
+        let (before_at, before_id) = filter.before.clone().unwrap_or((far, String::new()));
+        let sql = format!(
+            "select {COLUMNS} from sync_history where workspace_id = $1 and integration_slug = $2 \
+             and ($3 = '' or status = $3) and ($4 = '' or direction = $4) and ($5 = '' or entity = $5) \
+             and (started_at < $6 or (started_at = $6 and $7 <> '' and run_id < $7)) \
+             order by started_at desc, run_id desc limit $8"
+        );
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
+            .bind(workspace.as_str())
+            .bind(slug.as_str())
+            .bind(filter.status.as_deref().unwrap_or(""))
+            .bind(filter.direction.as_deref().unwrap_or(""))
+            .bind(filter.entity.as_deref().unwrap_or(""))
+            .bind(before_at)
+            .bind(before_id)
+            .bind(filter.limit.clamp(1, 500))
+            .fetch_all(pool)
+            .await)?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Appends per-record outcomes.
+    #[tracing::instrument(name = "store.add_run_items", skip_all, fields(run = %run_id, n = items.len()))]
+    pub async fn add_run_items(&self, run_id: &str, items: &[RunItem]) -> StoreResult<()> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        let sql = "insert into sync_run_items (run_id, item_index, entity, record_id, crm_id, outcome, error) \
+                   values ($1, $2, $3, $4, $5, $6, $7)";
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for item in items {
+                sqlx::query(sql)
+                    .bind(run_id)
+                    .bind(item.index)
+                    .bind(&item.entity)
+                    .bind(item.record_id.as_deref())
+                    .bind(item.crm_id.as_deref())
+                    .bind(&item.outcome)
+                    .bind(item.error.as_ref().map(Json))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        })?;
+        Ok(())
+    }
+
+    /// A run's per-record outcomes in order, optionally only one outcome, from `after_index` on.
+    pub async fn run_items(
+        &self,
+        run_id: &str,
+        outcome: Option<&str>,
+        after_index: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<RunItem>> {
+        let sql = "select item_index, entity, record_id, crm_id, outcome, error from sync_run_items \
+                   where run_id = $1 and ($2 = '' or outcome = $2) and item_index > $3 order by item_index limit $4";
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, ItemRow>(sql)
+            .bind(run_id).bind(outcome.unwrap_or("")).bind(after_index).bind(limit)
+            .fetch_all(pool).await)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RunItem {
+                index: r.item_index,
+                entity: r.entity,
+                record_id: r.record_id,
+                crm_id: r.crm_id,
+                outcome: r.outcome,
+                error: r.error.map(|e| e.0),
+            })
+            .collect())
+    }
+
+    /// Marks runs whose process is gone as `interrupted`: every running run of `owner_id` (a
+    /// previous life of this process), and any running run whose heartbeat is older than
+    /// `stale_before` (another process that died). Returns how many.
+    #[tracing::instrument(name = "store.interrupt_orphaned_runs", skip_all)]
+    pub async fn interrupt_orphaned_runs(
+        &self,
+        owner_id: Option<&str>,
+        stale_before: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        let sql = "update sync_history set status = 'interrupted', completed_at = $1, \
+                   error = 'the process running it stopped before it finished; retry it' \
+                   where status = 'running' and (owner_id = $2 or heartbeat_at < $3 or heartbeat_at is null)";
+        let n = with_pool!(self, pool => sqlx::query(sql)
+            .bind(Utc::now()).bind(owner_id.unwrap_or("")).bind(stale_before).execute(pool).await
+            .map(|r| r.rows_affected()))?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,211 @@
+//! Configuring an integration's sync: the CRM's fields (`list-fields`), field mappings (validated
+//! against those fields before they replace a workspace's), and settings. Changes are audited.
+
+use serde_json::{Value as Json, json};
+
+use super::mapping::{Direction, EntityMappings, Transform};
+use super::settings::SyncSettings;
+use super::{SyncEngine, SyncError};
+use crate::domain::{EntityName, FieldName, PluginSlug, WorkspaceId};
+use crate::plugins::adapter_error_summary;
+use crate::plugins::bindings::adapter::FieldInfo;
+use crate::store::{Integration, StoredMapping};
+
+/// One mapping as a client sends it.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingInput {
+    /// The workspace field.
+    pub app_field: String,
+    /// The CRM field.
+    pub crm_field: String,
+    /// `push` | `pull` | `both` | `none` (default `both`).
+    #[serde(default)]
+    pub direction: Option<String>,
+    /// A transform (see [`Transform`]).
+    #[serde(default)]
+    pub transform: Option<Json>,
+}
+
+/// Most mappings one entity may have.
+const MAX_MAPPINGS: usize = 200;
+
+impl SyncEngine {
+    /// The CRM's fields of an entity, from the plugin's `list-fields` (through the connection).
+    pub async fn list_fields(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        entity: &EntityName,
+    ) -> Result<Vec<FieldInfo>, SyncError> {
+        let (plugin, context) = self.connections.call_context(workspace, slug).await?;
+        Self::entity_description(plugin.description(), entity)?;
+        match plugin.list_fields(context, entity.as_str()).await {
+            Ok(Ok(fields)) => Ok(fields),
+            Ok(Err(err)) => {
+                let (kind, message) = adapter_error_summary(&err);
+                Err(SyncError::Crm { kind, message: format!("the CRM could not list the fields: {message}") })
+            }
+            Err(err) => Err(SyncError::Crm { kind: "plugin_failed", message: err.to_string() }),
+        }
+    }
+
+    /// The mappings in force for every entity of the integration.
+    pub async fn field_mappings(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+    ) -> Result<Vec<EntityMappings>, SyncError> {
+        let plugin = self.plugin(slug)?;
+        let stored = self.store.mappings(workspace, slug, None).await?;
+        plugin
+            .description()
+            .entities
+            .iter()
+            .map(|e| {
+                EntityMappings::effective(e, &stored).map_err(|m| SyncError::Crm {
+                    kind: "invalid_mapping",
+                    message: format!("stored mappings are invalid: {m}"),
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces a workspace's mappings of one entity after checking each against the CRM's
+    /// fields: unknown fields, and fields the CRM will not write for push mappings, are refused
+    /// (422) by name. An empty list goes back to the plugin's defaults.
+    #[tracing::instrument(name = "sync.replace_mappings", skip_all, fields(workspace = %workspace, slug = %slug, entity = %entity))]
+    pub async fn replace_mappings(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        entity: &EntityName,
+        input: &[MappingInput],
+        user: &str,
+    ) -> Result<EntityMappings, SyncError> {
+        if input.len() > MAX_MAPPINGS {
+            return Err(SyncError::BadInput(format!(
+                "at most {MAX_MAPPINGS} mappings per entity, got {}",
+                input.len()
+            )));
+        }
+        let plugin = self.plugin(slug)?;
+        let described = Self::entity_description(plugin.description(), entity)?;
+        let mut rows = Vec::with_capacity(input.len());
+        let mut problems = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, m) in input.iter().enumerate() {
+            let at = format!("mappings[{i}]");
+            let app_field = match FieldName::parse(&m.app_field) {
+                Ok(f) => f,
+                Err(e) => {
+                    problems.push(format!("{at}.app_field: {e}"));
+                    continue;
+                }
+            };
+            if !seen.insert(app_field.clone()) {
+                problems.push(format!("{at}: app field `{app_field}` is mapped twice"));
+            }
+            if m.crm_field.is_empty() || m.crm_field.len() > 255 {
+                problems.push(format!("{at}.crm_field: must be 1 to 255 characters"));
+            }
+            let direction = match m.direction.as_deref().map(Direction::parse) {
+                None => Direction::Both,
+                Some(Some(d)) => d,
+                Some(None) => {
+                    problems.push(format!("{at}.direction: use push, pull, both or none"));
+                    continue;
+                }
+            };
+            let transform = match &m.transform {
+                None | Some(Json::Null) => None,
+                Some(t) => match Transform::from_json(t) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        problems.push(format!("{at}.transform: {e}"));
+                        continue;
+                    }
+                },
+            };
+            rows.push(StoredMapping {
+                entity: entity.to_string(),
+                app_field: app_field.to_string(),
+                crm_field: m.crm_field.clone(),
+                direction: direction.as_str().to_owned(),
+                transform: transform.map(|t| sqlx::types::Json(t.to_json())),
+            });
+        }
+        if !problems.is_empty() {
+            return Err(SyncError::BadInput(format!("invalid mappings: {}", problems.join("; "))));
+        }
+
+        if !rows.is_empty() {
+            let fields = self.list_fields(workspace, slug, entity).await?;
+            let mut unknown = Vec::new();
+            let mut read_only = Vec::new();
+            for row in &rows {
+                match fields.iter().find(|f| f.name.eq_ignore_ascii_case(&row.crm_field)) {
+                    None => unknown.push(row.crm_field.clone()),
+                    Some(f) if !f.writable && Direction::parse(&row.direction).is_some_and(Direction::pushes) => {
+                        read_only.push(row.crm_field.clone())
+                    }
+                    Some(_) => {}
+                }
+            }
+            let mut messages = Vec::new();
+            if !unknown.is_empty() {
+                messages.push(format!("`{entity}` in {slug} has no field {}", quoted(&unknown)));
+            }
+            if !read_only.is_empty() {
+                messages
+                    .push(format!("{} cannot be written in {slug}: map it with direction `pull`", quoted(&read_only)));
+            }
+            if !messages.is_empty() {
+                return Err(SyncError::Unprocessable(messages.join("; ")));
+            }
+            let key = &described.match_keys.first().cloned().unwrap_or_default();
+            if !rows.iter().any(|r| r.crm_field.eq_ignore_ascii_case(key) && r.direction != "none") {
+                return Err(SyncError::Unprocessable(format!(
+                    "map the match key `{key}` to a workspace field: records are matched on it"
+                )));
+            }
+        }
+        self.store.replace_mappings(workspace, slug, entity, &rows).await?;
+        self.audit(workspace, user, "mappings.updated", &format!("integration:{slug}"), json!({
+            "entity": entity,
+            "mappings": rows.iter().map(|r| json!({"app_field": r.app_field, "crm_field": r.crm_field, "direction": r.direction})).collect::<Vec<_>>(),
+            "reset_to_defaults": rows.is_empty(),
+        }))
+        .await;
+        let stored = self.store.mappings(workspace, slug, Some(entity)).await?;
+        EntityMappings::effective(&described, &stored).map_err(SyncError::BadInput)
+    }
+
+    /// Changes an integration's settings (only the keys the patch names) and audits it.
+    pub async fn update_settings(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        patch: &Json,
+        user: &str,
+    ) -> Result<(Integration, SyncSettings), SyncError> {
+        let plugin = self.plugin(slug)?;
+        let integration = self.store.get_integration(workspace, slug).await.map_err(|e| match e {
+            crate::store::StoreError::NotFound => {
+                SyncError::Connection(crate::connections::ConnectionError::NotConnected(slug.to_string()))
+            }
+            other => other.into(),
+        })?;
+        let next =
+            SyncSettings::patch(&integration.settings, patch, plugin.description()).map_err(SyncError::BadInput)?;
+        let updated = self.store.set_integration_settings(workspace, slug, &next).await?;
+        self.audit(workspace, user, "settings.updated", &format!("integration:{slug}"), json!({ "changes": patch }))
+            .await;
+        let settings = SyncSettings::from_stored(&updated.settings);
+        Ok((updated, settings))
+    }
+}
+
+fn quoted(names: &[String]) -> String {
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+}

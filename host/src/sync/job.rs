@@ -1,0 +1,345 @@
+//! One run, executing: the plugin and connection it runs with, its counters and per-record
+//! outcomes (flushed to the store after every batch, with a heartbeat), live progress, plugin
+//! calls with retries for rate limits and transient failures, and the final status.
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde_json::{Value as Json, json};
+use tokio::sync::watch;
+
+use super::Operation;
+use super::merge::ConflictStrategy;
+use super::progress::Progress;
+use crate::domain::{EntityName, PluginSlug, WorkspaceId};
+use crate::plugins::bindings::{AdapterError, RateLimitPolicy};
+use crate::plugins::{CallContext, CallError, CallResult, LoadedPlugin, adapter_error_summary};
+use crate::store::{RunCounts, RunItem, Store};
+
+/// What happened to one record in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Outcome {
+    /// Created in the CRM.
+    Created,
+    /// Updated in the CRM or, by a pull, in the workspace.
+    Updated,
+    /// A new workspace record made from a CRM record.
+    Imported,
+    /// A workspace record and a CRM record found to be the same (by match key) and linked.
+    Linked,
+    /// Nothing to do (not kept as an item).
+    Unchanged,
+    /// Not synced, on purpose (deleted on one side, unresolved conflict).
+    Skipped,
+    /// Failed; the item carries the error.
+    Failed,
+    /// Left as a conflict for a user.
+    Conflict,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Updated => "updated",
+            Self::Imported => "imported",
+            Self::Linked => "linked",
+            Self::Unchanged => "unchanged",
+            Self::Skipped => "skipped",
+            Self::Failed => "failed",
+            Self::Conflict => "conflict",
+        }
+    }
+}
+
+/// Why a run (or an entity of it) cannot go on.
+#[derive(Debug, Clone)]
+pub(super) struct Fatal(pub String);
+
+/// An adapter error as stored on items and links: `{kind, message, crm_code, field}`.
+pub(super) fn error_json(err: &AdapterError) -> Json {
+    let (kind, message) = adapter_error_summary(err);
+    let (crm_code, field) = match err {
+        AdapterError::Unauthorized(i)
+        | AdapterError::Forbidden(i)
+        | AdapterError::NotFound(i)
+        | AdapterError::Invalid(i)
+        | AdapterError::Unavailable(i)
+        | AdapterError::Internal(i) => (i.crm_code.clone(), i.field.clone()),
+        AdapterError::Duplicate(d) => (d.crm_code.clone(), None),
+        AdapterError::RateLimited(_) | AdapterError::NotSupported(_) => (None, None),
+    };
+    let mut out = json!({ "kind": kind, "message": message });
+    if let Some(code) = crm_code {
+        out["crm_code"] = json!(code);
+    }
+    if let Some(field) = field {
+        out["field"] = json!(field);
+    }
+    if let AdapterError::Duplicate(d) = err
+        && let Some(existing) = &d.existing_id
+    {
+        out["existing_id"] = json!(existing);
+    }
+    out
+}
+
+/// A host-side error in the same shape.
+pub(super) fn host_error(kind: &str, message: impl Into<String>) -> Json {
+    json!({ "kind": kind, "message": message.into() })
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub(super) struct RunEnd {
+    pub status: &'static str,
+    pub counts: RunCounts,
+    pub error: Option<String>,
+}
+
+/// A run in progress.
+pub(super) struct Job {
+    pub store: Store,
+    pub plugin: std::sync::Arc<LoadedPlugin>,
+    pub context: CallContext,
+    pub workspace: WorkspaceId,
+    pub slug: PluginSlug,
+    pub run_id: String,
+    pub strategy: ConflictStrategy,
+    counts: RunCounts,
+    items: Vec<RunItem>,
+    next_index: i64,
+    phase: String,
+    progress: watch::Sender<Progress>,
+}
+
+impl Job {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: Store,
+        plugin: std::sync::Arc<LoadedPlugin>,
+        context: CallContext,
+        workspace: WorkspaceId,
+        slug: PluginSlug,
+        run_id: String,
+        strategy: ConflictStrategy,
+        progress: watch::Sender<Progress>,
+    ) -> Self {
+        Self {
+            store,
+            plugin,
+            context,
+            workspace,
+            slug,
+            run_id,
+            strategy,
+            counts: RunCounts::default(),
+            items: Vec::new(),
+            next_index: 0,
+            phase: "starting".to_owned(),
+            progress,
+        }
+    }
+
+    /// Runs the operation to its end and records how it ended. Never fails: failures become the
+    /// run's status.
+    pub async fn run(mut self, operation: Operation) -> RunEnd {
+        let span = tracing::info_span!("sync.run", run = %self.run_id, workspace = %self.workspace, slug = %self.slug);
+        let result = tracing::Instrument::instrument(self.execute(operation), span).await;
+        let flushed = self.flush().await;
+        let error = match (&result, &flushed) {
+            (Err(Fatal(message)), _) => Some(message.clone()),
+            (Ok(()), Err(Fatal(message))) => Some(message.clone()),
+            _ => None,
+        };
+        let c = self.counts;
+        let status = match &error {
+            Some(_) if c.succeeded > 0 => "partial",
+            Some(_) => "failed",
+            None if c.failed > 0 && c.succeeded == 0 && c.conflicts == 0 => "failed",
+            None if c.failed > 0 => "partial",
+            None => "completed",
+        };
+        if let Err(err) = self.store.finish_run(&self.run_id, status, &c, error.as_deref()).await {
+            tracing::error!(run = %self.run_id, error = %err, "could not record the end of a run");
+        }
+        if let Err(err) = self.store.touch_last_sync(&self.workspace, &self.slug).await {
+            tracing::warn!(error = %err, "could not record the integration's last sync");
+        }
+        tracing::info!(run = %self.run_id, status, records = c.records, succeeded = c.succeeded, failed = c.failed,
+            conflicts = c.conflicts, skipped = c.skipped, "sync run ended");
+        self.phase = "done".to_owned();
+        self.progress.send_replace(Progress {
+            run_id: self.run_id.clone(),
+            status: status.to_owned(),
+            phase: self.phase.clone(),
+            counts: c,
+            finished: true,
+            error: error.clone(),
+        });
+        RunEnd { status, counts: c, error }
+    }
+
+    async fn execute(&mut self, operation: Operation) -> Result<(), Fatal> {
+        match operation {
+            Operation::Push { entity, record_ids } => {
+                let mappings = self.mappings(&entity).await?;
+                self.set_phase(format!("pushing {entity}"));
+                let ids: Vec<String> = record_ids.iter().map(|id| id.to_string()).collect();
+                self.push_batch(&mappings, &ids, super::push::PushMode::Full).await?;
+                self.flush().await
+            }
+            Operation::Pull { entity, since, limit, crm_ids } => {
+                let mappings = self.mappings(&entity).await?;
+                self.set_phase(format!("pulling {entity}"));
+                self.pull_entity(&mappings, since, limit, crm_ids, super::pull::PullMode::PullOnly).await.map(|_| ())
+            }
+            Operation::Sync { entities } => {
+                for entity in entities {
+                    let mappings = self.mappings(&entity).await?;
+                    let caps = self.plugin.description().capabilities;
+                    if caps.pull {
+                        self.set_phase(format!("pulling {entity}"));
+                        let since =
+                            self.store.pull_cursor(&self.workspace, &self.slug, &entity).await.map_err(store_fatal)?;
+                        let newest =
+                            self.pull_entity(&mappings, since, None, Vec::new(), super::pull::PullMode::TwoWay).await?;
+                        if let Some(newest) = newest {
+                            self.store
+                                .set_pull_cursor(&self.workspace, &self.slug, &entity, &newest)
+                                .await
+                                .map_err(store_fatal)?;
+                        }
+                    }
+                    if caps.push {
+                        self.set_phase(format!("pushing {entity}"));
+                        self.push_changes(&mappings).await?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn mappings(&self, entity: &EntityName) -> Result<super::EntityMappings, Fatal> {
+        let described = self
+            .plugin
+            .description()
+            .entities
+            .iter()
+            .find(|e| e.name == entity.as_str())
+            .cloned()
+            .ok_or_else(|| Fatal(format!("`{}` no longer has an entity `{entity}`", self.slug)))?;
+        let stored = self.store.mappings(&self.workspace, &self.slug, Some(entity)).await.map_err(store_fatal)?;
+        super::EntityMappings::effective(&described, &stored)
+            .map_err(|e| Fatal(format!("the field mappings of `{entity}` are invalid: {e}")))
+    }
+
+    fn set_phase(&mut self, phase: String) {
+        self.phase = phase;
+        self.report();
+    }
+
+    fn report(&self) {
+        self.progress.send_replace(Progress {
+            run_id: self.run_id.clone(),
+            status: "running".to_owned(),
+            phase: self.phase.clone(),
+            counts: self.counts,
+            finished: false,
+            error: None,
+        });
+    }
+
+    /// Counts one record's outcome and keeps it as an item (unless nothing happened).
+    pub fn record(
+        &mut self,
+        entity: &EntityName,
+        record_id: Option<&str>,
+        crm_id: Option<&str>,
+        outcome: Outcome,
+        error: Option<Json>,
+    ) {
+        self.counts.records += 1;
+        match outcome {
+            Outcome::Created | Outcome::Updated | Outcome::Imported | Outcome::Linked => self.counts.succeeded += 1,
+            Outcome::Unchanged | Outcome::Skipped => self.counts.skipped += 1,
+            Outcome::Failed => self.counts.failed += 1,
+            Outcome::Conflict => self.counts.conflicts += 1,
+        }
+        if outcome == Outcome::Unchanged {
+            return;
+        }
+        self.items.push(RunItem {
+            index: self.next_index,
+            entity: entity.to_string(),
+            record_id: record_id.map(str::to_owned),
+            crm_id: crm_id.map(str::to_owned),
+            outcome: outcome.as_str().to_owned(),
+            error,
+        });
+        self.next_index += 1;
+    }
+
+    /// Stores the items and counters so far (the heartbeat) and reports progress.
+    pub async fn flush(&mut self) -> Result<(), Fatal> {
+        let items = std::mem::take(&mut self.items);
+        self.store.add_run_items(&self.run_id, &items).await.map_err(store_fatal)?;
+        self.store.update_run_counts(&self.run_id, &self.counts).await.map_err(store_fatal)?;
+        self.report();
+        Ok(())
+    }
+
+    /// Calls the plugin, waiting out burst rate limits (as long as the CRM asks, up to a minute a
+    /// time) and retrying transient failures with backoff. A daily limit is not waited out.
+    pub async fn call<T, F, Fut>(&self, what: &str, mut call: F) -> Result<Result<T, AdapterError>, CallError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = CallResult<T>>,
+    {
+        const MAX_ATTEMPTS: u32 = 8;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = call().await;
+            let wait = match &result {
+                Ok(Err(AdapterError::RateLimited(info))) if info.policy != RateLimitPolicy::Daily => {
+                    Duration::from_millis(info.retry_after_ms.unwrap_or(1_000).clamp(100, 60_000))
+                }
+                Ok(Err(AdapterError::Unavailable(_))) | Err(CallError::Busy) if attempt < 5 => {
+                    Duration::from_millis(250 << attempt)
+                }
+                _ => return result,
+            };
+            if attempt >= MAX_ATTEMPTS {
+                return result;
+            }
+            tracing::info!(what, attempt, wait_ms = wait.as_millis() as u64, "CRM asked us to wait; retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// A store failure ends the run: nothing can be recorded reliably without it.
+pub(super) fn store_fatal(err: crate::store::StoreError) -> Fatal {
+    tracing::error!(error = %err, "store failure during a sync run");
+    Fatal("the database failed during the run; retry it".to_owned())
+}
+
+/// Whether an adapter error stops the run rather than failing only the records at hand.
+pub(super) fn is_fatal(err: &AdapterError) -> bool {
+    matches!(
+        err,
+        AdapterError::Unauthorized(_)
+            | AdapterError::Forbidden(_)
+            | AdapterError::RateLimited(_)
+            | AdapterError::Unavailable(_)
+            | AdapterError::NotSupported(_)
+    )
+}
+
+/// The message a fatal adapter error gives the run.
+pub(super) fn fatal_message(err: &AdapterError) -> Fatal {
+    let (kind, message) = adapter_error_summary(err);
+    Fatal(format!("the CRM refused the run ({kind}): {message}"))
+}

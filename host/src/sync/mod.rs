@@ -1,0 +1,422 @@
+//! The sync engine: manual push, pull and two-way sync runs between workspace records and a CRM,
+//! recorded in the sync history with per-record outcomes, live progress and retries, plus field
+//! mappings, settings and conflict resolution. The API layer calls [`SyncEngine`]; the merge rules
+//! live in [`merge`], the field rules in [`mapping`].
+
+mod configure;
+mod error;
+pub mod input;
+mod job;
+pub mod mapping;
+pub mod merge;
+mod progress;
+mod pull;
+mod push;
+mod resolve;
+pub mod settings;
+pub mod values;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use configure::MappingInput;
+pub use error::SyncError;
+pub use mapping::{Direction, EntityMappings, FieldMapping, MappingSource, Transform};
+pub use merge::ConflictStrategy;
+pub use progress::{LiveRuns, Progress};
+pub use resolve::Resolution;
+pub use settings::SyncSettings;
+
+use crate::connections::Connections;
+use crate::domain::{EntityName, PluginSlug, RecordId, WorkspaceId};
+use crate::plugins::{LoadedPlugin, PluginDescription};
+use crate::store::{NewAuditEntry, NewRun, Store, StoreError, SyncRun};
+
+/// Most records one push call, and one request group, may carry.
+pub const MAX_BATCH: usize = 200;
+
+/// What a run does; stored with the run so a retry can do it again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "operation", rename_all = "snake_case")]
+pub enum Operation {
+    /// Send these workspace records to the CRM (upsert on the match key).
+    Push {
+        /// The entity.
+        entity: EntityName,
+        /// At most [`MAX_BATCH`] records.
+        record_ids: Vec<RecordId>,
+    },
+    /// Bring CRM records into the workspace.
+    Pull {
+        /// The entity.
+        entity: EntityName,
+        /// Only records the CRM changed at or after this instant.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<String>,
+        /// At most this many records.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+        /// Only these CRM records (retries).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        crm_ids: Vec<String>,
+    },
+    /// Two-way: pull the CRM's changes, merge, push the workspace's.
+    Sync {
+        /// The entities, in order.
+        entities: Vec<EntityName>,
+    },
+}
+
+impl Operation {
+    fn direction(&self) -> &'static str {
+        match self {
+            Self::Push { .. } => "push",
+            Self::Pull { .. } => "pull",
+            Self::Sync { .. } => "bidirectional",
+        }
+    }
+
+    fn entity_label(&self) -> Option<String> {
+        match self {
+            Self::Push { entity, .. } | Self::Pull { entity, .. } => Some(entity.to_string()),
+            Self::Sync { entities } if entities.len() == 1 => Some(entities[0].to_string()),
+            Self::Sync { .. } => None,
+        }
+    }
+
+    fn entities(&self) -> Vec<EntityName> {
+        match self {
+            Self::Push { entity, .. } | Self::Pull { entity, .. } => vec![entity.clone()],
+            Self::Sync { entities } => entities.clone(),
+        }
+    }
+}
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A user through the API.
+    Manual,
+    /// A retry of an earlier run.
+    Retry,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Manual => "manual",
+            Self::Retry => "retry",
+        }
+    }
+}
+
+/// Serializes runs per integration within this process, so two runs never interleave their
+/// reads and writes of the same links.
+#[derive(Debug, Default)]
+struct IntegrationLocks {
+    locks: Mutex<HashMap<IntegrationKey, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+type IntegrationKey = (WorkspaceId, PluginSlug);
+
+impl IntegrationLocks {
+    fn get(&self, workspace: &WorkspaceId, slug: &PluginSlug) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry((workspace.clone(), slug.clone()))
+            .or_default()
+            .clone()
+    }
+}
+
+/// The sync service.
+pub struct SyncEngine {
+    store: Store,
+    connections: Arc<Connections>,
+    live: LiveRuns,
+    locks: Arc<IntegrationLocks>,
+    owner_id: String,
+}
+
+impl std::fmt::Debug for SyncEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncEngine").field("owner_id", &self.owner_id).field("live_runs", &self.live.len()).finish()
+    }
+}
+
+/// How long a run's heartbeat may be silent before another process calls it interrupted.
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl SyncEngine {
+    /// An engine over the store and connections. `owner_id` names this process in run rows.
+    pub fn new(store: Store, connections: Arc<Connections>) -> Self {
+        Self {
+            store,
+            connections,
+            live: LiveRuns::default(),
+            locks: Arc::default(),
+            owner_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+        }
+    }
+
+    /// Live progress of this process's runs.
+    pub fn live(&self) -> &LiveRuns {
+        &self.live
+    }
+
+    /// Marks runs left `running` by a process that is gone as `interrupted`. At start-up on SQLite
+    /// (one process) every running run is orphaned; on PostgreSQL only those whose heartbeat went
+    /// silent, since other instances may be running theirs.
+    pub async fn recover_interrupted_runs(&self) -> Result<u64, StoreError> {
+        let stale_before = match self.store.backend() {
+            crate::store::Backend::Sqlite => chrono::Utc::now() + chrono::Duration::seconds(1),
+            crate::store::Backend::Postgres => {
+                chrono::Utc::now() - chrono::Duration::from_std(HEARTBEAT_TIMEOUT).unwrap_or_default()
+            }
+        };
+        let n = self.store.interrupt_orphaned_runs(None, stale_before).await?;
+        if n > 0 {
+            tracing::warn!(runs = n, "marked sync runs interrupted by a stopped process; retry them");
+        }
+        Ok(n)
+    }
+
+    /// The plugin's description of `entity`.
+    fn plugin_entity(
+        plugin: &LoadedPlugin,
+        entity: &EntityName,
+    ) -> Result<crate::plugins::description::EntityDescription, SyncError> {
+        Self::entity_description(plugin.description(), entity)
+    }
+
+    /// The mappings in force for an entity of a workspace's integration.
+    pub async fn mappings_for(
+        &self,
+        workspace: &WorkspaceId,
+        plugin: &LoadedPlugin,
+        entity: &EntityName,
+    ) -> Result<EntityMappings, SyncError> {
+        let described = Self::plugin_entity(plugin, entity)?;
+        let stored = self.store.mappings(workspace, plugin.slug(), Some(entity)).await?;
+        EntityMappings::effective(&described, &stored).map_err(|e| SyncError::Crm {
+            kind: "invalid_mapping",
+            message: format!("stored mappings are invalid: {e}"),
+        })
+    }
+
+    /// The plugin serving `slug`.
+    pub fn plugin(&self, slug: &PluginSlug) -> Result<Arc<LoadedPlugin>, SyncError> {
+        self.connections
+            .plugins()
+            .get(slug)
+            .ok_or_else(|| SyncError::Connection(crate::connections::ConnectionError::UnknownPlugin(slug.to_string())))
+    }
+
+    /// Starts a run in the background and returns it as recorded (`running`).
+    #[tracing::instrument(name = "sync.start", skip_all, fields(workspace = %workspace, slug = %slug, direction = operation.direction()))]
+    pub async fn start(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        operation: Operation,
+        trigger: Trigger,
+        started_by: &str,
+        retry_of: Option<String>,
+    ) -> Result<SyncRun, SyncError> {
+        let (plugin, context) = self.connections.call_context(workspace, slug).await?;
+        let description = plugin.description();
+        for entity in operation.entities() {
+            Self::plugin_entity(&plugin, &entity)?;
+        }
+        let capabilities = description.capabilities;
+        match &operation {
+            Operation::Push { record_ids, .. } => {
+                if !capabilities.push {
+                    return Err(SyncError::BadInput(format!("`{slug}` cannot push records")));
+                }
+                check_batch(record_ids.len())?;
+            }
+            Operation::Pull { crm_ids, .. } => {
+                if !capabilities.pull {
+                    return Err(SyncError::BadInput(format!("`{slug}` cannot pull records")));
+                }
+                check_batch(crm_ids.len())?;
+            }
+            Operation::Sync { entities } if entities.is_empty() => {
+                return Err(SyncError::BadInput("name at least one entity to sync".to_owned()));
+            }
+            Operation::Sync { .. } => {}
+        }
+        let integration = self.store.get_integration(workspace, slug).await?;
+        let settings = SyncSettings::from_stored(&integration.settings);
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let run = self
+            .store
+            .create_run(&NewRun {
+                run_id: run_id.clone(),
+                workspace: workspace.clone(),
+                slug: slug.clone(),
+                direction: operation.direction(),
+                entity: operation.entity_label(),
+                trigger: trigger.as_str(),
+                params: serde_json::to_value(&operation).unwrap_or_default(),
+                started_by: Some(started_by.to_owned()),
+                retry_of: retry_of.clone(),
+                owner_id: self.owner_id.clone(),
+            })
+            .await?;
+        self.audit(
+            workspace,
+            started_by,
+            "sync.started",
+            &format!("integration:{slug}"),
+            serde_json::json!({ "run_id": run_id, "direction": operation.direction(), "entity": run.entity, "trigger": trigger.as_str(), "retry_of": retry_of }),
+        )
+        .await;
+
+        let progress = self.live.start(&run_id);
+        let job = job::Job::new(
+            self.store.clone(),
+            plugin,
+            context,
+            workspace.clone(),
+            slug.clone(),
+            run_id.clone(),
+            settings.conflict_strategy,
+            progress,
+        );
+        let lock = self.locks.get(workspace, slug);
+        let live = self.live.clone();
+        let store = self.store.clone();
+        let (workspace, slug, actor) = (workspace.clone(), slug.clone(), started_by.to_owned());
+        tokio::spawn(async move {
+            let _serialized = lock.lock().await;
+            let outcome = job.run(operation).await;
+            let entry = NewAuditEntry {
+                workspace_id: Some(workspace.clone()),
+                actor,
+                action: "sync.finished".to_owned(),
+                target: format!("integration:{slug}"),
+                details: serde_json::json!({
+                    "run_id": run_id, "status": outcome.status, "counts": outcome.counts, "error": outcome.error,
+                }),
+            };
+            if let Err(err) = store.append_audit(&entry).await {
+                tracing::error!(error = %err, "could not write the run's end to the audit log");
+            }
+            live.end(&run_id);
+        });
+        Ok(run)
+    }
+
+    /// Waits (up to `timeout`) for a run this process executes to end, then returns it as stored.
+    pub async fn wait(&self, workspace: &WorkspaceId, run_id: &str, timeout: Duration) -> Result<SyncRun, SyncError> {
+        if let Some(mut rx) = self.live.subscribe(run_id) {
+            let _ = tokio::time::timeout(timeout, rx.wait_for(|p| p.finished)).await;
+        }
+        Ok(self.store.get_run(workspace, run_id).await?)
+    }
+
+    /// Re-runs a run: an interrupted or failed one as a whole, otherwise only its failed records
+    /// (a two-way sync re-runs its entities: records already in sync are skipped by the merge).
+    pub async fn retry(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        run_id: &str,
+        user: &str,
+    ) -> Result<SyncRun, SyncError> {
+        let run = self.store.get_run(workspace, run_id).await.map_err(|e| match e {
+            StoreError::NotFound => SyncError::NotFound(format!("no sync run `{run_id}`")),
+            other => other.into(),
+        })?;
+        if run.integration != slug.as_str() {
+            return Err(SyncError::NotFound(format!("no sync run `{run_id}` for `{slug}`")));
+        }
+        if run.status == "running" {
+            return Err(SyncError::Conflict("the run is still running".to_owned()));
+        }
+        let original: Operation = serde_json::from_value(run.params.clone())
+            .map_err(|_| SyncError::Conflict("the run's parameters are not retryable".to_owned()))?;
+        let whole = matches!(run.status.as_str(), "interrupted" | "failed" | "cancelled");
+        let operation = match original {
+            Operation::Push { entity, .. } if !whole => {
+                let failed = self.failed_items(run_id).await?;
+                let record_ids: Vec<RecordId> = failed
+                    .iter()
+                    .filter_map(|i| i.record_id.as_deref())
+                    .filter_map(|id| RecordId::parse(id).ok())
+                    .collect();
+                if record_ids.is_empty() {
+                    return Err(SyncError::Conflict("the run has no failed records to retry".to_owned()));
+                }
+                Operation::Push { entity, record_ids }
+            }
+            Operation::Pull { entity, .. } if !whole => {
+                let failed = self.failed_items(run_id).await?;
+                let mut crm_ids: Vec<String> = failed.iter().filter_map(|i| i.crm_id.clone()).collect();
+                crm_ids.sort();
+                crm_ids.dedup();
+                if crm_ids.is_empty() {
+                    return Err(SyncError::Conflict("the run has no failed records to retry".to_owned()));
+                }
+                Operation::Pull { entity, since: None, limit: None, crm_ids }
+            }
+            other => other,
+        };
+        self.start(workspace, slug, operation, Trigger::Retry, user, Some(run_id.to_owned())).await
+    }
+
+    async fn failed_items(&self, run_id: &str) -> Result<Vec<crate::store::RunItem>, SyncError> {
+        // A run holds at most a few batches of failures worth retrying at once.
+        Ok(self.store.run_items(run_id, Some("failed"), -1, MAX_BATCH as i64).await?)
+    }
+
+    async fn audit(
+        &self,
+        workspace: &WorkspaceId,
+        actor: &str,
+        action: &str,
+        target: &str,
+        details: serde_json::Value,
+    ) {
+        let entry = NewAuditEntry {
+            workspace_id: Some(workspace.clone()),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            details,
+        };
+        if let Err(err) = self.store.append_audit(&entry).await {
+            tracing::error!(error = %err, action, "could not write to the audit log");
+        }
+    }
+
+    /// Checks a plugin description has the entity and returns its description (for the API).
+    pub fn entity_description(
+        description: &PluginDescription,
+        entity: &EntityName,
+    ) -> Result<crate::plugins::description::EntityDescription, SyncError> {
+        description.entities.iter().find(|e| e.name == entity.as_str()).cloned().ok_or_else(|| {
+            SyncError::BadInput(format!(
+                "`{}` has no entity `{entity}` (it has {})",
+                description.slug,
+                description.entities.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+        })
+    }
+}
+
+/// Refuses more than [`MAX_BATCH`] records, naming the limit.
+pub fn check_batch(n: usize) -> Result<(), SyncError> {
+    if n > MAX_BATCH {
+        return Err(SyncError::BadInput(format!(
+            "at most {MAX_BATCH} records per call, got {n}: split them into batches of {MAX_BATCH}"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,366 @@
+//! Pulling CRM records into the workspace: page through the CRM, find each record's workspace
+//! record (by link, else by match key, else import a new one under a deterministic id, so a
+//! retried pull never makes two), merge, write what changed, and remember the newest CRM change
+//! seen (the next incremental pull starts there).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value as Json};
+
+use super::job::{Fatal, Job, Outcome, fatal_message, host_error, is_fatal, store_fatal};
+use super::mapping::EntityMappings;
+use super::merge::{Side, merge};
+use super::values::{coerce_like, fields_by_name, parse_instant};
+use crate::domain::{EntityName, RecordId};
+use crate::plugins::bindings::adapter::{CrmRecord, PullRequest};
+use crate::store::{LinkStatus, LinkWrite, NewConflict, RecordLink, StoreError, StoredRecord};
+
+/// What a pull does with workspace-side changes it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum PullMode {
+    /// A pull only: they stay pending for a later push.
+    PullOnly,
+    /// Part of a two-way sync: the push phase that follows sends them.
+    TwoWay,
+}
+
+/// The workspace record id a CRM record is imported under: derived from the CRM id, so importing
+/// the same CRM record twice (a retry after a crash) finds the first import.
+pub fn import_id(slug: &str, crm_id: &str) -> String {
+    let clean: String = crm_id
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '_' })
+        .collect();
+    let mut id = format!("{slug}-{clean}");
+    id.truncate(128);
+    id
+}
+
+impl Job {
+    /// Pulls an entity page by page; returns the newest CRM modification time seen.
+    pub(super) async fn pull_entity(
+        &mut self,
+        mappings: &EntityMappings,
+        since: Option<String>,
+        limit: Option<u32>,
+        crm_ids: Vec<String>,
+        mode: PullMode,
+    ) -> Result<Option<String>, Fatal> {
+        let mut newest: Option<(DateTime<Utc>, String)> = None;
+        let mut remaining = limit.map(|l| l as usize);
+        let fields = mappings.pull_fields();
+        let by_ids = !crm_ids.is_empty();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page_size = remaining.map_or(super::MAX_BATCH, |r| r.min(super::MAX_BATCH));
+            if page_size == 0 {
+                break;
+            }
+            let request = PullRequest {
+                entity: mappings.entity.to_string(),
+                cursor: cursor.clone(),
+                modified_since: since.clone(),
+                ids: crm_ids.clone(),
+                fields: fields.clone(),
+                limit: page_size as u32,
+            };
+            let (plugin, context) = (self.plugin.clone(), self.context.clone());
+            let page = match self.call("pull", || plugin.pull(context.clone(), &request)).await {
+                Ok(Ok(page)) => page,
+                Ok(Err(err)) if is_fatal(&err) => return Err(fatal_message(&err)),
+                Ok(Err(err)) => {
+                    let (kind, message) = crate::plugins::adapter_error_summary(&err);
+                    return Err(Fatal(format!("the CRM refused the pull ({kind}): {message}")));
+                }
+                Err(err) => return Err(Fatal(format!("the plugin failed while pulling: {err}"))),
+            };
+            let mut records = page.records;
+            if let Some(r) = remaining.as_mut() {
+                records.truncate(*r);
+                *r -= records.len();
+            }
+            for record in &records {
+                if let Some(at) = record.modified_at.as_deref().and_then(|s| parse_instant(s).map(|t| (t, s)))
+                    && newest.as_ref().is_none_or(|(n, _)| at.0 > *n)
+                {
+                    newest = Some((at.0, at.1.to_owned()));
+                }
+            }
+            self.merge_page(mappings, &records, mode).await?;
+            self.flush().await?;
+            match page.next_cursor {
+                Some(next) if !by_ids || !records.is_empty() => cursor = Some(next),
+                _ => break,
+            }
+        }
+        Ok(newest.map(|(_, raw)| raw))
+    }
+
+    /// Merges one page of CRM records into the workspace.
+    async fn merge_page(&mut self, mappings: &EntityMappings, page: &[CrmRecord], mode: PullMode) -> Result<(), Fatal> {
+        let entity = mappings.entity.clone();
+        let (ws, slug) = (self.workspace.clone(), self.slug.clone());
+        let crm_ids: Vec<String> = page.iter().map(|r| r.id.clone()).collect();
+        let links: HashMap<String, RecordLink> = self
+            .store
+            .links_for_crm_ids(&ws, &slug, &entity, &crm_ids)
+            .await
+            .map_err(store_fatal)?
+            .into_iter()
+            .filter_map(|l| l.crm_id.clone().map(|id| (id, l)))
+            .collect();
+
+        // Unlinked CRM records may match workspace records on the match key.
+        let views: Vec<Map<String, Json>> =
+            page.iter().map(|r| mappings.crm_view(&fields_by_name(&r.fields))).collect();
+        let key_field = mappings.match_app_field().map(|m| m.app_field.clone());
+        let key_of = |view: &Map<String, Json>| -> Option<String> {
+            let field = key_field.as_ref()?;
+            view.get(field.as_str()).and_then(Json::as_str).filter(|s| !s.is_empty()).map(str::to_lowercase)
+        };
+        let wanted_keys: Vec<String> = page
+            .iter()
+            .zip(&views)
+            .filter(|(r, _)| !r.deleted && !links.contains_key(&r.id))
+            .filter_map(|(_, v)| key_of(v))
+            .collect();
+        let mut by_key: HashMap<String, Vec<StoredRecord>> = HashMap::new();
+        if let Some(field) = &key_field
+            && !wanted_keys.is_empty()
+        {
+            let found =
+                self.store.find_records_by_field(&ws, &entity, field, &wanted_keys).await.map_err(store_fatal)?;
+            let found_ids: Vec<String> = found.iter().map(|r| r.id.clone()).collect();
+            let taken: std::collections::HashSet<String> = self
+                .store
+                .links_for_records(&ws, &slug, &entity, &found_ids)
+                .await
+                .map_err(store_fatal)?
+                .into_iter()
+                .filter(|l| l.crm_id.is_some())
+                .map(|l| l.record_id)
+                .collect();
+            for record in found.into_iter().filter(|r| !taken.contains(&r.id)) {
+                if let Some(key) = record.fields.get(field.as_str()).and_then(Json::as_str).map(str::to_lowercase) {
+                    by_key.entry(key).or_default().push(record);
+                }
+            }
+        }
+        let linked_ids: Vec<String> = links.values().map(|l| l.record_id.clone()).collect();
+        let linked_records: HashMap<String, StoredRecord> = self
+            .store
+            .get_records(&ws, &entity, &linked_ids)
+            .await
+            .map_err(store_fatal)?
+            .into_iter()
+            .map(|r| (r.id.clone(), r))
+            .collect();
+
+        for (crm, crm_view) in page.iter().zip(&views) {
+            let crm_at = crm.modified_at.as_deref().and_then(parse_instant);
+            let link = links.get(&crm.id);
+            if crm.deleted {
+                if let Some(link) = link {
+                    let why = host_error("deleted", "deleted in the CRM (deletes are not propagated)");
+                    self.record(&entity, Some(&link.record_id), Some(&crm.id), Outcome::Skipped, Some(why));
+                }
+                continue;
+            }
+            let target = match link {
+                Some(link) => linked_records.get(&link.record_id).map(|record| (record.clone(), Some(link.clone()))),
+                None => match key_of(crm_view).and_then(|k| by_key.get_mut(&k)) {
+                    Some(candidates) if candidates.len() > 1 => {
+                        let ids: Vec<&str> = candidates.iter().map(|r| r.id.as_str()).collect();
+                        let error = host_error(
+                            "duplicate",
+                            format!("its match key matches {} workspace records ({})", ids.len(), ids.join(", ")),
+                        );
+                        self.record(&entity, None, Some(&crm.id), Outcome::Failed, Some(error));
+                        continue;
+                    }
+                    // One CRM record claims the candidate; a second CRM record with the same key imports.
+                    Some(candidates) => candidates.pop().map(|r| (r, None)),
+                    None => None,
+                },
+            };
+            let Some((record, link)) = target else {
+                self.import(&entity, crm, crm_view, crm_at).await?;
+                continue;
+            };
+            if record.deleted_at.is_some() {
+                let why = host_error("deleted", "deleted in the workspace (deletes are not propagated)");
+                self.record(&entity, Some(&record.id), Some(&crm.id), Outcome::Skipped, Some(why));
+                continue;
+            }
+            self.merge_record(mappings, &record, link.as_ref(), crm, crm_view, crm_at, mode).await?;
+        }
+        Ok(())
+    }
+
+    async fn import(
+        &mut self,
+        entity: &EntityName,
+        crm: &CrmRecord,
+        crm_view: &Map<String, Json>,
+        crm_at: Option<DateTime<Utc>>,
+    ) -> Result<(), Fatal> {
+        let raw_id = import_id(self.slug.as_str(), &crm.id);
+        let Ok(id) = RecordId::parse(&raw_id) else {
+            let error = host_error("invalid", format!("cannot derive a workspace id from CRM id `{}`", crm.id));
+            self.record(entity, None, Some(&crm.id), Outcome::Failed, Some(error));
+            return Ok(());
+        };
+        let fields: Map<String, Json> =
+            crm_view.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let created =
+            self.store.apply_record_changes(&self.workspace, entity, &id, &fields, None).await.map_err(store_fatal)?;
+        let record = match created {
+            Some(record) => record,
+            // Imported before (a retry after a crash between the import and its link): link it.
+            None => self.store.get_record(&self.workspace, entity, &id).await.map_err(store_fatal)?,
+        };
+        let write = LinkWrite {
+            record_id: record.id.clone(),
+            crm_id: Some(crm.id.clone()),
+            status: LinkStatus::Synced,
+            base: Some(crm_view.clone()),
+            synced_version: Some(record.version),
+            crm_modified_at: crm_at,
+            last_error: None,
+            synced: true,
+        };
+        match self.store.save_link(&self.workspace, &self.slug, entity, &write).await {
+            Ok(()) => self.record(entity, Some(&record.id), Some(&crm.id), Outcome::Imported, None),
+            Err(StoreError::Conflict { .. }) => {
+                let error = host_error(
+                    "duplicate",
+                    format!("workspace record `{}` is linked to another CRM record", record.id),
+                );
+                self.record(entity, Some(&record.id), Some(&crm.id), Outcome::Failed, Some(error));
+            }
+            Err(other) => return Err(store_fatal(other)),
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn merge_record(
+        &mut self,
+        mappings: &EntityMappings,
+        record: &StoredRecord,
+        link: Option<&RecordLink>,
+        crm: &CrmRecord,
+        crm_view: &Map<String, Json>,
+        crm_at: Option<DateTime<Utc>>,
+        mode: PullMode,
+    ) -> Result<(), Fatal> {
+        let entity = &mappings.entity;
+        let app_view = mappings.app_view(&record.fields);
+        let base = link.and_then(|l| l.base.as_ref());
+        let out = merge(
+            mappings,
+            Side { values: &app_view, changed_at: Some(record.updated_at) },
+            Side { values: crm_view, changed_at: crm_at },
+            base,
+            self.strategy,
+        );
+        if !out.conflicts.is_empty() {
+            let conflict = NewConflict {
+                slug: &self.slug,
+                entity: entity.as_str(),
+                record_id: &record.id,
+                crm_id: Some(&crm.id),
+                app_values: &app_view,
+                crm_values: crm_view,
+                base_values: base,
+                conflicting_fields: &out.conflicts,
+            };
+            let conflict_id = self.store.record_conflict(&self.workspace, &conflict).await.map_err(store_fatal)?;
+            let write = LinkWrite {
+                crm_id: Some(crm.id.clone()),
+                crm_modified_at: crm_at,
+                ..LinkWrite::status(
+                    &record.id,
+                    LinkStatus::Conflict,
+                    Some(serde_json::json!({
+                        "kind": "conflict",
+                        "message": format!("changed on both sides: {}", out.conflicts.join(", ")),
+                        "conflict_id": conflict_id,
+                    })),
+                )
+            };
+            self.save_or_fail(entity, &write, &crm.id).await?;
+            let detail = serde_json::json!({ "kind": "conflict", "conflict_id": conflict_id, "fields": out.conflicts });
+            self.record(entity, Some(&record.id), Some(&crm.id), Outcome::Conflict, Some(detail));
+            return Ok(());
+        }
+
+        let mut version = record.version;
+        if !out.to_app.is_empty() {
+            let changes: Map<String, Json> =
+                out.to_app.iter().map(|(k, v)| (k.clone(), coerce_like(v.clone(), record.fields.get(k)))).collect();
+            let id = RecordId::parse(&record.id).map_err(Fatal)?;
+            match self.store.apply_record_changes(&self.workspace, entity, &id, &changes, Some(record.version)).await {
+                Ok(Some(updated)) => version = updated.version,
+                Ok(None) => {
+                    // Changed in the workspace while we merged: the next sync merges it again.
+                    let error = host_error(
+                        "changed_during_sync",
+                        "the workspace record changed during the sync; it will be merged again",
+                    );
+                    let write = LinkWrite {
+                        crm_id: Some(crm.id.clone()),
+                        ..LinkWrite::status(&record.id, LinkStatus::Pending, Some(error.clone()))
+                    };
+                    self.save_or_fail(entity, &write, &crm.id).await?;
+                    self.record(entity, Some(&record.id), Some(&crm.id), Outcome::Failed, Some(error));
+                    return Ok(());
+                }
+                Err(err) => return Err(store_fatal(err)),
+            }
+        }
+        let needs_push = !out.to_crm.is_empty();
+        let write = LinkWrite {
+            record_id: record.id.clone(),
+            crm_id: Some(crm.id.clone()),
+            status: if needs_push { LinkStatus::Pending } else { LinkStatus::Synced },
+            base: Some(out.base.clone()),
+            // With changes still to push, the old version stays so the push phase finds them.
+            synced_version: if needs_push { Some(link.map_or(0, |l| l.synced_version)) } else { Some(version) },
+            crm_modified_at: crm_at,
+            last_error: None,
+            synced: !needs_push,
+        };
+        if !self.save_or_fail(entity, &write, &crm.id).await? {
+            return Ok(());
+        }
+        let outcome = if link.is_none() {
+            Outcome::Linked
+        } else if !out.to_app.is_empty() {
+            Outcome::Updated
+        } else {
+            Outcome::Unchanged
+        };
+        // Records with workspace changes are counted when the push phase sends them; in a pull
+        // only, they are left pending.
+        if outcome != Outcome::Unchanged || !needs_push || mode == PullMode::PullOnly {
+            self.record(entity, Some(&record.id), Some(&crm.id), outcome, None);
+        }
+        Ok(())
+    }
+
+    /// Saves a link; a CRM id linked elsewhere fails the record instead of the run. `false` then.
+    async fn save_or_fail(&mut self, entity: &EntityName, write: &LinkWrite, crm_id: &str) -> Result<bool, Fatal> {
+        match self.store.save_link(&self.workspace, &self.slug, entity, write).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict { .. }) => {
+                let error =
+                    host_error("duplicate", format!("the CRM record {crm_id} is linked to another workspace record"));
+                self.record(entity, Some(&write.record_id), Some(crm_id), Outcome::Failed, Some(error));
+                Ok(false)
+            }
+            Err(other) => Err(store_fatal(other)),
+        }
+    }
+}
