@@ -41,9 +41,29 @@ impl Job {
                 .map_err(store_fatal)?;
             let Some(last) = ids.last() else { return Ok(()) };
             after = last.clone();
+            self.refresh_from_crm(mappings, &ids).await?;
             self.push_batch(mappings, &ids, PushMode::Changes).await?;
             self.flush().await?;
         }
+    }
+
+    /// Reads the CRM's current values of the linked records about to be pushed and merges them
+    /// first, so a CRM change this run's pull did not see (it came later, or the cursor had passed
+    /// it, as after an ignored conflict) is merged under the strategy rather than overwritten.
+    async fn refresh_from_crm(&mut self, mappings: &EntityMappings, ids: &[String]) -> Result<(), Fatal> {
+        let crm_ids: Vec<String> = self
+            .store
+            .links_for_records(&self.workspace, &self.slug, &mappings.entity, ids)
+            .await
+            .map_err(store_fatal)?
+            .into_iter()
+            .filter(|l| l.base.is_some() && l.status != LinkStatus::Conflict)
+            .filter_map(|l| l.crm_id)
+            .collect();
+        if crm_ids.is_empty() || !self.plugin.description().capabilities.pull {
+            return Ok(());
+        }
+        self.pull_entity(mappings, None, None, crm_ids, super::pull::PullMode::TwoWay).await.map(|_| ())
     }
 
     /// Pushes up to [`super::MAX_BATCH`] records by id.
@@ -86,6 +106,10 @@ impl Job {
             }
             let link = links.get(id);
             if link.is_some_and(|l| l.status == LinkStatus::Conflict) {
+                if mode == PushMode::Changes {
+                    // Counted where the conflict was found.
+                    continue;
+                }
                 let why = host_error("conflict", "has an unresolved conflict: resolve it first");
                 self.record(&entity, Some(id), link.and_then(|l| l.crm_id.as_deref()), Outcome::Skipped, Some(why));
                 continue;

@@ -254,6 +254,15 @@ each_crm_and_backend!(manual_review_holds_the_record_until_a_user_resolves_it_pe
     assert_eq!(status, StatusCode::CONFLICT);
     let quiet = h.run("sync", json!({ "entities": ["contact"] })).await;
     assert_eq!((quiet["conflict_count"].as_i64(), quiet["success_count"].as_i64()), (Some(0), Some(0)), "{quiet}");
+
+    // Runs, the settings change and the resolution are in the audit log.
+    let (_, audit) = SyncHarness::send(h.api(Method::GET, "/audit-log?limit=500")).await;
+    let actions: Vec<&str> = audit["entries"].as_array().unwrap().iter().map(|e| str_of(e, "action")).collect();
+    for expected in ["sync.started", "sync.finished", "settings.updated", "conflict.resolved"] {
+        assert!(actions.contains(&expected), "{expected} in {actions:?}");
+    }
+    let resolved = audit["entries"].as_array().unwrap().iter().find(|e| e["action"] == "conflict.resolved").unwrap();
+    assert_eq!(resolved["actor"], "user-1");
 });
 
 each_crm_and_backend!(per_record_failures_carry_the_crms_message_and_retry_runs_only_those, |h| {
@@ -426,3 +435,44 @@ each_crm_and_backend!(workspace_mappings_and_transforms_shape_what_is_pushed_and
         SyncHarness::send(h.api(Method::PUT, &path).json(&json!({ "entity": "contact", "mappings": [] }))).await;
     assert_eq!((status, body["source"].as_str()), (StatusCode::OK, Some("default")), "{body}");
 });
+
+#[tokio::test]
+async fn an_ignored_conflict_writes_nothing_and_comes_back_while_the_sides_differ() {
+    let h = SyncHarness::start(Backend::Sqlite, Crm::Hubspot, crm_sim::knobs::Knobs::default()).await.unwrap();
+    synced_pair(&h).await;
+    set_strategy(&h, "manual_review").await;
+    let run = conflicting_edit(&h).await;
+    assert_eq!(run["conflict_count"], 1, "{run}");
+    let (_, listed) = SyncHarness::send(h.api(Method::GET, "/conflicts?status=pending")).await;
+    let cid = str_of(&listed["conflicts"][0], "conflict_id").to_owned();
+    let (status, ignored) = SyncHarness::send(h.api(Method::POST, &format!("/conflicts/{cid}/ignore"))).await;
+    assert_eq!((status, ignored["status"].as_str()), (StatusCode::OK, Some("ignored")), "{ignored}");
+    let app = h.record("contact", "c4").await;
+    assert_eq!(both_sides(&h, &app), ("FromApp".to_owned(), "FromCrm".to_owned()), "nothing written");
+    assert_eq!(app["sync"][0]["status"], "pending");
+    let again = h.run("sync", json!({ "entities": ["contact"] })).await;
+    assert_eq!(again["conflict_count"], 1, "still different, so flagged again: {again}");
+    // Even when the pull cursor has moved past the CRM's change, the record is merged again
+    // before anything is pushed: ignoring never lets one side silently overwrite the other.
+    let ignore_pending = || async {
+        let (_, listed) = SyncHarness::send(h.api(Method::GET, "/conflicts?status=pending")).await;
+        let cid = str_of(&listed["conflicts"][0], "conflict_id").to_owned();
+        let (status, _) = SyncHarness::send(h.api(Method::POST, &format!("/conflicts/{cid}/ignore"))).await;
+        assert_eq!(status, StatusCode::OK);
+    };
+    ignore_pending().await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    h.edit_crm_contact(&h.crm_id_of("c0@example.com"), "title", "MovesTheCursor");
+    h.run("sync", json!({ "entities": ["contact"] })).await;
+    // The cursor is now past c4's CRM change: the next pull does not return c4.
+    ignore_pending().await;
+    h.run("sync", json!({ "entities": ["contact"] })).await;
+    let (_, listed) = SyncHarness::send(h.api(Method::GET, "/conflicts?status=pending")).await;
+    assert_eq!(listed["conflicts"].as_array().unwrap().len(), 1);
+    let app = h.record("contact", "c4").await;
+    assert_eq!(both_sides(&h, &app), ("FromApp".to_owned(), "FromCrm".to_owned()), "still nothing written");
+    let (status, _) = SyncHarness::send(h.api(Method::POST, &format!("/conflicts/{cid}/ignore"))).await;
+    assert_eq!(status, StatusCode::CONFLICT, "already closed");
+    let (status, _) = SyncHarness::send(h.api(Method::GET, "/conflicts/no-such-conflict")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
