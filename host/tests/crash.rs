@@ -66,7 +66,7 @@ impl Server {
             .unwrap();
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(60);
-        while reqwest::get(format!("{base}/readyz")).await.map(|r| r.status().is_success()).unwrap_or(false) == false {
+        while !reqwest::get(format!("{base}/readyz")).await.is_ok_and(|r| r.status().is_success()) {
             assert!(Instant::now() < deadline, "the server never became ready");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
