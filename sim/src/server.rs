@@ -55,11 +55,18 @@ pub(crate) fn spawn_tls(
 pub(crate) async fn count_calls(State((sim, crm)): State<(Arc<Sim>, Crm)>, request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
     let path = request.uri().path().to_owned();
-    if !path.starts_with("/__sim") {
+    let counted = !path.starts_with("/__sim");
+    if counted {
         let key = format!("{} {} {}", crm.as_str(), request.method(), route.unwrap_or(path));
         sim.count_call(key);
     }
-    next.run(request).await
+    let response = next.run(request).await;
+    // Rate-limit answers are counted too (`"<crm> 429"`), so tests and benchmarks can tell how
+    // often a client tripped a limit.
+    if counted && response.status() == axum::http::StatusCode::TOO_MANY_REQUESTS {
+        sim.count_call(format!("{} 429", crm.as_str()));
+    }
+    response
 }
 
 /// Latency, random 5xx and forced rate limiting, for API routes (not OAuth, not admin).

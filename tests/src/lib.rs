@@ -733,6 +733,23 @@ impl SyncHarness {
         run
     }
 
+    /// Starts `push` / `pull` / `sync` and polls the run until it ends (for runs longer than
+    /// `?wait=true` waits); returns the finished run.
+    pub async fn run_to_end(&self, operation: &str, body: serde_json::Value) -> serde_json::Value {
+        let path = self.integration_path(&format!("/{operation}"));
+        let (status, started) = Self::send(self.api(reqwest::Method::POST, &path).json(&body)).await;
+        assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{operation}: {started}");
+        let run_path = self
+            .integration_path(&format!("/sync-runs/{}?items_limit=1", started["run_id"].as_str().unwrap_or_default()));
+        loop {
+            let (_, run) = Self::send(self.api(reqwest::Method::GET, &run_path)).await;
+            if run["status"] != "running" {
+                return run;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// A run with its per-record outcomes.
     pub async fn run_detail(&self, run_id: &str) -> serde_json::Value {
         let (status, body) =

@@ -39,7 +39,7 @@ async fn fields(
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Member)?;
     let slug = slug_of(&slug)?;
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(q) = query?;
     let entity = entity_of(q.entity.as_deref().ok_or_else(|| ApiError::BadRequest("add ?entity=<name>".to_owned()))?)?;
     let fields = state.sync.list_fields(&caller.workspace, &slug, &entity).await?;
     let rows: Vec<Value> = fields

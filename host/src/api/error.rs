@@ -131,6 +131,12 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
     }
 }
 
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        Self::BadRequest(rejection.body_text())
+    }
+}
+
 /// `Result` with [`ApiError`].
 pub type ApiResult<T> = Result<T, ApiError>;
 

@@ -109,7 +109,7 @@ async fn list(
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Viewer)?;
     let entity = entity_of(&entity)?;
-    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(query) = query?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::BadRequest("limit must be between 1 and 1000".to_owned()));

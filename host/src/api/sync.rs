@@ -84,7 +84,7 @@ async fn started(state: &AppState, caller: &Caller, run: SyncRun, wait: bool) ->
 }
 
 fn wait_of(query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<bool> {
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(q) = query?;
     Ok(q.wait.unwrap_or(false))
 }
 
@@ -242,7 +242,7 @@ async fn history(
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Member)?;
     let slug = slug_of(&slug)?;
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(q) = query?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::BadRequest("limit must be between 1 and 500".to_owned()));
@@ -305,7 +305,7 @@ async fn run(
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Member)?;
     let slug = slug_of(&slug)?;
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(q) = query?;
     let limit = q.items_limit.unwrap_or(200);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::BadRequest("items_limit must be between 1 and 1000".to_owned()));

@@ -139,7 +139,7 @@ impl Store {
                       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11)";
         let now = Utc::now();
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.begin_statement()).await?;
             sqlx::query(supersede)
                 .bind(Json(serde_json::json!({ "superseded_by": id })))
                 .bind(now)
@@ -184,7 +184,7 @@ impl Store {
         workspace: &WorkspaceId,
         filter: &ConflictFilter,
     ) -> StoreResult<Vec<SyncConflict>> {
-        let far = DateTime::<Utc>::from_timestamp(253_402_300_799, 0).unwrap_or_default();
+        let far = super::far_future();
         let (before_at, before_id) = filter.before.clone().unwrap_or((far, String::new()));
         let sql = format!(
             "select {COLUMNS} from sync_conflicts where workspace_id = $1 and ($2 = '' or status = $2) \

@@ -60,7 +60,7 @@ impl Store {
                       (workspace_id, integration_slug, entity, app_field, crm_field, direction, transform, updated_at) \
                       values ($1, $2, $3, $4, $5, $6, $7, $8)";
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.begin_statement()).await?;
             sqlx::query(delete).bind(workspace.as_str()).bind(slug.as_str()).bind(entity.as_str())
                 .execute(&mut *tx).await?;
             for m in mappings {

@@ -75,6 +75,12 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// An instant later than any stored one, for the first page of a newest-first listing. Year 9999,
+/// not `MAX_UTC`: SQLite compares instants as text, and `+262143-…` sorts before `2026-…`.
+fn far_future() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(253_402_300_799, 0).unwrap_or_default()
+}
+
 /// `$start, $start+1, …` for `n` bound values (an `in (…)` list).
 fn placeholders(start: usize, n: usize) -> String {
     (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
@@ -132,6 +138,17 @@ impl Store {
     pub async fn ping(&self) -> StoreResult<()> {
         with_pool!(self, pool => sqlx::query("select 1").execute(pool).await.map(|_| ()))?;
         Ok(())
+    }
+
+    /// How a read-then-write transaction starts. On SQLite `BEGIN IMMEDIATE` takes the write lock
+    /// up front: a deferred transaction that read first cannot upgrade once another connection has
+    /// written (`SQLITE_BUSY` at once, the busy timeout does not apply), while an immediate one
+    /// waits its turn.
+    fn begin_statement(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "BEGIN IMMEDIATE",
+            Pool::Postgres(_) => "BEGIN",
+        }
     }
 
     /// The backend in use.

@@ -108,7 +108,7 @@ impl Store {
              where workspace_id = $3 and entity = $4 and record_id = $5 returning {COLUMNS}"
         );
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.begin_statement()).await?;
             let mut query = sqlx::query_as::<_, Row>(&select).bind(workspace.as_str()).bind(entity.as_str());
             for (id, _) in records {
                 query = query.bind(id.as_str());
@@ -187,7 +187,7 @@ impl Store {
              where workspace_id = $3 and entity = $4 and record_id = $5 and version = $6 returning {COLUMNS}"
         );
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.begin_statement()).await?;
             let Some(current) = sqlx::query_as::<_, Row>(&select)
                 .bind(workspace.as_str()).bind(entity.as_str()).bind(id.as_str()).bind(version)
                 .fetch_optional(&mut *tx).await? else { return Ok(None) };

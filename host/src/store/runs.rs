@@ -252,8 +252,7 @@ impl Store {
         slug: &PluginSlug,
         filter: &RunFilter,
     ) -> StoreResult<Vec<SyncRun>> {
-        // Year 9999, not `MAX_UTC`: SQLite compares instants as text, and `+262143-…` sorts first.
-        let far = DateTime::<Utc>::from_timestamp(253_402_300_799, 0).unwrap_or_default();
+        let far = super::far_future();
         let (before_at, before_id) = filter.before.clone().unwrap_or((far, String::new()));
         let sql = format!(
             "select {COLUMNS} from sync_history where workspace_id = $1 and integration_slug = $2 \
@@ -284,7 +283,7 @@ impl Store {
         let sql = "insert into sync_run_items (run_id, item_index, entity, record_id, crm_id, outcome, error) \
                    values ($1, $2, $3, $4, $5, $6, $7)";
         with_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(self.begin_statement()).await?;
             for item in items {
                 sqlx::query(sql)
                     .bind(run_id)

@@ -160,34 +160,9 @@ impl Job {
                 }
                 return Err(fatal_message(&err));
             }
-            Ok(Err(err)) => {
-                let error = error_json(&err);
-                for p in &batch {
-                    self.fail_link(&entity, &p.record.id, error.clone()).await?;
-                    self.record(
-                        &entity,
-                        Some(&p.record.id),
-                        p.sent.crm_id.as_deref(),
-                        Outcome::Failed,
-                        Some(error.clone()),
-                    );
-                }
-                return Ok(());
-            }
-            Err(err) => {
-                let error = host_error("plugin_failed", err.to_string());
-                for p in &batch {
-                    self.fail_link(&entity, &p.record.id, error.clone()).await?;
-                    self.record(
-                        &entity,
-                        Some(&p.record.id),
-                        p.sent.crm_id.as_deref(),
-                        Outcome::Failed,
-                        Some(error.clone()),
-                    );
-                }
-                return Ok(());
-            }
+            // The batch as a whole was refused: each of its records fails with that error.
+            Ok(Err(err)) => return self.fail_batch(&entity, &batch, error_json(&err)).await,
+            Err(err) => return self.fail_batch(&entity, &batch, host_error("plugin_failed", err.to_string())).await,
         };
 
         for (i, pending) in batch.iter().enumerate() {
@@ -226,6 +201,14 @@ impl Job {
                     self.record(&entity, Some(id), None, Outcome::Failed, Some(error));
                 }
             }
+        }
+        Ok(())
+    }
+
+    async fn fail_batch(&mut self, entity: &EntityName, batch: &[Pending], error: Json) -> Result<(), Fatal> {
+        for p in batch {
+            self.fail_link(entity, &p.record.id, error.clone()).await?;
+            self.record(entity, Some(&p.record.id), p.sent.crm_id.as_deref(), Outcome::Failed, Some(error.clone()));
         }
         Ok(())
     }

@@ -476,3 +476,101 @@ async fn an_ignored_conflict_writes_nothing_and_comes_back_while_the_sides_diffe
     let (status, _) = SyncHarness::send(h.api(Method::GET, "/conflicts/no-such-conflict")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// Workspace records for the other entities, with the default mappings' fields.
+fn other_entities(crm: Crm) -> Vec<(&'static str, Vec<Value>)> {
+    let rows = |f: &dyn Fn(usize) -> Value| (0..3).map(|i| json!({ "id": format!("r{i}"), "fields": f(i) })).collect();
+    match crm {
+        Crm::Salesforce => vec![
+            (
+                "lead",
+                rows(
+                    &|i| json!({"email": format!("lead{i}@example.com"), "last_name": format!("L{i}"), "company": "Acme"}),
+                ),
+            ),
+            (
+                "account",
+                rows(&|i| json!({"name": format!("Account {i}"), "industry": "Technology", "employees": 10 + i})),
+            ),
+            (
+                "opportunity",
+                rows(
+                    &|i| json!({"name": format!("Deal {i}"), "amount": 1000 * (i + 1), "stage": "Prospecting", "close_date": "2027-01-31"}),
+                ),
+            ),
+        ],
+        Crm::Hubspot => vec![
+            (
+                "company",
+                rows(
+                    &|i| json!({"name": format!("Company {i}"), "domain": format!("company{i}.example.com"), "employees": 10 + i}),
+                ),
+            ),
+            (
+                "deal",
+                rows(
+                    &|i| json!({"name": format!("Deal {i}"), "amount": 1000 * (i + 1), "stage": "appointmentscheduled"}),
+                ),
+            ),
+        ],
+    }
+}
+
+each_crm_and_backend!(every_entity_pushes_once_and_syncs_back_quietly, |h| {
+    for (entity, records) in other_entities(h.crm) {
+        h.put_records(entity, records).await;
+        let ids = json!(["r0", "r1", "r2"]);
+        let first = h.run("push", json!({ "entity": entity, "record_ids": ids })).await;
+        assert_eq!(
+            (str_of(&first, "status"), first["success_count"].as_i64()),
+            ("completed", Some(3)),
+            "{entity}: {first}"
+        );
+        let again = h.run("push", json!({ "entity": entity, "record_ids": ids })).await;
+        let detail = h.run_detail(str_of(&again, "run_id")).await;
+        let outcomes: Vec<&str> = detail["items"].as_array().unwrap().iter().map(|i| str_of(i, "outcome")).collect();
+        assert_eq!(outcomes, ["updated", "updated", "updated"], "{entity}: matched, not created again");
+        // A first sync brings the CRM's own values of pull fields (a lead's default status) ...
+        let first_sync = h.run("sync", json!({ "entities": [entity] })).await;
+        assert_eq!(
+            (first_sync["failure_count"].as_i64(), first_sync["conflict_count"].as_i64()),
+            (Some(0), Some(0)),
+            "{entity}: {first_sync}"
+        );
+        if entity == "lead" {
+            assert_eq!(h.record("lead", "r0").await["fields"]["status"], "Open - Not Contacted");
+        }
+        // ... and then typed values (numbers, dates) read back as what was sent: nothing to do.
+        let quiet = h.run("sync", json!({ "entities": [entity] })).await;
+        assert_eq!(
+            (quiet["success_count"].as_i64(), quiet["failure_count"].as_i64(), quiet["conflict_count"].as_i64()),
+            (Some(0), Some(0), Some(0)),
+            "{entity}: {quiet}"
+        );
+    }
+});
+
+#[tokio::test]
+async fn a_conflict_resolved_with_merged_values_writes_them_to_both_sides() {
+    let h = SyncHarness::start(Backend::Sqlite, Crm::Salesforce, crm_sim::knobs::Knobs::default()).await.unwrap();
+    synced_pair(&h).await;
+    set_strategy(&h, "manual_review").await;
+    conflicting_edit(&h).await;
+    let (_, listed) = SyncHarness::send(h.api(Method::GET, "/conflicts?status=pending&integration=salesforce")).await;
+    let cid = str_of(&listed["conflicts"][0], "conflict_id").to_owned();
+    let resolve = format!("/conflicts/{cid}/resolve");
+    let (status, body) =
+        SyncHarness::send(h.api(Method::POST, &resolve).json(&json!({ "values": { "nope": 1 } }))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = SyncHarness::send(
+        h.api(Method::POST, &resolve).json(&json!({ "resolution": "use_app", "values": { "first_name": "x" } })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "exactly one way of resolving: {body}");
+    let (status, body) =
+        SyncHarness::send(h.api(Method::POST, &resolve).json(&json!({ "values": { "first_name": "Merged" } }))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["resolved_by"], "user-1");
+    let app = h.record("contact", "c4").await;
+    assert_eq!(both_sides(&h, &app), ("Merged".to_owned(), "Merged".to_owned()));
+}
