@@ -127,7 +127,7 @@ async fn scenario(backend: Backend, crm: Crm) {
 async fn rate_limited_hubspot() {
     const PUSHED: usize = 20_000;
     let knobs = Knobs { hubspot_search_per_second: 1_000_000, ..Knobs::default() };
-    let h = SyncHarness::start(Backend::Sqlite, Crm::Hubspot, knobs).await.unwrap();
+    let h = SyncHarness::start(Backend::Sqlite, Crm::Hubspot, knobs.clone()).await.unwrap();
     put_all(&h, 0..PUSHED, "").await;
     let key = "hubspot POST /crm/v3/objects/{object}/batch/upsert";
     let before = (h.sim.sim().call_count(key), h.sim.sim().call_count("hubspot 429"));

@@ -218,7 +218,6 @@ impl Store {
 
     /// Creates or changes a link. A CRM id already linked to another record of the workspace is a
     /// `Conflict`.
-    #[tracing::instrument(name = "store.save_link", skip_all)]
     pub async fn save_link(
         &self,
         workspace: &WorkspaceId,
@@ -226,6 +225,22 @@ impl Store {
         entity: &EntityName,
         write: &LinkWrite,
     ) -> StoreResult<()> {
+        self.save_links(workspace, slug, entity, std::slice::from_ref(write)).await
+    }
+
+    /// Creates or changes links in one transaction (one commit for a whole batch). A CRM id
+    /// already linked to another record is a `Conflict`, and then nothing is written.
+    #[tracing::instrument(name = "store.save_links", skip_all, fields(n = writes.len()))]
+    pub async fn save_links(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        entity: &EntityName,
+        writes: &[LinkWrite],
+    ) -> StoreResult<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
         let now = Utc::now();
         let sql = "insert into record_links (workspace_id, integration_slug, entity, record_id, crm_id, sync_status, \
                    base, synced_version, crm_modified_at, last_error, last_synced_at, updated_at) \
@@ -239,22 +254,28 @@ impl Store {
                    last_error = excluded.last_error, \
                    last_synced_at = coalesce(excluded.last_synced_at, record_links.last_synced_at), \
                    updated_at = excluded.updated_at";
-        with_pool!(self, pool => sqlx::query(sql)
-            .bind(workspace.as_str())
-            .bind(slug.as_str())
-            .bind(entity.as_str())
-            .bind(&write.record_id)
-            .bind(write.crm_id.as_deref())
-            .bind(write.status.as_str())
-            .bind(write.base.as_ref().map(Json))
-            .bind(write.synced_version)
-            .bind(write.crm_modified_at)
-            .bind(write.last_error.as_ref().map(Json))
-            .bind(write.synced.then_some(now))
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
+        with_pool!(self, pool => {
+            let mut tx = pool.begin_with(self.begin_statement()).await?;
+            for write in writes {
+                sqlx::query(sql)
+                    .bind(workspace.as_str())
+                    .bind(slug.as_str())
+                    .bind(entity.as_str())
+                    .bind(&write.record_id)
+                    .bind(write.crm_id.as_deref())
+                    .bind(write.status.as_str())
+                    .bind(write.base.as_ref().map(Json))
+                    .bind(write.synced_version)
+                    .bind(write.crm_modified_at)
+                    .bind(write.last_error.as_ref().map(Json))
+                    .bind(write.synced.then_some(now))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<(), sqlx::Error>(())
+        })?;
         Ok(())
     }
 

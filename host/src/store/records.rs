@@ -68,6 +68,17 @@ pub enum UpsertOutcome {
     Unchanged,
 }
 
+/// One change a sync makes to a record (see [`Store::apply_record_changes_batch`]).
+#[derive(Debug, Clone)]
+pub struct RecordChange {
+    /// The record.
+    pub id: RecordId,
+    /// Fields to merge in (or, for a new record, its fields).
+    pub fields: Map<String, Value>,
+    /// The version the change was computed from; `None` creates the record.
+    pub expected_version: Option<i64>,
+}
+
 /// One page of a record listing.
 #[derive(Debug, Clone, Default)]
 pub struct RecordQuery {
@@ -155,10 +166,7 @@ impl Store {
         })
     }
 
-    /// Writes a sync's changes to one record: creates it with `changes` when `expected_version` is
-    /// `None` (nothing happens if it exists by then), else merges `changes` in only if the record
-    /// is still at that version. `None` when someone else got there first.
-    #[tracing::instrument(name = "store.apply_record_changes", skip_all, fields(workspace = %workspace, entity = %entity))]
+    /// Writes a sync's changes to one record; see [`Store::apply_record_changes_batch`].
     pub async fn apply_record_changes(
         &self,
         workspace: &WorkspaceId,
@@ -167,18 +175,31 @@ impl Store {
         changes: &Map<String, Value>,
         expected_version: Option<i64>,
     ) -> StoreResult<Option<StoredRecord>> {
+        let change = RecordChange { id: id.clone(), fields: changes.clone(), expected_version };
+        let mut out = self.apply_record_changes_batch(workspace, entity, std::slice::from_ref(&change)).await?;
+        Ok(out.pop().flatten())
+    }
+
+    /// Writes a sync's changes to records in one transaction. A change with no expected version
+    /// creates the record (nothing happens if it exists by then); one with a version merges its
+    /// fields in only if the record is still at that version. Per change, the record as written,
+    /// or `None` when someone else got there first.
+    #[tracing::instrument(name = "store.apply_record_changes", skip_all, fields(workspace = %workspace, entity = %entity, n = changes.len()))]
+    pub async fn apply_record_changes_batch(
+        &self,
+        workspace: &WorkspaceId,
+        entity: &EntityName,
+        changes: &[RecordChange],
+    ) -> StoreResult<Vec<Option<StoredRecord>>> {
+        if changes.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = Utc::now();
-        let Some(version) = expected_version else {
-            let sql = format!(
-                "insert into records (workspace_id, entity, record_id, fields, version, created_at, updated_at) \
-                 values ($1, $2, $3, $4, 1, $5, $5) on conflict (workspace_id, entity, record_id) do nothing \
-                 returning {COLUMNS}"
-            );
-            let row = with_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
-                .bind(workspace.as_str()).bind(entity.as_str()).bind(id.as_str()).bind(Json(changes)).bind(now)
-                .fetch_optional(pool).await)?;
-            return Ok(row.map(Into::into));
-        };
+        let insert = format!(
+            "insert into records (workspace_id, entity, record_id, fields, version, created_at, updated_at) \
+             values ($1, $2, $3, $4, 1, $5, $5) on conflict (workspace_id, entity, record_id) do nothing \
+             returning {COLUMNS}"
+        );
         let select = format!(
             "select {COLUMNS} from records where workspace_id = $1 and entity = $2 and record_id = $3 and version = $4"
         );
@@ -188,18 +209,33 @@ impl Store {
         );
         with_pool!(self, pool => {
             let mut tx = pool.begin_with(self.begin_statement()).await?;
-            let Some(current) = sqlx::query_as::<_, Row>(&select)
-                .bind(workspace.as_str()).bind(entity.as_str()).bind(id.as_str()).bind(version)
-                .fetch_optional(&mut *tx).await? else { return Ok(None) };
-            let mut merged = current.fields.0;
-            for (k, v) in changes {
-                merged.insert(k.clone(), v.clone());
+            let mut out = Vec::with_capacity(changes.len());
+            for change in changes {
+                let (id, fields) = (change.id.as_str(), &change.fields);
+                let Some(version) = change.expected_version else {
+                    let row = sqlx::query_as::<_, Row>(&insert)
+                        .bind(workspace.as_str()).bind(entity.as_str()).bind(id).bind(Json(fields)).bind(now)
+                        .fetch_optional(&mut *tx).await?;
+                    out.push(row.map(Into::into));
+                    continue;
+                };
+                let Some(current) = sqlx::query_as::<_, Row>(&select)
+                    .bind(workspace.as_str()).bind(entity.as_str()).bind(id).bind(version)
+                    .fetch_optional(&mut *tx).await? else {
+                    out.push(None);
+                    continue;
+                };
+                let mut merged = current.fields.0;
+                for (k, v) in fields {
+                    merged.insert(k.clone(), v.clone());
+                }
+                let row = sqlx::query_as::<_, Row>(&update)
+                    .bind(Json(&merged)).bind(now).bind(workspace.as_str()).bind(entity.as_str()).bind(id).bind(version)
+                    .fetch_optional(&mut *tx).await?;
+                out.push(row.map(Into::into));
             }
-            let row = sqlx::query_as::<_, Row>(&update)
-                .bind(Json(&merged)).bind(now).bind(workspace.as_str()).bind(entity.as_str()).bind(id.as_str()).bind(version)
-                .fetch_optional(&mut *tx).await?;
             tx.commit().await?;
-            Ok(row.map(Into::into))
+            Ok(out)
         })
     }
 

@@ -145,7 +145,11 @@ impl Job {
     /// run's status.
     pub async fn run(mut self, operation: Operation) -> RunEnd {
         let span = tracing::info_span!("sync.run", run = %self.run_id, workspace = %self.workspace, slug = %self.slug);
-        let result = tracing::Instrument::instrument(self.execute(operation), span).await;
+        // A heartbeat as soon as the run gets its turn (it may have queued behind another run).
+        let result = match self.flush().await {
+            Ok(()) => tracing::Instrument::instrument(self.execute(operation), span).await,
+            Err(fatal) => Err(fatal),
+        };
         let flushed = self.flush().await;
         let error = match (&result, &flushed) {
             (Err(Fatal(message)), _) => Some(message.clone()),

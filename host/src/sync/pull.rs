@@ -10,11 +10,12 @@ use serde_json::{Map, Value as Json};
 
 use super::job::{Fatal, Job, Outcome, fatal_message, host_error, is_fatal, store_fatal};
 use super::mapping::EntityMappings;
-use super::merge::{Side, merge};
+use super::merge::{MergeOutcome, Side, merge};
+use super::push::{Done, LinkBatch};
 use super::values::{coerce_like, fields_by_name, parse_instant};
-use crate::domain::{EntityName, RecordId};
+use crate::domain::RecordId;
 use crate::plugins::bindings::adapter::{CrmRecord, PullRequest};
-use crate::store::{LinkStatus, LinkWrite, NewConflict, RecordLink, StoreError, StoredRecord};
+use crate::store::{LinkStatus, LinkWrite, NewConflict, RecordChange, RecordLink, StoredRecord};
 
 /// What a pull does with workspace-side changes it finds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +158,11 @@ impl Job {
             .map(|r| (r.id.clone(), r))
             .collect();
 
+        // First decide for every CRM record; then write the page's record changes in one
+        // transaction and its links in another.
+        let mut changes: Vec<RecordChange> = Vec::new();
+        let mut plans: Vec<Plan<'_>> = Vec::new();
+        let mut links_out = LinkBatch::default();
         for (crm, crm_view) in page.iter().zip(&views) {
             let crm_at = crm.modified_at.as_deref().and_then(parse_instant);
             let link = links.get(&crm.id);
@@ -185,7 +191,15 @@ impl Job {
                 },
             };
             let Some((record, link)) = target else {
-                self.import(&entity, crm, crm_view, crm_at).await?;
+                let Ok(id) = RecordId::parse(&import_id(self.slug.as_str(), &crm.id)) else {
+                    let error = host_error("invalid", format!("cannot derive a workspace id from CRM id `{}`", crm.id));
+                    self.record(&entity, None, Some(&crm.id), Outcome::Failed, Some(error));
+                    continue;
+                };
+                let fields =
+                    crm_view.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect();
+                changes.push(RecordChange { id, fields, expected_version: None });
+                plans.push(Plan { crm, crm_view, crm_at, change: Some(changes.len() - 1), kind: PlanKind::Import });
                 continue;
             };
             if record.deleted_at.is_some() {
@@ -193,174 +207,175 @@ impl Job {
                 self.record(&entity, Some(&record.id), Some(&crm.id), Outcome::Skipped, Some(why));
                 continue;
             }
-            self.merge_record(mappings, &record, link.as_ref(), crm, crm_view, crm_at, mode).await?;
-        }
-        Ok(())
-    }
-
-    async fn import(
-        &mut self,
-        entity: &EntityName,
-        crm: &CrmRecord,
-        crm_view: &Map<String, Json>,
-        crm_at: Option<DateTime<Utc>>,
-    ) -> Result<(), Fatal> {
-        let raw_id = import_id(self.slug.as_str(), &crm.id);
-        let Ok(id) = RecordId::parse(&raw_id) else {
-            let error = host_error("invalid", format!("cannot derive a workspace id from CRM id `{}`", crm.id));
-            self.record(entity, None, Some(&crm.id), Outcome::Failed, Some(error));
-            return Ok(());
-        };
-        let fields: Map<String, Json> =
-            crm_view.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect();
-        let created =
-            self.store.apply_record_changes(&self.workspace, entity, &id, &fields, None).await.map_err(store_fatal)?;
-        let record = match created {
-            Some(record) => record,
-            // Imported before (a retry after a crash between the import and its link): link it.
-            None => self.store.get_record(&self.workspace, entity, &id).await.map_err(store_fatal)?,
-        };
-        let write = LinkWrite {
-            record_id: record.id.clone(),
-            crm_id: Some(crm.id.clone()),
-            status: LinkStatus::Synced,
-            base: Some(crm_view.clone()),
-            synced_version: Some(record.version),
-            crm_modified_at: crm_at,
-            last_error: None,
-            synced: true,
-        };
-        match self.store.save_link(&self.workspace, &self.slug, entity, &write).await {
-            Ok(()) => self.record(entity, Some(&record.id), Some(&crm.id), Outcome::Imported, None),
-            Err(StoreError::Conflict { .. }) => {
-                let error = host_error(
-                    "duplicate",
-                    format!("workspace record `{}` is linked to another CRM record", record.id),
-                );
-                self.record(entity, Some(&record.id), Some(&crm.id), Outcome::Failed, Some(error));
+            let app_view = mappings.app_view(&record.fields);
+            let base = link.as_ref().and_then(|l| l.base.as_ref());
+            let out = merge(
+                mappings,
+                Side { values: &app_view, changed_at: Some(record.updated_at) },
+                Side { values: crm_view, changed_at: crm_at },
+                base,
+                self.strategy,
+            );
+            if !out.conflicts.is_empty() {
+                let conflict = NewConflict {
+                    slug: &self.slug,
+                    entity: entity.as_str(),
+                    record_id: &record.id,
+                    crm_id: Some(&crm.id),
+                    app_values: &app_view,
+                    crm_values: crm_view,
+                    base_values: base,
+                    conflicting_fields: &out.conflicts,
+                };
+                let conflict_id = self.store.record_conflict(&self.workspace, &conflict).await.map_err(store_fatal)?;
+                let error = serde_json::json!({
+                    "kind": "conflict",
+                    "message": format!("changed on both sides: {}", out.conflicts.join(", ")),
+                    "conflict_id": conflict_id,
+                });
+                let write = LinkWrite {
+                    crm_id: Some(crm.id.clone()),
+                    crm_modified_at: crm_at,
+                    ..LinkWrite::status(&record.id, LinkStatus::Conflict, Some(error))
+                };
+                let detail =
+                    serde_json::json!({ "kind": "conflict", "conflict_id": conflict_id, "fields": out.conflicts });
+                links_out.push(write, Done::new(&record.id, Some(&crm.id), Outcome::Conflict, Some(detail)));
+                continue;
             }
-            Err(other) => return Err(store_fatal(other)),
-        }
-        Ok(())
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn merge_record(
-        &mut self,
-        mappings: &EntityMappings,
-        record: &StoredRecord,
-        link: Option<&RecordLink>,
-        crm: &CrmRecord,
-        crm_view: &Map<String, Json>,
-        crm_at: Option<DateTime<Utc>>,
-        mode: PullMode,
-    ) -> Result<(), Fatal> {
-        let entity = &mappings.entity;
-        let app_view = mappings.app_view(&record.fields);
-        let base = link.and_then(|l| l.base.as_ref());
-        let out = merge(
-            mappings,
-            Side { values: &app_view, changed_at: Some(record.updated_at) },
-            Side { values: crm_view, changed_at: crm_at },
-            base,
-            self.strategy,
-        );
-        if !out.conflicts.is_empty() {
-            let conflict = NewConflict {
-                slug: &self.slug,
-                entity: entity.as_str(),
-                record_id: &record.id,
-                crm_id: Some(&crm.id),
-                app_values: &app_view,
-                crm_values: crm_view,
-                base_values: base,
-                conflicting_fields: &out.conflicts,
+            let change = if out.to_app.is_empty() {
+                None
+            } else {
+                let fields =
+                    out.to_app.iter().map(|(k, v)| (k.clone(), coerce_like(v.clone(), record.fields.get(k)))).collect();
+                let id = RecordId::parse(&record.id).map_err(Fatal)?;
+                changes.push(RecordChange { id, fields, expected_version: Some(record.version) });
+                Some(changes.len() - 1)
             };
-            let conflict_id = self.store.record_conflict(&self.workspace, &conflict).await.map_err(store_fatal)?;
-            let write = LinkWrite {
-                crm_id: Some(crm.id.clone()),
-                crm_modified_at: crm_at,
-                ..LinkWrite::status(
-                    &record.id,
-                    LinkStatus::Conflict,
-                    Some(serde_json::json!({
-                        "kind": "conflict",
-                        "message": format!("changed on both sides: {}", out.conflicts.join(", ")),
-                        "conflict_id": conflict_id,
-                    })),
-                )
-            };
-            self.save_or_fail(entity, &write, &crm.id).await?;
-            let detail = serde_json::json!({ "kind": "conflict", "conflict_id": conflict_id, "fields": out.conflicts });
-            self.record(entity, Some(&record.id), Some(&crm.id), Outcome::Conflict, Some(detail));
-            return Ok(());
+            plans.push(Plan {
+                crm,
+                crm_view,
+                crm_at,
+                change,
+                kind: PlanKind::Merge(Box::new(MergePlan { record, link, out })),
+            });
         }
 
-        let mut version = record.version;
-        if !out.to_app.is_empty() {
-            let changes: Map<String, Json> =
-                out.to_app.iter().map(|(k, v)| (k.clone(), coerce_like(v.clone(), record.fields.get(k)))).collect();
-            let id = RecordId::parse(&record.id).map_err(Fatal)?;
-            match self.store.apply_record_changes(&self.workspace, entity, &id, &changes, Some(record.version)).await {
-                Ok(Some(updated)) => version = updated.version,
-                Ok(None) => {
-                    // Changed in the workspace while we merged: the next sync merges it again.
-                    let error = host_error(
-                        "changed_during_sync",
-                        "the workspace record changed during the sync; it will be merged again",
-                    );
-                    let write = LinkWrite {
-                        crm_id: Some(crm.id.clone()),
-                        ..LinkWrite::status(&record.id, LinkStatus::Pending, Some(error.clone()))
+        let written = self.store.apply_record_changes_batch(&ws, &entity, &changes).await.map_err(store_fatal)?;
+        for plan in plans {
+            let result = plan.change.and_then(|i| written.get(i).cloned().flatten());
+            let crm_id = plan.crm.id.as_str();
+            match plan.kind {
+                PlanKind::Import => {
+                    let record = match result {
+                        Some(record) => record,
+                        // Imported before (a retry after a crash between the import and its link): link it.
+                        None => {
+                            let id = plan
+                                .change
+                                .map(|i| changes[i].id.clone())
+                                .ok_or_else(|| Fatal("lost an import".to_owned()))?;
+                            self.store.get_record(&ws, &entity, &id).await.map_err(store_fatal)?
+                        }
                     };
-                    self.save_or_fail(entity, &write, &crm.id).await?;
-                    self.record(entity, Some(&record.id), Some(&crm.id), Outcome::Failed, Some(error));
-                    return Ok(());
+                    let write = LinkWrite {
+                        record_id: record.id.clone(),
+                        crm_id: Some(crm_id.to_owned()),
+                        status: LinkStatus::Synced,
+                        base: Some(plan.crm_view.clone()),
+                        synced_version: Some(record.version),
+                        crm_modified_at: plan.crm_at,
+                        last_error: None,
+                        synced: true,
+                    };
+                    links_out.push(write, Done::new(&record.id, Some(crm_id), Outcome::Imported, None));
                 }
-                Err(err) => return Err(store_fatal(err)),
+                PlanKind::Merge(merge_plan) => {
+                    let MergePlan { record, link, out } = *merge_plan;
+                    let version = match (plan.change, result) {
+                        (None, _) => record.version,
+                        (Some(_), Some(updated)) => updated.version,
+                        (Some(_), None) => {
+                            // Changed in the workspace while we merged: the next sync merges it again.
+                            let error = host_error(
+                                "changed_during_sync",
+                                "the workspace record changed during the sync; it will be merged again",
+                            );
+                            let write = LinkWrite {
+                                crm_id: Some(crm_id.to_owned()),
+                                ..LinkWrite::status(&record.id, LinkStatus::Pending, Some(error.clone()))
+                            };
+                            links_out.push(write, Done::new(&record.id, Some(crm_id), Outcome::Failed, Some(error)));
+                            continue;
+                        }
+                    };
+                    let needs_push = !out.to_crm.is_empty();
+                    let outcome = if link.is_none() {
+                        Outcome::Linked
+                    } else if !out.to_app.is_empty() {
+                        Outcome::Updated
+                    } else {
+                        Outcome::Unchanged
+                    };
+                    // Nothing moved (our own write read back, or a change elsewhere): no write.
+                    let settled = link.as_ref().is_some_and(|l| {
+                        l.status == LinkStatus::Synced
+                            && l.synced_version == version
+                            && l.base.as_ref() == Some(&out.base)
+                    });
+                    if outcome == Outcome::Unchanged && !needs_push && settled {
+                        self.record(&entity, Some(&record.id), Some(crm_id), outcome, None);
+                        continue;
+                    }
+                    let write = LinkWrite {
+                        record_id: record.id.clone(),
+                        crm_id: Some(crm_id.to_owned()),
+                        status: if needs_push { LinkStatus::Pending } else { LinkStatus::Synced },
+                        base: Some(out.base.clone()),
+                        // With changes still to push, the old version stays so the push phase finds them.
+                        synced_version: if needs_push {
+                            Some(link.as_ref().map_or(0, |l| l.synced_version))
+                        } else {
+                            Some(version)
+                        },
+                        crm_modified_at: plan.crm_at,
+                        last_error: None,
+                        synced: !needs_push,
+                    };
+                    // Records with workspace changes are counted when the push phase sends them; in
+                    // a pull only, they are left pending.
+                    if outcome != Outcome::Unchanged || !needs_push || mode == PullMode::PullOnly {
+                        links_out.push(write, Done::new(&record.id, Some(crm_id), outcome, None));
+                    } else {
+                        links_out.push_uncounted(write);
+                    }
+                }
             }
         }
-        let needs_push = !out.to_crm.is_empty();
-        let write = LinkWrite {
-            record_id: record.id.clone(),
-            crm_id: Some(crm.id.clone()),
-            status: if needs_push { LinkStatus::Pending } else { LinkStatus::Synced },
-            base: Some(out.base.clone()),
-            // With changes still to push, the old version stays so the push phase finds them.
-            synced_version: if needs_push { Some(link.map_or(0, |l| l.synced_version)) } else { Some(version) },
-            crm_modified_at: crm_at,
-            last_error: None,
-            synced: !needs_push,
-        };
-        if !self.save_or_fail(entity, &write, &crm.id).await? {
-            return Ok(());
-        }
-        let outcome = if link.is_none() {
-            Outcome::Linked
-        } else if !out.to_app.is_empty() {
-            Outcome::Updated
-        } else {
-            Outcome::Unchanged
-        };
-        // Records with workspace changes are counted when the push phase sends them; in a pull
-        // only, they are left pending.
-        if outcome != Outcome::Unchanged || !needs_push || mode == PullMode::PullOnly {
-            self.record(entity, Some(&record.id), Some(&crm.id), outcome, None);
-        }
-        Ok(())
+        self.commit_links(&entity, links_out).await
     }
+}
 
-    /// Saves a link; a CRM id linked elsewhere fails the record instead of the run. `false` then.
-    async fn save_or_fail(&mut self, entity: &EntityName, write: &LinkWrite, crm_id: &str) -> Result<bool, Fatal> {
-        match self.store.save_link(&self.workspace, &self.slug, entity, write).await {
-            Ok(()) => Ok(true),
-            Err(StoreError::Conflict { .. }) => {
-                let error =
-                    host_error("duplicate", format!("the CRM record {crm_id} is linked to another workspace record"));
-                self.record(entity, Some(&write.record_id), Some(crm_id), Outcome::Failed, Some(error));
-                Ok(false)
-            }
-            Err(other) => Err(store_fatal(other)),
-        }
-    }
+/// What a page's pull does with one CRM record, decided before anything is written.
+struct Plan<'a> {
+    crm: &'a CrmRecord,
+    crm_view: &'a Map<String, Json>,
+    crm_at: Option<DateTime<Utc>>,
+    /// The index of its record change, if it writes the workspace record.
+    change: Option<usize>,
+    kind: PlanKind,
+}
+
+enum PlanKind {
+    /// A new workspace record.
+    Import,
+    /// A merge into an existing one.
+    Merge(Box<MergePlan>),
+}
+
+/// A merge decided for an existing workspace record.
+struct MergePlan {
+    record: StoredRecord,
+    link: Option<RecordLink>,
+    out: MergeOutcome,
 }

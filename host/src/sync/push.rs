@@ -93,6 +93,7 @@ impl Job {
             .collect();
 
         let mut batch: Vec<Pending> = Vec::new();
+        let mut links_out = LinkBatch::default();
         for id in ids {
             let Some(record) = records.get(id) else {
                 let error = host_error("not_found", format!("no `{entity}` record `{id}` in the workspace"));
@@ -127,8 +128,10 @@ impl Job {
                         .collect();
                     if changed.is_empty() {
                         // Only pull-side or unmapped fields changed: nothing to send.
-                        self.mark_synced(&entity, record, crm_id.clone(), None).await?;
-                        self.record(&entity, Some(id), crm_id.as_deref(), Outcome::Unchanged, None);
+                        links_out.push(
+                            synced_link(record, crm_id.clone(), None),
+                            Done::new(id, crm_id.as_deref(), Outcome::Unchanged, None),
+                        );
                         continue;
                     }
                     Some(changed)
@@ -139,13 +142,12 @@ impl Job {
                 Ok(fields) => batch.push(Pending { record: record.clone(), base, sent: PushRecord { crm_id, fields } }),
                 Err((field, message)) => {
                     let error = serde_json::json!({ "kind": "invalid", "message": format!("{field}: {message}"), "field": field });
-                    self.fail_link(&entity, id, error.clone()).await?;
-                    self.record(&entity, Some(id), None, Outcome::Failed, Some(error));
+                    links_out.fail(id, None, error);
                 }
             }
         }
         if batch.is_empty() {
-            return Ok(());
+            return self.commit_links(&entity, links_out).await;
         }
 
         let sent: Vec<PushRecord> = batch.iter().map(|p| p.sent.clone()).collect();
@@ -156,112 +158,189 @@ impl Job {
             Ok(Ok(outcomes)) => outcomes,
             Ok(Err(err)) if is_fatal(&err) => {
                 for p in &batch {
-                    self.fail_link(&entity, &p.record.id, error_json(&err)).await?;
+                    links_out.fail(&p.record.id, p.sent.crm_id.as_deref(), error_json(&err));
                 }
+                // The records were not written; the run stops here with the reason.
+                let LinkBatch { writes, .. } = links_out;
+                self.store.save_links(&ws, &slug, &entity, &writes).await.map_err(store_fatal)?;
                 return Err(fatal_message(&err));
             }
             // The batch as a whole was refused: each of its records fails with that error.
-            Ok(Err(err)) => return self.fail_batch(&entity, &batch, error_json(&err)).await,
-            Err(err) => return self.fail_batch(&entity, &batch, host_error("plugin_failed", err.to_string())).await,
+            Ok(Err(err)) => {
+                for p in &batch {
+                    links_out.fail(&p.record.id, p.sent.crm_id.as_deref(), error_json(&err));
+                }
+                return self.commit_links(&entity, links_out).await;
+            }
+            Err(err) => {
+                for p in &batch {
+                    links_out.fail(
+                        &p.record.id,
+                        p.sent.crm_id.as_deref(),
+                        host_error("plugin_failed", err.to_string()),
+                    );
+                }
+                return self.commit_links(&entity, links_out).await;
+            }
         };
 
+        // A CRM id already linked to another workspace record (two records with one match key)
+        // fails the later record instead of stealing the link.
+        let returned: Vec<String> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                PushOutcome::Created(id) | PushOutcome::Updated(id) => Some(id.clone()),
+                PushOutcome::Failed(_) => None,
+            })
+            .collect();
+        let owners: HashMap<String, String> = self
+            .store
+            .links_for_crm_ids(&ws, &slug, &entity, &returned)
+            .await
+            .map_err(store_fatal)?
+            .into_iter()
+            .filter_map(|l| l.crm_id.map(|c| (c, l.record_id)))
+            .collect();
         for (i, pending) in batch.iter().enumerate() {
             let id = pending.record.id.as_str();
             match outcomes.get(i) {
-                Some(PushOutcome::Created(crm_id)) | Some(PushOutcome::Updated(crm_id)) => {
-                    let created = matches!(outcomes.get(i), Some(PushOutcome::Created(_)));
+                Some(PushOutcome::Created(crm_id) | PushOutcome::Updated(crm_id))
+                    if owners.get(crm_id).is_some_and(|owner| owner != id) =>
+                {
+                    let error = host_error(
+                        "duplicate",
+                        format!(
+                            "the CRM record {crm_id} is already linked to workspace record `{}` (same match key?)",
+                            owners[crm_id]
+                        ),
+                    );
+                    links_out.fail(id, Some(crm_id), error);
+                }
+                Some(outcome @ (PushOutcome::Created(crm_id) | PushOutcome::Updated(crm_id))) => {
                     let mut base = pending.base.clone().unwrap_or_default();
                     base.extend(mappings.sent_as_app(&pending.sent.fields));
-                    match self.mark_synced(&entity, &pending.record, Some(crm_id.clone()), Some(base)).await {
-                        Ok(()) => {
-                            let outcome = if created { Outcome::Created } else { Outcome::Updated };
-                            self.record(&entity, Some(id), Some(crm_id), outcome, None);
-                        }
-                        Err(LinkFailure::Duplicate) => {
-                            let error = host_error(
-                                "duplicate",
-                                format!(
-                                    "the CRM record {crm_id} is already linked to another workspace record (same match key?)"
-                                ),
-                            );
-                            self.fail_link(&entity, id, error.clone()).await?;
-                            self.record(&entity, Some(id), Some(crm_id), Outcome::Failed, Some(error));
-                        }
-                        Err(LinkFailure::Fatal(f)) => return Err(f),
-                    }
+                    let kind =
+                        if matches!(outcome, PushOutcome::Created(_)) { Outcome::Created } else { Outcome::Updated };
+                    links_out.push(
+                        synced_link(&pending.record, Some(crm_id.clone()), Some(base)),
+                        Done::new(id, Some(crm_id), kind, None),
+                    );
                 }
-                Some(PushOutcome::Failed(err)) => {
-                    let error = error_json(err);
-                    self.fail_link(&entity, id, error.clone()).await?;
-                    self.record(&entity, Some(id), pending.sent.crm_id.as_deref(), Outcome::Failed, Some(error));
-                }
+                Some(PushOutcome::Failed(err)) => links_out.fail(id, pending.sent.crm_id.as_deref(), error_json(err)),
                 None => {
-                    let error = host_error("internal", "the plugin returned fewer outcomes than records");
-                    self.fail_link(&entity, id, error.clone()).await?;
-                    self.record(&entity, Some(id), None, Outcome::Failed, Some(error));
+                    links_out.fail(id, None, host_error("internal", "the plugin returned fewer outcomes than records"))
                 }
             }
         }
-        Ok(())
+        self.commit_links(&entity, links_out).await
     }
 
-    async fn fail_batch(&mut self, entity: &EntityName, batch: &[Pending], error: Json) -> Result<(), Fatal> {
-        for p in batch {
-            self.fail_link(entity, &p.record.id, error.clone()).await?;
-            self.record(entity, Some(&p.record.id), p.sent.crm_id.as_deref(), Outcome::Failed, Some(error.clone()));
-        }
-        Ok(())
-    }
-
-    /// Records a successful sync of a record at the version read.
-    async fn mark_synced(
-        &self,
-        entity: &EntityName,
-        record: &StoredRecord,
-        crm_id: Option<String>,
-        base: Option<Map<String, Json>>,
-    ) -> Result<(), LinkFailure> {
-        let write = LinkWrite {
-            record_id: record.id.clone(),
-            crm_id,
-            status: LinkStatus::Synced,
-            base,
-            synced_version: Some(record.version),
-            crm_modified_at: None,
-            last_error: None,
-            synced: true,
-        };
-        match self.store.save_link(&self.workspace, &self.slug, entity, &write).await {
-            Ok(()) => Ok(()),
-            Err(StoreError::Conflict { .. }) => Err(LinkFailure::Duplicate),
-            Err(other) => Err(LinkFailure::Fatal(store_fatal(other))),
+    /// Writes a batch's links in one transaction, then counts each record's outcome. Should the
+    /// batch hit a CRM id linked elsewhere meanwhile, the links are written one by one instead
+    /// and only the offending records fail.
+    pub(super) async fn commit_links(&mut self, entity: &EntityName, batch: LinkBatch) -> Result<(), Fatal> {
+        let (ws, slug) = (self.workspace.clone(), self.slug.clone());
+        match self.store.save_links(&ws, &slug, entity, &batch.writes).await {
+            Ok(()) => {
+                for done in batch.done.into_iter().flatten() {
+                    self.record(entity, Some(&done.record_id), done.crm_id.as_deref(), done.outcome, done.error);
+                }
+                Ok(())
+            }
+            Err(StoreError::Conflict { .. }) => {
+                for (write, done) in batch.writes.iter().zip(batch.done) {
+                    match (self.store.save_link(&ws, &slug, entity, write).await, done) {
+                        (Ok(()), None) => {}
+                        (Ok(()), Some(done)) => {
+                            self.record(entity, Some(&done.record_id), done.crm_id.as_deref(), done.outcome, done.error)
+                        }
+                        (Err(StoreError::Conflict { .. }), done) => {
+                            let done = done.unwrap_or_else(|| {
+                                Done::new(&write.record_id, write.crm_id.as_deref(), Outcome::Failed, None)
+                            });
+                            let crm_id = done.crm_id.as_deref().unwrap_or("?");
+                            let error = host_error(
+                                "duplicate",
+                                format!("the CRM record {crm_id} is linked to another workspace record"),
+                            );
+                            self.fail_link(entity, &done.record_id, error.clone()).await?;
+                            self.record(
+                                entity,
+                                Some(&done.record_id),
+                                done.crm_id.as_deref(),
+                                Outcome::Failed,
+                                Some(error),
+                            );
+                        }
+                        (Err(other), _) => return Err(store_fatal(other)),
+                    }
+                }
+                Ok(())
+            }
+            Err(other) => Err(store_fatal(other)),
         }
     }
 
     /// Marks a record's link failed with the error (creating the link if needed).
     pub(super) async fn fail_link(&self, entity: &EntityName, record_id: &str, error: Json) -> Result<(), Fatal> {
-        self.store
-            .save_link(
-                &self.workspace,
-                &self.slug,
-                entity,
-                &LinkWrite::status(record_id, LinkStatus::Failed, Some(error)),
-            )
-            .await
-            .map_err(store_fatal)
+        let write = LinkWrite::status(record_id, LinkStatus::Failed, Some(error));
+        self.store.save_link(&self.workspace, &self.slug, entity, &write).await.map_err(store_fatal)
     }
 }
 
-enum LinkFailure {
-    Duplicate,
-    Fatal(Fatal),
+/// Link writes of a batch and what each means for its record, committed together.
+#[derive(Default)]
+pub(super) struct LinkBatch {
+    writes: Vec<LinkWrite>,
+    done: Vec<Option<Done>>,
 }
 
-impl From<LinkFailure> for Fatal {
-    fn from(f: LinkFailure) -> Self {
-        match f {
-            LinkFailure::Duplicate => Fatal("a CRM record is linked to two workspace records".to_owned()),
-            LinkFailure::Fatal(f) => f,
-        }
+impl LinkBatch {
+    /// Adds a write and the outcome it records.
+    pub(super) fn push(&mut self, write: LinkWrite, done: Done) {
+        self.writes.push(write);
+        self.done.push(Some(done));
+    }
+
+    /// Adds a write whose record is counted elsewhere (a pull leaving changes for the push phase).
+    pub(super) fn push_uncounted(&mut self, write: LinkWrite) {
+        self.writes.push(write);
+        self.done.push(None);
+    }
+
+    /// Adds a failure: the link is marked failed with the error.
+    pub(super) fn fail(&mut self, record_id: &str, crm_id: Option<&str>, error: Json) {
+        self.push(
+            LinkWrite::status(record_id, LinkStatus::Failed, Some(error.clone())),
+            Done::new(record_id, crm_id, Outcome::Failed, Some(error)),
+        );
+    }
+}
+
+/// One record's outcome, counted once its link is written.
+pub(super) struct Done {
+    record_id: String,
+    crm_id: Option<String>,
+    outcome: Outcome,
+    error: Option<Json>,
+}
+
+impl Done {
+    pub(super) fn new(record_id: &str, crm_id: Option<&str>, outcome: Outcome, error: Option<Json>) -> Self {
+        Self { record_id: record_id.to_owned(), crm_id: crm_id.map(str::to_owned), outcome, error }
+    }
+}
+
+/// The link of a record that synced at the version read.
+pub(super) fn synced_link(record: &StoredRecord, crm_id: Option<String>, base: Option<Map<String, Json>>) -> LinkWrite {
+    LinkWrite {
+        record_id: record.id.clone(),
+        crm_id,
+        status: LinkStatus::Synced,
+        base,
+        synced_version: Some(record.version),
+        crm_modified_at: None,
+        last_error: None,
+        synced: true,
     }
 }

@@ -113,9 +113,19 @@ each_crm_and_backend!(pull_imports_several_pages_then_finds_nothing_new, |h| {
     assert_eq!((again["success_count"].as_i64(), again["skipped_count"].as_i64()), (Some(0), Some(450)), "{again}");
     assert_eq!(h.all_records("contact").await.len(), 450, "a second pull imports nothing twice");
 
-    // `limit` stops early.
+    // `limit` stops early; `since` asks the CRM for later changes only.
     let limited = h.run("pull", json!({ "entity": "contact", "limit": 30 })).await;
     assert_eq!(limited["record_count"], 30, "{limited}");
+    let future = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let none = h.run("pull", json!({ "entity": "contact", "since": future })).await;
+    assert_eq!((str_of(&none, "status"), none["record_count"].as_i64()), ("completed", Some(0)), "{none}");
+    let past = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let all = h.run("pull", json!({ "entity": "contact", "since": past })).await;
+    assert_eq!(all["record_count"], 450, "{all}");
+    let path = h.integration_path("/pull");
+    let (status, _) =
+        SyncHarness::send(h.api(Method::POST, &path).json(&json!({ "entity": "contact", "since": "last week" }))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 });
 
 /// Pushes c0..c4, then a first sync so both sides share a base.
