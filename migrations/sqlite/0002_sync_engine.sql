@@ -5,7 +5,6 @@
 -- since the last sync" is an integer comparison rather than a timestamp race.
 alter table records add column version bigint not null default 1;
 alter table record_links add column synced_version bigint not null default 0;
-create index record_links_status_idx on record_links (workspace_id, integration_slug, entity, sync_status);
 
 -- What the run was asked to do (entity, record ids, since, limit), so a retry can do it again.
 alter table sync_history add column params text not null default '{}';

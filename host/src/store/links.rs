@@ -47,6 +47,9 @@ impl LinkStatus {
     }
 }
 
+/// Most rows one multi-row statement writes (SQLite allows 32,766 bound values).
+const MAX_ROWS_PER_STATEMENT: usize = 500;
+
 /// A stored link.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecordLink {
@@ -228,8 +231,8 @@ impl Store {
         self.save_links(workspace, slug, entity, std::slice::from_ref(write)).await
     }
 
-    /// Creates or changes links in one transaction (one commit for a whole batch). A CRM id
-    /// already linked to another record is a `Conflict`, and then nothing is written.
+    /// Creates or changes links, a batch in one statement (so one commit). A CRM id already linked
+    /// to another record is a `Conflict`, and then nothing of the batch is written.
     #[tracing::instrument(name = "store.save_links", skip_all, fields(n = writes.len()))]
     pub async fn save_links(
         &self,
@@ -241,47 +244,71 @@ impl Store {
         if writes.is_empty() {
             return Ok(());
         }
+        // One statement may not touch a row twice: the last write of a record wins.
+        let mut last: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for (i, w) in writes.iter().enumerate() {
+            last.insert(w.record_id.as_str(), i);
+        }
+        let writes: Vec<&LinkWrite> =
+            writes.iter().enumerate().filter(|(i, w)| last[w.record_id.as_str()] == *i).map(|(_, w)| w).collect();
         let now = Utc::now();
-        let sql = "insert into record_links (workspace_id, integration_slug, entity, record_id, crm_id, sync_status, \
-                   base, synced_version, crm_modified_at, last_error, last_synced_at, updated_at) \
-                   values ($1, $2, $3, $4, $5, $6, $7, coalesce($8, 0), $9, $10, $11, $12) \
-                   on conflict (workspace_id, integration_slug, entity, record_id) do update set \
-                   crm_id = coalesce(excluded.crm_id, record_links.crm_id), \
-                   sync_status = excluded.sync_status, \
-                   base = coalesce(excluded.base, record_links.base), \
-                   synced_version = coalesce($8, record_links.synced_version), \
-                   crm_modified_at = coalesce(excluded.crm_modified_at, record_links.crm_modified_at), \
-                   last_error = excluded.last_error, \
-                   last_synced_at = coalesce(excluded.last_synced_at, record_links.last_synced_at), \
-                   updated_at = excluded.updated_at";
-        with_pool!(self, pool => {
-            let mut tx = pool.begin_with(self.begin_statement()).await?;
-            for write in writes {
-                sqlx::query(sql)
-                    .bind(workspace.as_str())
-                    .bind(slug.as_str())
-                    .bind(entity.as_str())
-                    .bind(&write.record_id)
-                    .bind(write.crm_id.as_deref())
-                    .bind(write.status.as_str())
-                    .bind(write.base.as_ref().map(Json))
-                    .bind(write.synced_version)
-                    .bind(write.crm_modified_at)
-                    .bind(write.last_error.as_ref().map(Json))
-                    .bind(write.synced.then_some(now))
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok::<(), sqlx::Error>(())
-        })?;
+        // One multi-row statement per chunk: a round trip per link would dominate a sync on
+        // PostgreSQL. A version of -1 means "keep the stored one" (a new link keeps -1: never
+        // synced, so any record version counts as a change).
+        const COLUMNS_PER_ROW: usize = 12;
+        for chunk in writes.chunks(MAX_ROWS_PER_STATEMENT) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|r| {
+                    let cells: Vec<String> =
+                        (1..=COLUMNS_PER_ROW).map(|c| format!("${}", r * COLUMNS_PER_ROW + c)).collect();
+                    format!("({})", cells.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "insert into record_links (workspace_id, integration_slug, entity, record_id, crm_id, sync_status, \
+                 base, synced_version, crm_modified_at, last_error, last_synced_at, updated_at) values {} \
+                 on conflict (workspace_id, integration_slug, entity, record_id) do update set \
+                 crm_id = coalesce(excluded.crm_id, record_links.crm_id), \
+                 sync_status = excluded.sync_status, \
+                 base = coalesce(excluded.base, record_links.base), \
+                 synced_version = case when excluded.synced_version < 0 then record_links.synced_version \
+                                  else excluded.synced_version end, \
+                 crm_modified_at = coalesce(excluded.crm_modified_at, record_links.crm_modified_at), \
+                 last_error = excluded.last_error, \
+                 last_synced_at = coalesce(excluded.last_synced_at, record_links.last_synced_at), \
+                 updated_at = excluded.updated_at",
+                rows.join(", ")
+            );
+            with_pool!(self, pool => {
+                let mut query = sqlx::query(&sql);
+                for write in chunk {
+                    query = query
+                        .bind(workspace.as_str())
+                        .bind(slug.as_str())
+                        .bind(entity.as_str())
+                        .bind(&write.record_id)
+                        .bind(write.crm_id.as_deref())
+                        .bind(write.status.as_str())
+                        .bind(write.base.as_ref().map(Json))
+                        .bind(write.synced_version.unwrap_or(-1))
+                        .bind(write.crm_modified_at)
+                        .bind(write.last_error.as_ref().map(Json))
+                        .bind(write.synced.then_some(now))
+                        .bind(now);
+                }
+                query.execute(pool).await.map(|_| ())
+            })?;
+        }
         Ok(())
     }
 
     /// Live records of an entity that have something to push to this integration: never linked,
     /// changed since their last sync, or pending / failed. Records in conflict wait for a user.
     /// Keyset-paged by record id.
+    ///
+    /// Two plain index reads per slice (records by key range, their links by primary key) and the
+    /// comparison here, rather than one anti-join: a planner without statistics yet (a freshly
+    /// filled PostgreSQL table) turned the join into a scan per record.
     #[tracing::instrument(name = "store.records_to_push", skip_all)]
     pub async fn records_to_push(
         &self,
@@ -291,17 +318,48 @@ impl Store {
         after: &str,
         limit: i64,
     ) -> StoreResult<Vec<String>> {
-        let sql = "select r.record_id from records r left join record_links l \
-                   on l.workspace_id = r.workspace_id and l.integration_slug = $2 and l.entity = r.entity \
-                   and l.record_id = r.record_id \
-                   where r.workspace_id = $1 and r.entity = $3 and r.deleted_at is null and r.record_id > $4 \
-                   and (l.record_id is null or (l.sync_status <> 'conflict' and \
-                        (l.sync_status in ('pending', 'failed') or r.version > l.synced_version))) \
-                   order by r.record_id limit $5";
-        let ids: Vec<String> = with_pool!(self, pool => sqlx::query_scalar(sql)
-            .bind(workspace.as_str()).bind(slug.as_str()).bind(entity.as_str()).bind(after).bind(limit)
-            .fetch_all(pool).await)?;
-        Ok(ids)
+        const SLICE: i64 = 1_000;
+        let records_sql = "select record_id, version from records where workspace_id = $1 and entity = $2 \
+                           and deleted_at is null and record_id > $3 order by record_id limit $4";
+        let mut out = Vec::new();
+        let mut after = after.to_owned();
+        loop {
+            let slice: Vec<(String, i64)> = with_pool!(self, pool => sqlx::query_as(records_sql)
+                .bind(workspace.as_str()).bind(entity.as_str()).bind(&after).bind(SLICE)
+                .fetch_all(pool).await)?;
+            let Some((last, _)) = slice.last() else { return Ok(out) };
+            after = last.clone();
+            let ids: Vec<String> = slice.iter().map(|(id, _)| id.clone()).collect();
+            let links_sql = format!(
+                "select record_id, sync_status, synced_version from record_links where workspace_id = $1 \
+                 and integration_slug = $2 and entity = $3 and record_id in ({})",
+                placeholders(4, ids.len())
+            );
+            let links: std::collections::HashMap<String, (String, i64)> = with_pool!(self, pool => {
+                let mut query = sqlx::query_as::<_, (String, String, i64)>(&links_sql)
+                    .bind(workspace.as_str()).bind(slug.as_str()).bind(entity.as_str());
+                for id in &ids {
+                    query = query.bind(id);
+                }
+                query.fetch_all(pool).await
+            })?
+            .into_iter()
+            .map(|(id, status, synced)| (id, (status, synced)))
+            .collect();
+            for (id, version) in slice {
+                let due = match links.get(&id) {
+                    None => true,
+                    Some((status, _)) if status == "conflict" => false,
+                    Some((status, synced)) => status == "pending" || status == "failed" || version > *synced,
+                };
+                if due {
+                    out.push(id);
+                    if out.len() as i64 >= limit {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
     }
 
     /// How many links of an integration's entity are in each status.

@@ -200,15 +200,27 @@ impl Store {
              values ($1, $2, $3, $4, 1, $5, $5) on conflict (workspace_id, entity, record_id) do nothing \
              returning {COLUMNS}"
         );
-        let select = format!(
-            "select {COLUMNS} from records where workspace_id = $1 and entity = $2 and record_id = $3 and version = $4"
-        );
         let update = format!(
             "update records set fields = $1, version = version + 1, updated_at = $2 \
              where workspace_id = $3 and entity = $4 and record_id = $5 and version = $6 returning {COLUMNS}"
         );
+        let updated_ids: Vec<&str> =
+            changes.iter().filter(|c| c.expected_version.is_some()).map(|c| c.id.as_str()).collect();
+        let select = format!(
+            "select {COLUMNS} from records where workspace_id = $1 and entity = $2 and record_id in ({})",
+            placeholders(3, updated_ids.len().max(1))
+        );
         with_pool!(self, pool => {
             let mut tx = pool.begin_with(self.begin_statement()).await?;
+            // The current rows of every record to update, in one read.
+            let mut current: std::collections::HashMap<String, Row> = std::collections::HashMap::new();
+            if !updated_ids.is_empty() {
+                let mut query = sqlx::query_as::<_, Row>(&select).bind(workspace.as_str()).bind(entity.as_str());
+                for id in &updated_ids {
+                    query = query.bind(*id);
+                }
+                current = query.fetch_all(&mut *tx).await?.into_iter().map(|r| (r.record_id.clone(), r)).collect();
+            }
             let mut out = Vec::with_capacity(changes.len());
             for change in changes {
                 let (id, fields) = (change.id.as_str(), &change.fields);
@@ -219,9 +231,7 @@ impl Store {
                     out.push(row.map(Into::into));
                     continue;
                 };
-                let Some(current) = sqlx::query_as::<_, Row>(&select)
-                    .bind(workspace.as_str()).bind(entity.as_str()).bind(id).bind(version)
-                    .fetch_optional(&mut *tx).await? else {
+                let Some(current) = current.remove(id).filter(|r| r.version == version) else {
                     out.push(None);
                     continue;
                 };

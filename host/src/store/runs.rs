@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::types::Json;
 
-use super::{Store, StoreError, StoreResult, with_pool};
+use super::{Store, StoreResult, with_pool};
 use crate::domain::{PluginSlug, WorkspaceId};
 
 /// The counters of a run.
@@ -280,25 +280,33 @@ impl Store {
         if items.is_empty() {
             return Ok(());
         }
-        let sql = "insert into sync_run_items (run_id, item_index, entity, record_id, crm_id, outcome, error) \
-                   values ($1, $2, $3, $4, $5, $6, $7)";
-        with_pool!(self, pool => {
-            let mut tx = pool.begin_with(self.begin_statement()).await?;
-            for item in items {
-                sqlx::query(sql)
-                    .bind(run_id)
-                    .bind(item.index)
-                    .bind(&item.entity)
-                    .bind(item.record_id.as_deref())
-                    .bind(item.crm_id.as_deref())
-                    .bind(&item.outcome)
-                    .bind(item.error.as_ref().map(Json))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            Ok::<(), StoreError>(())
-        })?;
+        // One multi-row statement per chunk of 500 items: one round trip, one commit.
+        for chunk in items.chunks(500) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|r| {
+                    let cells: Vec<String> = (1..=7).map(|c| format!("${}", r * 7 + c)).collect();
+                    format!("({})", cells.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "insert into sync_run_items (run_id, item_index, entity, record_id, crm_id, outcome, error) values {}",
+                rows.join(", ")
+            );
+            with_pool!(self, pool => {
+                let mut query = sqlx::query(&sql);
+                for item in chunk {
+                    query = query
+                        .bind(run_id)
+                        .bind(item.index)
+                        .bind(&item.entity)
+                        .bind(item.record_id.as_deref())
+                        .bind(item.crm_id.as_deref())
+                        .bind(&item.outcome)
+                        .bind(item.error.as_ref().map(Json));
+                }
+                query.execute(pool).await.map(|_| ())
+            })?;
+        }
         Ok(())
     }
 
