@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -11,6 +12,7 @@ use serde::Deserialize;
 use crate::domain::PluginSlug;
 use crate::plugins::operator::PluginOverrides;
 use crate::plugins::{EngineSettings, OperatorPluginConfig};
+use crate::sync::SchedulerOptions;
 
 /// Flags of `crmhost serve`.
 #[derive(Debug, Clone, clap::Args)]
@@ -75,6 +77,83 @@ pub struct EngineFileSettings {
     pub pooling: Option<bool>,
 }
 
+/// Scheduler settings of the configuration file (`[scheduler]`); see [`SchedulerOptions`].
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerFileSettings {
+    /// Run scheduled syncs in this process (false: serve the API and webhooks only).
+    pub enabled: Option<bool>,
+    /// Scheduled runs at once in this process.
+    pub max_concurrent_runs: Option<usize>,
+    /// Seconds a lease lives without renewal; another process takes over after it.
+    pub lease_secs: Option<u64>,
+    /// Milliseconds between looks for due integrations.
+    pub tick_ms: Option<u64>,
+    /// Seconds before retrying a run that failed as a whole (doubles per failure).
+    pub run_retry_base_secs: Option<u64>,
+    /// The longest such wait.
+    pub run_retry_cap_secs: Option<u64>,
+    /// Seconds before a failed record is retried (doubles per failure).
+    pub record_retry_base_secs: Option<u64>,
+    /// The longest such wait.
+    pub record_retry_cap_secs: Option<u64>,
+    /// Failures after which a record waits for a change before being retried.
+    pub record_retry_max_attempts: Option<i64>,
+    /// Seconds between the incremental pulls behind `realtime` (plugins without webhooks).
+    pub realtime_poll_secs: Option<u64>,
+    /// The same for plugins with webhooks.
+    pub realtime_poll_with_webhooks_secs: Option<u64>,
+}
+
+impl SchedulerFileSettings {
+    /// The options, defaults filled in and ranges checked.
+    pub fn resolve(&self) -> Result<SchedulerOptions, ConfigError> {
+        let d = SchedulerOptions::default();
+        let secs = |v: Option<u64>, default: Duration, name: &str, min: u64| -> Result<Duration, ConfigError> {
+            match v {
+                None => Ok(default),
+                Some(s) if s >= min && s <= 7 * 24 * 3600 => Ok(Duration::from_secs(s)),
+                Some(_) => Err(ConfigError(format!("[scheduler] {name}: use {min} to 604800 seconds"))),
+            }
+        };
+        let options = SchedulerOptions {
+            enabled: self.enabled.unwrap_or(d.enabled),
+            tick: match self.tick_ms {
+                None => d.tick,
+                Some(ms) if (10..=60_000).contains(&ms) => Duration::from_millis(ms),
+                Some(_) => return Err(ConfigError("[scheduler] tick_ms: use 10 to 60000".to_owned())),
+            },
+            max_concurrent_runs: match self.max_concurrent_runs {
+                None => d.max_concurrent_runs,
+                Some(n) if (1..=1_000).contains(&n) => n,
+                Some(_) => return Err(ConfigError("[scheduler] max_concurrent_runs: use 1 to 1000".to_owned())),
+            },
+            lease: secs(self.lease_secs, d.lease, "lease_secs", 2)?,
+            run_retry_base: secs(self.run_retry_base_secs, d.run_retry_base, "run_retry_base_secs", 1)?,
+            run_retry_cap: secs(self.run_retry_cap_secs, d.run_retry_cap, "run_retry_cap_secs", 1)?,
+            record_retry: crate::store::RetryBackoff {
+                base: secs(self.record_retry_base_secs, d.record_retry.base, "record_retry_base_secs", 1)?,
+                cap: secs(self.record_retry_cap_secs, d.record_retry.cap, "record_retry_cap_secs", 1)?,
+                max_attempts: match self.record_retry_max_attempts {
+                    None => d.record_retry.max_attempts,
+                    Some(n) if (1..=100).contains(&n) => n,
+                    Some(_) => {
+                        return Err(ConfigError("[scheduler] record_retry_max_attempts: use 1 to 100".to_owned()));
+                    }
+                },
+            },
+            realtime_poll: secs(self.realtime_poll_secs, d.realtime_poll, "realtime_poll_secs", 5)?,
+            realtime_poll_with_webhooks: secs(
+                self.realtime_poll_with_webhooks_secs,
+                d.realtime_poll_with_webhooks,
+                "realtime_poll_with_webhooks_secs",
+                5,
+            )?,
+        };
+        Ok(options)
+    }
+}
+
 /// The configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -82,6 +161,9 @@ pub struct FileConfig {
     /// `[engine]`.
     #[serde(default)]
     pub engine: EngineFileSettings,
+    /// `[scheduler]`.
+    #[serde(default)]
+    pub scheduler: SchedulerFileSettings,
     /// `[plugin_defaults]`.
     #[serde(default)]
     pub plugin_defaults: PluginOverrides,
@@ -134,6 +216,8 @@ pub struct Config {
     pub public_url: Option<url::Url>,
     /// Origins a `return_url` may point at, besides the public URL's.
     pub allowed_return_origins: Vec<url::Origin>,
+    /// The scheduler, leases and retry backoff.
+    pub scheduler: SchedulerOptions,
 }
 
 /// A configuration problem: one line saying what to fix.
@@ -234,6 +318,7 @@ impl Config {
         if !(1 << 20..=4 << 30).contains(&engine.max_memory_bytes) {
             return Err(ConfigError("[engine] max_plugin_memory_bytes: use 1 MiB to 4 GiB".to_owned()));
         }
+        let scheduler = file.scheduler.resolve()?;
         let mut plugins = OperatorPluginConfig { plugin_defaults: file.plugin_defaults, plugins: file.plugins };
         // Validate every per-plugin block now rather than when that plugin loads.
         for slug in plugins.plugins.keys() {
@@ -261,6 +346,7 @@ impl Config {
             jwt_public_key,
             public_url,
             allowed_return_origins,
+            scheduler,
         })
     }
 

@@ -28,6 +28,18 @@ pub struct Application {
     router: axum::Router,
     _watcher: Option<PluginWatcher>,
     sandbox: Option<Arc<crate::sandbox::Sandbox>>,
+    background: BackgroundTasks,
+}
+
+/// The scheduler and webhook tasks: they stop when the server does.
+struct BackgroundTasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for BackgroundTasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 impl std::fmt::Debug for Application {
@@ -134,10 +146,15 @@ impl Application {
             public_url,
             config.allowed_return_origins.clone(),
         ));
-        let sync = Arc::new(crate::sync::SyncEngine::new(store.clone(), connections.clone()));
+        let sync = Arc::new(crate::sync::SyncEngine::with_options(
+            store.clone(),
+            connections.clone(),
+            config.scheduler.clone(),
+        ));
         sync.recover_interrupted_runs()
             .await
             .map_err(|e| StartupError(format!("cannot check for interrupted sync runs: {e}")))?;
+        let background = BackgroundTasks(sync.spawn_background());
         let state = AppState {
             store,
             sync,
@@ -151,7 +168,7 @@ impl Application {
             sandbox: sandbox.as_ref().map(|s| Arc::new(s.info())),
         };
         let router = crate::api::router(state.clone(), config.max_request_bytes);
-        Ok(Self { listener, state, router, _watcher: watcher, sandbox })
+        Ok(Self { listener, state, router, _watcher: watcher, sandbox, background })
     }
 
     /// The bound address (the real port when 0 was asked for).
@@ -175,7 +192,9 @@ impl Application {
         tracing::info!(%addr, "crmhost listening");
         // Keep the emulators alive for as long as the server runs.
         let _sandbox = self.sandbox;
+        let background = self.background;
         let result = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        drop(background);
         self.state.store.close().await;
         tracing::info!("crmhost stopped");
         result

@@ -1,6 +1,8 @@
-//! Crash safety with a real process: a `crmhost serve` is killed (SIGKILL) in the middle of a
+//! Crash safety with real processes: a `crmhost serve` is killed (SIGKILL) in the middle of a
 //! two-way sync; the restarted server marks the run `interrupted`, a retry completes it, and
-//! neither the CRM nor the workspace ends up with a duplicate.
+//! neither the CRM nor the workspace ends up with a duplicate. And with two servers sharing one
+//! PostgreSQL database: the one running a scheduled sync is killed, its lease expires, and the
+//! other takes the integration over and finishes it.
 #![allow(clippy::unwrap_used)]
 
 use std::process::{Child, Command, Stdio};
@@ -51,6 +53,10 @@ struct Server {
 
 impl Server {
     async fn start(dir: &std::path::Path, port: u16) -> Self {
+        Self::start_with(dir, port, &[]).await
+    }
+
+    async fn start_with(dir: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_crmhost"))
             .current_dir(dir)
             .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--config", "crmhost.toml", "--no-watch"])
@@ -58,6 +64,7 @@ impl Server {
             .env_remove("CRMHOST_PLUGINS_DIR")
             .env_remove("CRMHOST_DATA_DIR")
             .env_remove("CRMHOST_MASTER_KEY")
+            .envs(env.iter().copied())
             .env("CRMHOST_JWT_SECRET", JWT_SECRET)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
@@ -181,4 +188,130 @@ async fn a_run_killed_mid_way_is_marked_interrupted_and_its_retry_creates_no_dup
         .call(reqwest::Method::POST, "/integrations/hubspot/sync?wait=true", Some(json!({"entities": ["contact"]})))
         .await;
     assert_eq!((quiet["success_count"].as_i64(), quiet["failure_count"].as_i64()), (Some(0), Some(0)), "{quiet}");
+}
+
+/// A fresh PostgreSQL database, or `None` when the server is unreachable and not required.
+async fn fresh_postgres() -> Option<String> {
+    let base = std::env::var("CRMHOST_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let required = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+        || std::env::var_os("CRMHOST_REQUIRE_POSTGRES").is_some();
+    let admin = match sqlx::PgPool::connect(&base).await {
+        Ok(pool) => pool,
+        Err(err) if !required => {
+            eprintln!("skipping: PostgreSQL unavailable ({err})");
+            return None;
+        }
+        Err(err) => panic!("PostgreSQL is required here: {err}"),
+    };
+    let name = format!("crmhost_lease_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("create database {name}")).execute(&admin).await.unwrap();
+    admin.close().await;
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    Some(format!("{prefix}/{name}"))
+}
+
+async fn running_scheduled_run(db: &sqlx::PgPool) -> Option<(String, String)> {
+    sqlx::query_as("select run_id, owner_id from sync_history where trigger = 'schedule' and status = 'running'")
+        .fetch_optional(db)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_host_killed_mid_run_loses_its_lease_and_the_other_host_finishes_the_work() {
+    let Some(database_url) = fresh_postgres().await else { return };
+    let mut options = crm_sim::SimOptions::both_on_free_ports();
+    options.salesforce = None;
+    options.knobs.latency_ms = 300;
+    let sim = crm_sim::start(options).await.unwrap();
+    let hubspot = sim.hubspot_url().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{}\n[scheduler]\nlease_secs = 3\ntick_ms = 100\n",
+        config_for(&hubspot, sim.hubspot_addr().unwrap().port())
+    );
+    std::fs::write(dir.path().join("crmhost.toml"), config).unwrap();
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let env = [("DATABASE_URL", database_url.as_str()), ("CRMHOST_MASTER_KEY", key)];
+    let mut first = Server::start_with(dir.path(), free_port(), &env).await;
+    let mut second = Server::start_with(dir.path(), free_port(), &env).await;
+
+    let (status, start) = first.call(reqwest::Method::POST, "/integrations/hubspot/connect", Some(json!({}))).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{start}");
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let authorize = browser.get(start["authorize_url"].as_str().unwrap()).send().await.unwrap();
+    let callback = authorize.headers()["location"].to_str().unwrap().to_owned();
+    assert!(browser.get(callback).send().await.unwrap().status().is_success());
+    for chunk in 0..3 {
+        let records: Vec<Value> = (chunk * 200..(chunk + 1) * 200)
+            .map(|i| json!({"id": format!("c{i}"), "fields": {"email": format!("c{i}@example.com"), "last_name": format!("L{i}")}}))
+            .collect();
+        let (status, body) =
+            first.call(reqwest::Method::PUT, "/records/contact", Some(json!({"records": records}))).await;
+        assert_eq!((status, body["failed"].as_u64()), (reqwest::StatusCode::OK, Some(0)), "{body}");
+    }
+    // Due at once: one of the two hosts claims it.
+    let patch = json!({"frequency": {"every_minutes": 60}, "entities": ["contact"]});
+    let (status, body) = second.call(reqwest::Method::PATCH, "/integrations/hubspot/settings", Some(patch)).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+
+    // Kill whichever host runs it, once the CRM has some of the records but not all.
+    let db = sqlx::PgPool::connect(&database_url).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (killed_run, owner) = loop {
+        let n = live_contacts(&sim);
+        assert!(n < 600, "the run finished before it could be killed");
+        assert!(Instant::now() < deadline, "the scheduled run never started writing");
+        if n > 0 && let Some(run) = running_scheduled_run(&db).await {
+            break run;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let victim_pid = owner.split('-').next().unwrap().parse::<u32>().unwrap();
+    let survivor = if first.child.id() == victim_pid {
+        first.kill();
+        &second
+    } else {
+        assert_eq!(second.child.id(), victim_pid, "the owner is one of the two hosts");
+        second.kill();
+        &first
+    };
+    let written_before_kill = live_contacts(&sim);
+    assert!(written_before_kill < 600);
+
+    // The lease expires (3 s), the survivor takes over: the killed run is marked interrupted and
+    // a new scheduled run, owned by the survivor, finishes the work.
+    let finished = async {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let done: Option<(String,)> = sqlx::query_as(
+                "select owner_id from sync_history where trigger = 'schedule' and status = 'completed'",
+            )
+            .fetch_optional(&db)
+            .await
+            .unwrap();
+            if let Some(done) = done {
+                return done.0;
+            }
+            assert!(Instant::now() < deadline, "the other host never finished the work");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    .await;
+    assert_ne!(finished, owner, "finished by the other host");
+    let (status, interrupted) =
+        survivor.call(reqwest::Method::GET, &format!("/integrations/hubspot/sync-runs/{killed_run}"), None).await;
+    assert_eq!(status, reqwest::StatusCode::OK);
+    assert_eq!(interrupted["status"], "interrupted", "{interrupted}");
+    assert_eq!(live_contacts(&sim), 600, "exactly one CRM contact per workspace record");
+    let emails: std::collections::BTreeSet<String> = sim.sim().hubspot().objects["contacts"]
+        .records
+        .values()
+        .filter_map(|r| r.properties.get("email").cloned())
+        .collect();
+    assert_eq!(emails.len(), 600);
+    let (_, page) = survivor.call(reqwest::Method::GET, "/records/contact?limit=1000", None).await;
+    assert_eq!(page["records"].as_array().unwrap().len(), 600);
+    db.close().await;
 }

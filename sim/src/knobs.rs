@@ -24,7 +24,7 @@ pub struct Knobs {
     pub salesforce_daily_limit: u64,
     /// Records per SOQL query batch (Salesforce varies it between 200 and 2000).
     pub salesforce_query_batch_size: usize,
-    /// HubSpot requests per rolling 10 s per token.
+    /// HubSpot requests per rolling 10 s per account (hub), shared by all its tokens.
     pub hubspot_ten_second_limit: u32,
     /// HubSpot search requests per second per token.
     pub hubspot_search_per_second: u32,

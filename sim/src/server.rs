@@ -66,6 +66,10 @@ pub(crate) async fn count_calls(State((sim, crm)): State<(Arc<Sim>, Crm)>, reque
     if counted && response.status() == axum::http::StatusCode::TOO_MANY_REQUESTS {
         sim.count_call(format!("{} 429", crm.as_str()));
     }
+    // And server errors (`"<crm> 5xx"`), injected or not.
+    if counted && response.status().is_server_error() {
+        sim.count_call(format!("{} 5xx", crm.as_str()));
+    }
     response
 }
 

@@ -312,6 +312,8 @@ pub struct AppOptions {
     pub previous_master_keys: Vec<String>,
     /// Extra origins a connect `return_url` may use.
     pub allowed_return_origins: Vec<String>,
+    /// The scheduler (default: on, with production timings).
+    pub scheduler: crmhost::sync::SchedulerOptions,
 }
 
 impl Default for AppOptions {
@@ -327,6 +329,7 @@ impl Default for AppOptions {
             master_key: None,
             previous_master_keys: Vec::new(),
             allowed_return_origins: Vec::new(),
+            scheduler: crmhost::sync::SchedulerOptions::default(),
         }
     }
 }
@@ -370,6 +373,7 @@ impl TestApp {
                 .iter()
                 .map(|o| url::Url::parse(o).expect("origin URL").origin())
                 .collect(),
+            scheduler: options.scheduler,
         };
         let app = Application::build_with_bundled(config, options.bundled).await.expect("app builds");
         let base = format!("http://{}", app.local_addr());
@@ -686,10 +690,21 @@ impl SyncHarness {
     /// Starts emulators (with `knobs`) and an app on `backend`, and connects `w1`; `None` when
     /// the backend is unavailable.
     pub async fn start(backend: Backend, crm: Crm, knobs: crm_sim::knobs::Knobs) -> Option<Self> {
+        Self::start_with(backend, crm, knobs, crmhost::sync::SchedulerOptions::default()).await
+    }
+
+    /// [`SyncHarness::start`] with scheduler options (tests shorten its timings).
+    pub async fn start_with(
+        backend: Backend,
+        crm: Crm,
+        knobs: crm_sim::knobs::Knobs,
+        scheduler: crmhost::sync::SchedulerOptions,
+    ) -> Option<Self> {
         let mut options = crm_sim::SimOptions::both_on_free_ports();
         options.knobs = knobs;
         let sim = Arc::new(crm_sim::start(options).await.expect("emulators start"));
-        let app = TestApp::spawn(AppOptions { backend, sim: Some(sim.clone()), ..AppOptions::default() }).await?;
+        let app =
+            TestApp::spawn(AppOptions { backend, sim: Some(sim.clone()), scheduler, ..AppOptions::default() }).await?;
         let connected = app.connect("w1", crm.slug()).await;
         assert_eq!(connected.status(), reqwest::StatusCode::OK, "connect {}", crm.slug());
         Some(Self { app, sim, crm })
@@ -747,6 +762,47 @@ impl SyncHarness {
                 return run;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Changes the integration's settings; returns the status and body.
+    pub async fn patch_settings(&self, patch: serde_json::Value) -> (reqwest::StatusCode, serde_json::Value) {
+        Self::send(self.api(reqwest::Method::PATCH, &self.integration_path("/settings")).json(&patch)).await
+    }
+
+    /// The integration as the workspace's integrations list shows it.
+    pub async fn listed_integration(&self) -> serde_json::Value {
+        let (status, body) = Self::send(self.api(reqwest::Method::GET, "/integrations")).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+        body["integrations"]
+            .as_array()
+            .and_then(|list| list.iter().find(|i| i["slug"] == self.crm.slug()).cloned())
+            .expect("the integration is listed")
+    }
+
+    /// The runs in the sync history matching `query` (e.g. `trigger=schedule`… filters are the
+    /// history's own), newest first, up to 200.
+    pub async fn history(&self, query: &str) -> Vec<serde_json::Value> {
+        let path = self.integration_path(&format!("/sync-history?limit=200&{query}"));
+        let (status, body) = Self::send(self.api(reqwest::Method::GET, &path)).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+        body["runs"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Finished runs started by `trigger`, newest first.
+    pub async fn finished_runs(&self, trigger: &str) -> Vec<serde_json::Value> {
+        self.history(&format!("trigger={trigger}")).await.into_iter().filter(|r| r["status"] != "running").collect()
+    }
+
+    /// Waits up to `timeout` for `count` finished runs of `trigger`; returns them, newest first.
+    pub async fn wait_for_runs(&self, trigger: &str, count: usize, timeout: Duration) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let runs = self.finished_runs(trigger).await;
+            if runs.len() >= count || Instant::now() >= deadline {
+                return runs;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 

@@ -97,7 +97,11 @@ async fn settings(
         StoreError::NotFound => ApiError::from(crate::connections::ConnectionError::NotConnected(slug.to_string())),
         other => other.into(),
     })?;
-    Ok(Json(json!({ "integration": slug, "settings": SyncSettings::from_stored(&integration.settings) })))
+    Ok(Json(json!({
+        "integration": slug,
+        "settings": SyncSettings::from_stored(&integration.settings),
+        "schedule": super::automation::schedule_json(&integration),
+    })))
 }
 
 async fn patch_settings(
@@ -109,6 +113,10 @@ async fn patch_settings(
     caller.require(Role::Admin)?;
     let slug = slug_of(&slug)?;
     let Json(patch) = body?;
-    let (_, settings) = state.sync.update_settings(&caller.workspace, &slug, &patch, &caller.user).await?;
-    Ok(Json(json!({ "integration": slug, "settings": settings })))
+    let (integration, settings) = state.sync.update_settings(&caller.workspace, &slug, &patch, &caller.user).await?;
+    Ok(Json(json!({
+        "integration": slug,
+        "settings": settings,
+        "schedule": super::automation::schedule_json(&integration),
+    })))
 }

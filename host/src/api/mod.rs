@@ -2,6 +2,7 @@
 //! body limit, timeout) and JSON fallbacks for unknown routes.
 
 pub mod admin;
+mod automation;
 mod catalogue;
 mod configure;
 mod conflicts;
@@ -35,6 +36,7 @@ pub fn router(state: AppState, max_request_bytes: usize) -> Router {
         .merge(configure::router())
         .merge(sync::router())
         .merge(conflicts::router())
+        .merge(automation::router())
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
         .method_not_allowed_fallback(|| async {
             (

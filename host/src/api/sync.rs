@@ -196,30 +196,27 @@ async fn sync(
     let slug = slug_of(&slug)?;
     let wait = wait_of(query)?;
     let body = body.map(|Json(b)| b).unwrap_or_default();
+    let integration = state.store.get_integration(&caller.workspace, &slug).await.map_err(|e| match e {
+        StoreError::NotFound => ApiError::from(crate::connections::ConnectionError::NotConnected(slug.to_string())),
+        other => other.into(),
+    })?;
+    let settings = crate::sync::SyncSettings::from_stored(&integration.settings);
     let entities: Vec<EntityName> = match body.entities {
         Some(list) => {
             list.iter().map(|e| EntityName::parse(e).map_err(ApiError::BadRequest)).collect::<ApiResult<_>>()?
         }
-        None => {
-            // The integration's configured entities, else every entity of the plugin.
-            let integration = state.store.get_integration(&caller.workspace, &slug).await.map_err(|e| match e {
-                StoreError::NotFound => {
-                    ApiError::from(crate::connections::ConnectionError::NotConnected(slug.to_string()))
-                }
-                other => other.into(),
-            })?;
-            let settings = crate::sync::SyncSettings::from_stored(&integration.settings);
-            if settings.entities.is_empty() {
-                let plugin = state.sync.plugin(&slug)?;
-                plugin.description().entities.iter().filter_map(|e| EntityName::parse(&e.name).ok()).collect()
-            } else {
-                settings.entities
-            }
-        }
+        None => state.sync.default_entities(&slug, &settings)?,
     };
     let run = state
         .sync
-        .start(&caller.workspace, &slug, Operation::Sync { entities }, Trigger::Manual, &caller.user, None)
+        .start(
+            &caller.workspace,
+            &slug,
+            Operation::Sync { entities, direction: settings.direction },
+            Trigger::Manual,
+            &caller.user,
+            None,
+        )
         .await?;
     started(&state, &caller, run, wait).await
 }
@@ -230,6 +227,7 @@ struct HistoryQuery {
     status: Option<String>,
     direction: Option<String>,
     entity: Option<String>,
+    trigger: Option<String>,
     limit: Option<i64>,
     before: Option<String>,
 }
@@ -261,6 +259,11 @@ async fn history(
     if let Some(e) = &q.entity {
         EntityName::parse(e).map_err(ApiError::BadRequest)?;
     }
+    if let Some(t) = &q.trigger
+        && !["manual", "schedule", "webhook", "retry"].contains(&t.as_str())
+    {
+        return Err(ApiError::BadRequest("trigger must be manual, schedule, webhook or retry".to_owned()));
+    }
     let before = match &q.before {
         None => None,
         Some(run_id) => {
@@ -271,7 +274,8 @@ async fn history(
             Some((run.started_at, run.run_id))
         }
     };
-    let filter = RunFilter { status: q.status, direction: q.direction, entity: q.entity, before, limit };
+    let filter =
+        RunFilter { status: q.status, direction: q.direction, entity: q.entity, trigger: q.trigger, before, limit };
     let runs = state.store.list_runs(&caller.workspace, &slug, &filter).await?;
     let next = (runs.len() as i64 == limit).then(|| runs.last().map(|r| r.run_id.clone())).flatten();
     Ok(Json(json!({ "runs": runs.iter().map(run_json).collect::<Vec<_>>(), "next_before": next })))
@@ -401,6 +405,8 @@ impl From<crate::sync::SyncError> for ApiError {
             E::Unprocessable(_) => ApiError::Unprocessable(message),
             E::NotFound(_) => ApiError::NotFound(message),
             E::Conflict(_) => ApiError::Conflict(message),
+            E::Paused(_) => ApiError::Coded { status: StatusCode::CONFLICT, code: "integration_paused", message },
+            E::Unauthorized(_) => ApiError::Unauthorized(message),
             E::Crm { kind, .. } => ApiError::Coded { status: StatusCode::BAD_GATEWAY, code: crm_code(kind), message },
             E::Store(s) => s.into(),
         }

@@ -32,6 +32,8 @@ async fn list_integrations(caller: Caller, State(state): State<AppState>) -> Api
                 "connected_by": i.connected_by,
                 "last_sync_at": i.last_sync_at,
                 "token_expires_at": i.token_expires_at,
+                "next_sync_at": i.next_sync_at,
+                "status_reason": i.status_reason,
             })
         })
         .collect();

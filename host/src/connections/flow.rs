@@ -279,6 +279,7 @@ impl Connections {
             connection_label: format!("{workspace}/{}", plugin.slug()),
             facts: facts.clone(),
             credentials: Some(Arc::new(FixedToken(tokens.access_token().clone()))),
+            pacer: None,
         };
         match plugin.test_connection(context).await {
             Ok(Ok(account)) => Ok(super::account_json(&account)),

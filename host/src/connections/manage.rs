@@ -62,10 +62,18 @@ impl Connections {
             .unwrap_or_default();
         let credentials =
             ConnectionCredentials::new(self.deps.clone(), plugin.clone(), workspace.clone(), slug.clone());
+        // One pacer per CRM account: workspaces connected to the same account share its limits.
+        let account = stored
+            .metadata
+            .pointer("/account/id")
+            .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+            .unwrap_or_else(|| format!("workspace:{workspace}"));
+        let pacer = self.pacers.for_account(slug.as_str(), &account, &plugin.description().rate_limits);
         let context = CallContext {
             connection_label: format!("{workspace}/{slug}"),
             facts,
             credentials: Some(Arc::new(credentials)),
+            pacer: Some(pacer),
         };
         Ok((plugin, context))
     }

@@ -19,6 +19,7 @@ pub use manage::{DisconnectReport, TestReport};
 
 use crate::domain::{PluginSlug, WorkspaceId};
 use crate::plugins::bindings::adapter::AccountInfo;
+use crate::plugins::pacing::Pacers;
 use crate::plugins::{LoadedPlugin, PluginRegistry};
 use crate::store::{NewAuditEntry, Store};
 use crate::vault::Vault;
@@ -28,6 +29,7 @@ pub struct Connections {
     deps: CredentialDeps,
     plugins: Arc<PluginRegistry>,
     return_origins: Vec<Origin>,
+    pacers: Pacers,
 }
 
 impl std::fmt::Debug for Connections {
@@ -47,7 +49,7 @@ impl Connections {
         return_origins: Vec<Origin>,
     ) -> Self {
         let deps = CredentialDeps { store, vault, flights: Arc::new(RefreshFlights::default()), public_url };
-        Self { deps, plugins, return_origins }
+        Self { deps, plugins, return_origins, pacers: Pacers::default() }
     }
 
     /// Where browsers reach crmhost.
@@ -58,6 +60,11 @@ impl Connections {
     /// The plugin registry.
     pub fn plugins(&self) -> &Arc<PluginRegistry> {
         &self.plugins
+    }
+
+    /// The pacers of every CRM account this process calls.
+    pub fn pacers(&self) -> &Pacers {
+        &self.pacers
     }
 
     fn plugin(&self, slug: &PluginSlug) -> Result<Arc<LoadedPlugin>, ConnectionError> {

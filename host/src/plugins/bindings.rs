@@ -13,5 +13,5 @@ wasmtime::component::bindgen!({
     additional_derives: [PartialEq],
 });
 
-pub use self::crmhost::adapter::types::{AdapterError, FieldValue, RateLimitPolicy, Value};
+pub use self::crmhost::adapter::types::{AdapterError, FieldValue, RateLimitInfo, RateLimitPolicy, Value};
 pub use self::exports::crmhost::adapter::adapter;

@@ -33,6 +33,8 @@ pub struct CallContext {
     pub facts: BTreeMap<String, String>,
     /// Where the bearer token comes from; `None` for calls without a connection.
     pub credentials: Option<Arc<dyn CredentialSource>>,
+    /// The CRM account's pacer: every outbound request waits for its token.
+    pub pacer: Option<Arc<crate::plugins::pacing::AccountPacer>>,
 }
 
 impl CallContext {
@@ -43,7 +45,7 @@ impl CallContext {
 
     /// A context with facts and no credentials.
     pub fn with_facts(label: impl Into<String>, facts: BTreeMap<String, String>) -> Self {
-        Self { connection_label: label.into(), facts, credentials: None }
+        Self { connection_label: label.into(), facts, credentials: None, pacer: None }
     }
 }
 
@@ -54,6 +56,7 @@ impl std::fmt::Debug for CallContext {
             .field("connection_label", &self.connection_label)
             .field("facts", &self.facts)
             .field("credentials", &self.credentials.as_ref().map(|_| "<credential source>"))
+            .field("paced", &self.pacer.is_some())
             .finish()
     }
 }

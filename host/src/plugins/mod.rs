@@ -21,6 +21,7 @@ pub mod error;
 pub mod limits;
 pub mod loaded;
 pub mod operator;
+pub mod pacing;
 pub mod registry;
 pub mod runtime;
 pub mod stats;

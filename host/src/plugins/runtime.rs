@@ -149,6 +149,7 @@ impl CallTarget<'_> {
             self.policy.clone(),
             self.client.clone(),
             context.credentials.clone(),
+            context.pacer.clone(),
             self.limits,
             self.stats.clone(),
         );

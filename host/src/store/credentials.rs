@@ -122,14 +122,15 @@ impl Store {
         let sql = format!(
             "insert into integrations (integration_id, workspace_id, integration_slug, status, encrypted_tokens, \
              token_nonce, key_version, credentials_version, token_expires_at, metadata, settings, connected_by, \
-             connected_at, created_at, updated_at) \
-             values ($1, $2, $3, 'connected', $4, $5, $6, 1, $7, $8, $9, $10, $11, $12, $13) \
+             connected_at, created_at, updated_at, crm_account_id) \
+             values ($1, $2, $3, 'connected', $4, $5, $6, 1, $7, $8, $9, $10, $11, $12, $13, $14) \
              on conflict (workspace_id, integration_slug) do update set \
              status = 'connected', encrypted_tokens = excluded.encrypted_tokens, token_nonce = excluded.token_nonce, \
              key_version = excluded.key_version, credentials_version = integrations.credentials_version + 1, \
              token_expires_at = excluded.token_expires_at, metadata = excluded.metadata, \
              connected_by = excluded.connected_by, connected_at = excluded.connected_at, \
-             updated_at = excluded.updated_at \
+             updated_at = excluded.updated_at, crm_account_id = excluded.crm_account_id, status_reason = null, \
+             failure_streak = 0 \
              returning {}",
             super::integrations::COLUMNS
         );
@@ -147,6 +148,7 @@ impl Store {
             .bind(now)
             .bind(now)
             .bind(now)
+            .bind(super::integrations::account_id_of(connection.metadata))
             .fetch_one(pool)
             .await)?;
         row.try_into()
@@ -307,7 +309,8 @@ impl CredentialsLock {
 
     /// Marks the integration `needs_reauth` (the CRM rejected the refresh token); commits.
     pub async fn mark_needs_reauth(self) -> StoreResult<()> {
-        let sql = "update integrations set status = 'needs_reauth', updated_at = $1 \
+        let sql = "update integrations set status = 'needs_reauth', updated_at = $1, \
+                   status_reason = 'the CRM rejected the stored credentials; reconnect to resume syncing' \
                    where workspace_id = $2 and integration_slug = $3 and credentials_version = $4";
         macro_rules! bound {
             () => {

@@ -77,6 +77,12 @@ pub struct Integration {
     pub created_at: DateTime<Utc>,
     /// Last changed.
     pub updated_at: DateTime<Utc>,
+    /// When the scheduler next runs it (`None`: not scheduled).
+    pub next_sync_at: Option<DateTime<Utc>>,
+    /// Why it is not running on schedule (paused, needs re-authorization, deferred, backing off).
+    pub status_reason: Option<String>,
+    /// The CRM account it is connected to (webhooks are routed by it).
+    pub crm_account_id: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -94,6 +100,9 @@ pub(super) struct IntegrationRow {
     credentials_version: i64,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    next_sync_at: Option<DateTime<Utc>>,
+    status_reason: Option<String>,
+    crm_account_id: Option<String>,
 }
 
 impl TryFrom<IntegrationRow> for Integration {
@@ -113,12 +122,24 @@ impl TryFrom<IntegrationRow> for Integration {
             credentials_version: r.credentials_version,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            next_sync_at: r.next_sync_at,
+            status_reason: r.status_reason,
+            crm_account_id: r.crm_account_id,
         })
     }
 }
 
+/// The CRM account a connection's metadata names, kept in a column: webhooks are routed by it.
+pub(super) fn account_id_of(metadata: &serde_json::Value) -> Option<String> {
+    metadata.pointer("/account/id").map(|v| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+}
+
 pub(super) const COLUMNS: &str = "integration_id, workspace_id, integration_slug, status, metadata, settings, connected_by, \
-                       connected_at, last_sync_at, token_expires_at, credentials_version, created_at, updated_at";
+                       connected_at, last_sync_at, token_expires_at, credentials_version, created_at, updated_at, \
+                       next_sync_at, status_reason, crm_account_id";
 
 impl Store {
     /// Creates the integration or updates its status, metadata and connector; returns it.
@@ -132,13 +153,15 @@ impl Store {
         connected_by: Option<&str>,
     ) -> StoreResult<Integration> {
         let now = Utc::now();
+        let account_id = account_id_of(metadata);
         let sql = format!(
             "insert into integrations (integration_id, workspace_id, integration_slug, status, metadata, settings, \
-             connected_by, connected_at, created_at, updated_at) \
-             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             connected_by, connected_at, created_at, updated_at, crm_account_id) \
+             values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              on conflict (workspace_id, integration_slug) do update set \
              status = excluded.status, metadata = excluded.metadata, connected_by = excluded.connected_by, \
-             connected_at = excluded.connected_at, updated_at = excluded.updated_at \
+             connected_at = excluded.connected_at, updated_at = excluded.updated_at, \
+             crm_account_id = coalesce(excluded.crm_account_id, integrations.crm_account_id) \
              returning {COLUMNS}"
         );
         let row = with_pool!(self, pool => sqlx::query_as::<_, IntegrationRow>(&sql)
@@ -152,6 +175,7 @@ impl Store {
             .bind(now)
             .bind(now)
             .bind(now)
+            .bind(account_id.as_deref())
             .fetch_one(pool)
             .await)?;
         row.try_into()

@@ -50,6 +50,49 @@ impl LinkStatus {
 /// Most rows one multi-row statement writes (SQLite allows 32,766 bound values).
 const MAX_ROWS_PER_STATEMENT: usize = 500;
 
+/// When a record whose push failed is tried again: after `base × 2^(attempts-1)`, at most
+/// `cap`; after `max_attempts` failures only a change to the record (which resets the count)
+/// brings it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryBackoff {
+    /// The first delay.
+    pub base: std::time::Duration,
+    /// The longest delay.
+    pub cap: std::time::Duration,
+    /// Failures after which automatic retries stop.
+    pub max_attempts: i64,
+}
+
+impl Default for RetryBackoff {
+    fn default() -> Self {
+        Self {
+            base: std::time::Duration::from_secs(60),
+            cap: std::time::Duration::from_secs(6 * 3600),
+            max_attempts: 10,
+        }
+    }
+}
+
+impl RetryBackoff {
+    /// The delay after `attempts` consecutive failures.
+    pub fn delay(&self, attempts: i64) -> std::time::Duration {
+        let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+        self.base.saturating_mul(1u32 << doublings).min(self.cap)
+    }
+
+    /// Whether a record that failed `attempts` times, last at `failed_at`, is due at `now`.
+    pub fn due(&self, attempts: i64, failed_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        if attempts == 0 {
+            return true;
+        }
+        if attempts >= self.max_attempts {
+            return false;
+        }
+        let delay = chrono::Duration::from_std(self.delay(attempts)).unwrap_or(chrono::Duration::MAX);
+        failed_at + delay <= now
+    }
+}
+
 /// A stored link.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecordLink {
@@ -75,6 +118,8 @@ pub struct RecordLink {
     pub last_error: Option<Value>,
     /// When it last synced successfully.
     pub last_synced_at: Option<DateTime<Utc>>,
+    /// Consecutive failed attempts (retried with backoff; reset by a change or a success).
+    pub attempts: i64,
 }
 
 #[derive(sqlx::FromRow)]
@@ -89,6 +134,7 @@ struct Row {
     crm_modified_at: Option<DateTime<Utc>>,
     last_error: Option<Json<Value>>,
     last_synced_at: Option<DateTime<Utc>>,
+    attempts: i64,
 }
 
 impl TryFrom<Row> for RecordLink {
@@ -106,12 +152,13 @@ impl TryFrom<Row> for RecordLink {
             crm_modified_at: r.crm_modified_at,
             last_error: r.last_error.map(|e| e.0),
             last_synced_at: r.last_synced_at,
+            attempts: r.attempts,
         })
     }
 }
 
 const COLUMNS: &str = "integration_slug, entity, record_id, crm_id, sync_status, base, synced_version, \
-                       crm_modified_at, last_error, last_synced_at";
+                       crm_modified_at, last_error, last_synced_at, attempts";
 
 /// A change to one link. `None` keeps what is stored, except `last_error`, which is replaced.
 #[derive(Debug, Clone)]
@@ -255,7 +302,7 @@ impl Store {
         // One multi-row statement per chunk: a round trip per link would dominate a sync on
         // PostgreSQL. A version of -1 means "keep the stored one" (a new link keeps -1: never
         // synced, so any record version counts as a change).
-        const COLUMNS_PER_ROW: usize = 12;
+        const COLUMNS_PER_ROW: usize = 13;
         for chunk in writes.chunks(MAX_ROWS_PER_STATEMENT) {
             let rows: Vec<String> = (0..chunk.len())
                 .map(|r| {
@@ -266,7 +313,7 @@ impl Store {
                 .collect();
             let sql = format!(
                 "insert into record_links (workspace_id, integration_slug, entity, record_id, crm_id, sync_status, \
-                 base, synced_version, crm_modified_at, last_error, last_synced_at, updated_at) values {} \
+                 base, synced_version, crm_modified_at, last_error, last_synced_at, updated_at, attempts) values {} \
                  on conflict (workspace_id, integration_slug, entity, record_id) do update set \
                  crm_id = coalesce(excluded.crm_id, record_links.crm_id), \
                  sync_status = excluded.sync_status, \
@@ -275,6 +322,7 @@ impl Store {
                                   else excluded.synced_version end, \
                  crm_modified_at = coalesce(excluded.crm_modified_at, record_links.crm_modified_at), \
                  last_error = excluded.last_error, \
+                 attempts = case when excluded.sync_status = 'failed' then record_links.attempts + 1 else 0 end, \
                  last_synced_at = coalesce(excluded.last_synced_at, record_links.last_synced_at), \
                  updated_at = excluded.updated_at",
                 rows.join(", ")
@@ -294,7 +342,8 @@ impl Store {
                         .bind(write.crm_modified_at)
                         .bind(write.last_error.as_ref().map(Json))
                         .bind(write.synced.then_some(now))
-                        .bind(now);
+                        .bind(now)
+                        .bind(i64::from(write.status == LinkStatus::Failed));
                 }
                 query.execute(pool).await.map(|_| ())
             })?;
@@ -317,10 +366,12 @@ impl Store {
         entity: &EntityName,
         after: &str,
         limit: i64,
+        retry: &RetryBackoff,
     ) -> StoreResult<Vec<String>> {
         const SLICE: i64 = 1_000;
         let records_sql = "select record_id, version from records where workspace_id = $1 and entity = $2 \
                            and deleted_at is null and record_id > $3 order by record_id limit $4";
+        let now = Utc::now();
         let mut out = Vec::new();
         let mut after = after.to_owned();
         loop {
@@ -331,12 +382,13 @@ impl Store {
             after = last.clone();
             let ids: Vec<String> = slice.iter().map(|(id, _)| id.clone()).collect();
             let links_sql = format!(
-                "select record_id, sync_status, synced_version from record_links where workspace_id = $1 \
-                 and integration_slug = $2 and entity = $3 and record_id in ({})",
+                "select record_id, sync_status, synced_version, attempts, updated_at from record_links \
+                 where workspace_id = $1 and integration_slug = $2 and entity = $3 and record_id in ({})",
                 placeholders(4, ids.len())
             );
-            let links: std::collections::HashMap<String, (String, i64)> = with_pool!(self, pool => {
-                let mut query = sqlx::query_as::<_, (String, String, i64)>(&links_sql)
+            type LinkState = (String, i64, i64, DateTime<Utc>);
+            let links: std::collections::HashMap<String, LinkState> = with_pool!(self, pool => {
+                let mut query = sqlx::query_as::<_, (String, String, i64, i64, DateTime<Utc>)>(&links_sql)
                     .bind(workspace.as_str()).bind(slug.as_str()).bind(entity.as_str());
                 for id in &ids {
                     query = query.bind(id);
@@ -344,13 +396,14 @@ impl Store {
                 query.fetch_all(pool).await
             })?
             .into_iter()
-            .map(|(id, status, synced)| (id, (status, synced)))
+            .map(|(id, status, synced, attempts, at)| (id, (status, synced, attempts, at)))
             .collect();
             for (id, version) in slice {
                 let due = match links.get(&id) {
                     None => true,
-                    Some((status, _)) if status == "conflict" => false,
-                    Some((status, synced)) => status == "pending" || status == "failed" || version > *synced,
+                    Some((status, _, _, _)) if status == "conflict" => false,
+                    Some((status, _, attempts, failed_at)) if status == "failed" => retry.due(*attempts, *failed_at, now),
+                    Some((status, synced, _, _)) => status == "pending" || version > *synced,
                 };
                 if due {
                     out.push(id);
@@ -360,6 +413,48 @@ impl Store {
                 }
             }
         }
+    }
+
+    /// Deleted workspace records still linked to a CRM record (deletes to propagate), oldest id first.
+    pub async fn deleted_linked_records(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        entity: &EntityName,
+        limit: i64,
+    ) -> StoreResult<Vec<(String, String)>> {
+        let sql = "select l.record_id, l.crm_id from record_links l join records r \
+                   on r.workspace_id = l.workspace_id and r.entity = l.entity and r.record_id = l.record_id \
+                   where l.workspace_id = $1 and l.integration_slug = $2 and l.entity = $3 \
+                   and l.crm_id is not null and r.deleted_at is not null order by l.record_id limit $4";
+        Ok(with_pool!(self, pool => sqlx::query_as(sql)
+            .bind(workspace.as_str()).bind(slug.as_str()).bind(entity.as_str()).bind(limit).fetch_all(pool).await)?)
+    }
+
+    /// Removes links (the records they joined no longer both exist).
+    pub async fn delete_links(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        entity: &EntityName,
+        record_ids: &[String],
+    ) -> StoreResult<()> {
+        if record_ids.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "delete from record_links where workspace_id = $1 and integration_slug = $2 and entity = $3 \
+             and record_id in ({})",
+            placeholders(4, record_ids.len())
+        );
+        with_pool!(self, pool => {
+            let mut query = sqlx::query(&sql).bind(workspace.as_str()).bind(slug.as_str()).bind(entity.as_str());
+            for id in record_ids {
+                query = query.bind(id);
+            }
+            query.execute(pool).await.map(|_| ())
+        })?;
+        Ok(())
     }
 
     /// How many links of an integration's entity are in each status.

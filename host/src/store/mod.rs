@@ -16,6 +16,7 @@ mod mappings;
 mod oauth_states;
 mod records;
 mod runs;
+mod schedule;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -29,11 +30,12 @@ pub use conflicts::{ConflictFilter, NewConflict, SyncConflict};
 pub use credentials::{CredentialsLock, NewConnection, SealedRow, StoredCredentials};
 pub use error::StoreError;
 pub use integrations::{Integration, IntegrationStatus};
-pub use links::{LinkStatus, LinkWrite, RecordLink};
+pub use links::{LinkStatus, LinkWrite, RecordLink, RetryBackoff};
 pub use mappings::StoredMapping;
 pub use oauth_states::{NewOAuthState, PendingOAuth, StateRejection};
 pub use records::{RecordChange, RecordQuery, StoredRecord, UpsertOutcome};
 pub use runs::{NewRun, RunCounts, RunFilter, RunItem, SyncRun};
+pub use schedule::{Lease, ScheduleState, ScheduleUpdate};
 
 /// `Result` with [`StoreError`].
 pub type StoreResult<T> = Result<T, StoreError>;

@@ -161,6 +161,24 @@ impl Store {
                     }
                 }
             }
+            // A changed record that failed to sync gets a fresh start: its retry backoff resets.
+            let changed: Vec<&str> = out
+                .iter()
+                .filter(|(o, _)| *o == UpsertOutcome::Updated)
+                .map(|(_, r)| r.id.as_str())
+                .collect();
+            if !changed.is_empty() {
+                let reset = format!(
+                    "update record_links set attempts = 0 where workspace_id = $1 and entity = $2 \
+                     and sync_status = 'failed' and attempts > 0 and record_id in ({})",
+                    placeholders(3, changed.len())
+                );
+                let mut query = sqlx::query(&reset).bind(workspace.as_str()).bind(entity.as_str());
+                for id in changed {
+                    query = query.bind(id);
+                }
+                query.execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             Ok(out)
         })

@@ -149,6 +149,8 @@ pub struct RunFilter {
     pub direction: Option<String>,
     /// Only this entity.
     pub entity: Option<String>,
+    /// Only this trigger.
+    pub trigger: Option<String>,
     /// Continue below this `(started_at, run_id)`.
     pub before: Option<(DateTime<Utc>, String)>,
     /// At most this many.
@@ -258,6 +260,7 @@ impl Store {
             "select {COLUMNS} from sync_history where workspace_id = $1 and integration_slug = $2 \
              and ($3 = '' or status = $3) and ($4 = '' or direction = $4) and ($5 = '' or entity = $5) \
              and (started_at < $6 or (started_at = $6 and $7 <> '' and run_id < $7)) \
+             and ($9 = '' or trigger = $9) \
              order by started_at desc, run_id desc limit $8"
         );
         let rows = with_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
@@ -269,6 +272,7 @@ impl Store {
             .bind(before_at)
             .bind(before_id)
             .bind(filter.limit.clamp(1, 500))
+            .bind(filter.trigger.as_deref().unwrap_or(""))
             .fetch_all(pool)
             .await)?;
         Ok(rows.into_iter().map(Into::into).collect())

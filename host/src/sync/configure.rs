@@ -198,7 +198,11 @@ impl SyncEngine {
         })?;
         let next =
             SyncSettings::patch(&integration.settings, patch, plugin.description()).map_err(SyncError::BadInput)?;
-        let updated = self.store.set_integration_settings(workspace, slug, &next).await?;
+        let mut updated = self.store.set_integration_settings(workspace, slug, &next).await?;
+        if patch.get("frequency").is_some() {
+            self.reschedule(&updated).await?;
+            updated = self.store.get_integration(workspace, slug).await?;
+        }
         self.audit(workspace, user, "settings.updated", &format!("integration:{slug}"), json!({ "changes": patch }))
             .await;
         let settings = SyncSettings::from_stored(&updated.settings);

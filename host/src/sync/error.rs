@@ -19,6 +19,12 @@ pub enum SyncError {
     /// No such resource.
     #[error("{0}")]
     NotFound(String),
+    /// The integration is paused: it runs nothing until resumed.
+    #[error("{0}")]
+    Paused(String),
+    /// A request that must prove who sent it did not (a webhook with a bad signature).
+    #[error("{0}")]
+    Unauthorized(String),
     /// The resource is not in a state that allows this.
     #[error("{0}")]
     Conflict(String),

@@ -3,18 +3,23 @@
 //! calls with retries for rate limits and transient failures, and the final status.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use serde_json::{Value as Json, json};
 use tokio::sync::watch;
 
-use super::Operation;
 use super::merge::ConflictStrategy;
 use super::progress::Progress;
+use super::settings::SyncSettings;
+use super::Operation;
 use crate::domain::{EntityName, PluginSlug, WorkspaceId};
 use crate::plugins::bindings::{AdapterError, RateLimitPolicy};
 use crate::plugins::{CallContext, CallError, CallResult, LoadedPlugin, adapter_error_summary};
-use crate::store::{RunCounts, RunItem, Store};
+use crate::store::{RetryBackoff, RunCounts, RunItem, Store};
 
 /// What happened to one record in a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +40,8 @@ pub(super) enum Outcome {
     Failed,
     /// Left as a conflict for a user.
     Conflict,
+    /// Deleted on this side because it was deleted on the other (`propagate_deletes`).
+    Deleted,
 }
 
 impl Outcome {
@@ -48,6 +55,7 @@ impl Outcome {
             Self::Skipped => "skipped",
             Self::Failed => "failed",
             Self::Conflict => "conflict",
+            Self::Deleted => "deleted",
         }
     }
 }
@@ -95,6 +103,8 @@ pub(super) struct RunEnd {
     pub status: &'static str,
     pub counts: RunCounts,
     pub error: Option<String>,
+    /// Set when the run stopped at a daily API limit: when to try again.
+    pub deferred_until: Option<DateTime<Utc>>,
 }
 
 /// A run in progress.
@@ -106,6 +116,12 @@ pub(super) struct Job {
     pub slug: PluginSlug,
     pub run_id: String,
     pub strategy: ConflictStrategy,
+    pub settings: SyncSettings,
+    /// When failed records are due again.
+    pub retry_backoff: RetryBackoff,
+    /// Raised when another process took the integration's lease over: the run must stop.
+    pub lease_lost: Option<Arc<AtomicBool>>,
+    deferred_until: Mutex<Option<DateTime<Utc>>>,
     counts: RunCounts,
     items: Vec<RunItem>,
     next_index: i64,
@@ -122,7 +138,7 @@ impl Job {
         workspace: WorkspaceId,
         slug: PluginSlug,
         run_id: String,
-        strategy: ConflictStrategy,
+        settings: SyncSettings,
         progress: watch::Sender<Progress>,
     ) -> Self {
         Self {
@@ -132,7 +148,11 @@ impl Job {
             workspace,
             slug,
             run_id,
-            strategy,
+            strategy: settings.conflict_strategy,
+            settings,
+            retry_backoff: RetryBackoff::default(),
+            lease_lost: None,
+            deferred_until: Mutex::new(None),
             counts: RunCounts::default(),
             items: Vec::new(),
             next_index: 0,
@@ -157,7 +177,9 @@ impl Job {
             _ => None,
         };
         let c = self.counts;
+        let deferred_until = *self.deferred_until.lock().unwrap_or_else(PoisonError::into_inner);
         let status = match &error {
+            Some(_) if deferred_until.is_some() => "deferred",
             Some(_) if c.succeeded > 0 => "partial",
             Some(_) => "failed",
             None if c.failed > 0 && c.succeeded == 0 && c.conflicts == 0 => "failed",
@@ -181,7 +203,42 @@ impl Job {
             finished: true,
             error: error.clone(),
         });
-        RunEnd { status, counts: c, error }
+        RunEnd { status, counts: c, error, deferred_until }
+    }
+
+    /// Ends a run that never got to start (its lease could not be taken).
+    pub async fn abandon(mut self, message: &str) {
+        if let Err(err) = self.store.finish_run(&self.run_id, "failed", &self.counts, Some(message)).await {
+            tracing::error!(run = %self.run_id, error = %err, "could not record the end of a run");
+        }
+        self.phase = "done".to_owned();
+        self.progress.send_replace(Progress {
+            run_id: self.run_id.clone(),
+            status: "failed".to_owned(),
+            phase: self.phase.clone(),
+            counts: self.counts,
+            finished: true,
+            error: Some(message.to_owned()),
+        });
+    }
+
+    /// Stops the run at a daily limit until `until`: it ends `deferred`, not failed.
+    fn defer_until(&self, until: DateTime<Utc>) {
+        *self.deferred_until.lock().unwrap_or_else(PoisonError::into_inner) = Some(until);
+    }
+
+    /// The operator's cap on the account's daily allocation, or a daily limit already hit by
+    /// another run: either way nothing more is sent today, and the run defers.
+    fn over_daily_cap(&self) -> Option<String> {
+        let pacer = self.context.pacer.as_ref()?;
+        let usage = pacer.daily_usage()?;
+        let percent = u64::from(self.settings.daily_limit_percent.unwrap_or(100));
+        (usage.max > 0 && usage.used.saturating_mul(100) >= usage.max.saturating_mul(percent)).then(|| {
+            format!(
+                "the CRM account has used {} of its {} daily API requests (cap {percent}%)",
+                usage.used, usage.max
+            )
+        })
     }
 
     async fn execute(&mut self, operation: Operation) -> Result<(), Fatal> {
@@ -198,26 +255,23 @@ impl Job {
                 self.set_phase(format!("pulling {entity}"));
                 self.pull_entity(&mappings, since, limit, crm_ids, super::pull::PullMode::PullOnly).await.map(|_| ())
             }
-            Operation::Sync { entities } => {
+            Operation::Sync { entities, direction } => {
                 for entity in entities {
                     let mappings = self.mappings(&entity).await?;
                     let caps = self.plugin.description().capabilities;
-                    if caps.pull {
+                    if caps.pull && direction.pulls() {
                         self.set_phase(format!("pulling {entity}"));
                         let since =
                             self.store.pull_cursor(&self.workspace, &self.slug, &entity).await.map_err(store_fatal)?;
-                        let newest =
-                            self.pull_entity(&mappings, since, None, Vec::new(), super::pull::PullMode::TwoWay).await?;
-                        if let Some(newest) = newest {
-                            self.store
-                                .set_pull_cursor(&self.workspace, &self.slug, &entity, &newest)
-                                .await
-                                .map_err(store_fatal)?;
-                        }
+                        self.pull_entity(&mappings, since, None, Vec::new(), super::pull::PullMode::TwoWay).await?;
                     }
-                    if caps.push {
+                    if caps.push && direction.pushes() {
                         self.set_phase(format!("pushing {entity}"));
                         self.push_changes(&mappings).await?;
+                        if self.settings.propagate_deletes && caps.delete {
+                            self.set_phase(format!("deleting {entity}"));
+                            self.push_deletes(&mappings).await?;
+                        }
                     }
                 }
                 Ok(())
@@ -266,7 +320,9 @@ impl Job {
     ) {
         self.counts.records += 1;
         match outcome {
-            Outcome::Created | Outcome::Updated | Outcome::Imported | Outcome::Linked => self.counts.succeeded += 1,
+            Outcome::Created | Outcome::Updated | Outcome::Imported | Outcome::Linked | Outcome::Deleted => {
+                self.counts.succeeded += 1
+            }
             Outcome::Unchanged | Outcome::Skipped => self.counts.skipped += 1,
             Outcome::Failed => self.counts.failed += 1,
             Outcome::Conflict => self.counts.conflicts += 1,
@@ -287,6 +343,11 @@ impl Job {
 
     /// Stores the items and counters so far (the heartbeat) and reports progress.
     pub async fn flush(&mut self) -> Result<(), Fatal> {
+        if self.lease_lost.as_ref().is_some_and(|lost| lost.load(Ordering::SeqCst)) {
+            return Err(Fatal(
+                "another host process took this integration over (this one stalled past its lease)".to_owned(),
+            ));
+        }
         let items = std::mem::take(&mut self.items);
         self.store.add_run_items(&self.run_id, &items).await.map_err(store_fatal)?;
         self.store.update_run_counts(&self.run_id, &self.counts).await.map_err(store_fatal)?;
@@ -305,7 +366,27 @@ impl Job {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            if let Some(why) = self.over_daily_cap() {
+                self.defer_until(Utc::now() + chrono::Duration::hours(1));
+                return Ok(Err(AdapterError::RateLimited(crate::plugins::bindings::RateLimitInfo {
+                    message: format!("{why}; the run continues when the allocation allows"),
+                    policy: RateLimitPolicy::Daily,
+                    retry_after_ms: None,
+                })));
+            }
             let result = call().await;
+            if let Ok(Err(AdapterError::RateLimited(info))) = &result
+                && info.policy == RateLimitPolicy::Daily
+            {
+                // Never spin on a daily limit: come back when the CRM says, else in an hour (a
+                // rolling 24-hour allocation frees up gradually; HubSpot's resets at midnight in
+                // the account's own time zone, which we do not know).
+                let wait = info.retry_after_ms.map_or(chrono::Duration::hours(1), |ms| {
+                    chrono::Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX).max(60_000))
+                });
+                self.defer_until(Utc::now() + wait);
+                return result;
+            }
             let wait = match &result {
                 Ok(Err(AdapterError::RateLimited(info))) if info.policy != RateLimitPolicy::Daily => {
                     Duration::from_millis(info.retry_after_ms.unwrap_or(1_000).clamp(100, 60_000))

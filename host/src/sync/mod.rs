@@ -5,16 +5,21 @@
 
 mod configure;
 mod error;
+pub mod filters;
+pub mod frequency;
 pub mod input;
 mod job;
+mod lease;
 pub mod mapping;
 pub mod merge;
 mod progress;
 mod pull;
 mod push;
 mod resolve;
+pub mod scheduler;
 pub mod settings;
 pub mod values;
+mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -28,7 +33,9 @@ pub use mapping::{Direction, EntityMappings, FieldMapping, MappingSource, Transf
 pub use merge::ConflictStrategy;
 pub use progress::{LiveRuns, Progress};
 pub use resolve::Resolution;
-pub use settings::SyncSettings;
+pub use scheduler::SchedulerOptions;
+pub use settings::{SyncDirection, SyncSettings};
+pub use webhooks::WebhookReport;
 
 use crate::connections::Connections;
 use crate::domain::{EntityName, PluginSlug, RecordId, WorkspaceId};
@@ -63,10 +70,14 @@ pub enum Operation {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         crm_ids: Vec<String>,
     },
-    /// Two-way: pull the CRM's changes, merge, push the workspace's.
+    /// Two-way: pull the CRM's changes, merge, push the workspace's (or one of the two, for an
+    /// integration whose direction is push or pull only).
     Sync {
         /// The entities, in order.
         entities: Vec<EntityName>,
+        /// Which phases run.
+        #[serde(default)]
+        direction: SyncDirection,
     },
 }
 
@@ -75,6 +86,8 @@ impl Operation {
         match self {
             Self::Push { .. } => "push",
             Self::Pull { .. } => "pull",
+            Self::Sync { direction: SyncDirection::Push, .. } => "push",
+            Self::Sync { direction: SyncDirection::Pull, .. } => "pull",
             Self::Sync { .. } => "bidirectional",
         }
     }
@@ -82,7 +95,7 @@ impl Operation {
     fn entity_label(&self) -> Option<String> {
         match self {
             Self::Push { entity, .. } | Self::Pull { entity, .. } => Some(entity.to_string()),
-            Self::Sync { entities } if entities.len() == 1 => Some(entities[0].to_string()),
+            Self::Sync { entities, .. } if entities.len() == 1 => Some(entities[0].to_string()),
             Self::Sync { .. } => None,
         }
     }
@@ -90,7 +103,7 @@ impl Operation {
     fn entities(&self) -> Vec<EntityName> {
         match self {
             Self::Push { entity, .. } | Self::Pull { entity, .. } => vec![entity.clone()],
-            Self::Sync { entities } => entities.clone(),
+            Self::Sync { entities, .. } => entities.clone(),
         }
     }
 }
@@ -102,6 +115,10 @@ pub enum Trigger {
     Manual,
     /// A retry of an earlier run.
     Retry,
+    /// The scheduler.
+    Schedule,
+    /// A CRM webhook.
+    Webhook,
 }
 
 impl Trigger {
@@ -109,6 +126,8 @@ impl Trigger {
         match self {
             Self::Manual => "manual",
             Self::Retry => "retry",
+            Self::Schedule => "schedule",
+            Self::Webhook => "webhook",
         }
     }
 }
@@ -140,6 +159,8 @@ pub struct SyncEngine {
     live: LiveRuns,
     locks: Arc<IntegrationLocks>,
     owner_id: String,
+    options: SchedulerOptions,
+    webhook_queue: Arc<webhooks::WebhookQueue>,
 }
 
 impl std::fmt::Debug for SyncEngine {
@@ -152,15 +173,28 @@ impl std::fmt::Debug for SyncEngine {
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl SyncEngine {
-    /// An engine over the store and connections. `owner_id` names this process in run rows.
+    /// An engine over the store and connections with default scheduling options.
     pub fn new(store: Store, connections: Arc<Connections>) -> Self {
+        Self::with_options(store, connections, SchedulerOptions::default())
+    }
+
+    /// An engine with explicit scheduling options. Its owner id (a process id and a random
+    /// part) names this process in run rows and leases.
+    pub fn with_options(store: Store, connections: Arc<Connections>, options: SchedulerOptions) -> Self {
         Self {
             store,
             connections,
             live: LiveRuns::default(),
             locks: Arc::default(),
             owner_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
+            options,
+            webhook_queue: Arc::default(),
         }
+    }
+
+    /// This process's id in run rows and leases.
+    pub fn owner_id(&self) -> &str {
+        &self.owner_id
     }
 
     /// Live progress of this process's runs.
@@ -179,6 +213,9 @@ impl SyncEngine {
             }
         };
         let n = self.store.interrupt_orphaned_runs(None, stale_before).await?;
+        if self.store.backend() == crate::store::Backend::Sqlite {
+            self.store.release_all_leases().await?;
+        }
         if n > 0 {
             tracing::warn!(runs = n, "marked sync runs interrupted by a stopped process; retry them");
         }
@@ -217,7 +254,6 @@ impl SyncEngine {
     }
 
     /// Starts a run in the background and returns it as recorded (`running`).
-    #[tracing::instrument(name = "sync.start", skip_all, fields(workspace = %workspace, slug = %slug, direction = operation.direction()))]
     pub async fn start(
         &self,
         workspace: &WorkspaceId,
@@ -227,6 +263,24 @@ impl SyncEngine {
         started_by: &str,
         retry_of: Option<String>,
     ) -> Result<SyncRun, SyncError> {
+        self.start_run(workspace, slug, operation, trigger, started_by, retry_of).await.map(|(run, _)| run)
+    }
+
+    /// Starts a run; the handle resolves when it has ended (the scheduler counts its slots so).
+    ///
+    /// The run waits its turn behind other runs of the integration in this process, then for the
+    /// integration's lease (another process may be running it), so each integration runs at most
+    /// once at a time across every host process sharing the database.
+    #[tracing::instrument(name = "sync.start", skip_all, fields(workspace = %workspace, slug = %slug, direction = operation.direction()))]
+    pub(crate) async fn start_run(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        operation: Operation,
+        trigger: Trigger,
+        started_by: &str,
+        retry_of: Option<String>,
+    ) -> Result<(SyncRun, tokio::task::JoinHandle<()>), SyncError> {
         let (plugin, context) = self.connections.call_context(workspace, slug).await?;
         let description = plugin.description();
         for entity in operation.entities() {
@@ -246,12 +300,17 @@ impl SyncEngine {
                 }
                 check_batch(crm_ids.len())?;
             }
-            Operation::Sync { entities } if entities.is_empty() => {
+            Operation::Sync { entities, .. } if entities.is_empty() => {
                 return Err(SyncError::BadInput("name at least one entity to sync".to_owned()));
             }
             Operation::Sync { .. } => {}
         }
         let integration = self.store.get_integration(workspace, slug).await?;
+        if integration.status == crate::store::IntegrationStatus::Paused {
+            return Err(SyncError::Paused(format!(
+                "the `{slug}` integration is paused: resume it (POST …/integrations/{slug}/resume) to run syncs"
+            )));
+        }
         let settings = SyncSettings::from_stored(&integration.settings);
         let run_id = uuid::Uuid::new_v4().to_string();
         let run = self
@@ -279,23 +338,37 @@ impl SyncEngine {
         .await;
 
         let progress = self.live.start(&run_id);
-        let job = job::Job::new(
+        let mut job = job::Job::new(
             self.store.clone(),
             plugin,
             context,
             workspace.clone(),
             slug.clone(),
             run_id.clone(),
-            settings.conflict_strategy,
+            settings.clone(),
             progress,
         );
+        job.retry_backoff = self.options.record_retry;
         let lock = self.locks.get(workspace, slug);
         let live = self.live.clone();
         let store = self.store.clone();
+        let (owner, options) = (self.owner_id.clone(), self.options.clone());
         let (workspace, slug, actor) = (workspace.clone(), slug.clone(), started_by.to_owned());
-        tokio::spawn(async move {
+        let handle = tokio::spawn(async move {
             let _serialized = lock.lock().await;
+            let lease = match lease::HeldLease::acquire(&store, &workspace, &slug, &owner, options.lease).await {
+                Ok(lease) => lease,
+                Err(err) => {
+                    tracing::error!(error = %err, "could not take the integration's lease");
+                    job.abandon("the database failed before the run could start; retry it").await;
+                    live.end(&run_id);
+                    return;
+                }
+            };
+            job.lease_lost = Some(lease.lost_flag());
             let outcome = job.run(operation).await;
+            let update = scheduler::after_run(&store, &workspace, &slug, &settings, trigger, &outcome, &options, capabilities.webhooks).await;
+            lease.release(update.as_ref()).await;
             let entry = NewAuditEntry {
                 workspace_id: Some(workspace.clone()),
                 actor,
@@ -310,7 +383,7 @@ impl SyncEngine {
             }
             live.end(&run_id);
         });
-        Ok(run)
+        Ok((run, handle))
     }
 
     /// Waits (up to `timeout`) for a run this process executes to end, then returns it as stored.

@@ -12,6 +12,7 @@ use super::job::{Fatal, Job, Outcome, fatal_message, host_error, is_fatal, store
 use super::mapping::EntityMappings;
 use super::merge::{MergeOutcome, Side, merge};
 use super::push::{Done, LinkBatch};
+use super::filters::all_match;
 use super::values::{coerce_like, fields_by_name, parse_instant};
 use crate::domain::RecordId;
 use crate::plugins::bindings::adapter::{CrmRecord, PullRequest};
@@ -39,7 +40,10 @@ pub fn import_id(slug: &str, crm_id: &str) -> String {
 }
 
 impl Job {
-    /// Pulls an entity page by page; returns the newest CRM modification time seen.
+    /// Pulls an entity page by page; returns the newest CRM modification time seen. In a two-way
+    /// sync the entity's cursor moves to it: after every page of an incremental pull (its pages
+    /// come oldest change first, so a restart resumes where this one stopped), at the end of a
+    /// full one (whose pages come in no time order).
     pub(super) async fn pull_entity(
         &mut self,
         mappings: &EntityMappings,
@@ -48,6 +52,8 @@ impl Job {
         crm_ids: Vec<String>,
         mode: PullMode,
     ) -> Result<Option<String>, Fatal> {
+        let save_cursor = mode == PullMode::TwoWay && crm_ids.is_empty() && limit.is_none();
+        let incremental = since.is_some();
         let mut newest: Option<(DateTime<Utc>, String)> = None;
         let mut remaining = limit.map(|l| l as usize);
         let fields = mappings.pull_fields();
@@ -90,12 +96,27 @@ impl Job {
             }
             self.merge_page(mappings, &records, mode).await?;
             self.flush().await?;
+            if save_cursor && incremental {
+                self.save_cursor(mappings, newest.as_ref()).await?;
+            }
             match page.next_cursor {
                 Some(next) if !by_ids || !records.is_empty() => cursor = Some(next),
                 _ => break,
             }
         }
+        if save_cursor {
+            self.save_cursor(mappings, newest.as_ref()).await?;
+        }
         Ok(newest.map(|(_, raw)| raw))
+    }
+
+    async fn save_cursor(
+        &self,
+        mappings: &EntityMappings,
+        newest: Option<&(DateTime<Utc>, String)>,
+    ) -> Result<(), Fatal> {
+        let Some((_, raw)) = newest else { return Ok(()) };
+        self.store.set_pull_cursor(&self.workspace, &self.slug, &mappings.entity, raw).await.map_err(store_fatal)
     }
 
     /// Merges one page of CRM records into the workspace.
@@ -163,14 +184,25 @@ impl Job {
         let mut changes: Vec<RecordChange> = Vec::new();
         let mut plans: Vec<Plan<'_>> = Vec::new();
         let mut links_out = LinkBatch::default();
+        let mut deletions: Vec<(String, String)> = Vec::new();
+        let settings = self.settings.clone();
+        let filters = settings.filters_of(&entity);
         for (crm, crm_view) in page.iter().zip(&views) {
             let crm_at = crm.modified_at.as_deref().and_then(parse_instant);
             let link = links.get(&crm.id);
             if crm.deleted {
                 if let Some(link) = link {
-                    let why = host_error("deleted", "deleted in the CRM (deletes are not propagated)");
-                    self.record(&entity, Some(&link.record_id), Some(&crm.id), Outcome::Skipped, Some(why));
+                    if self.settings.propagate_deletes {
+                        deletions.push((link.record_id.clone(), crm.id.clone()));
+                    } else {
+                        let why = host_error("deleted", "deleted in the CRM (deletes are not propagated)");
+                        self.record(&entity, Some(&link.record_id), Some(&crm.id), Outcome::Skipped, Some(why));
+                    }
                 }
+                continue;
+            }
+            // Filtered out: not this integration's business, in either direction.
+            if !all_match(filters, crm_view) {
                 continue;
             }
             let target = match link {
@@ -191,6 +223,10 @@ impl Job {
                 },
             };
             let Some((record, link)) = target else {
+                if !self.settings.create_missing {
+                    // Only records already in the workspace are kept in step.
+                    continue;
+                }
                 let Ok(id) = RecordId::parse(&import_id(self.slug.as_str(), &crm.id)) else {
                     let error = host_error("invalid", format!("cannot derive a workspace id from CRM id `{}`", crm.id));
                     self.record(&entity, None, Some(&crm.id), Outcome::Failed, Some(error));
@@ -352,7 +388,24 @@ impl Job {
                 }
             }
         }
-        self.commit_links(&entity, links_out).await
+        self.commit_links(&entity, links_out).await?;
+        self.apply_crm_deletions(&entity, &deletions).await
+    }
+
+    /// Deletes (softly) the workspace records whose CRM records were deleted, and their links.
+    async fn apply_crm_deletions(
+        &mut self,
+        entity: &crate::domain::EntityName,
+        deletions: &[(String, String)],
+    ) -> Result<(), Fatal> {
+        let mut unlinked = Vec::new();
+        for (record_id, crm_id) in deletions {
+            let id = RecordId::parse(record_id).map_err(Fatal)?;
+            self.store.delete_record(&self.workspace, entity, &id).await.map_err(store_fatal)?;
+            self.record(entity, Some(record_id), Some(crm_id), Outcome::Deleted, None);
+            unlinked.push(record_id.clone());
+        }
+        self.store.delete_links(&self.workspace, &self.slug, entity, &unlinked).await.map_err(store_fatal)
     }
 }
 

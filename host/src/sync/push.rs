@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use serde_json::{Map, Value as Json};
 
 use super::job::{Fatal, Job, Outcome, error_json, fatal_message, host_error, is_fatal, store_fatal};
+use super::filters::all_match;
 use super::mapping::EntityMappings;
 use super::values::same_value;
 use crate::domain::EntityName;
-use crate::plugins::bindings::adapter::{PushOutcome, PushRecord};
+use crate::plugins::bindings::adapter::{DeleteOutcome, PushOutcome, PushRecord};
 use crate::store::{LinkStatus, LinkWrite, StoreError, StoredRecord};
 
 /// Which fields a push sends.
@@ -36,7 +37,14 @@ impl Job {
         loop {
             let ids = self
                 .store
-                .records_to_push(&self.workspace, &self.slug, &mappings.entity, &after, super::MAX_BATCH as i64)
+                .records_to_push(
+                    &self.workspace,
+                    &self.slug,
+                    &mappings.entity,
+                    &after,
+                    super::MAX_BATCH as i64,
+                    &self.retry_backoff,
+                )
                 .await
                 .map_err(store_fatal)?;
             let Some(last) = ids.last() else { return Ok(()) };
@@ -106,6 +114,16 @@ impl Job {
                 continue;
             }
             let link = links.get(id);
+            if mode == PushMode::Changes {
+                // Automatic runs honour the integration's filters and, with `create_missing` off,
+                // only update records the CRM already has. (A push of named records does as told.)
+                let unlinked = link.and_then(|l| l.crm_id.as_ref()).is_none();
+                if !all_match(self.settings.filters_of(&entity), &record.fields)
+                    || (unlinked && !self.settings.create_missing)
+                {
+                    continue;
+                }
+            }
             if link.is_some_and(|l| l.status == LinkStatus::Conflict) {
                 if mode == PushMode::Changes {
                     // Counted where the conflict was found.
@@ -278,6 +296,54 @@ impl Job {
                 Ok(())
             }
             Err(other) => Err(store_fatal(other)),
+        }
+    }
+
+    /// Deletes in the CRM the records deleted in the workspace (`propagate_deletes`), in batches;
+    /// each deleted one loses its link. A record the CRM cannot delete keeps its link, failed.
+    pub(super) async fn push_deletes(&mut self, mappings: &EntityMappings) -> Result<(), Fatal> {
+        let entity = mappings.entity.clone();
+        loop {
+            let batch = self
+                .store
+                .deleted_linked_records(&self.workspace, &self.slug, &entity, super::MAX_BATCH as i64)
+                .await
+                .map_err(store_fatal)?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let crm_ids: Vec<String> = batch.iter().map(|(_, c)| c.clone()).collect();
+            let (plugin, context, name) = (self.plugin.clone(), self.context.clone(), entity.to_string());
+            let outcomes = match self.call("delete", || plugin.delete(context.clone(), &name, &crm_ids)).await {
+                Ok(Ok(outcomes)) => outcomes,
+                Ok(Err(err)) if is_fatal(&err) => return Err(fatal_message(&err)),
+                Ok(Err(err)) => {
+                    let (kind, message) = crate::plugins::adapter_error_summary(&err);
+                    return Err(Fatal(format!("the CRM refused the deletes ({kind}): {message}")));
+                }
+                Err(err) => return Err(Fatal(format!("the plugin failed while deleting: {err}"))),
+            };
+            let mut gone = Vec::new();
+            let mut failed = false;
+            for (i, (record_id, crm_id)) in batch.iter().enumerate() {
+                match outcomes.get(i) {
+                    Some(DeleteOutcome::Deleted) => {
+                        self.record(&entity, Some(record_id), Some(crm_id), Outcome::Deleted, None);
+                        gone.push(record_id.clone());
+                    }
+                    Some(DeleteOutcome::Failed(err)) => {
+                        failed = true;
+                        self.record(&entity, Some(record_id), Some(crm_id), Outcome::Failed, Some(error_json(err)));
+                    }
+                    None => failed = true,
+                }
+            }
+            self.store.delete_links(&self.workspace, &self.slug, &entity, &gone).await.map_err(store_fatal)?;
+            self.flush().await?;
+            if failed {
+                // Those stay linked and are tried again next run; do not loop on them now.
+                return Ok(());
+            }
         }
     }
 

@@ -1,38 +1,121 @@
-//! An integration's sync settings, stored as JSON on the integration: the conflict strategy and
-//! the entities a two-way sync covers by default. A PATCH changes only the keys it names.
+//! An integration's sync settings, stored as JSON on the integration: conflict strategy, entities,
+//! direction, frequency, filters, create/delete propagation and the daily-allocation cap. A PATCH
+//! changes only the keys it names and validates each against the plugin.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
+use super::filters::Filter;
+use super::frequency::Frequency;
 use super::merge::ConflictStrategy;
 use crate::domain::EntityName;
 use crate::plugins::PluginDescription;
 
+/// Which way scheduled and webhook runs move records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncDirection {
+    /// Workspace → CRM only.
+    Push,
+    /// CRM → workspace only.
+    Pull,
+    /// Both ways, merged.
+    #[default]
+    Bidirectional,
+}
+
+impl SyncDirection {
+    /// Whether runs pull from the CRM.
+    pub fn pulls(self) -> bool {
+        self != Self::Push
+    }
+
+    /// Whether runs push to the CRM.
+    pub fn pushes(self) -> bool {
+        self != Self::Pull
+    }
+}
+
 /// The settings in force (defaults filled in).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SyncSettings {
     /// How conflicts are settled.
     pub conflict_strategy: ConflictStrategy,
     /// The entities a sync without an entity list covers; empty = every entity of the plugin.
     pub entities: Vec<EntityName>,
+    /// Which way scheduled, webhook and two-way runs move records.
+    pub direction: SyncDirection,
+    /// How often it syncs by itself.
+    pub frequency: Frequency,
+    /// Per entity: only records passing every filter sync, in either direction.
+    pub filters: BTreeMap<EntityName, Vec<Filter>>,
+    /// Create records missing on the other side (off: only records already linked, or matched
+    /// by key, are updated).
+    pub create_missing: bool,
+    /// Delete on the other side what was deleted on one side (linked records only).
+    pub propagate_deletes: bool,
+    /// The operator's cap: runs stop (deferred) once the CRM account has used this percentage of
+    /// its daily API allocation. `None`: no cap below the CRM's own.
+    pub daily_limit_percent: Option<u8>,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self {
+            conflict_strategy: ConflictStrategy::default(),
+            entities: Vec::new(),
+            direction: SyncDirection::default(),
+            frequency: Frequency::default(),
+            filters: BTreeMap::new(),
+            create_missing: true,
+            propagate_deletes: false,
+            daily_limit_percent: None,
+        }
+    }
 }
 
 /// The keys a PATCH may set.
-const KEYS: &[&str] = &["conflict_strategy", "entities"];
+const KEYS: &[&str] = &[
+    "conflict_strategy",
+    "entities",
+    "direction",
+    "frequency",
+    "filters",
+    "create_missing",
+    "propagate_deletes",
+    "daily_limit_percent",
+];
 
 impl SyncSettings {
     /// Reads stored settings; unknown keys (from a newer version) are ignored, bad values fall
     /// back to the defaults rather than stopping every sync.
     pub fn from_stored(stored: &Json) -> Self {
         let mut settings = Self::default();
-        if let Some(strategy) = stored.get("conflict_strategy").and_then(|v| serde_json::from_value(v.clone()).ok()) {
-            settings.conflict_strategy = strategy;
+        let read = |key: &str| stored.get(key).cloned();
+        macro_rules! take {
+            ($field:ident) => {
+                if let Some(value) = read(stringify!($field)).and_then(|v| serde_json::from_value(v).ok()) {
+                    settings.$field = value;
+                }
+            };
         }
-        if let Some(entities) = stored.get("entities").and_then(|v| serde_json::from_value(v.clone()).ok()) {
-            settings.entities = entities;
-        }
+        take!(conflict_strategy);
+        take!(entities);
+        take!(direction);
+        take!(frequency);
+        take!(filters);
+        take!(create_missing);
+        take!(propagate_deletes);
+        take!(daily_limit_percent);
         settings
+    }
+
+    /// The filters of an entity (none: everything syncs).
+    pub fn filters_of(&self, entity: &EntityName) -> &[Filter] {
+        self.filters.get(entity).map(Vec::as_slice).unwrap_or_default()
     }
 
     /// Applies a PATCH body to the stored settings, validating every key against the plugin;
@@ -44,34 +127,78 @@ impl SyncSettings {
         if changes.is_empty() {
             return Err(format!("name at least one setting: {}", KEYS.join(", ")));
         }
+        let known_entity = |entity: &str, key: &str| -> Result<(), String> {
+            if plugin.entities.iter().any(|e| e.name == entity) {
+                return Ok(());
+            }
+            Err(format!(
+                "{key}: `{}` has no entity `{entity}` (it has {})",
+                plugin.slug,
+                plugin.entities.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
+            ))
+        };
         let mut next: Map<String, Json> = stored.as_object().cloned().unwrap_or_default();
         for (key, value) in changes {
-            match key.as_str() {
+            let value = match key.as_str() {
                 "conflict_strategy" => {
                     serde_json::from_value::<ConflictStrategy>(value.clone()).map_err(|_| {
                         format!(
                             "conflict_strategy {value} is not one of last_write_wins, crm_wins, app_wins, manual_review"
                         )
                     })?;
+                    value.clone()
                 }
                 "entities" => {
                     let entities: Vec<String> = serde_json::from_value(value.clone())
                         .map_err(|_| "entities must be a list of entity names".to_owned())?;
                     for entity in &entities {
-                        if !plugin.entities.iter().any(|e| &e.name == entity) {
-                            return Err(format!(
-                                "entities: `{}` has no entity `{entity}` (it has {})",
-                                plugin.slug,
-                                plugin.entities.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ")
-                            ));
+                        known_entity(entity, "entities")?;
+                    }
+                    value.clone()
+                }
+                "direction" => {
+                    let direction = serde_json::from_value::<SyncDirection>(value.clone())
+                        .map_err(|_| format!("direction {value} is not one of push, pull, bidirectional"))?;
+                    let caps = plugin.capabilities;
+                    if (direction.pushes() && !caps.push) || (direction.pulls() && !caps.pull) {
+                        return Err(format!("direction: `{}` cannot {value}", plugin.slug));
+                    }
+                    value.clone()
+                }
+                "frequency" => Frequency::parse(value)?.to_json(),
+                "filters" => {
+                    let filters: BTreeMap<String, Vec<Filter>> = serde_json::from_value(value.clone()).map_err(|e| {
+                        format!(
+                            "filters must map entities to lists of {{\"field\", \"op\", \"value\"}} with op one of \
+                             eq, neq, contains, gt, lt, in, exists: {e}"
+                        )
+                    })?;
+                    for (entity, list) in &filters {
+                        known_entity(entity, "filters")?;
+                        for filter in list {
+                            filter.validate().map_err(|e| format!("filters.{entity}: {e}"))?;
                         }
                     }
+                    value.clone()
+                }
+                "create_missing" | "propagate_deletes" => {
+                    if !value.is_boolean() {
+                        return Err(format!("{key} must be true or false, got {value}"));
+                    }
+                    value.clone()
+                }
+                "daily_limit_percent" => {
+                    let ok = value.is_null() || value.as_u64().is_some_and(|p| (1..=100).contains(&p));
+                    if !ok {
+                        return Err(format!("daily_limit_percent must be a whole number from 1 to 100 (or null), got {value}"));
+                    }
+                    value.clone()
                 }
                 other => {
                     return Err(format!("unknown setting `{other}`; settable: {}", KEYS.join(", ")));
                 }
-            }
-            next.insert(key.clone(), value.clone());
+            };
+            next.insert(key.clone(), value);
         }
         Ok(Json::Object(next))
     }
@@ -90,5 +217,11 @@ mod tests {
         assert_eq!(s.conflict_strategy, ConflictStrategy::ManualReview);
         assert_eq!(s.entities[0].as_str(), "contact");
         assert_eq!(SyncSettings::from_stored(&json!({"conflict_strategy": 7})), SyncSettings::default());
+        let s = SyncSettings::from_stored(&json!({"frequency": {"every_minutes": 5}, "direction": "pull",
+            "filters": {"contact": [{"field": "stage", "op": "eq", "value": "customer"}]}, "create_missing": false}));
+        assert_eq!(s.frequency, Frequency::EveryMinutes(5));
+        assert_eq!(s.direction, SyncDirection::Pull);
+        assert!(!s.create_missing && !s.propagate_deletes);
+        assert_eq!(s.filters_of(&EntityName::parse("contact").unwrap()).len(), 1);
     }
 }

@@ -68,7 +68,7 @@ pub struct HubspotState {
     /// Request instants per token in the rolling window.
     windows: BTreeMap<String, VecDeque<DateTime<Utc>>>,
     search_windows: BTreeMap<String, VecDeque<DateTime<Utc>>>,
-    /// Requests per token today (for the daily knob).
+    /// Requests per account today (for the daily knob).
     daily: BTreeMap<String, u64>,
     /// Webhook events and deliveries.
     pub webhooks: webhooks::WebhookState,
@@ -312,8 +312,11 @@ pub(crate) fn authorize(sim: &Sim, headers: &HeaderMap, search: bool) -> Result<
         Err(TokenProblem::Expired(secs)) => return Err(errors::expired_authentication(sim, secs)),
         Err(_) => return Err(errors::invalid_authentication(sim)),
     }
+    // Limits count per installed account (the hub), not per token: every connection to one hub
+    // shares them, as HubSpot's "per app per account" limits do.
+    let account = HUB_ID.to_string();
     if let Some(daily) = knobs.hubspot_daily_limit {
-        let used = state.daily.entry(token.clone()).or_default();
+        let used = state.daily.entry(account.clone()).or_default();
         if *used >= daily {
             return Err(errors::daily_limit(sim));
         }
@@ -332,7 +335,7 @@ pub(crate) fn authorize(sim: &Sim, headers: &HeaderMap, search: bool) -> Result<
         return Ok((token, Vec::new()));
     }
     let limit = knobs.hubspot_ten_second_limit;
-    let window = state.windows.entry(token.clone()).or_default();
+    let window = state.windows.entry(account.clone()).or_default();
     while window.front().is_some_and(|t| now - *t >= chrono::Duration::seconds(10)) {
         window.pop_front();
     }
@@ -349,7 +352,7 @@ pub(crate) fn authorize(sim: &Sim, headers: &HeaderMap, search: bool) -> Result<
         ("x-hubspot-ratelimit-secondly-remaining", ((limit / 10).max(1) as usize).saturating_sub(1).to_string()),
     ];
     if let Some(daily) = knobs.hubspot_daily_limit {
-        let used = state.daily.get(&token).copied().unwrap_or(0);
+        let used = state.daily.get(&account).copied().unwrap_or(0);
         out.push(("x-hubspot-ratelimit-daily", daily.to_string()));
         out.push(("x-hubspot-ratelimit-daily-remaining", daily.saturating_sub(used).to_string()));
     }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod automatic;
 mod connect;
 mod hot_reload;
 mod hubspot;

@@ -17,6 +17,7 @@ use crate::plugins::bindings::crmhost::adapter::http::{self, HttpError, Method, 
 use crate::plugins::context::CredentialSource;
 use crate::plugins::egress::{EgressPolicy, PolicyResolver, ResolveDenied};
 use crate::plugins::limits::PluginLimits;
+use crate::plugins::pacing::AccountPacer;
 use crate::plugins::runtime::CallState;
 
 /// Headers a plugin may not set: credentials are the host's, and hop-by-hop headers are the client's.
@@ -61,6 +62,7 @@ pub struct PluginHttp {
     policy: Arc<EgressPolicy>,
     client: reqwest::Client,
     credentials: Option<Arc<dyn CredentialSource>>,
+    pacer: Option<Arc<AccountPacer>>,
     request_bytes: u64,
     response_bytes: u64,
     timeout: Duration,
@@ -76,6 +78,7 @@ impl PluginHttp {
         policy: Arc<EgressPolicy>,
         client: reqwest::Client,
         credentials: Option<Arc<dyn CredentialSource>>,
+        pacer: Option<Arc<AccountPacer>>,
         limits: &PluginLimits,
         stats: Arc<crate::plugins::stats::CallStats>,
     ) -> Self {
@@ -85,6 +88,7 @@ impl PluginHttp {
             policy,
             client,
             credentials,
+            pacer,
             request_bytes: limits.http_request_bytes,
             response_bytes: limits.http_response_bytes,
             timeout: Duration::from_millis(limits.http_timeout_ms),
@@ -130,12 +134,12 @@ impl PluginHttp {
         );
         async {
             let token = self.token(false).await?;
-            let mut response = self.send_once(&request.method, &url, &request.headers, &body, timeout, token).await?;
+            let mut response = self.paced_send(&request.method, &url, &request.headers, &body, timeout, token).await?;
             if response.status().as_u16() == 401 && self.credentials.is_some() {
                 // One refresh per request; a second 401 goes back to the plugin.
                 if let Some(fresh) = self.token(true).await? {
                     response =
-                        self.send_once(&request.method, &url, &request.headers, &body, timeout, Some(fresh)).await?;
+                        self.paced_send(&request.method, &url, &request.headers, &body, timeout, Some(fresh)).await?;
                 }
             }
             tracing::Span::current().record("status", response.status().as_u16());
@@ -149,6 +153,35 @@ impl PluginHttp {
         let Some(source) = &self.credentials else { return Ok(None) };
         let token = if refresh { source.refresh_after_unauthorized().await } else { source.access_token().await };
         token.map_err(|e| HttpError::Denied(format!("no usable credentials: {e}")))
+    }
+
+    /// Waits for the account's pacer, sends, and tells the pacer what the CRM said about limits.
+    async fn paced_send(
+        &self,
+        method: &Method,
+        url: &Url,
+        headers: &[(String, String)],
+        body: &[u8],
+        timeout: Duration,
+        token: Option<SecretString>,
+    ) -> Result<reqwest::Response, HttpError> {
+        if let Some(pacer) = &self.pacer {
+            pacer.acquire(url.path()).await;
+        }
+        let response = self.send_once(method, url, headers, body, timeout, token).await?;
+        if let Some(pacer) = &self.pacer {
+            let seen: Vec<(String, String)> = response
+                .headers()
+                .iter()
+                .filter(|(n, _)| {
+                    let n = n.as_str();
+                    n.starts_with("x-hubspot-ratelimit") || n == "sforce-limit-info" || n == "retry-after"
+                })
+                .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_owned(), v.to_owned())))
+                .collect();
+            pacer.observe(response.status().as_u16(), &seen);
+        }
+        Ok(response)
     }
 
     async fn send_once(

@@ -1,0 +1,85 @@
+//! Automatic-sync routes: `POST …/integrations/{slug}/pause` and `…/resume` (admin+) stop and
+//! restart an integration's runs, and the public `POST /api/v1/webhooks/{slug}`, where CRMs
+//! deliver change events (verified by the plugin's `parse-webhook`; a bad signature is 401 and
+//! nothing runs).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::connections::slug_of;
+use super::error::ApiResult;
+use crate::auth::{Caller, Role};
+use crate::plugins::bindings::adapter::WebhookRequest;
+use crate::state::AppState;
+use crate::store::Integration;
+
+const BASE: &str = "/api/v1/workspaces/{id}/integrations/{slug}";
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(&format!("{BASE}/pause"), post(pause))
+        .route(&format!("{BASE}/resume"), post(resume))
+        .route("/api/v1/webhooks/{slug}", post(webhook))
+}
+
+/// An integration's schedule as the API shows it.
+pub(super) fn schedule_json(integration: &Integration) -> Value {
+    json!({
+        "status": integration.status,
+        "status_reason": integration.status_reason,
+        "next_sync_at": integration.next_sync_at,
+        "last_sync_at": integration.last_sync_at,
+    })
+}
+
+async fn pause(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((_, slug)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Admin)?;
+    let slug = slug_of(&slug)?;
+    let integration = state.sync.pause(&caller.workspace, &slug, &caller.user).await?;
+    Ok(Json(json!({ "integration": slug, "schedule": schedule_json(&integration) })))
+}
+
+async fn resume(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path((_, slug)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    caller.require(Role::Admin)?;
+    let slug = slug_of(&slug)?;
+    let integration = state.sync.resume(&caller.workspace, &slug, &caller.user).await?;
+    Ok(Json(json!({ "integration": slug, "schedule": schedule_json(&integration) })))
+}
+
+/// Public: the caller is a CRM, proven by the signature the plugin checks. The URL handed to the
+/// plugin is the one the CRM called (signatures cover it): crmhost's public URL plus the path.
+async fn webhook(
+    State(state): State<AppState>,
+    Path(slug): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let slug = slug_of(&slug)?;
+    let public = state.connections.public_url().as_str().trim_end_matches('/');
+    let path = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let request = WebhookRequest {
+        method: "POST".to_owned(),
+        url: format!("{public}{path}"),
+        headers: headers
+            .iter()
+            .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_ascii_lowercase(), v.to_owned())))
+            .collect(),
+        body: body.to_vec(),
+        received_at_ms: u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or_default(),
+    };
+    let report = state.sync.accept_webhook(&slug, request).await?;
+    Ok(Json(json!(report)))
+}

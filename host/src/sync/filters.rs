@@ -1,0 +1,186 @@
+//! Record filters: which records of an entity sync, tested against workspace field names on both
+//! sides (a workspace record before a push, a CRM record's mapped view before a pull). All of an
+//! entity's filters must hold.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+
+use super::values::{parse_instant, same_value};
+
+/// A comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FilterOp {
+    /// Equal (by meaning: `50` = `"50"`, case-insensitive for text).
+    Eq,
+    /// Not equal.
+    Neq,
+    /// Text containing the value, case-insensitive.
+    Contains,
+    /// Greater than (numbers, instants, else text).
+    Gt,
+    /// Less than.
+    Lt,
+    /// Equal to one of a list.
+    In,
+    /// Has a non-empty value (`value: false`: has none).
+    Exists,
+}
+
+/// One filter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    /// The workspace field.
+    pub field: String,
+    /// The comparison.
+    pub op: FilterOp,
+    /// What to compare with (a list for `in`, optional for `exists`).
+    #[serde(default, skip_serializing_if = "Json::is_null")]
+    pub value: Json,
+}
+
+impl Filter {
+    /// Checks the value suits the operator; the message names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        let field = &self.field;
+        if field.is_empty() {
+            return Err("a filter needs a `field`".to_owned());
+        }
+        let scalar = |v: &Json| matches!(v, Json::String(_) | Json::Number(_) | Json::Bool(_));
+        match self.op {
+            FilterOp::Eq | FilterOp::Neq if !scalar(&self.value) => {
+                Err(format!("filter on `{field}`: `{:?}` needs a text, number or boolean value", self.op))
+            }
+            FilterOp::Contains if !self.value.is_string() => {
+                Err(format!("filter on `{field}`: `contains` needs a text value"))
+            }
+            FilterOp::Gt | FilterOp::Lt if !matches!(self.value, Json::String(_) | Json::Number(_)) => {
+                Err(format!("filter on `{field}`: `gt`/`lt` need a number, instant or text value"))
+            }
+            FilterOp::In if !self.value.as_array().is_some_and(|a| !a.is_empty() && a.iter().all(scalar)) => {
+                Err(format!("filter on `{field}`: `in` needs a non-empty list of values"))
+            }
+            FilterOp::Exists if !(self.value.is_null() || self.value.is_boolean()) => {
+                Err(format!("filter on `{field}`: `exists` takes true, false or no value"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether a record's fields pass.
+    pub fn matches(&self, fields: &Map<String, Json>) -> bool {
+        let actual = fields.get(&self.field).filter(|v| !is_empty(v));
+        match self.op {
+            FilterOp::Exists => actual.is_some() == self.value.as_bool().unwrap_or(true),
+            FilterOp::Eq => actual.is_some_and(|a| equal(a, &self.value)),
+            FilterOp::Neq => !actual.is_some_and(|a| equal(a, &self.value)),
+            FilterOp::In => {
+                actual.is_some_and(|a| self.value.as_array().is_some_and(|list| list.iter().any(|v| equal(a, v))))
+            }
+            FilterOp::Contains => actual.is_some_and(|a| {
+                text(a).to_lowercase().contains(&self.value.as_str().unwrap_or_default().to_lowercase())
+            }),
+            FilterOp::Gt => actual.and_then(|a| compare(a, &self.value)) == Some(std::cmp::Ordering::Greater),
+            FilterOp::Lt => actual.and_then(|a| compare(a, &self.value)) == Some(std::cmp::Ordering::Less),
+        }
+    }
+}
+
+/// Whether every filter passes.
+pub fn all_match(filters: &[Filter], fields: &Map<String, Json>) -> bool {
+    filters.iter().all(|f| f.matches(fields))
+}
+
+fn is_empty(v: &Json) -> bool {
+    v.is_null() || v.as_str().is_some_and(|s| s.trim().is_empty())
+}
+
+fn text(v: &Json) -> String {
+    match v {
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn equal(a: &Json, b: &Json) -> bool {
+    match (a, b) {
+        (Json::String(x), Json::String(y)) => x.eq_ignore_ascii_case(y) || same_value(a, b),
+        _ => same_value(a, b),
+    }
+}
+
+fn number(v: &Json) -> Option<f64> {
+    match v {
+        Json::Number(n) => n.as_f64(),
+        Json::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn compare(a: &Json, b: &Json) -> Option<std::cmp::Ordering> {
+    if let (Some(x), Some(y)) = (number(a), number(b)) {
+        return x.partial_cmp(&y);
+    }
+    if let (Some(x), Some(y)) = (a.as_str().and_then(parse_instant), b.as_str().and_then(parse_instant)) {
+        return Some(x.cmp(&y));
+    }
+    Some(text(a).cmp(&text(b)))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn filter(v: Json) -> Filter {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn each_operator_decides_by_meaning() {
+        let rec = json!({"stage": "Customer", "score": "50", "email": "a@x.io", "since": "2024-05-01T10:00:00Z",
+                         "blank": ""});
+        let rec = rec.as_object().unwrap();
+        let yes = [
+            json!({"field": "stage", "op": "eq", "value": "customer"}),
+            json!({"field": "score", "op": "eq", "value": 50}),
+            json!({"field": "stage", "op": "neq", "value": "lead"}),
+            json!({"field": "email", "op": "contains", "value": "@X.IO"}),
+            json!({"field": "score", "op": "gt", "value": 9}),
+            json!({"field": "since", "op": "lt", "value": "2024-05-02T00:00:00+02:00"}),
+            json!({"field": "stage", "op": "in", "value": ["lead", "customer"]}),
+            json!({"field": "email", "op": "exists"}),
+            json!({"field": "blank", "op": "exists", "value": false}),
+            json!({"field": "missing", "op": "neq", "value": "x"}),
+        ];
+        for f in yes {
+            assert!(filter(f.clone()).matches(rec), "{f}");
+        }
+        let no = [
+            json!({"field": "stage", "op": "eq", "value": "lead"}),
+            json!({"field": "score", "op": "lt", "value": 9}),
+            json!({"field": "missing", "op": "exists"}),
+            json!({"field": "missing", "op": "eq", "value": "x"}),
+            json!({"field": "stage", "op": "in", "value": ["lead"]}),
+        ];
+        for f in no {
+            assert!(!filter(f.clone()).matches(rec), "{f}");
+        }
+    }
+
+    #[test]
+    fn values_must_suit_the_operator() {
+        for bad in [
+            json!({"field": "a", "op": "in", "value": []}),
+            json!({"field": "a", "op": "eq"}),
+            json!({"field": "a", "op": "contains", "value": 5}),
+            json!({"field": "", "op": "exists"}),
+            json!({"field": "a", "op": "exists", "value": "yes"}),
+        ] {
+            assert!(filter(bad.clone()).validate().is_err(), "{bad}");
+        }
+        assert!(serde_json::from_value::<Filter>(json!({"field": "a", "op": "like", "value": "x"})).is_err());
+    }
+}

@@ -1,0 +1,293 @@
+//! The scheduler: a worker loop that claims due integrations (oldest due first, so none starves)
+//! and runs their scheduled syncs, a few at a time per process. With PostgreSQL several host
+//! processes claim from the same table (`FOR UPDATE SKIP LOCKED`) and a lease that expires if its
+//! owner dies; with SQLite one process does it all. After each run the schedule moves on: to the
+//! next due time, to a backoff after a failed run, or to when a daily API limit frees up.
+//! Also pause and resume, which stop and restart an integration's schedule.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::job::RunEnd;
+use super::settings::SyncSettings;
+use super::{Operation, SyncEngine, SyncError, Trigger};
+use crate::domain::{EntityName, PluginSlug, WorkspaceId};
+use crate::store::{Integration, IntegrationStatus, Lease, RetryBackoff, ScheduleUpdate, Store, StoreError};
+
+/// How the scheduler and leases behave; the defaults suit production, tests shorten them.
+#[derive(Debug, Clone)]
+pub struct SchedulerOptions {
+    /// Whether this process claims and runs scheduled syncs (off: it serves the API only).
+    pub enabled: bool,
+    /// How often the loop looks for due integrations.
+    pub tick: Duration,
+    /// Scheduled runs this process executes at once.
+    pub max_concurrent_runs: usize,
+    /// How long a lease lives without renewal (renewed every third of it).
+    pub lease: Duration,
+    /// The first backoff after a run failed as a whole; doubles per consecutive failure.
+    pub run_retry_base: Duration,
+    /// The longest backoff.
+    pub run_retry_cap: Duration,
+    /// Failed records: when each is tried again.
+    pub record_retry: RetryBackoff,
+    /// The incremental pull interval behind `realtime` for a plugin without webhooks.
+    pub realtime_poll: Duration,
+    /// The same for a plugin with webhooks (they are hints; the pull is the source of truth).
+    pub realtime_poll_with_webhooks: Duration,
+}
+
+impl Default for SchedulerOptions {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            tick: Duration::from_secs(1),
+            max_concurrent_runs: 8,
+            lease: Duration::from_secs(60),
+            run_retry_base: Duration::from_secs(60),
+            run_retry_cap: Duration::from_secs(3600),
+            record_retry: RetryBackoff::default(),
+            realtime_poll: Duration::from_secs(60),
+            realtime_poll_with_webhooks: Duration::from_secs(600),
+        }
+    }
+}
+
+impl SchedulerOptions {
+    fn poll_interval(&self, webhooks: bool) -> chrono::Duration {
+        let poll = if webhooks { self.realtime_poll_with_webhooks } else { self.realtime_poll };
+        chrono::Duration::from_std(poll).unwrap_or(chrono::Duration::minutes(1))
+    }
+
+    fn backoff(&self, streak: i64) -> chrono::Duration {
+        let doublings = u32::try_from(streak.saturating_sub(1).clamp(0, 20)).unwrap_or(20);
+        let wait = self.run_retry_base.saturating_mul(1u32 << doublings).min(self.run_retry_cap);
+        chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1))
+    }
+}
+
+/// What the end of a run means for the integration's schedule (`None`: leave it as it is).
+pub(super) async fn after_run(
+    store: &Store,
+    workspace: &WorkspaceId,
+    slug: &PluginSlug,
+    settings: &SyncSettings,
+    trigger: Trigger,
+    end: &RunEnd,
+    options: &SchedulerOptions,
+    webhooks: bool,
+) -> Option<ScheduleUpdate> {
+    let now = Utc::now();
+    if let Some(until) = end.deferred_until {
+        let reason = format!(
+            "deferred until {}: {}",
+            until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            end.error.as_deref().unwrap_or("daily API limit reached")
+        );
+        let streak = store.schedule_state(workspace, slug).await.map(|s| s.failure_streak).unwrap_or(0);
+        return Some(ScheduleUpdate {
+            next_sync_at: settings.frequency.is_scheduled().then_some(until),
+            failure_streak: streak,
+            status_reason: Some(reason),
+        });
+    }
+    if trigger != Trigger::Schedule {
+        return None;
+    }
+    let state = store.schedule_state(workspace, slug).await.ok()?;
+    let integration = store.get_integration(workspace, slug).await.ok()?;
+    if integration.status != IntegrationStatus::Connected {
+        // Paused or needs re-authorization during the run: that stopped the schedule, and its
+        // reason stands (reconnecting or resuming starts it again).
+        return Some(ScheduleUpdate {
+            next_sync_at: state.next_sync_at,
+            failure_streak: state.failure_streak,
+            status_reason: integration.status_reason,
+        });
+    }
+    let regular = settings.frequency.next_due(state.next_sync_at, now, options.poll_interval(webhooks));
+    if end.status == "failed" || end.status == "interrupted" {
+        let streak = state.failure_streak + 1;
+        let retry_at = now + options.backoff(streak);
+        let reason = format!(
+            "the last {streak} scheduled run(s) failed ({}); retrying at {}",
+            end.error.as_deref().unwrap_or("see the sync history"),
+            retry_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+        return Some(ScheduleUpdate {
+            next_sync_at: regular.map(|_| retry_at),
+            failure_streak: streak,
+            status_reason: Some(reason),
+        });
+    }
+    Some(ScheduleUpdate { next_sync_at: regular, failure_streak: 0, status_reason: None })
+}
+
+impl SyncEngine {
+    /// Starts the background work of this process: the scheduler loop (when enabled), the
+    /// webhook queue and the pruning of old webhook event ids. Returns the tasks' handles.
+    pub fn spawn_background(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = vec![self.webhook_queue.clone().spawn_drain(Arc::downgrade(self))];
+        if self.options.enabled {
+            let engine = self.clone();
+            tasks.push(tokio::spawn(async move { engine.scheduler_loop().await }));
+        }
+        let store = self.store.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                if let Err(err) = store.prune_webhook_events(Utc::now() - chrono::Duration::days(3)).await {
+                    tracing::warn!(error = %err, "could not prune old webhook event ids");
+                }
+            }
+        }));
+        tasks
+    }
+
+    async fn scheduler_loop(self: Arc<Self>) {
+        let slots = Arc::new(tokio::sync::Semaphore::new(self.options.max_concurrent_runs.max(1)));
+        tracing::info!(owner = %self.owner_id, "scheduler started");
+        loop {
+            let free = slots.available_permits();
+            if free > 0 {
+                let until = Utc::now() + chrono::Duration::from_std(self.options.lease).unwrap_or_default();
+                match self.store.claim_due_integrations(&self.owner_id, until, free as i64).await {
+                    Ok(claimed) => {
+                        for lease in claimed {
+                            let Ok(permit) = slots.clone().try_acquire_owned() else { break };
+                            let engine = self.clone();
+                            tokio::spawn(async move {
+                                engine.run_claimed(lease).await;
+                                drop(permit);
+                            });
+                        }
+                    }
+                    Err(err) => tracing::warn!(error = %err, "could not claim due integrations"),
+                }
+            }
+            tokio::time::sleep(self.options.tick).await;
+        }
+    }
+
+    /// Runs one claimed integration's scheduled sync and waits for it to end.
+    #[tracing::instrument(name = "sync.scheduled", skip_all, fields(workspace = %lease.workspace, slug = %lease.slug))]
+    async fn run_claimed(&self, lease: Lease) {
+        let (workspace, slug) = (lease.workspace.clone(), lease.slug.clone());
+        if let Some(dead) = &lease.previous_owner
+            && let Err(err) = self.store.interrupt_runs_of(&workspace, &slug, dead).await
+        {
+            tracing::warn!(error = %err, "could not mark a dead process's runs interrupted");
+        }
+        let started = match self.scheduled_operation(&workspace, &slug).await {
+            Ok(Some(operation)) => {
+                self.start_run(&workspace, &slug, operation, Trigger::Schedule, "scheduler", None).await.map(Some)
+            }
+            Ok(None) => Ok(None),
+            Err(err) => Err(err),
+        };
+        match started {
+            Ok(Some((_, handle))) => {
+                let _ = handle.await;
+            }
+            Ok(None) => {
+                // Nothing to run (frequency back to manual meanwhile): unschedule.
+                let update = ScheduleUpdate { next_sync_at: None, failure_streak: 0, status_reason: None };
+                let _ = self.store.release_lease(&workspace, &slug, &self.owner_id, Some(&update)).await;
+            }
+            Err(err) => {
+                // Could not even start (plugin gone, connection unusable): back off and say why.
+                let streak = self.store.schedule_state(&workspace, &slug).await.map_or(0, |s| s.failure_streak) + 1;
+                let retry_at = Utc::now() + self.options.backoff(streak);
+                let update = ScheduleUpdate {
+                    next_sync_at: Some(retry_at),
+                    failure_streak: streak,
+                    status_reason: Some(format!("the scheduled run could not start: {err}")),
+                };
+                tracing::warn!(error = %err, "scheduled run could not start");
+                let _ = self.store.release_lease(&workspace, &slug, &self.owner_id, Some(&update)).await;
+            }
+        }
+    }
+
+    /// What a scheduled run of an integration does: its direction over its entities.
+    async fn scheduled_operation(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+    ) -> Result<Option<Operation>, SyncError> {
+        let integration = self.store.get_integration(workspace, slug).await?;
+        let settings = SyncSettings::from_stored(&integration.settings);
+        if !settings.frequency.is_scheduled() {
+            return Ok(None);
+        }
+        let entities = self.default_entities(slug, &settings)?;
+        Ok(Some(Operation::Sync { entities, direction: settings.direction }))
+    }
+
+    /// The entities a run covers when none are named: the settings', else all of the plugin's.
+    pub fn default_entities(&self, slug: &PluginSlug, settings: &SyncSettings) -> Result<Vec<EntityName>, SyncError> {
+        if !settings.entities.is_empty() {
+            return Ok(settings.entities.clone());
+        }
+        let plugin = self.plugin(slug)?;
+        Ok(plugin.description().entities.iter().filter_map(|e| EntityName::parse(&e.name).ok()).collect())
+    }
+
+    /// Recomputes the schedule after the settings changed: a new frequency starts at once (or at
+    /// its next clock time); manual unschedules.
+    pub(super) async fn reschedule(&self, integration: &Integration) -> Result<(), SyncError> {
+        let workspace = WorkspaceId::parse(&integration.workspace_id).map_err(SyncError::BadInput)?;
+        let slug = PluginSlug::parse(&integration.integration_slug).map_err(SyncError::BadInput)?;
+        if integration.status == IntegrationStatus::Paused {
+            // Resuming schedules it.
+            return Ok(());
+        }
+        let settings = SyncSettings::from_stored(&integration.settings);
+        // A reason that stopped the schedule (needs re-authorization) stands until it is fixed;
+        // one about past failures or deferrals belongs to the old schedule.
+        let reason = (integration.status != IntegrationStatus::Connected)
+            .then_some(integration.status_reason.as_deref())
+            .flatten();
+        self.store.set_schedule(&workspace, &slug, settings.frequency.first_due(Utc::now()), reason).await?;
+        Ok(())
+    }
+
+    /// Pauses an integration: nothing runs (manual runs are refused), tokens are kept.
+    pub async fn pause(&self, workspace: &WorkspaceId, slug: &PluginSlug, user: &str) -> Result<Integration, SyncError> {
+        let integration = self.existing_integration(workspace, slug).await?;
+        match integration.status {
+            IntegrationStatus::Paused => return Err(SyncError::Conflict(format!("`{slug}` is already paused"))),
+            IntegrationStatus::Disconnected => {
+                return Err(SyncError::Conflict(format!("`{slug}` is not connected: connect it first")));
+            }
+            _ => {}
+        }
+        self.store.set_integration_status(workspace, slug, IntegrationStatus::Paused).await?;
+        let reason = format!("paused by {user}");
+        self.store.set_schedule(workspace, slug, None, Some(&reason)).await?;
+        self.audit(workspace, user, "integration.paused", &format!("integration:{slug}"), serde_json::json!({})).await;
+        Ok(self.store.get_integration(workspace, slug).await?)
+    }
+
+    /// Resumes a paused integration: its schedule starts again from now.
+    pub async fn resume(&self, workspace: &WorkspaceId, slug: &PluginSlug, user: &str) -> Result<Integration, SyncError> {
+        let integration = self.existing_integration(workspace, slug).await?;
+        if integration.status != IntegrationStatus::Paused {
+            return Err(SyncError::Conflict(format!("`{slug}` is not paused")));
+        }
+        self.store.set_integration_status(workspace, slug, IntegrationStatus::Connected).await?;
+        let settings = SyncSettings::from_stored(&integration.settings);
+        self.store.set_schedule(workspace, slug, settings.frequency.first_due(Utc::now()), None).await?;
+        self.audit(workspace, user, "integration.resumed", &format!("integration:{slug}"), serde_json::json!({})).await;
+        Ok(self.store.get_integration(workspace, slug).await?)
+    }
+
+    async fn existing_integration(&self, workspace: &WorkspaceId, slug: &PluginSlug) -> Result<Integration, SyncError> {
+        self.store.get_integration(workspace, slug).await.map_err(|e| match e {
+            StoreError::NotFound => SyncError::NotFound(format!("the workspace has no `{slug}` integration")),
+            other => other.into(),
+        })
+    }
+}

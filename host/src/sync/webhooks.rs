@@ -1,0 +1,159 @@
+//! Real-time sync from CRM webhooks: the plugin verifies and parses a delivery into change
+//! events; events already seen (by the CRM's event id) are dropped; the rest are routed by CRM
+//! account to the integrations set to `realtime` and queued per (workspace, integration, entity).
+//! A drain task turns the queue into incremental pulls of exactly those records, coalescing a
+//! burst of deliveries into one run. Webhooks are hints: a lost one is caught by the scheduled
+//! incremental pull, which stays the source of truth.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::frequency::Frequency;
+use super::settings::SyncSettings;
+use super::{MAX_BATCH, Operation, SyncEngine, SyncError, Trigger};
+use crate::domain::{EntityName, PluginSlug, WorkspaceId};
+use crate::plugins::CallContext;
+use crate::plugins::bindings::AdapterError;
+use crate::plugins::bindings::adapter::WebhookRequest;
+use crate::store::IntegrationStatus;
+
+/// How long the drain waits for more events of a burst before starting their pulls.
+const COALESCE: Duration = Duration::from_millis(200);
+
+type QueueKey = (WorkspaceId, PluginSlug, EntityName);
+
+/// Changed CRM ids waiting for their pull.
+#[derive(Debug, Default)]
+pub(super) struct WebhookQueue {
+    pending: Mutex<HashMap<QueueKey, BTreeSet<String>>>,
+    wake: tokio::sync::Notify,
+}
+
+impl WebhookQueue {
+    fn add(&self, key: QueueKey, crm_id: String) {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner).entry(key).or_default().insert(crm_id);
+    }
+
+    fn take(&self) -> HashMap<QueueKey, BTreeSet<String>> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Starts the task that turns queued ids into pulls (it ends with the engine).
+    pub(super) fn spawn_drain(self: Arc<Self>, engine: Weak<SyncEngine>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                self.wake.notified().await;
+                tokio::time::sleep(COALESCE).await;
+                let Some(engine) = engine.upgrade() else { return };
+                for ((workspace, slug, entity), ids) in self.take() {
+                    let ids: Vec<String> = ids.into_iter().collect();
+                    for chunk in ids.chunks(MAX_BATCH) {
+                        let operation =
+                            Operation::Pull { entity: entity.clone(), since: None, limit: None, crm_ids: chunk.to_vec() };
+                        if let Err(err) = engine.start(&workspace, &slug, operation, Trigger::Webhook, "webhook", None).await
+                        {
+                            // The scheduled pull catches it up.
+                            tracing::warn!(workspace = %workspace, slug = %slug, error = %err, "webhook pull not started");
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
+
+/// What a delivery did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WebhookReport {
+    /// Change events in the delivery.
+    pub events: usize,
+    /// Events seen before (redeliveries), dropped.
+    pub duplicates: usize,
+    /// Record changes queued for a pull.
+    pub queued: usize,
+    /// Events no integration takes in real time (unknown account or entity, not `realtime`,
+    /// paused, push-only).
+    pub ignored: usize,
+}
+
+impl SyncEngine {
+    /// Verifies a webhook delivery with the plugin and queues pulls of the records it names.
+    /// A bad signature is `Unauthorized`; nothing is queued then.
+    #[tracing::instrument(name = "sync.webhook", skip_all, fields(slug = %slug))]
+    pub async fn accept_webhook(&self, slug: &PluginSlug, request: WebhookRequest) -> Result<WebhookReport, SyncError> {
+        let plugin = self.plugin(slug).map_err(|_| SyncError::NotFound(format!("no plugin `{slug}`")))?;
+        if !plugin.description().capabilities.webhooks {
+            return Err(SyncError::NotFound(format!("`{slug}` does not take webhooks")));
+        }
+        let events = match plugin.parse_webhook(CallContext::detached(), &request).await {
+            Ok(Ok(events)) => events,
+            Ok(Err(AdapterError::Unauthorized(info))) => return Err(SyncError::Unauthorized(info.message)),
+            Ok(Err(err)) => {
+                let (kind, message) = crate::plugins::adapter_error_summary(&err);
+                return Err(SyncError::BadInput(format!("the webhook was refused ({kind}): {message}")));
+            }
+            Err(err) => {
+                return Err(SyncError::Crm { kind: "plugin_failed", message: format!("parse-webhook failed: {err}") });
+            }
+        };
+        let mut report = WebhookReport { events: events.len(), ..WebhookReport::default() };
+        let ids: Vec<String> = events.iter().filter_map(|e| e.event_id.clone()).collect();
+        let fresh: BTreeSet<String> = self.store.first_seen_events(slug, &ids).await?.into_iter().collect();
+        let mut by_account: HashMap<String, Option<Vec<(WorkspaceId, SyncSettings)>>> = HashMap::new();
+        for event in events {
+            if event.event_id.as_ref().is_some_and(|id| !fresh.contains(id)) {
+                report.duplicates += 1;
+                continue;
+            }
+            if !by_account.contains_key(&event.account_id) {
+                let takers = self.realtime_integrations(slug, &event.account_id).await?;
+                by_account.insert(event.account_id.clone(), Some(takers));
+            }
+            let takers = by_account.get(&event.account_id).and_then(Option::as_ref);
+            let Ok(entity) = EntityName::parse(&event.entity) else {
+                report.ignored += 1;
+                continue;
+            };
+            let mut taken = false;
+            for (workspace, settings) in takers.into_iter().flatten() {
+                if settings.entities.is_empty() || settings.entities.contains(&entity) {
+                    self.webhook_queue.add((workspace.clone(), slug.clone(), entity.clone()), event.crm_id.clone());
+                    taken = true;
+                }
+            }
+            if taken {
+                report.queued += 1;
+            } else {
+                report.ignored += 1;
+            }
+        }
+        if report.queued > 0 {
+            self.webhook_queue.wake.notify_one();
+        }
+        tracing::info!(events = report.events, queued = report.queued, duplicates = report.duplicates,
+            ignored = report.ignored, "webhook delivery accepted");
+        Ok(report)
+    }
+
+    /// The workspaces connected to a CRM account whose integration syncs in real time and pulls.
+    async fn realtime_integrations(
+        &self,
+        slug: &PluginSlug,
+        account: &str,
+    ) -> Result<Vec<(WorkspaceId, SyncSettings)>, SyncError> {
+        let integrations = self.store.integrations_for_account(slug, account).await?;
+        Ok(integrations
+            .into_iter()
+            .filter(|i| i.status == IntegrationStatus::Connected)
+            .filter_map(|i| {
+                let settings = SyncSettings::from_stored(&i.settings);
+                let live = settings.frequency == Frequency::Realtime && settings.direction.pulls();
+                let workspace = WorkspaceId::parse(&i.workspace_id).ok()?;
+                live.then_some((workspace, settings))
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,190 @@
+//! The scheduler at scale: 1,000 workspaces on one host, each connected to the Salesforce
+//! emulator (no latency, limits lifted) with 5 records and `every_minutes: 1`, pushing. Wave 1 is
+//! every integration's first run, all due at once (claiming throughput and the queue it makes);
+//! wave 2 is the next run of each, due one minute after its first (on-time behaviour under load,
+//! nothing to push). Prints runs per second, scheduler lag (start minus due) p50/p99 per wave and
+//! the peak RSS. Run with `cargo bench -p crmhost-tests --bench scheduler`.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use crmhost::auth::Role;
+use crmhost::sync::SchedulerOptions;
+use crmhost_tests::{AppOptions, Backend, TestApp};
+use futures::StreamExt;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const WORKSPACES: usize = 1_000;
+const RECORDS: usize = 5;
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+fn instant(v: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap().with_timezone(&Utc)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+async fn call(app: &TestApp, method: Method, w: &str, path: &str, body: Option<Value>) -> Value {
+    let mut request = app.as_role(method, &format!("/api/v1/workspaces/{w}{path}"), w, Role::Admin);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    assert!(response.status().is_success(), "{path}: {}", response.status());
+    response.json().await.unwrap_or(Value::Null)
+}
+
+/// The scheduled runs of a workspace, oldest first: (started_at, completed_at, status).
+async fn scheduled_runs(app: &TestApp, w: &str) -> Vec<(DateTime<Utc>, Option<DateTime<Utc>>, String)> {
+    let body = call(app, Method::GET, w, "/integrations/salesforce/sync-history?trigger=schedule&limit=10", None).await;
+    let mut runs: Vec<_> = body["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let done = r["completed_at"].as_str().map(|_| instant(&r["completed_at"]));
+            (instant(&r["started_at"]), done, r["status"].as_str().unwrap_or_default().to_owned())
+        })
+        .collect();
+    runs.sort_by_key(|r| r.0);
+    runs
+}
+
+async fn scenario(backend: Backend) {
+    let mut options = crm_sim::SimOptions::both_on_free_ports();
+    options.hubspot = None;
+    options.knobs.salesforce_daily_limit = 100_000_000;
+    let sim = Arc::new(crm_sim::start(options).await.unwrap());
+    let scheduler = SchedulerOptions { tick: Duration::from_millis(100), max_concurrent_runs: 16, ..Default::default() };
+    let Some(app) = TestApp::spawn(AppOptions { backend, sim: Some(sim.clone()), scheduler, ..AppOptions::default() }).await
+    else {
+        println!("{backend:?}: not available, skipped");
+        return;
+    };
+    let app = Arc::new(app);
+    let workspaces: Vec<String> = (0..WORKSPACES).map(|i| format!("w{i}")).collect();
+
+    let setup = Instant::now();
+    futures::stream::iter(workspaces.clone())
+        .for_each_concurrent(16, |w| {
+            let app = app.clone();
+            async move {
+                assert!(app.connect(&w, "salesforce").await.status().is_success());
+                let records: Vec<Value> = (0..RECORDS)
+                    .map(|i| json!({"id": format!("r{i}"), "fields": {"email": format!("{w}-{i}@example.com"), "last_name": "L"}}))
+                    .collect();
+                call(&app, Method::PUT, &w, "/records/contact", Some(json!({"records": records}))).await;
+                call(&app, Method::PATCH, &w, "/integrations/salesforce/settings", Some(json!({"direction": "push", "entities": ["contact"]}))).await;
+            }
+        })
+        .await;
+    let setup_secs = setup.elapsed().as_secs_f64();
+
+    // Schedule them all as fast as the API takes it; each PATCH answers with its first due time.
+    let mut first_due: Vec<(String, DateTime<Utc>)> = Vec::with_capacity(WORKSPACES);
+    let scheduling = Instant::now();
+    let dues: Vec<(String, DateTime<Utc>)> = futures::stream::iter(workspaces.clone())
+        .map(|w| {
+            let app = app.clone();
+            async move {
+                let body = call(&app, Method::PATCH, &w, "/integrations/salesforce/settings", Some(json!({"frequency": {"every_minutes": 1}}))).await;
+                (w, instant(&body["schedule"]["next_sync_at"]))
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    first_due.extend(dues);
+    let scheduling_secs = scheduling.elapsed().as_secs_f64();
+
+    // Wave 1 ends when every workspace has a finished scheduled run; wave 2 when each has two.
+    for wave in 1..=2usize {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let contacts = sim.sim().salesforce().objects.iter().find(|o| o.schema.name == "Contact").unwrap().records.len();
+            if wave == 1 && contacts >= WORKSPACES * RECORDS {
+                break;
+            }
+            if wave == 2 {
+                let sample = scheduled_runs(&app, &workspaces[WORKSPACES - 1]).await;
+                if sample.iter().filter(|r| r.1.is_some()).count() >= 2 {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "wave {wave} did not finish");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let mut lags = [Vec::new(), Vec::new()];
+    let (mut first_start, mut last_end) = (None::<DateTime<Utc>>, None::<DateTime<Utc>>);
+    let mut not_completed = 0;
+    let runs: Vec<(DateTime<Utc>, Vec<_>)> = futures::stream::iter(first_due.clone())
+        .map(|(w, due)| {
+            let app = app.clone();
+            async move { (due, scheduled_runs(&app, &w).await) }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for (due, runs) in runs {
+        for (wave, run) in runs.iter().take(2).enumerate() {
+            let due = due + chrono::Duration::minutes(wave as i64);
+            lags[wave].push((run.0 - due).num_milliseconds() as f64);
+            if run.2 != "completed" {
+                not_completed += 1;
+            }
+            if wave == 0 {
+                first_start = Some(first_start.map_or(run.0, |f| f.min(run.0)));
+                if let Some(end) = run.1 {
+                    last_end = Some(last_end.map_or(end, |l| l.max(end)));
+                }
+            }
+        }
+    }
+    for l in &mut lags {
+        l.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    }
+    let wave1_secs = (last_end.unwrap() - first_start.unwrap()).num_milliseconds() as f64 / 1000.0;
+    println!(
+        "{backend:<8?} {WORKSPACES} workspaces: setup {setup_secs:.1} s, scheduling {scheduling_secs:.1} s; \
+         wave 1 (all due at once, {} runs, 5 pushes each): {:.1} runs/s over {wave1_secs:.1} s, lag p50 {:.0} ms p99 {:.0} ms; \
+         wave 2 (each due 1 min after its first, {} runs, nothing to push): lag p50 {:.0} ms p99 {:.0} ms; \
+         runs not completed {not_completed}; peak RSS {:.0} MiB",
+        lags[0].len(),
+        lags[0].len() as f64 / wave1_secs,
+        percentile(&lags[0], 0.5),
+        percentile(&lags[0], 0.99),
+        lags[1].len(),
+        percentile(&lags[1], 0.5),
+        percentile(&lags[1], 0.99),
+        peak_rss_mib(),
+    );
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        scenario(backend).await;
+    }
+}
