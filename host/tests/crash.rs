@@ -98,6 +98,26 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Connects `w1` to HubSpot as a browser would, then stores 600 workspace contacts.
+    async fn connect_hubspot_with_600_contacts(&self) {
+        let (status, start) = self.call(reqwest::Method::POST, "/integrations/hubspot/connect", Some(json!({}))).await;
+        assert_eq!(status, reqwest::StatusCode::OK, "{start}");
+        let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let authorize = browser.get(start["authorize_url"].as_str().unwrap()).send().await.unwrap();
+        let callback = authorize.headers()["location"].to_str().unwrap().to_owned();
+        assert!(browser.get(callback).send().await.unwrap().status().is_success());
+        for chunk in 0..3 {
+            let records: Vec<Value> = (chunk * 200..(chunk + 1) * 200)
+                .map(|i| json!({"id": format!("c{i}"), "fields": {"email": format!("c{i}@example.com"), "last_name": format!("L{i}")}}))
+                .collect();
+            let (status, body) =
+                self.call(reqwest::Method::PUT, "/records/contact", Some(json!({"records": records}))).await;
+            assert_eq!((status, body["failed"].as_u64()), (reqwest::StatusCode::OK, Some(0)), "{body}");
+        }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -122,23 +142,8 @@ async fn a_run_killed_mid_way_is_marked_interrupted_and_its_retry_creates_no_dup
     let port = free_port();
     let mut server = Server::start(dir.path(), port).await;
 
-    // Connect w1 as a browser would.
-    let (status, start) = server.call(reqwest::Method::POST, "/integrations/hubspot/connect", Some(json!({}))).await;
-    assert_eq!(status, reqwest::StatusCode::OK, "{start}");
-    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let authorize = browser.get(start["authorize_url"].as_str().unwrap()).send().await.unwrap();
-    let callback = authorize.headers()["location"].to_str().unwrap().to_owned();
-    assert!(browser.get(callback).send().await.unwrap().status().is_success());
-
     // 600 workspace contacts, then a two-way sync: three push batches of 200 (two requests each).
-    for chunk in 0..3 {
-        let records: Vec<Value> = (chunk * 200..(chunk + 1) * 200)
-            .map(|i| json!({"id": format!("c{i}"), "fields": {"email": format!("c{i}@example.com"), "last_name": format!("L{i}")}}))
-            .collect();
-        let (status, body) =
-            server.call(reqwest::Method::PUT, "/records/contact", Some(json!({"records": records}))).await;
-        assert_eq!((status, body["failed"].as_u64()), (reqwest::StatusCode::OK, Some(0)), "{body}");
-    }
+    server.connect_hubspot_with_600_contacts().await;
     let (status, run) =
         server.call(reqwest::Method::POST, "/integrations/hubspot/sync", Some(json!({"entities": ["contact"]}))).await;
     assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{run}");
@@ -237,20 +242,7 @@ async fn a_host_killed_mid_run_loses_its_lease_and_the_other_host_finishes_the_w
     let mut first = Server::start_with(dir.path(), free_port(), &env).await;
     let mut second = Server::start_with(dir.path(), free_port(), &env).await;
 
-    let (status, start) = first.call(reqwest::Method::POST, "/integrations/hubspot/connect", Some(json!({}))).await;
-    assert_eq!(status, reqwest::StatusCode::OK, "{start}");
-    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let authorize = browser.get(start["authorize_url"].as_str().unwrap()).send().await.unwrap();
-    let callback = authorize.headers()["location"].to_str().unwrap().to_owned();
-    assert!(browser.get(callback).send().await.unwrap().status().is_success());
-    for chunk in 0..3 {
-        let records: Vec<Value> = (chunk * 200..(chunk + 1) * 200)
-            .map(|i| json!({"id": format!("c{i}"), "fields": {"email": format!("c{i}@example.com"), "last_name": format!("L{i}")}}))
-            .collect();
-        let (status, body) =
-            first.call(reqwest::Method::PUT, "/records/contact", Some(json!({"records": records}))).await;
-        assert_eq!((status, body["failed"].as_u64()), (reqwest::StatusCode::OK, Some(0)), "{body}");
-    }
+    first.connect_hubspot_with_600_contacts().await;
     // Due at once: one of the two hosts claims it.
     let patch = json!({"frequency": {"every_minutes": 60}, "entities": ["contact"]});
     let (status, body) = second.call(reqwest::Method::PATCH, "/integrations/hubspot/settings", Some(patch)).await;
@@ -263,7 +255,9 @@ async fn a_host_killed_mid_run_loses_its_lease_and_the_other_host_finishes_the_w
         let n = live_contacts(&sim);
         assert!(n < 600, "the run finished before it could be killed");
         assert!(Instant::now() < deadline, "the scheduled run never started writing");
-        if n > 0 && let Some(run) = running_scheduled_run(&db).await {
+        if n > 0
+            && let Some(run) = running_scheduled_run(&db).await
+        {
             break run;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -285,12 +279,11 @@ async fn a_host_killed_mid_run_loses_its_lease_and_the_other_host_finishes_the_w
     let finished = async {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
-            let done: Option<(String,)> = sqlx::query_as(
-                "select owner_id from sync_history where trigger = 'schedule' and status = 'completed'",
-            )
-            .fetch_optional(&db)
-            .await
-            .unwrap();
+            let done: Option<(String,)> =
+                sqlx::query_as("select owner_id from sync_history where trigger = 'schedule' and status = 'completed'")
+                    .fetch_optional(&db)
+                    .await
+                    .unwrap();
             if let Some(done) = done {
                 return done.0;
             }

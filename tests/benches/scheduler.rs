@@ -12,24 +12,13 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use crmhost::auth::Role;
 use crmhost::sync::SchedulerOptions;
-use crmhost_tests::{AppOptions, Backend, TestApp};
+use crmhost_tests::{AppOptions, Backend, TestApp, peak_rss_mib};
 use futures::StreamExt;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const WORKSPACES: usize = 1_000;
 const RECORDS: usize = 5;
-
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
 
 fn instant(v: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap().with_timezone(&Utc)
@@ -74,8 +63,10 @@ async fn scenario(backend: Backend) {
     options.hubspot = None;
     options.knobs.salesforce_daily_limit = 100_000_000;
     let sim = Arc::new(crm_sim::start(options).await.unwrap());
-    let scheduler = SchedulerOptions { tick: Duration::from_millis(100), max_concurrent_runs: 16, ..Default::default() };
-    let Some(app) = TestApp::spawn(AppOptions { backend, sim: Some(sim.clone()), scheduler, ..AppOptions::default() }).await
+    let scheduler =
+        SchedulerOptions { tick: Duration::from_millis(100), max_concurrent_runs: 16, ..Default::default() };
+    let Some(app) =
+        TestApp::spawn(AppOptions { backend, sim: Some(sim.clone()), scheduler, ..AppOptions::default() }).await
     else {
         println!("{backend:?}: not available, skipped");
         return;
@@ -106,7 +97,14 @@ async fn scenario(backend: Backend) {
         .map(|w| {
             let app = app.clone();
             async move {
-                let body = call(&app, Method::PATCH, &w, "/integrations/salesforce/settings", Some(json!({"frequency": {"every_minutes": 1}}))).await;
+                let body = call(
+                    &app,
+                    Method::PATCH,
+                    &w,
+                    "/integrations/salesforce/settings",
+                    Some(json!({"frequency": {"every_minutes": 1}})),
+                )
+                .await;
                 (w, instant(&body["schedule"]["next_sync_at"]))
             }
         })
@@ -120,7 +118,8 @@ async fn scenario(backend: Backend) {
     for wave in 1..=2usize {
         let deadline = Instant::now() + Duration::from_secs(600);
         loop {
-            let contacts = sim.sim().salesforce().objects.iter().find(|o| o.schema.name == "Contact").unwrap().records.len();
+            let contacts =
+                sim.sim().salesforce().objects.iter().find(|o| o.schema.name == "Contact").unwrap().records.len();
             if wave == 1 && contacts >= WORKSPACES * RECORDS {
                 break;
             }

@@ -9,7 +9,7 @@
 use std::time::Instant;
 
 use crm_sim::knobs::Knobs;
-use crmhost_tests::{Backend, Crm, SyncHarness, contacts};
+use crmhost_tests::{Backend, Crm, SyncHarness, contacts, peak_rss_mib};
 use serde_json::json;
 
 const RECORDS: usize = 10_000;
@@ -27,18 +27,6 @@ fn unlimited() -> Knobs {
 /// Resets the kernel's peak-RSS mark for this process (Linux `clear_refs` 5).
 fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// The peak RSS since the last reset, in MiB.
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
 }
 
 fn report(backend: Backend, crm: Crm, what: &str, records: usize, seconds: f64, extra: &str) {

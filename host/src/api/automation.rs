@@ -36,25 +36,27 @@ pub(super) fn schedule_json(integration: &Integration) -> Value {
     })
 }
 
-async fn pause(
-    caller: Caller,
-    State(state): State<AppState>,
-    Path((_, slug)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
-    caller.require(Role::Admin)?;
-    let slug = slug_of(&slug)?;
-    let integration = state.sync.pause(&caller.workspace, &slug, &caller.user).await?;
-    Ok(Json(json!({ "integration": slug, "schedule": schedule_json(&integration) })))
+async fn pause(caller: Caller, state: State<AppState>, path: Path<(String, String)>) -> ApiResult<Json<Value>> {
+    set_paused(caller, state, path, true).await
 }
 
-async fn resume(
+async fn resume(caller: Caller, state: State<AppState>, path: Path<(String, String)>) -> ApiResult<Json<Value>> {
+    set_paused(caller, state, path, false).await
+}
+
+async fn set_paused(
     caller: Caller,
     State(state): State<AppState>,
     Path((_, slug)): Path<(String, String)>,
+    paused: bool,
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Admin)?;
     let slug = slug_of(&slug)?;
-    let integration = state.sync.resume(&caller.workspace, &slug, &caller.user).await?;
+    let integration = if paused {
+        state.sync.pause(&caller.workspace, &slug, &caller.user).await?
+    } else {
+        state.sync.resume(&caller.workspace, &slug, &caller.user).await?
+    };
     Ok(Json(json!({ "integration": slug, "schedule": schedule_json(&integration) })))
 }
 

@@ -73,13 +73,18 @@ pub struct DailyUsage {
     pub max: u64,
 }
 
+/// How long a reported daily usage is believed: usage of a rolling allocation falls again, and a
+/// deferred run must be allowed one request to learn the current figure.
+const DAILY_USAGE_FRESH_FOR: Duration = Duration::from_secs(15 * 60);
+
 #[derive(Debug)]
 struct State {
     rate: Option<Bucket>,
     search: Option<Bucket>,
     /// No request before this (after the CRM said the window is spent).
     hold_until: Option<Instant>,
-    daily: Option<DailyUsage>,
+    /// The daily usage and when it was reported.
+    daily: Option<(DailyUsage, Instant)>,
 }
 
 /// The pacer of one CRM account.
@@ -99,7 +104,7 @@ impl AccountPacer {
                 continue;
             }
             if window >= Duration::from_secs(3_600) {
-                state.daily = Some(DailyUsage { used: 0, max: u64::from(limit.requests) });
+                state.daily = Some((DailyUsage { used: 0, max: u64::from(limit.requests) }, Instant::now()));
             } else if scope.contains("search") {
                 state.search = Some(Bucket::for_limit(limit.requests, window));
             } else {
@@ -165,12 +170,12 @@ impl AccountPacer {
         if let (Some(max), Some(remaining)) =
             (number("x-hubspot-ratelimit-daily"), number("x-hubspot-ratelimit-daily-remaining"))
         {
-            state.daily = Some(DailyUsage { used: max.saturating_sub(remaining), max });
+            state.daily = Some((DailyUsage { used: max.saturating_sub(remaining), max }, now));
         }
         if let Some(info) = header("sforce-limit-info")
             && let Some(usage) = parse_sforce_usage(info)
         {
-            state.daily = Some(usage);
+            state.daily = Some((usage, now));
         }
         if status == 429 {
             let wait = number("retry-after").map_or(Duration::from_secs(1), Duration::from_secs);
@@ -178,9 +183,9 @@ impl AccountPacer {
         }
     }
 
-    /// The daily usage last reported (or declared, before any report).
+    /// The daily usage last reported (or declared, before any report), unless it is stale.
     pub fn daily_usage(&self) -> Option<DailyUsage> {
-        self.lock().daily
+        self.lock().daily.filter(|(_, at)| at.elapsed() < DAILY_USAGE_FRESH_FOR).map(|(usage, _)| usage)
     }
 
     /// The request rate in force (requests per second), for diagnostics.
@@ -240,7 +245,7 @@ mod tests {
         ]);
         let s = p.lock();
         assert!(s.rate.is_some() && s.search.is_some());
-        assert_eq!(s.daily, Some(DailyUsage { used: 0, max: 100_000 }));
+        assert_eq!(s.daily.map(|d| d.0), Some(DailyUsage { used: 0, max: 100_000 }));
     }
 
     #[test]

@@ -402,7 +402,9 @@ impl Store {
                 let due = match links.get(&id) {
                     None => true,
                     Some((status, _, _, _)) if status == "conflict" => false,
-                    Some((status, _, attempts, failed_at)) if status == "failed" => retry.due(*attempts, *failed_at, now),
+                    Some((status, _, attempts, failed_at)) if status == "failed" => {
+                        retry.due(*attempts, *failed_at, now)
+                    }
                     Some((status, synced, _, _)) => status == "pending" || version > *synced,
                 };
                 if due {

@@ -68,21 +68,25 @@ impl Store {
         let sql = match self.backend() {
             // The previous owner comes from the locked subquery, so a takeover knows whose runs
             // it orphaned.
-            Backend::Postgres => "update integrations set lease_owner = $1, lease_expires_at = $2 \
+            Backend::Postgres => {
+                "update integrations set lease_owner = $1, lease_expires_at = $2 \
                  from (select integration_id as due_id, lease_owner as previous_owner from integrations \
                        where status = 'connected' and next_sync_at <= $3 \
                        and (lease_owner is null or lease_expires_at < $3) \
                        order by next_sync_at limit $4 for update skip locked) due \
                  where integrations.integration_id = due.due_id \
-                 returning workspace_id, integration_slug, due.previous_owner",
+                 returning workspace_id, integration_slug, due.previous_owner"
+            }
             // SQLite has one writer and one process: the update is atomic on its own, and a
             // previous process's runs were marked interrupted when this one started.
-            Backend::Sqlite => "update integrations set lease_owner = $1, lease_expires_at = $2 \
+            Backend::Sqlite => {
+                "update integrations set lease_owner = $1, lease_expires_at = $2 \
                  where integration_id in (select integration_id from integrations \
                        where status = 'connected' and next_sync_at <= $3 \
                        and (lease_owner is null or lease_expires_at < $3) \
                        order by next_sync_at limit $4) \
-                 returning workspace_id, integration_slug, null",
+                 returning workspace_id, integration_slug, null"
+            }
         };
         let rows: Vec<LeaseRow> = with_pool!(self, pool => sqlx::query_as(sql)
             .bind(owner).bind(lease_until).bind(Utc::now()).bind(limit).fetch_all(pool).await)?;
@@ -100,17 +104,21 @@ impl Store {
         lease_until: DateTime<Utc>,
     ) -> StoreResult<Option<Lease>> {
         let sql = match self.backend() {
-            Backend::Postgres => "update integrations set lease_owner = $1, lease_expires_at = $2 \
+            Backend::Postgres => {
+                "update integrations set lease_owner = $1, lease_expires_at = $2 \
                  from (select integration_id as held_id, lease_owner as previous_owner from integrations \
                        where workspace_id = $3 and integration_slug = $4) held \
                  where integrations.integration_id = held.held_id \
                  and (integrations.lease_owner is null or integrations.lease_owner = $1 \
                       or integrations.lease_expires_at < $5) \
-                 returning workspace_id, integration_slug, held.previous_owner",
-            Backend::Sqlite => "update integrations set lease_owner = $1, lease_expires_at = $2 \
+                 returning workspace_id, integration_slug, held.previous_owner"
+            }
+            Backend::Sqlite => {
+                "update integrations set lease_owner = $1, lease_expires_at = $2 \
                  where workspace_id = $3 and integration_slug = $4 \
                  and (lease_owner is null or lease_owner = $1 or lease_expires_at < $5) \
-                 returning workspace_id, integration_slug, null",
+                 returning workspace_id, integration_slug, null"
+            }
         };
         let row: Option<LeaseRow> = with_pool!(self, pool => sqlx::query_as(sql)
             .bind(owner).bind(lease_until).bind(workspace.as_str()).bind(slug.as_str()).bind(Utc::now())
@@ -244,16 +252,22 @@ impl Store {
     pub async fn first_seen_events(&self, slug: &PluginSlug, event_ids: &[String]) -> StoreResult<Vec<String>> {
         let now = Utc::now();
         let mut fresh = Vec::new();
-        // One statement per id: `returning` on a multi-row insert does not say which rows were
-        // skipped on SQLite, and deliveries carry at most a hundred events.
-        for id in event_ids {
-            let sql = "insert into webhook_events (integration_slug, event_id, received_at) values ($1, $2, $3) \
-                       on conflict do nothing";
-            let n = with_pool!(self, pool => sqlx::query(sql)
-                .bind(slug.as_str()).bind(id).bind(now).execute(pool).await.map(|r| r.rows_affected()))?;
-            if n > 0 {
-                fresh.push(id.clone());
-            }
+        // `returning` on an insert that skips conflicts names only the rows it inserted.
+        for chunk in event_ids.chunks(500) {
+            let rows: Vec<String> = (0..chunk.len()).map(|i| format!("($1, ${}, $2)", i + 3)).collect();
+            let sql = format!(
+                "insert into webhook_events (integration_slug, event_id, received_at) values {} \
+                 on conflict do nothing returning event_id",
+                rows.join(", ")
+            );
+            let inserted: Vec<String> = with_pool!(self, pool => {
+                let mut query = sqlx::query_scalar(&sql).bind(slug.as_str()).bind(now);
+                for id in chunk {
+                    query = query.bind(id);
+                }
+                query.fetch_all(pool).await
+            })?;
+            fresh.extend(inserted);
         }
         Ok(fresh)
     }

@@ -168,7 +168,10 @@ mod tests {
         assert_eq!(f.next_due(Some(due), at("2026-01-01T10:00:05Z"), poll), Some(at("2026-01-01T10:10:00Z")));
         // Overran by 25 minutes: one run, ten minutes from now, not three back to back.
         assert_eq!(f.next_due(Some(due), at("2026-01-01T10:25:00Z"), poll), Some(at("2026-01-01T10:35:00Z")));
-        assert_eq!(Frequency::Hourly.next_due(None, at("2026-01-01T10:25:00Z"), poll), Some(at("2026-01-01T11:00:00Z")));
+        assert_eq!(
+            Frequency::Hourly.next_due(None, at("2026-01-01T10:25:00Z"), poll),
+            Some(at("2026-01-01T11:00:00Z"))
+        );
         let daily = Frequency::parse(&json!({"daily_at": "02:30"})).unwrap();
         assert_eq!(daily.next_due(None, at("2026-01-01T01:00:00Z"), poll), Some(at("2026-01-01T02:30:00Z")));
         assert_eq!(daily.next_due(None, at("2026-01-01T02:30:00Z"), poll), Some(at("2026-01-02T02:30:00Z")));

@@ -12,10 +12,10 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value as Json, json};
 use tokio::sync::watch;
 
+use super::Operation;
 use super::merge::ConflictStrategy;
 use super::progress::Progress;
 use super::settings::SyncSettings;
-use super::Operation;
 use crate::domain::{EntityName, PluginSlug, WorkspaceId};
 use crate::plugins::bindings::{AdapterError, RateLimitPolicy};
 use crate::plugins::{CallContext, CallError, CallResult, LoadedPlugin, adapter_error_summary};
@@ -234,10 +234,7 @@ impl Job {
         let usage = pacer.daily_usage()?;
         let percent = u64::from(self.settings.daily_limit_percent.unwrap_or(100));
         (usage.max > 0 && usage.used.saturating_mul(100) >= usage.max.saturating_mul(percent)).then(|| {
-            format!(
-                "the CRM account has used {} of its {} daily API requests (cap {percent}%)",
-                usage.used, usage.max
-            )
+            format!("the CRM account has used {} of its {} daily API requests (cap {percent}%)", usage.used, usage.max)
         })
     }
 

@@ -67,7 +67,14 @@ impl HeldLease {
                 }
             })
         };
-        Ok(Self { store: store.clone(), workspace: workspace.clone(), slug: slug.clone(), owner: owner.to_owned(), lost, renewal })
+        Ok(Self {
+            store: store.clone(),
+            workspace: workspace.clone(),
+            slug: slug.clone(),
+            owner: owner.to_owned(),
+            lost,
+            renewal,
+        })
     }
 
     /// Set once another process took the lease over (this one stalled past its expiry).

@@ -367,7 +367,14 @@ impl SyncEngine {
             };
             job.lease_lost = Some(lease.lost_flag());
             let outcome = job.run(operation).await;
-            let update = scheduler::after_run(&store, &workspace, &slug, &settings, trigger, &outcome, &options, capabilities.webhooks).await;
+            let scope = scheduler::RunScope {
+                workspace: &workspace,
+                slug: &slug,
+                settings: &settings,
+                trigger,
+                webhooks: capabilities.webhooks,
+            };
+            let update = scheduler::after_run(&store, &options, &scope, &outcome).await;
             lease.release(update.as_ref()).await;
             let entry = NewAuditEntry {
                 workspace_id: Some(workspace.clone()),

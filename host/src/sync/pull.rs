@@ -8,11 +8,11 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as Json};
 
+use super::filters::all_match;
 use super::job::{Fatal, Job, Outcome, fatal_message, host_error, is_fatal, store_fatal};
 use super::mapping::EntityMappings;
 use super::merge::{MergeOutcome, Side, merge};
 use super::push::{Done, LinkBatch};
-use super::filters::all_match;
 use super::values::{coerce_like, fields_by_name, parse_instant};
 use crate::domain::RecordId;
 use crate::plugins::bindings::adapter::{CrmRecord, PullRequest};

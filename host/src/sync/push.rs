@@ -6,8 +6,8 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value as Json};
 
-use super::job::{Fatal, Job, Outcome, error_json, fatal_message, host_error, is_fatal, store_fatal};
 use super::filters::all_match;
+use super::job::{Fatal, Job, Outcome, error_json, fatal_message, host_error, is_fatal, store_fatal};
 use super::mapping::EntityMappings;
 use super::values::same_value;
 use crate::domain::EntityName;

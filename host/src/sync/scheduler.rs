@@ -68,17 +68,24 @@ impl SchedulerOptions {
     }
 }
 
+/// The run whose end [`after_run`] judges.
+pub(super) struct RunScope<'a> {
+    pub workspace: &'a WorkspaceId,
+    pub slug: &'a PluginSlug,
+    pub settings: &'a SyncSettings,
+    pub trigger: Trigger,
+    /// Whether the plugin takes webhooks (its real-time pull is then less frequent).
+    pub webhooks: bool,
+}
+
 /// What the end of a run means for the integration's schedule (`None`: leave it as it is).
 pub(super) async fn after_run(
     store: &Store,
-    workspace: &WorkspaceId,
-    slug: &PluginSlug,
-    settings: &SyncSettings,
-    trigger: Trigger,
-    end: &RunEnd,
     options: &SchedulerOptions,
-    webhooks: bool,
+    scope: &RunScope<'_>,
+    end: &RunEnd,
 ) -> Option<ScheduleUpdate> {
+    let RunScope { workspace, slug, settings, trigger, webhooks } = *scope;
     let now = Utc::now();
     if let Some(until) = end.deferred_until {
         let reason = format!(
@@ -255,7 +262,12 @@ impl SyncEngine {
     }
 
     /// Pauses an integration: nothing runs (manual runs are refused), tokens are kept.
-    pub async fn pause(&self, workspace: &WorkspaceId, slug: &PluginSlug, user: &str) -> Result<Integration, SyncError> {
+    pub async fn pause(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        user: &str,
+    ) -> Result<Integration, SyncError> {
         let integration = self.existing_integration(workspace, slug).await?;
         match integration.status {
             IntegrationStatus::Paused => return Err(SyncError::Conflict(format!("`{slug}` is already paused"))),
@@ -272,7 +284,12 @@ impl SyncEngine {
     }
 
     /// Resumes a paused integration: its schedule starts again from now.
-    pub async fn resume(&self, workspace: &WorkspaceId, slug: &PluginSlug, user: &str) -> Result<Integration, SyncError> {
+    pub async fn resume(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        user: &str,
+    ) -> Result<Integration, SyncError> {
         let integration = self.existing_integration(workspace, slug).await?;
         if integration.status != IntegrationStatus::Paused {
             return Err(SyncError::Conflict(format!("`{slug}` is not paused")));

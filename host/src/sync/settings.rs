@@ -167,12 +167,13 @@ impl SyncSettings {
                 }
                 "frequency" => Frequency::parse(value)?.to_json(),
                 "filters" => {
-                    let filters: BTreeMap<String, Vec<Filter>> = serde_json::from_value(value.clone()).map_err(|e| {
-                        format!(
-                            "filters must map entities to lists of {{\"field\", \"op\", \"value\"}} with op one of \
+                    let filters: BTreeMap<String, Vec<Filter>> =
+                        serde_json::from_value(value.clone()).map_err(|e| {
+                            format!(
+                                "filters must map entities to lists of {{\"field\", \"op\", \"value\"}} with op one of \
                              eq, neq, contains, gt, lt, in, exists: {e}"
-                        )
-                    })?;
+                            )
+                        })?;
                     for (entity, list) in &filters {
                         known_entity(entity, "filters")?;
                         for filter in list {
@@ -190,7 +191,9 @@ impl SyncSettings {
                 "daily_limit_percent" => {
                     let ok = value.is_null() || value.as_u64().is_some_and(|p| (1..=100).contains(&p));
                     if !ok {
-                        return Err(format!("daily_limit_percent must be a whole number from 1 to 100 (or null), got {value}"));
+                        return Err(format!(
+                            "daily_limit_percent must be a whole number from 1 to 100 (or null), got {value}"
+                        ));
                     }
                     value.clone()
                 }

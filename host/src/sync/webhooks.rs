@@ -51,9 +51,14 @@ impl WebhookQueue {
                 for ((workspace, slug, entity), ids) in self.take() {
                     let ids: Vec<String> = ids.into_iter().collect();
                     for chunk in ids.chunks(MAX_BATCH) {
-                        let operation =
-                            Operation::Pull { entity: entity.clone(), since: None, limit: None, crm_ids: chunk.to_vec() };
-                        if let Err(err) = engine.start(&workspace, &slug, operation, Trigger::Webhook, "webhook", None).await
+                        let operation = Operation::Pull {
+                            entity: entity.clone(),
+                            since: None,
+                            limit: None,
+                            crm_ids: chunk.to_vec(),
+                        };
+                        if let Err(err) =
+                            engine.start(&workspace, &slug, operation, Trigger::Webhook, "webhook", None).await
                         {
                             // The scheduled pull catches it up.
                             tracing::warn!(workspace = %workspace, slug = %slug, error = %err, "webhook pull not started");
@@ -133,8 +138,13 @@ impl SyncEngine {
         if report.queued > 0 {
             self.webhook_queue.wake.notify_one();
         }
-        tracing::info!(events = report.events, queued = report.queued, duplicates = report.duplicates,
-            ignored = report.ignored, "webhook delivery accepted");
+        tracing::info!(
+            events = report.events,
+            queued = report.queued,
+            duplicates = report.duplicates,
+            ignored = report.ignored,
+            "webhook delivery accepted"
+        );
         Ok(report)
     }
 

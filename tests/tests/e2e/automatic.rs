@@ -24,11 +24,7 @@ fn fast(webhook_poll: Duration) -> SchedulerOptions {
         lease: Duration::from_secs(3),
         run_retry_base: Duration::from_secs(1),
         run_retry_cap: Duration::from_secs(4),
-        record_retry: RetryBackoff {
-            base: Duration::from_secs(1),
-            cap: Duration::from_secs(2),
-            max_attempts: 3,
-        },
+        record_retry: RetryBackoff { base: Duration::from_secs(1), cap: Duration::from_secs(2), max_attempts: 3 },
         realtime_poll: Duration::from_secs(2),
         realtime_poll_with_webhooks: webhook_poll,
         ..SchedulerOptions::default()
@@ -284,10 +280,8 @@ async fn a_run_that_fails_as_a_whole_backs_off_and_the_schedule_recovers() {
 
     h.sim.sim().update_knobs(|k| k.failure_rate = 0.0).unwrap();
     assert!(eventually(Duration::from_secs(60), || async { h.crm_contacts().len() == 5 }).await);
-    let recovered = eventually(Duration::from_secs(20), || async {
-        h.listed_integration().await["status_reason"].is_null()
-    })
-    .await;
+    let recovered =
+        eventually(Duration::from_secs(20), || async { h.listed_integration().await["status_reason"].is_null() }).await;
     assert!(recovered, "{}", h.listed_integration().await);
 }
 
@@ -305,10 +299,9 @@ async fn needs_reauth_stops_the_schedule_and_says_why() {
             state.oauth.revoke_chain(chain);
         }
     }
-    let stopped = eventually(Duration::from_secs(30), || async {
-        h.listed_integration().await["status"] == "needs_reauth"
-    })
-    .await;
+    let stopped =
+        eventually(Duration::from_secs(30), || async { h.listed_integration().await["status"] == "needs_reauth" })
+            .await;
     assert!(stopped, "{}", h.listed_integration().await);
     let listed = h.listed_integration().await;
     assert!(listed["status_reason"].as_str().unwrap_or_default().contains("reconnect"), "{listed}");
@@ -349,6 +342,14 @@ async fn a_daily_limit_defers_the_run_instead_of_failing_it() {
     let used = h.sim.sim().salesforce().api_usage;
     assert!(used <= 6, "stopped at the cap of 4 requests: {used}");
     assert!(h.crm_contacts().len() < 600);
+
+    // Salesforce's own allocation running out (REQUEST_LIMIT_EXCEEDED) defers too.
+    let knobs = crm_sim::knobs::Knobs { salesforce_daily_limit: 6, ..Default::default() };
+    let h = harness(Backend::Sqlite, Crm::Salesforce, knobs).await.unwrap();
+    put_contacts(&h, contacts(0..600, "")).await;
+    let run = h.run_to_end("sync", json!({"entities": ["contact"]})).await;
+    assert_eq!(run["status"], "deferred", "{run}");
+    assert!(h.sim.sim().salesforce().api_usage <= 6);
 }
 
 #[tokio::test]
@@ -507,7 +508,11 @@ async fn forged_stale_and_replayed_webhooks_run_nothing() {
         let response = request.send().await.unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{what}");
         let error: Value = response.json().await.unwrap();
-        assert!(error["error"]["message"].as_str().is_some_and(|m| !m.contains(&crm_sim::OAuthClient::default_client().secret)));
+        assert!(
+            error["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.contains(&crm_sim::OAuthClient::default_client().secret))
+        );
     }
     let (status, _) = SyncHarness::send(
         reqwest::Client::new().post(format!("{}/api/v1/webhooks/no-such-plugin", h.app.base)).body("[]"),
@@ -536,8 +541,11 @@ each_crm_and_backend!(filters_create_missing_and_propagated_deletes_shape_what_s
         r["fields"]["title"] = json!("Intern");
     }
     h.put_records("contact", records).await;
-    set(&h, json!({"filters": {"contact": [{"field": "title", "op": "neq", "value": "intern"}]},
-                   "propagate_deletes": true}))
+    set(
+        &h,
+        json!({"filters": {"contact": [{"field": "title", "op": "neq", "value": "intern"}]},
+                   "propagate_deletes": true}),
+    )
     .await;
     let run = h.run("sync", json!({"entities": ["contact"]})).await;
     assert_eq!(run["status"], "completed", "{run}");
@@ -548,8 +556,14 @@ each_crm_and_backend!(filters_create_missing_and_propagated_deletes_shape_what_s
 
     // create_missing off: a new workspace record is not created in the CRM; linked ones still update.
     set(&h, json!({"create_missing": false})).await;
-    h.put_records("contact", vec![json!({"id": "new", "fields": {"email": "new@example.com", "title": "Buyer"}}),
-                                  json!({"id": "c0", "fields": {"first_name": "Changed"}})]).await;
+    h.put_records(
+        "contact",
+        vec![
+            json!({"id": "new", "fields": {"email": "new@example.com", "title": "Buyer"}}),
+            json!({"id": "c0", "fields": {"first_name": "Changed"}}),
+        ],
+    )
+    .await;
     h.run("sync", json!({"entities": ["contact"]})).await;
     assert!(!emails(&h).contains("new@example.com"));
     let c0 = h.crm_id_of("c0@example.com");
@@ -576,7 +590,8 @@ each_crm_and_backend!(filters_create_missing_and_propagated_deletes_shape_what_s
         let run = h.run("sync", json!({"entities": ["contact"]})).await;
         assert_eq!(run["status"], "completed", "{run}");
         let items = h.run_detail(run["run_id"].as_str().unwrap()).await;
-        let deleted = items["items"].as_array().unwrap().iter().any(|i| i["record_id"] == "c2" && i["outcome"] == "deleted");
+        let deleted =
+            items["items"].as_array().unwrap().iter().any(|i| i["record_id"] == "c2" && i["outcome"] == "deleted");
         assert!(deleted, "{items}");
         let record = h.record("contact", "c2").await;
         assert!(record["deleted_at"].is_string(), "deleted in the workspace: {record}");
@@ -586,11 +601,13 @@ each_crm_and_backend!(filters_create_missing_and_propagated_deletes_shape_what_s
 each_crm_and_backend!(under_injected_faults_every_record_syncs_exactly_once, |backend, crm| {
     let Some(h) = harness(backend, crm, Default::default()).await else { return };
     // Faults from here on (the connect itself ran clean).
-    h.sim.sim().update_knobs(|k| {
-        k.failure_rate = 0.1;
-        k.latency_ms = 5;
-    })
-    .unwrap();
+    h.sim
+        .sim()
+        .update_knobs(|k| {
+            k.failure_rate = 0.1;
+            k.latency_ms = 5;
+        })
+        .unwrap();
     put_contacts(&h, contacts(0..300, "")).await;
     set(&h, json!({"frequency": "realtime"})).await;
     let all_in_crm = eventually(Duration::from_secs(120), || async { h.crm_contacts().len() >= 300 }).await;
@@ -612,7 +629,11 @@ each_crm_and_backend!(under_injected_faults_every_record_syncs_exactly_once, |ba
     assert!(failures > 0, "faults were injected");
     let runs = h.finished_runs("schedule").await;
     assert!(!runs.is_empty());
-    eprintln!("{crm_count} contacts synced through {failures} injected 5xx in {} scheduled runs", runs.len(), crm_count = crm.len());
+    eprintln!(
+        "{crm_count} contacts synced through {failures} injected 5xx in {} scheduled runs",
+        runs.len(),
+        crm_count = crm.len()
+    );
 });
 
 #[tokio::test]
@@ -659,7 +680,12 @@ async fn two_hosts_on_one_postgres_share_twenty_integrations_running_each_once()
     // Every integration becomes due at once: the two hosts claim them between them.
     for w in &workspaces {
         let patch = b
-            .as_role(Method::PATCH, &format!("/api/v1/workspaces/{w}/integrations/salesforce/settings"), w, crmhost::auth::Role::Admin)
+            .as_role(
+                Method::PATCH,
+                &format!("/api/v1/workspaces/{w}/integrations/salesforce/settings"),
+                w,
+                crmhost::auth::Role::Admin,
+            )
             .json(&json!({"frequency": {"every_minutes": 60}}))
             .send()
             .await
@@ -668,7 +694,11 @@ async fn two_hosts_on_one_postgres_share_twenty_integrations_running_each_once()
     }
     let url = a.database_url.clone();
     let done = eventually(Duration::from_secs(90), || async {
-        let rows = crmhost_tests::raw_rows(&url, "select count(*) from sync_history where trigger = 'schedule' and status = 'completed'").await;
+        let rows = crmhost_tests::raw_rows(
+            &url,
+            "select count(*) from sync_history where trigger = 'schedule' and status = 'completed'",
+        )
+        .await;
         String::from_utf8_lossy(&rows[0][0]) == "20"
     })
     .await;

@@ -34,6 +34,8 @@ const ROUTES: &[(&str, &str, Role)] = &[
     ("PUT", "/api/v1/workspaces/w1/integrations/hubspot/field-mappings", Role::Admin),
     ("GET", "/api/v1/workspaces/w1/integrations/hubspot/settings", Role::Member),
     ("PATCH", "/api/v1/workspaces/w1/integrations/hubspot/settings", Role::Admin),
+    ("POST", "/api/v1/workspaces/w1/integrations/hubspot/pause", Role::Admin),
+    ("POST", "/api/v1/workspaces/w1/integrations/hubspot/resume", Role::Admin),
     ("POST", "/api/v1/workspaces/w1/integrations/hubspot/push", Role::Member),
     ("POST", "/api/v1/workspaces/w1/integrations/hubspot/pull", Role::Member),
     ("POST", "/api/v1/workspaces/w1/integrations/hubspot/sync", Role::Member),

@@ -72,6 +72,7 @@ pub struct PluginHttp {
 
 impl PluginHttp {
     /// HTTP state for one call.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         plugin: Arc<str>,
         connection: String,
