@@ -277,17 +277,10 @@ impl Job {
     }
 
     async fn mappings(&self, entity: &EntityName) -> Result<super::EntityMappings, Fatal> {
-        let described = self
-            .plugin
-            .description()
-            .entities
-            .iter()
-            .find(|e| e.name == entity.as_str())
-            .cloned()
-            .ok_or_else(|| Fatal(format!("`{}` no longer has an entity `{entity}`", self.slug)))?;
-        let stored = self.store.mappings(&self.workspace, &self.slug, Some(entity)).await.map_err(store_fatal)?;
-        super::EntityMappings::effective(&described, &stored)
-            .map_err(|e| Fatal(format!("the field mappings of `{entity}` are invalid: {e}")))
+        super::effective_mappings(&self.store, &self.workspace, &self.plugin, entity).await.map_err(|e| match e {
+            super::SyncError::Store(err) => store_fatal(err),
+            other => Fatal(other.to_string()),
+        })
     }
 
     fn set_phase(&mut self, phase: String) {

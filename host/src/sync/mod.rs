@@ -237,12 +237,7 @@ impl SyncEngine {
         plugin: &LoadedPlugin,
         entity: &EntityName,
     ) -> Result<EntityMappings, SyncError> {
-        let described = Self::plugin_entity(plugin, entity)?;
-        let stored = self.store.mappings(workspace, plugin.slug(), Some(entity)).await?;
-        EntityMappings::effective(&described, &stored).map_err(|e| SyncError::Crm {
-            kind: "invalid_mapping",
-            message: format!("stored mappings are invalid: {e}"),
-        })
+        effective_mappings(&self.store, workspace, plugin, entity).await
     }
 
     /// The plugin serving `slug`.
@@ -489,6 +484,21 @@ impl SyncEngine {
             ))
         })
     }
+}
+
+/// The mappings in force for an entity: the workspace's own, else the plugin's defaults.
+pub(crate) async fn effective_mappings(
+    store: &Store,
+    workspace: &WorkspaceId,
+    plugin: &LoadedPlugin,
+    entity: &EntityName,
+) -> Result<EntityMappings, SyncError> {
+    let described = SyncEngine::plugin_entity(plugin, entity)?;
+    let stored = store.mappings(workspace, plugin.slug(), Some(entity)).await?;
+    EntityMappings::effective(&described, &stored).map_err(|e| SyncError::Crm {
+        kind: "invalid_mapping",
+        message: format!("the field mappings of `{entity}` are invalid: {e}"),
+    })
 }
 
 /// Refuses more than [`MAX_BATCH`] records, naming the limit.
