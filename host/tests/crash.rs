@@ -125,6 +125,20 @@ impl Drop for Server {
     }
 }
 
+/// Exactly one CRM contact (600 distinct emails) and one workspace record per contact: the pull
+/// after a crash linked what was written before it, it did not import copies.
+async fn assert_each_contact_once(sim: &crm_sim::SimHandle, server: &Server) {
+    assert_eq!(live_contacts(sim), 600, "exactly one CRM contact per workspace record");
+    let emails: std::collections::BTreeSet<String> = sim.sim().hubspot().objects["contacts"]
+        .records
+        .values()
+        .filter_map(|r| r.properties.get("email").cloned())
+        .collect();
+    assert_eq!(emails.len(), 600);
+    let (_, page) = server.call(reqwest::Method::GET, "/records/contact?limit=1000", None).await;
+    assert_eq!(page["records"].as_array().unwrap().len(), 600, "no workspace record imported twice");
+}
+
 fn live_contacts(sim: &crm_sim::SimHandle) -> usize {
     sim.sim().hubspot().objects["contacts"].records.values().filter(|r| r.archived_at.is_none()).count()
 }
@@ -180,15 +194,7 @@ async fn a_run_killed_mid_way_is_marked_interrupted_and_its_retry_creates_no_dup
         (Some("completed"), Some(0)),
         "{retried}"
     );
-    assert_eq!(live_contacts(&sim), 600, "exactly one CRM contact per workspace record");
-    let emails: std::collections::BTreeSet<String> = sim.sim().hubspot().objects["contacts"]
-        .records
-        .values()
-        .filter_map(|r| r.properties.get("email").cloned())
-        .collect();
-    assert_eq!(emails.len(), 600);
-    let (_, page) = server.call(reqwest::Method::GET, "/records/contact?limit=1000", None).await;
-    assert_eq!(page["records"].as_array().unwrap().len(), 600, "the retry's pull linked, it did not import copies");
+    assert_each_contact_once(&sim, &server).await;
     let (_, quiet) = server
         .call(reqwest::Method::POST, "/integrations/hubspot/sync?wait=true", Some(json!({"entities": ["contact"]})))
         .await;
@@ -297,14 +303,6 @@ async fn a_host_killed_mid_run_loses_its_lease_and_the_other_host_finishes_the_w
         survivor.call(reqwest::Method::GET, &format!("/integrations/hubspot/sync-runs/{killed_run}"), None).await;
     assert_eq!(status, reqwest::StatusCode::OK);
     assert_eq!(interrupted["status"], "interrupted", "{interrupted}");
-    assert_eq!(live_contacts(&sim), 600, "exactly one CRM contact per workspace record");
-    let emails: std::collections::BTreeSet<String> = sim.sim().hubspot().objects["contacts"]
-        .records
-        .values()
-        .filter_map(|r| r.properties.get("email").cloned())
-        .collect();
-    assert_eq!(emails.len(), 600);
-    let (_, page) = survivor.call(reqwest::Method::GET, "/records/contact?limit=1000", None).await;
-    assert_eq!(page["records"].as_array().unwrap().len(), 600);
+    assert_each_contact_once(&sim, survivor).await;
     db.close().await;
 }

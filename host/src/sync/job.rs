@@ -413,6 +413,20 @@ pub(super) fn is_fatal(err: &AdapterError) -> bool {
     )
 }
 
+/// The answer of a call the run cannot go on without (a page, a batch of deletes): the value, or
+/// why the run stops, saying what it was doing.
+pub(super) fn required<T>(what: &str, result: Result<Result<T, AdapterError>, CallError>) -> Result<T, Fatal> {
+    match result {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) if is_fatal(&err) => Err(fatal_message(&err)),
+        Ok(Err(err)) => {
+            let (kind, message) = adapter_error_summary(&err);
+            Err(Fatal(format!("the CRM refused the {what} ({kind}): {message}")))
+        }
+        Err(err) => Err(Fatal(format!("the plugin failed during the {what}: {err}"))),
+    }
+}
+
 /// The message a fatal adapter error gives the run.
 pub(super) fn fatal_message(err: &AdapterError) -> Fatal {
     let (kind, message) = adapter_error_summary(err);

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as Json};
 
 use super::filters::all_match;
-use super::job::{Fatal, Job, Outcome, fatal_message, host_error, is_fatal, store_fatal};
+use super::job::{Fatal, Job, Outcome, host_error, required, store_fatal};
 use super::mapping::EntityMappings;
 use super::merge::{MergeOutcome, Side, merge};
 use super::push::{Done, LinkBatch};
@@ -73,15 +73,7 @@ impl Job {
                 limit: page_size as u32,
             };
             let (plugin, context) = (self.plugin.clone(), self.context.clone());
-            let page = match self.call("pull", || plugin.pull(context.clone(), &request)).await {
-                Ok(Ok(page)) => page,
-                Ok(Err(err)) if is_fatal(&err) => return Err(fatal_message(&err)),
-                Ok(Err(err)) => {
-                    let (kind, message) = crate::plugins::adapter_error_summary(&err);
-                    return Err(Fatal(format!("the CRM refused the pull ({kind}): {message}")));
-                }
-                Err(err) => return Err(Fatal(format!("the plugin failed while pulling: {err}"))),
-            };
+            let page = required("pull", self.call("pull", || plugin.pull(context.clone(), &request)).await)?;
             let mut records = page.records;
             if let Some(r) = remaining.as_mut() {
                 records.truncate(*r);

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde_json::{Map, Value as Json};
 
 use super::filters::all_match;
-use super::job::{Fatal, Job, Outcome, error_json, fatal_message, host_error, is_fatal, store_fatal};
+use super::job::{Fatal, Job, Outcome, error_json, fatal_message, host_error, is_fatal, required, store_fatal};
 use super::mapping::EntityMappings;
 use super::values::same_value;
 use crate::domain::EntityName;
@@ -314,15 +314,8 @@ impl Job {
             }
             let crm_ids: Vec<String> = batch.iter().map(|(_, c)| c.clone()).collect();
             let (plugin, context, name) = (self.plugin.clone(), self.context.clone(), entity.to_string());
-            let outcomes = match self.call("delete", || plugin.delete(context.clone(), &name, &crm_ids)).await {
-                Ok(Ok(outcomes)) => outcomes,
-                Ok(Err(err)) if is_fatal(&err) => return Err(fatal_message(&err)),
-                Ok(Err(err)) => {
-                    let (kind, message) = crate::plugins::adapter_error_summary(&err);
-                    return Err(Fatal(format!("the CRM refused the deletes ({kind}): {message}")));
-                }
-                Err(err) => return Err(Fatal(format!("the plugin failed while deleting: {err}"))),
-            };
+            let result = self.call("delete", || plugin.delete(context.clone(), &name, &crm_ids)).await;
+            let outcomes = required("deletes", result)?;
             let mut gone = Vec::new();
             let mut failed = false;
             for (i, (record_id, crm_id)) in batch.iter().enumerate() {
