@@ -178,7 +178,9 @@ each_crm_and_backend!(a_schedule_runs_on_time_and_picks_up_changes_on_both_sides
         assert!((1_800..=8_000).contains(&gap), "gap between scheduled runs: {gap} ms");
     }
     assert!(runs.iter().all(|r| r["status"] == "completed"), "{runs:?}");
-    assert!(instant(&h.listed_integration().await["next_sync_at"]) > *starts.last().unwrap());
+    // Still scheduled, within one interval (plus a tick) of now.
+    let next = instant(&h.listed_integration().await["next_sync_at"]);
+    assert!(next - Utc::now() <= chrono::Duration::seconds(3), "next run at {next}");
 });
 
 #[tokio::test]
