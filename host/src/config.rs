@@ -149,6 +149,7 @@ impl SchedulerFileSettings {
                 "realtime_poll_with_webhooks_secs",
                 5,
             )?,
+            orphan_sweep: d.orphan_sweep,
         };
         Ok(options)
     }

@@ -1,6 +1,8 @@
 //! Serving an emulator: `TCP_NODELAY` on every connection (keep-alive clients stall ~40 ms per
 //! response with Nagle on), trailing slashes trimmed before routing (real clients use both forms),
-//! per-route call counting, and the latency / failure / forced-rate-limit knobs for API routes.
+//! request bodies read to their end before any answer (so a keep-alive connection survives an
+//! early answer), per-route call counting, and the latency / failure / forced-rate-limit knobs
+//! for API routes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +22,7 @@ pub(crate) fn spawn(listener: tokio::net::TcpListener, router: Router) -> tokio:
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let app = NormalizePathLayer::trim_trailing_slash().layer(router);
+    let app = NormalizePathLayer::trim_trailing_slash().layer(router.layer(axum::middleware::from_fn(read_body_first)));
     tokio::spawn(async move {
         let service = axum::ServiceExt::<Request>::into_make_service(app);
         if let Err(err) = axum::serve(listener, service).await {
@@ -35,7 +37,7 @@ pub(crate) fn spawn_tls(
     router: Router,
     tls: crate::tls::TlsMaterial,
 ) -> tokio::task::JoinHandle<()> {
-    let app = NormalizePathLayer::trim_trailing_slash().layer(router);
+    let app = NormalizePathLayer::trim_trailing_slash().layer(router.layer(axum::middleware::from_fn(read_body_first)));
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else { continue };
@@ -49,6 +51,27 @@ pub(crate) fn spawn_tls(
             });
         }
     })
+}
+
+/// The largest request body an emulator reads (Salesforce's own REST limit is far below it).
+const MAX_BODY_BYTES: usize = 64 << 20;
+
+/// Reads the whole request body before routing and answering. An answer sent before the body
+/// was read (an unknown route, a forced limit, an injected 503) would otherwise leave the body's
+/// unread rest on a keep-alive connection, which the server then drops without saying
+/// `Connection: close`, and the client's next request on it fails. A body over the limit gets
+/// 413 with `Connection: close`.
+pub(crate) async fn read_body_first(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Err(_) => (
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            [(axum::http::header::CONNECTION, "close")],
+            "request body too large",
+        )
+            .into_response(),
+    }
 }
 
 /// Counts every call by route (admin routes excepted).

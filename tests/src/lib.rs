@@ -68,6 +68,7 @@ pub fn capture_logs() -> bool {
         tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_ansi(false)
+            .fmt_fields(crmhost::telemetry::text_fields())
             .with_writer(|| CaptureWriter)
             .try_init()
             .is_ok()

@@ -4,20 +4,20 @@
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use secrecy::ExposeSecret;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::error::{ApiError, ApiResult};
+use super::routes::Routes;
 use crate::state::AppState;
 use crate::store::NewAuditEntry;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/admin/plugins", get(list_plugins))
-        .route("/api/v1/admin/plugins/reload", post(reload_plugins))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/api/v1/admin/plugins", list_plugins)
+        .post("/api/v1/admin/plugins/reload", reload_plugins)
 }
 
 /// Proof that the caller presented the operator token.

@@ -6,24 +6,24 @@
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{Value, json};
 
 use super::connections::slug_of;
 use super::error::ApiResult;
 use crate::auth::{Caller, Role};
 use crate::plugins::bindings::adapter::WebhookRequest;
+use super::routes::Routes;
 use crate::state::AppState;
 use crate::store::Integration;
 
 const BASE: &str = "/api/v1/workspaces/{id}/integrations/{slug}";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(&format!("{BASE}/pause"), post(pause))
-        .route(&format!("{BASE}/resume"), post(resume))
-        .route("/api/v1/webhooks/{slug}", post(webhook))
+pub fn router() -> Routes {
+    Routes::new()
+        .post(&format!("{BASE}/pause"), pause)
+        .post(&format!("{BASE}/resume"), resume)
+        .post("/api/v1/webhooks/{slug}", webhook)
 }
 
 /// An integration's schedule as the API shows it.

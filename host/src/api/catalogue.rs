@@ -1,11 +1,11 @@
 //! `GET /api/v1/integrations`: the public catalogue of CRMs this server can connect to.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
 
 use crate::plugins::description::{CapabilitySet, MappingDescription};
+use super::routes::Routes;
 use crate::state::AppState;
 
 /// One catalogue entry: what a platform needs to offer the integration, nothing operational.
@@ -28,8 +28,8 @@ struct CatalogueEntity {
     default_field_mappings: Vec<MappingDescription>,
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/integrations", get(list))
+pub fn router() -> Routes {
+    Routes::new().get("/api/v1/integrations", list)
 }
 
 /// Lists the serving plugins, by slug.

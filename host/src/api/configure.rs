@@ -3,26 +3,27 @@
 //! replaces an entity's, `GET …/{slug}/settings` (member+) and `PATCH` (admin+) the sync settings.
 
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::connections::slug_of;
+use super::extract::{JsonBody};
 use super::error::{ApiError, ApiResult};
 use super::records::entity_of;
 use crate::auth::{Caller, Role};
+use super::routes::Routes;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::sync::{MappingInput, SyncSettings};
 
 const BASE: &str = "/api/v1/workspaces/{id}/integrations/{slug}";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(&format!("{BASE}/fields"), get(fields))
-        .route(&format!("{BASE}/field-mappings"), get(mappings).put(replace_mappings))
-        .route(&format!("{BASE}/settings"), get(settings).patch(patch_settings))
+pub fn router() -> Routes {
+    Routes::new()
+        .get(&format!("{BASE}/fields"), fields)
+        .get(&format!("{BASE}/field-mappings"), mappings).put(&format!("{BASE}/field-mappings"), replace_mappings)
+        .get(&format!("{BASE}/settings"), settings).patch(&format!("{BASE}/settings"), patch_settings)
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,11 +77,11 @@ async fn replace_mappings(
     caller: Caller,
     State(state): State<AppState>,
     Path((_, slug)): Path<(String, String)>,
-    body: Result<Json<MappingsBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<JsonBody<MappingsBody>, ApiError>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Admin)?;
     let slug = slug_of(&slug)?;
-    let Json(body) = body?;
+    let JsonBody(body) = body?;
     let entity = entity_of(&body.entity)?;
     let resolved = state.sync.replace_mappings(&caller.workspace, &slug, &entity, &body.mappings, &caller.user).await?;
     Ok(Json(json!(resolved)))
@@ -108,11 +109,11 @@ async fn patch_settings(
     caller: Caller,
     State(state): State<AppState>,
     Path((_, slug)): Path<(String, String)>,
-    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
+    body: Result<JsonBody<Value>, ApiError>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Admin)?;
     let slug = slug_of(&slug)?;
-    let Json(patch) = body?;
+    let JsonBody(patch) = body?;
     let (integration, settings) = state.sync.update_settings(&caller.workspace, &slug, &patch, &caller.user).await?;
     Ok(Json(json!({
         "integration": slug,

@@ -3,23 +3,24 @@
 //! (written to both sides) and `POST …/conflicts/{cid}/ignore`.
 
 use axum::extract::{Path, Query, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::extract::{JsonBody};
 use super::error::{ApiError, ApiResult};
 use crate::auth::{Caller, Role};
+use super::routes::Routes;
 use crate::state::AppState;
 use crate::store::{ConflictFilter, StoreError};
 use crate::sync::Resolution;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/workspaces/{id}/conflicts", get(list))
-        .route("/api/v1/workspaces/{id}/conflicts/{cid}", get(show))
-        .route("/api/v1/workspaces/{id}/conflicts/{cid}/resolve", post(resolve))
-        .route("/api/v1/workspaces/{id}/conflicts/{cid}/ignore", post(ignore))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/api/v1/workspaces/{id}/conflicts", list)
+        .get("/api/v1/workspaces/{id}/conflicts/{cid}", show)
+        .post("/api/v1/workspaces/{id}/conflicts/{cid}/resolve", resolve)
+        .post("/api/v1/workspaces/{id}/conflicts/{cid}/ignore", ignore)
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,10 +92,10 @@ async fn resolve(
     caller: Caller,
     State(state): State<AppState>,
     Path((_, cid)): Path<(String, String)>,
-    body: Result<Json<Resolution>, axum::extract::rejection::JsonRejection>,
+    body: Result<JsonBody<Resolution>, ApiError>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Member)?;
-    let Json(resolution) = body?;
+    let JsonBody(resolution) = body?;
     let conflict = state.sync.resolve_conflict(&caller.workspace, &cid, &resolution, &caller.user).await?;
     Ok(Json(json!(conflict)))
 }

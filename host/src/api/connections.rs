@@ -6,25 +6,26 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::extract::{OptionalJsonBody};
 use super::error::{ApiError, ApiResult};
 use crate::auth::{Caller, Role};
 use crate::connections::{CallbackFailure, CallbackParams, ConnectionError};
 use crate::domain::PluginSlug;
 use crate::oauth::OAuthError;
+use super::routes::Routes;
 use crate::state::AppState;
 use crate::store::StateRejection;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/workspaces/{id}/integrations/{slug}/connect", post(connect))
-        .route("/api/v1/workspaces/{id}/integrations/{slug}/test", post(test))
-        .route("/api/v1/workspaces/{id}/integrations/{slug}", delete(disconnect))
-        .route("/api/v1/integrations/callback/{slug}", get(callback))
+pub fn router() -> Routes {
+    Routes::new()
+        .post("/api/v1/workspaces/{id}/integrations/{slug}/connect", connect)
+        .post("/api/v1/workspaces/{id}/integrations/{slug}/test", test)
+        .delete("/api/v1/workspaces/{id}/integrations/{slug}", disconnect)
+        .get("/api/v1/integrations/callback/{slug}", callback)
 }
 
 impl From<ConnectionError> for ApiError {
@@ -74,11 +75,11 @@ async fn connect(
     caller: Caller,
     State(state): State<AppState>,
     Path((_, slug)): Path<(String, String)>,
-    body: Option<Json<ConnectBody>>,
+    body: Result<OptionalJsonBody<ConnectBody>, ApiError>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Admin)?;
     let slug = slug_of(&slug)?;
-    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let OptionalJsonBody(body) = body?;
     let start = state.connections.start(&caller.workspace, &slug, &caller.user, body.return_url.as_deref()).await?;
     Ok(Json(json!(start)))
 }

@@ -116,21 +116,6 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<axum::extract::rejection::JsonRejection> for ApiError {
-    fn from(rejection: axum::extract::rejection::JsonRejection) -> Self {
-        use axum::extract::rejection::JsonRejection;
-        match rejection {
-            JsonRejection::MissingJsonContentType(_) => {
-                Self::BadRequest("send the body as JSON with `Content-Type: application/json`".to_owned())
-            }
-            JsonRejection::BytesRejection(ref b) if b.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Self::PayloadTooLarge("the request body is over the size limit".to_owned())
-            }
-            other => Self::BadRequest(format!("invalid JSON body: {}", other.body_text())),
-        }
-    }
-}
-
 impl From<axum::extract::rejection::QueryRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
         Self::BadRequest(rejection.body_text())

@@ -3,14 +3,14 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::json;
 
+use super::routes::Routes;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/api/v1/sandbox", get(sandbox))
+pub fn router() -> Routes {
+    Routes::new().get("/healthz", healthz).get("/readyz", readyz).get("/api/v1/sandbox", sandbox)
 }
 
 /// The emulators' addresses in sandbox mode; 404 otherwise.

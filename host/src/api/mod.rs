@@ -1,5 +1,5 @@
 //! The HTTP API: one router per resource, merged here with the cross-cutting layers (tracing,
-//! body limit, timeout) and JSON fallbacks for unknown routes.
+//! body limit, timeout, the JSON-shaped edge of [`edge`]) and JSON fallbacks for unknown routes.
 
 pub mod admin;
 mod automation;
@@ -7,9 +7,12 @@ mod catalogue;
 mod configure;
 mod conflicts;
 mod connections;
+mod edge;
 pub mod error;
+mod extract;
 mod health;
 mod records;
+pub mod routes;
 pub mod sync;
 mod workspaces;
 
@@ -18,15 +21,17 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::StatusCode;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
 use error::ApiError;
+use routes::{RouteInfo, Routes};
 
-/// The application router (without a listener, so tests can drive it directly).
-pub fn router(state: AppState, max_request_bytes: usize) -> Router {
-    Router::new()
+/// Every route of the API, as one [`Routes`] (router and table).
+fn routes() -> Routes {
+    Routes::new()
         .merge(health::router())
         .merge(catalogue::router())
         .merge(admin::router())
@@ -37,6 +42,17 @@ pub fn router(state: AppState, max_request_bytes: usize) -> Router {
         .merge(sync::router())
         .merge(conflicts::router())
         .merge(automation::router())
+}
+
+/// Every routed method and path, sorted: what the router serves, for tests and documents.
+pub fn route_table() -> Vec<RouteInfo> {
+    routes().table()
+}
+
+/// The application router (without a listener, so tests can drive it directly).
+pub fn router(state: AppState, max_request_bytes: usize) -> Router {
+    routes()
+        .into_router()
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
         .method_not_allowed_fallback(|| async {
             (
@@ -47,7 +63,10 @@ pub fn router(state: AppState, max_request_bytes: usize) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(max_request_bytes))
+        .layer(CatchPanicLayer::custom(edge::panic_response))
+        .layer(axum::middleware::from_fn(edge::refuse_nul))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(120)))
+        .layer(axum::middleware::from_fn(edge::errors_as_json))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             // The matched route, not the raw path: ids in paths stay out of span names.
             let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("-");

@@ -4,24 +4,25 @@
 //! its sync status per integration, `DELETE` (member+) soft-deletes one.
 
 use axum::extract::{Path, Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::extract::{JsonBody};
 use super::error::{ApiError, ApiResult};
 use crate::auth::{Caller, Role};
 use crate::domain::{EntityName, RecordId};
+use super::routes::Routes;
 use crate::state::AppState;
 use crate::store::RecordQuery;
 use crate::sync::{MAX_BATCH, input};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/workspaces/{id}/records/{entity}", get(list).put(upsert))
-        .route("/api/v1/workspaces/{id}/records/{entity}/{record_id}", get(show).delete(remove))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/api/v1/workspaces/{id}/records/{entity}", list).put("/api/v1/workspaces/{id}/records/{entity}", upsert)
+        .get("/api/v1/workspaces/{id}/records/{entity}/{record_id}", show).delete("/api/v1/workspaces/{id}/records/{entity}/{record_id}", remove)
 }
 
 pub(super) fn entity_of(raw: &str) -> ApiResult<EntityName> {
@@ -42,11 +43,11 @@ async fn upsert(
     caller: Caller,
     State(state): State<AppState>,
     Path((_, entity)): Path<(String, String)>,
-    body: Result<Json<UpsertBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<JsonBody<UpsertBody>, ApiError>,
 ) -> ApiResult<Json<Value>> {
     caller.require(Role::Member)?;
     let entity = entity_of(&entity)?;
-    let Json(body) = body?;
+    let JsonBody(body) = body?;
     if body.records.len() > MAX_BATCH {
         return Err(ApiError::BadRequest(format!(
             "at most {MAX_BATCH} records per call, got {}: split them into batches of {MAX_BATCH}",

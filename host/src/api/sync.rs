@@ -10,32 +10,33 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::connections::slug_of;
+use super::extract::{JsonBody, OptionalJsonBody};
 use super::error::{ApiError, ApiResult};
 use crate::auth::{Caller, Role};
 use crate::domain::{EntityName, PluginSlug, RecordId};
+use super::routes::Routes;
 use crate::state::AppState;
 use crate::store::{RunFilter, StoreError, SyncRun};
 use crate::sync::{MAX_BATCH, Operation, Progress, Trigger, check_batch, input};
 
 const BASE: &str = "/api/v1/workspaces/{id}/integrations/{slug}";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(&format!("{BASE}/push"), post(push))
-        .route(&format!("{BASE}/pull"), post(pull))
-        .route(&format!("{BASE}/sync"), post(sync))
-        .route(&format!("{BASE}/sync-history"), get(history))
-        .route(&format!("{BASE}/sync-runs/{{run_id}}"), get(run))
-        .route(&format!("{BASE}/sync-runs/{{run_id}}/events"), get(events))
-        .route(&format!("{BASE}/sync-runs/{{run_id}}/retry"), post(retry))
+pub fn router() -> Routes {
+    Routes::new()
+        .post(&format!("{BASE}/push"), push)
+        .post(&format!("{BASE}/pull"), pull)
+        .post(&format!("{BASE}/sync"), sync)
+        .get(&format!("{BASE}/sync-history"), history)
+        .get(&format!("{BASE}/sync-runs/{{run_id}}"), run)
+        .get(&format!("{BASE}/sync-runs/{{run_id}}/events"), events)
+        .post(&format!("{BASE}/sync-runs/{{run_id}}/retry"), retry)
 }
 
 /// A run as the API shows it.
@@ -101,12 +102,12 @@ async fn push(
     State(state): State<AppState>,
     Path((_, slug)): Path<(String, String)>,
     query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
-    body: Result<Json<PushBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<JsonBody<PushBody>, ApiError>,
 ) -> ApiResult<Response> {
     caller.require(Role::Member)?;
     let slug = slug_of(&slug)?;
     let wait = wait_of(query)?;
-    let Json(body) = body?;
+    let JsonBody(body) = body?;
     let entity = EntityName::parse(&body.entity).map_err(ApiError::BadRequest)?;
     let record_ids: Vec<RecordId> = match (body.record_ids, body.records) {
         (Some(ids), None) => {
@@ -157,12 +158,12 @@ async fn pull(
     State(state): State<AppState>,
     Path((_, slug)): Path<(String, String)>,
     query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
-    body: Result<Json<PullBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<JsonBody<PullBody>, ApiError>,
 ) -> ApiResult<Response> {
     caller.require(Role::Member)?;
     let slug = slug_of(&slug)?;
     let wait = wait_of(query)?;
-    let Json(body) = body?;
+    let JsonBody(body) = body?;
     let entity = EntityName::parse(&body.entity).map_err(ApiError::BadRequest)?;
     if let Some(since) = &body.since
         && DateTime::parse_from_rfc3339(since).is_err()
@@ -190,12 +191,12 @@ async fn sync(
     State(state): State<AppState>,
     Path((_, slug)): Path<(String, String)>,
     query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
-    body: Option<Json<SyncBody>>,
+    body: Result<OptionalJsonBody<SyncBody>, ApiError>,
 ) -> ApiResult<Response> {
     caller.require(Role::Member)?;
     let slug = slug_of(&slug)?;
     let wait = wait_of(query)?;
-    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let OptionalJsonBody(body) = body?;
     let integration = state.store.get_integration(&caller.workspace, &slug).await.map_err(|e| match e {
         StoreError::NotFound => ApiError::from(crate::connections::ConnectionError::NotConnected(slug.to_string())),
         other => other.into(),

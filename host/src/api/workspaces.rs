@@ -3,19 +3,19 @@
 //! through its audit log, newest first.
 
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
 use crate::auth::{Caller, Role};
+use super::routes::Routes;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/workspaces/{id}/integrations", get(list_integrations))
-        .route("/api/v1/workspaces/{id}/audit-log", get(audit_log))
+pub fn router() -> Routes {
+    Routes::new()
+        .get("/api/v1/workspaces/{id}/integrations", list_integrations)
+        .get("/api/v1/workspaces/{id}/audit-log", audit_log)
 }
 
 async fn list_integrations(caller: Caller, State(state): State<AppState>) -> ApiResult<Json<Value>> {
@@ -41,13 +41,19 @@ async fn list_integrations(caller: Caller, State(state): State<AppState>) -> Api
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Page {
     limit: Option<i64>,
     before: Option<i64>,
 }
 
-async fn audit_log(caller: Caller, State(state): State<AppState>, Query(page): Query<Page>) -> ApiResult<Json<Value>> {
+async fn audit_log(
+    caller: Caller,
+    State(state): State<AppState>,
+    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
     caller.require(Role::Admin)?;
+    let Query(page) = page?;
     let limit = page.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::BadRequest("limit must be between 1 and 500".to_owned()));

@@ -65,6 +65,9 @@ pub enum AuthError {
     /// Expired.
     #[error("the token has expired")]
     Expired,
+    /// Its `nbf` (not before) is still in the future.
+    #[error("the token is not valid yet (its `nbf` is in the future)")]
+    NotYetValid,
     /// Bad signature, malformed, or wrong algorithm.
     #[error("the token is invalid")]
     Invalid,
@@ -101,18 +104,23 @@ impl JwtVerifier {
 
     /// Verifies a token and returns its claims.
     pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
-        let mut expired = false;
+        let mut refusal = AuthError::Invalid;
         for (key, algorithm) in &self.keys {
             let mut validation = Validation::new(*algorithm);
             validation.leeway = 30;
+            // `nbf` is optional, but when a token carries one it holds (with the same leeway).
+            validation.validate_nbf = true;
             validation.set_required_spec_claims(&["exp", "sub"]);
             match jsonwebtoken::decode::<Claims>(token, key, &validation) {
                 Ok(data) => return Ok(data.claims),
-                Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => expired = true,
-                Err(_) => {}
+                Err(e) => match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => refusal = AuthError::Expired,
+                    jsonwebtoken::errors::ErrorKind::ImmatureSignature => refusal = AuthError::NotYetValid,
+                    _ => {}
+                },
             }
         }
-        Err(if expired { AuthError::Expired } else { AuthError::Invalid })
+        Err(refusal)
     }
 }
 
@@ -154,6 +162,26 @@ mod tests {
         let forged = sign_hs256(&SecretString::from("another-secret-another-secret-0000"), &claims(3600)).unwrap();
         assert_eq!(verifier.verify(&forged), Err(AuthError::Invalid));
         assert_eq!(verifier.verify("not.a.jwt"), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn a_token_used_before_its_nbf_is_refused_and_one_after_it_accepted() {
+        #[derive(serde::Serialize)]
+        struct WithNbf {
+            #[serde(flatten)]
+            claims: Claims,
+            nbf: i64,
+        }
+        let verifier = JwtVerifier::new(Some(&secret()), None).unwrap().unwrap();
+        let sign = |nbf_offset: i64| {
+            let claims = claims(3600);
+            let nbf = claims.iat + nbf_offset;
+            let key = EncodingKey::from_secret(secret().expose_secret().as_bytes());
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &WithNbf { claims, nbf }, &key).unwrap()
+        };
+        assert_eq!(verifier.verify(&sign(600)), Err(AuthError::NotYetValid));
+        assert!(verifier.verify(&sign(-60)).is_ok());
+        assert!(verifier.verify(&sign(10)).is_ok(), "within the 30 s leeway");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod names;
 mod slug;
+pub mod storable;
 mod workspace;
 
 pub use names::{EntityName, FieldName, RecordId};

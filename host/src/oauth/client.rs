@@ -246,7 +246,7 @@ impl OAuthApp {
         let reply = tokio::time::timeout(TOKEN_REQUEST_TIMEOUT, request.request_async(&self.http))
             .await
             .map_err(|_| OAuthError::Transient("timed out".to_owned()))?
-            .map_err(classify)?;
+            .map_err(|e| code_refusal(classify(e)))?;
         Ok(self.grant(reply, None))
     }
 
@@ -357,6 +357,20 @@ fn describe_transport(err: &reqwest::Error) -> String {
         "could not connect".to_owned()
     } else {
         "request failed".to_owned()
+    }
+}
+
+/// A code exchange refused over the code verifier is a grant the user cannot use, like an expired
+/// code: Salesforce says `invalid_request` ("invalid code verifier") where HubSpot says
+/// `invalid_grant`, and both mean "start the connect again", not a misconfigured client.
+fn code_refusal(err: OAuthError) -> OAuthError {
+    match err {
+        OAuthError::Rejected { code, description }
+            if code == "invalid_request" && description.as_deref().is_some_and(|d| d.contains("verifier")) =>
+        {
+            OAuthError::InvalidGrant(description.unwrap_or(code))
+        }
+        other => other,
     }
 }
 

@@ -221,6 +221,14 @@ impl Store {
         Ok(())
     }
 
+    /// Beats a running run's heartbeat alone (between flushes: a run waiting its turn, or on a
+    /// long plugin call, is alive too).
+    pub async fn beat_run(&self, run_id: &str) -> StoreResult<()> {
+        let sql = "update sync_history set heartbeat_at = $1 where run_id = $2 and status = 'running'";
+        with_pool!(self, pool => sqlx::query(sql).bind(Utc::now()).bind(run_id).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
     /// Ends a run.
     #[tracing::instrument(name = "store.finish_run", skip_all, fields(run = %run_id, status))]
     pub async fn finish_run(

@@ -8,7 +8,7 @@ use super::settings::SyncSettings;
 use super::{SyncEngine, SyncError};
 use crate::domain::{EntityName, FieldName, PluginSlug, WorkspaceId};
 use crate::plugins::adapter_error_summary;
-use crate::plugins::bindings::adapter::FieldInfo;
+use crate::plugins::bindings::adapter::{FieldInfo, FieldType};
 use crate::store::{Integration, StoredMapping};
 
 /// One mapping as a client sends it.
@@ -143,13 +143,17 @@ impl SyncEngine {
             let fields = self.list_fields(workspace, slug, entity).await?;
             let mut unknown = Vec::new();
             let mut read_only = Vec::new();
+            let mut not_dates = Vec::new();
             for row in &rows {
-                match fields.iter().find(|f| f.name.eq_ignore_ascii_case(&row.crm_field)) {
-                    None => unknown.push(row.crm_field.clone()),
-                    Some(f) if !f.writable && Direction::parse(&row.direction).is_some_and(Direction::pushes) => {
-                        read_only.push(row.crm_field.clone())
-                    }
-                    Some(_) => {}
+                let Some(field) = fields.iter().find(|f| f.name.eq_ignore_ascii_case(&row.crm_field)) else {
+                    unknown.push(row.crm_field.clone());
+                    continue;
+                };
+                if !field.writable && Direction::parse(&row.direction).is_some_and(Direction::pushes) {
+                    read_only.push(row.crm_field.clone());
+                }
+                if is_date_format(row) && !matches!(field.field_type, FieldType::Date | FieldType::DateTime) {
+                    not_dates.push(row.crm_field.clone());
                 }
             }
             let mut messages = Vec::new();
@@ -159,6 +163,12 @@ impl SyncEngine {
             if !read_only.is_empty() {
                 messages
                     .push(format!("{} cannot be written in {slug}: map it with direction `pull`", quoted(&read_only)));
+            }
+            if !not_dates.is_empty() {
+                messages.push(format!(
+                    "{} in {slug} is not a date or date-time field: a `date_format` transform converts dates only",
+                    quoted(&not_dates)
+                ));
             }
             if !messages.is_empty() {
                 return Err(SyncError::Unprocessable(messages.join("; ")));
@@ -208,6 +218,11 @@ impl SyncEngine {
         let settings = SyncSettings::from_stored(&updated.settings);
         Ok((updated, settings))
     }
+}
+
+/// Whether a stored mapping converts dates.
+fn is_date_format(row: &StoredMapping) -> bool {
+    row.transform.as_ref().is_some_and(|t| t.0.get("date_format").is_some())
 }
 
 fn quoted(names: &[String]) -> String {

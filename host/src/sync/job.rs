@@ -77,7 +77,8 @@ pub(super) fn error_json(err: &AdapterError) -> Json {
         AdapterError::Duplicate(d) => (d.crm_code.clone(), None),
         AdapterError::RateLimited(_) | AdapterError::NotSupported(_) => (None, None),
     };
-    let mut out = json!({ "kind": kind, "message": message });
+    // The CRM's words are stored as they came, less any NUL character (see `domain::storable`).
+    let mut out = json!({ "kind": kind, "message": message.replace('\0', "\u{FFFD}") });
     if let Some(code) = crm_code {
         out["crm_code"] = json!(code);
     }
@@ -130,6 +131,11 @@ pub(super) struct Job {
 }
 
 impl Job {
+    /// The sender of this run's live progress (a second handle, which outlives the job).
+    pub fn progress_sender(&self) -> watch::Sender<Progress> {
+        self.progress.clone()
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
@@ -395,6 +401,54 @@ impl Job {
     }
 }
 
+/// Runs `work` (a job's run) to its end. A panic inside it is a bug no input should reach, but it
+/// must not leave the run `running` for ever (retries refused, progress streams never ending): the
+/// run ends `failed` with the counts it had stored, an error id to find the cause in the log, and
+/// can be retried like any failed run.
+pub(super) async fn run_guarded(
+    store: &Store,
+    workspace: &WorkspaceId,
+    run_id: &str,
+    progress: watch::Sender<Progress>,
+    work: impl Future<Output = RunEnd>,
+) -> RunEnd {
+    use futures::FutureExt;
+    let panic = match std::panic::AssertUnwindSafe(work).catch_unwind().await {
+        Ok(end) => return end,
+        Err(panic) => panic,
+    };
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned());
+    let error_id = uuid::Uuid::new_v4();
+    tracing::error!(run = %run_id, error_id = %error_id, detail = %detail, "a sync run stopped on a panic");
+    let message = format!(
+        "the run stopped on an unexpected error (id {error_id}; the server log has the details); retry it, \
+         and report the id if it happens again"
+    );
+    let counts = match store.get_run(workspace, run_id).await {
+        Ok(run) => run.counts,
+        Err(err) => {
+            tracing::error!(run = %run_id, error = %err, "could not read the counts of a run that panicked");
+            RunCounts::default()
+        }
+    };
+    if let Err(err) = store.finish_run(run_id, "failed", &counts, Some(&message)).await {
+        tracing::error!(run = %run_id, error = %err, "could not record the end of a run that panicked");
+    }
+    progress.send_replace(Progress {
+        run_id: run_id.to_owned(),
+        status: "failed".to_owned(),
+        phase: "done".to_owned(),
+        counts,
+        finished: true,
+        error: Some(message.clone()),
+    });
+    RunEnd { status: "failed", counts, error: Some(message), deferred_until: None }
+}
+
 /// A store failure ends the run: nothing can be recorded reliably without it.
 pub(super) fn store_fatal(err: crate::store::StoreError) -> Fatal {
     tracing::error!(error = %err, "store failure during a sync run");
@@ -431,4 +485,76 @@ pub(super) fn required<T>(what: &str, result: Result<Result<T, AdapterError>, Ca
 pub(super) fn fatal_message(err: &AdapterError) -> Fatal {
     let (kind, message) = adapter_error_summary(err);
     Fatal(format!("the CRM refused the run ({kind}): {message}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::domain::PluginSlug;
+    use crate::store::NewRun;
+
+    async fn store_with_running_run(dir: &std::path::Path) -> (Store, WorkspaceId, String) {
+        let store = Store::open_sqlite_file(&dir.join("t.db")).await.unwrap();
+        store.migrate().await.unwrap();
+        let workspace = WorkspaceId::parse("w1").unwrap();
+        let run_id = "run-1".to_owned();
+        store
+            .create_run(&NewRun {
+                run_id: run_id.clone(),
+                workspace: workspace.clone(),
+                slug: PluginSlug::parse("salesforce").unwrap(),
+                direction: "pull",
+                entity: Some("contact".to_owned()),
+                trigger: "manual",
+                params: json!({"operation": "pull", "entity": "contact"}),
+                started_by: Some("user-1".to_owned()),
+                retry_of: None,
+                owner_id: "owner".to_owned(),
+            })
+            .await
+            .unwrap();
+        let counts = RunCounts { records: 7, succeeded: 5, failed: 2, ..RunCounts::default() };
+        store.update_run_counts(&run_id, &counts).await.unwrap();
+        (store, workspace, run_id)
+    }
+
+    #[tokio::test]
+    async fn a_run_that_panics_ends_failed_with_its_stored_counts_and_an_error_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, workspace, run_id) = store_with_running_run(dir.path()).await;
+        let live = super::super::LiveRuns::default();
+        let sender = live.start(&run_id);
+        let mut watcher = live.subscribe(&run_id).unwrap();
+        let work = async {
+            // Dropping the run's own progress handle first, as unwinding through a job does.
+            let owned = sender.clone();
+            drop(owned);
+            panic!("byte index 10 is not a char boundary");
+        };
+        let end = run_guarded(&store, &workspace, &run_id, sender.clone(), work).await;
+
+        assert_eq!(end.status, "failed");
+        let stored = store.get_run(&workspace, &run_id).await.unwrap();
+        assert_eq!(stored.status, "failed", "a panicked run must not stay running");
+        assert_eq!(stored.counts.records, 7, "the counts stored before the panic are kept");
+        let error = stored.error.unwrap();
+        assert!(error.contains("retry it") && error.contains("id "), "{error}");
+        assert!(!error.contains("char boundary"), "the panic's text stays in the log: {error}");
+        assert!(stored.completed_at.is_some());
+        let progress = watcher.wait_for(|p| p.finished).await.unwrap().clone();
+        assert_eq!(progress.status, "failed");
+    }
+
+    #[tokio::test]
+    async fn a_run_that_ends_normally_is_left_as_it_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, workspace, run_id) = store_with_running_run(dir.path()).await;
+        let sender = super::super::LiveRuns::default().start(&run_id);
+        let work = async { RunEnd { status: "completed", counts: RunCounts::default(), error: None, deferred_until: None } };
+        let end = run_guarded(&store, &workspace, &run_id, sender, work).await;
+        assert_eq!(end.status, "completed");
+        assert_eq!(store.get_run(&workspace, &run_id).await.unwrap().status, "running", "the guard wrote nothing");
+    }
 }

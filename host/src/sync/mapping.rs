@@ -157,9 +157,11 @@ impl Transform {
                 other => other.clone(),
             },
             Self::DateFormat(format) => match value {
-                Json::String(s) if s.len() >= 10 => match chrono::NaiveDate::parse_from_str(&s[..10], "%Y-%m-%d") {
-                    Ok(date) => Json::String(date.format(format).to_string()),
-                    Err(_) => value.clone(),
+                // `get` rather than slicing: a CRM value is any text, and byte 10 may fall inside a
+                // character.
+                Json::String(s) => match s.get(..10).map(|day| chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")) {
+                    Some(Ok(date)) => Json::String(date.format(format).to_string()),
+                    _ => value.clone(),
                 },
                 other => other.clone(),
             },
@@ -396,6 +398,18 @@ mod tests {
         assert_eq!(t.inbound(&json!("2026-01-31")), json!("31/01/2026"));
         assert_eq!(t.inbound(&json!("2026-01-31T00:00:00.000Z")), json!("31/01/2026"));
         assert!(t.outbound(&json!("2026-01-31")).unwrap_err().contains("%d/%m/%Y"));
+    }
+
+    #[test]
+    fn date_formats_pass_any_crm_text_through_without_panicking() {
+        let t = Transform::from_json(&json!({"date_format": "%d/%m/%Y"})).unwrap();
+        // Byte 10 falls inside a multi-byte character in each of these.
+        for text in ["2026-01-3é", "ééééé-01-31", "日本語のテキストです", "2026-01-31\u{0}", "", "short"] {
+            let value = json!(text);
+            let inbound = t.inbound(&value);
+            assert!(inbound == value || inbound.is_string(), "{text}: {inbound}");
+        }
+        assert_eq!(t.inbound(&json!("日本語のテキストです")), json!("日本語のテキストです"));
     }
 
     #[test]

@@ -73,16 +73,15 @@ pub fn merge(
             }
         };
         let (pushes, pulls) = (m.direction.pushes(), m.direction.pulls());
-        let app_changed = pushes
-            && match b {
-                Some(b) => !same_value(a, b),
-                None => base.is_some() || !a.is_null(),
-            };
-        let crm_changed = pulls
-            && match b {
-                Some(b) => !same_value(c, b),
-                None => base.is_some() || !c.is_null(),
-            };
+        // A field the two sides never agreed on (a first link, or a base written before the field
+        // was settled) has no base value: a side "changed" it only by holding a value, so a value
+        // on one side and nothing on the other is a gap to fill, never a conflict.
+        let changed = |value: &Json| match b {
+            Some(b) => !same_value(value, b),
+            None => !same_value(value, &null),
+        };
+        let app_changed = pushes && changed(a);
+        let crm_changed = pulls && changed(c);
         match (app_changed, crm_changed) {
             (false, false) => {
                 match b {
@@ -285,6 +284,42 @@ mod tests {
         );
         assert_eq!(out.to_app, obj(json!({"phone": "5"})));
         assert_eq!(out.to_crm, ["note"]);
+    }
+
+    #[test]
+    fn a_field_missing_from_the_base_is_a_gap_to_fill_not_a_conflict() {
+        // The base of a first link lacks the fields still to be pushed (here `note`, `name`).
+        let partial_base = json!({"email": "a@x.com", "phone": "1", "status": "open"});
+        let out = run(
+            json!({"email": "a@x.com", "name": "Ann", "phone": "1", "note": "Buyer"}),
+            json!({"email": "a@x.com", "phone": "1", "status": "open", "name": ""}),
+            Some(partial_base.clone()),
+            ConflictStrategy::ManualReview,
+            T1,
+            T2,
+        );
+        assert!(out.conflicts.is_empty(), "{out:?}");
+        assert_eq!(out.to_crm, ["name", "note"]);
+        let out = run(
+            json!({"email": "a@x.com", "phone": "1"}),
+            json!({"email": "a@x.com", "phone": "1", "status": "open", "name": "Crm"}),
+            Some(partial_base.clone()),
+            ConflictStrategy::ManualReview,
+            T1,
+            T2,
+        );
+        assert!(out.conflicts.is_empty(), "{out:?}");
+        assert_eq!(out.to_app, obj(json!({"name": "Crm"})));
+        // Two different values still conflict.
+        let out = run(
+            json!({"email": "a@x.com", "phone": "1", "name": "App"}),
+            json!({"email": "a@x.com", "phone": "1", "status": "open", "name": "Crm"}),
+            Some(partial_base),
+            ConflictStrategy::ManualReview,
+            T1,
+            T2,
+        );
+        assert_eq!(out.conflicts, ["name"]);
     }
 
     #[test]

@@ -349,7 +349,9 @@ impl SyncEngine {
         let store = self.store.clone();
         let (owner, options) = (self.owner_id.clone(), self.options.clone());
         let (workspace, slug, actor) = (workspace.clone(), slug.clone(), started_by.to_owned());
+        let heartbeat = HeartbeatGuard::start(store.clone(), run_id.clone());
         let handle = tokio::spawn(async move {
+            let _heartbeat = heartbeat;
             let _serialized = lock.lock().await;
             let lease = match lease::HeldLease::acquire(&store, &workspace, &slug, &owner, options.lease).await {
                 Ok(lease) => lease,
@@ -361,7 +363,8 @@ impl SyncEngine {
                 }
             };
             job.lease_lost = Some(lease.lost_flag());
-            let outcome = job.run(operation).await;
+            let progress = job.progress_sender();
+            let outcome = job::run_guarded(&store, &workspace, &run_id, progress, job.run(operation)).await;
             let scope = scheduler::RunScope {
                 workspace: &workspace,
                 slug: &slug,
@@ -499,6 +502,30 @@ pub(crate) async fn effective_mappings(
         kind: "invalid_mapping",
         message: format!("the field mappings of `{entity}` are invalid: {e}"),
     })
+}
+
+/// Beats a run's heartbeat every quarter of [`HEARTBEAT_TIMEOUT`] for as long as it is held: while
+/// the run waits its turn or its lease, and through plugin calls longer than the timeout. Only a
+/// dead (or wedged) process lets a heartbeat go silent. Dropping it stops the beat.
+struct HeartbeatGuard(tokio::task::JoinHandle<()>);
+
+impl HeartbeatGuard {
+    fn start(store: Store, run_id: String) -> Self {
+        Self(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HEARTBEAT_TIMEOUT / 4).await;
+                if let Err(err) = store.beat_run(&run_id).await {
+                    tracing::warn!(run = %run_id, error = %err, "could not beat a run's heartbeat");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for HeartbeatGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Refuses more than [`MAX_BATCH`] records, naming the limit.

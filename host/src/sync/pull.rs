@@ -15,6 +15,7 @@ use super::merge::{MergeOutcome, Side, merge};
 use super::push::{Done, LinkBatch};
 use super::values::{coerce_like, fields_by_name, parse_instant};
 use crate::domain::RecordId;
+use crate::domain::storable::nul_position;
 use crate::plugins::bindings::adapter::{CrmRecord, PullRequest};
 use crate::store::{LinkStatus, LinkWrite, NewConflict, RecordChange, RecordLink, StoredRecord};
 
@@ -86,6 +87,7 @@ impl Job {
                     newest = Some((at.0, at.1.to_owned()));
                 }
             }
+            let records = self.refuse_unstorable(mappings, records);
             self.merge_page(mappings, &records, mode).await?;
             self.flush().await?;
             if save_cursor && incremental {
@@ -109,6 +111,34 @@ impl Job {
     ) -> Result<(), Fatal> {
         let Some((_, raw)) = newest else { return Ok(()) };
         self.store.set_pull_cursor(&self.workspace, &self.slug, &mappings.entity, raw).await.map_err(store_fatal)
+    }
+
+    /// Fails, one by one, the CRM records the store cannot hold (a NUL character in their id or a
+    /// pulled value) and returns the rest: one bad value never stops the run.
+    fn refuse_unstorable(&mut self, mappings: &EntityMappings, records: Vec<CrmRecord>) -> Vec<CrmRecord> {
+        let mut storable = Vec::with_capacity(records.len());
+        for record in records {
+            let view = Json::Object(mappings.crm_view(&fields_by_name(&record.fields)));
+            let problem = if record.id.contains('\0') {
+                Some("its CRM id contains a NUL character".to_owned())
+            } else {
+                nul_position(&view).map(|field| {
+                    format!("the CRM's value for `{field}` contains a NUL character, which crmhost does not store")
+                })
+            };
+            match problem {
+                None => storable.push(record),
+                Some(problem) => {
+                    let error = host_error(
+                        "invalid_value",
+                        format!("{problem}; remove it in the CRM and the next sync brings the record"),
+                    );
+                    let crm_id = record.id.replace('\0', "\\u0000");
+                    self.record(&mappings.entity, None, Some(&crm_id), Outcome::Failed, Some(error));
+                }
+            }
+        }
+        storable
     }
 
     /// Merges one page of CRM records into the workspace.

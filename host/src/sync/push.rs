@@ -175,12 +175,15 @@ impl Job {
         let outcomes = match result {
             Ok(Ok(outcomes)) => outcomes,
             Ok(Err(err)) if is_fatal(&err) => {
+                // An account-wide refusal (a daily limit, a revoked token) is not these records'
+                // fault: they count in this run as not sent, so its retry covers them, and their
+                // links stay as they were, charging no attempt towards parking them.
+                let error = error_json(&err);
                 for p in &batch {
-                    links_out.fail(&p.record.id, p.sent.crm_id.as_deref(), error_json(&err));
+                    let crm_id = p.sent.crm_id.as_deref();
+                    self.record(&entity, Some(&p.record.id), crm_id, Outcome::Failed, Some(error.clone()));
                 }
-                // The records were not written; the run stops here with the reason.
-                let LinkBatch { writes, .. } = links_out;
-                self.store.save_links(&ws, &slug, &entity, &writes).await.map_err(store_fatal)?;
+                self.commit_links(&entity, links_out).await?;
                 return Err(fatal_message(&err));
             }
             // The batch as a whole was refused: each of its records fails with that error.

@@ -37,6 +37,8 @@ pub struct SchedulerOptions {
     pub realtime_poll: Duration,
     /// The same for a plugin with webhooks (they are hints; the pull is the source of truth).
     pub realtime_poll_with_webhooks: Duration,
+    /// How often runs whose heartbeat went silent (their process died) are marked interrupted.
+    pub orphan_sweep: Duration,
 }
 
 impl Default for SchedulerOptions {
@@ -51,6 +53,7 @@ impl Default for SchedulerOptions {
             record_retry: RetryBackoff::default(),
             realtime_poll: Duration::from_secs(60),
             realtime_poll_with_webhooks: Duration::from_secs(600),
+            orphan_sweep: Duration::from_secs(30),
         }
     }
 }
@@ -141,6 +144,7 @@ impl SyncEngine {
             let engine = self.clone();
             tasks.push(tokio::spawn(async move { engine.scheduler_loop().await }));
         }
+        tasks.push(self.spawn_orphan_sweep());
         let store = self.store.clone();
         tasks.push(tokio::spawn(async move {
             loop {
@@ -151,6 +155,26 @@ impl SyncEngine {
             }
         }));
         tasks
+    }
+
+    /// Marks runs interrupted whose heartbeat has been silent past [`super::HEARTBEAT_TIMEOUT`]:
+    /// their process died (every live run beats at least every quarter of it, see
+    /// `SyncEngine::start_run`). Periodic, in every process and whether or not it schedules, so
+    /// a dead process's runs end within minutes even when no other run comes to take its lease.
+    fn spawn_orphan_sweep(&self) -> tokio::task::JoinHandle<()> {
+        let (store, every) = (self.store.clone(), self.options.orphan_sweep);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let silent_since = Utc::now()
+                    - chrono::Duration::from_std(super::HEARTBEAT_TIMEOUT).unwrap_or(chrono::Duration::minutes(2));
+                match store.interrupt_orphaned_runs(None, silent_since).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::warn!(runs = n, "marked sync runs of a stopped process interrupted; retry them"),
+                    Err(err) => tracing::warn!(error = %err, "could not look for runs of stopped processes"),
+                }
+            }
+        })
     }
 
     async fn scheduler_loop(self: Arc<Self>) {

@@ -39,8 +39,13 @@ pub fn parse_webhook(request: WebhookRequest) -> Result<Vec<ChangeEvent>> {
         .ok_or_else(|| AdapterError::unauthorized("missing X-HubSpot-Request-Timestamp"))?;
     let sent_ms: u64 =
         timestamp.parse().map_err(|_| AdapterError::unauthorized("X-HubSpot-Request-Timestamp is not a number"))?;
+    // Clock skew is bounded both ways: a timestamp far in the future would let a captured
+    // delivery be replayed for as long as it stays "recent".
     if request.received_at_ms.saturating_sub(sent_ms) > MAX_AGE_MS {
         return Err(AdapterError::unauthorized("the webhook is older than five minutes"));
+    }
+    if sent_ms.saturating_sub(request.received_at_ms) > MAX_AGE_MS {
+        return Err(AdapterError::unauthorized("the webhook's timestamp is more than five minutes in the future"));
     }
     let mut message = Vec::with_capacity(request.body.len() + request.url.len() + 32);
     message.extend_from_slice(request.method.to_uppercase().as_bytes());

@@ -378,5 +378,10 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(api)
         .merge(oauth_routes::router(sim.clone()))
         .merge(crate::admin::router(sim.clone()))
-        .route_layer(axum::middleware::from_fn_with_state((sim, Crm::Hubspot), crate::server::count_calls))
+        .route_layer(axum::middleware::from_fn_with_state((sim.clone(), Crm::Hubspot), crate::server::count_calls))
+        // HubSpot answers an unknown path in its own error shape.
+        .fallback(move || {
+            let sim = sim.clone();
+            async move { errors::not_found(&sim) }
+        })
 }

@@ -179,4 +179,6 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(crate::admin::router(sim.clone()))
         // A route layer runs after routing, so the call is counted under its route pattern.
         .route_layer(axum::middleware::from_fn_with_state((sim, Crm::Salesforce), crate::server::count_calls))
+        // Salesforce answers an unknown path in its own error shape.
+        .fallback(|| async { errors::SfError::not_found() })
 }

@@ -189,4 +189,13 @@ async fn webhooks_are_verified_with_the_host_held_secret_and_parsed() {
     let stale = webhook(old, sign(&old.to_string(), &body), body.clone());
     let err = c.plugin.parse_webhook(c.context.clone(), &stale).await.unwrap().unwrap_err();
     assert!(matches!(err, AdapterError::Unauthorized(i) if i.message.contains("five minutes")));
+
+    // Clock skew is bounded the other way too: a signed delivery dated ten minutes ahead.
+    let ahead = now_ms + 10 * 60 * 1000;
+    let future = webhook(ahead, sign(&ahead.to_string(), &body), body.clone());
+    let err = c.plugin.parse_webhook(c.context.clone(), &future).await.unwrap().unwrap_err();
+    assert!(matches!(err, AdapterError::Unauthorized(ref i) if i.message.contains("future")), "{err:?}");
+    let near = now_ms + 60 * 1000;
+    let skewed = webhook(near, sign(&near.to_string(), &body), body.clone());
+    assert!(c.plugin.parse_webhook(c.context.clone(), &skewed).await.unwrap().is_ok(), "a minute of skew is fine");
 }
