@@ -5,6 +5,7 @@
 mod api;
 mod automatic;
 mod connect;
+mod hardening;
 mod hot_reload;
 mod hubspot;
 mod plugin_calls;
