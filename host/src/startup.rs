@@ -193,7 +193,9 @@ impl Application {
         // Keep the emulators alive for as long as the server runs.
         let _sandbox = self.sandbox;
         let background = self.background;
-        let result = axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await;
+        // Through a listener whose connections answer even unparseable requests in the JSON shape.
+        let listener = crate::api::wire::JsonErrorListener(self.listener);
+        let result = axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await;
         drop(background);
         self.state.store.close().await;
         tracing::info!("crmhost stopped");

@@ -14,6 +14,7 @@ mod health;
 mod records;
 pub mod routes;
 pub mod sync;
+pub mod wire;
 mod workspaces;
 
 use std::time::Duration;
