@@ -136,6 +136,10 @@ async fn unknown_routes_answer_in_each_crms_own_error_shape() {
     let answer = hubspot.send().await.unwrap();
     assert_eq!(answer.status(), 404);
     let body: Value = answer.json().await.unwrap();
-    assert_eq!((body["status"].as_str(), body["category"].as_str()), (Some("error"), Some("OBJECT_NOT_FOUND")), "{body}");
+    assert_eq!(
+        (body["status"].as_str(), body["category"].as_str()),
+        (Some("error"), Some("OBJECT_NOT_FOUND")),
+        "{body}"
+    );
     assert!(body["correlationId"].is_string(), "{body}");
 }

@@ -3,7 +3,8 @@
 //! two-way sync of 10,000 linked records with 10% changed on each side; records/s and the peak
 //! RSS of the process during each (the in-process emulators included). Then HubSpot with its real
 //! limit (100 requests / 10 s): the fraction of the limit-bound throughput achieved and the 429s
-//! received. Run with `cargo bench -p crmhost-tests --bench sync`; it prints figures.
+//! received. Also the two-way sync carrying edits made in the CRM, in a second workspace on the
+//! same account and in the workspace (a tenth each). Run with `cargo bench -p crmhost-tests --bench sync`; it prints figures.
 #![allow(clippy::unwrap_used)]
 
 use std::time::Instant;
@@ -111,6 +112,24 @@ async fn scenario(backend: Backend, crm: Crm) {
     report(backend, crm, "pull (into an empty workspace)", RECORDS, seconds, "");
 }
 
+/// Two-way sync of 10,000 contacts, then a tenth edited in the CRM, a tenth through a second
+/// workspace on the same account and a tenth in the workspace: the sync that carries them across.
+async fn edits_from_three_places(backend: Backend, crm: Crm) {
+    let Some(h) = SyncHarness::start(backend, crm, unlimited()).await else { return };
+    reset_peak_rss();
+    let measured = h.edits_from_three_places(RECORDS).await;
+    report(backend, crm, "first two-way sync (creates)", RECORDS, measured.first_sync_secs, "");
+    let written = measured.edits_written as usize;
+    report(
+        backend,
+        crm,
+        "two-way, edits from 3 places",
+        written,
+        measured.edit_sync_secs,
+        &format!("(of {RECORDS} linked)"),
+    );
+}
+
 /// HubSpot with its real per-account limit: how close pushes come to the limit-bound rate.
 async fn rate_limited_hubspot() {
     const PUSHED: usize = 20_000;
@@ -143,6 +162,7 @@ fn main() {
         for backend in [Backend::Sqlite, Backend::Postgres] {
             for crm in [Crm::Salesforce, Crm::Hubspot] {
                 scenario(backend, crm).await;
+                edits_from_three_places(backend, crm).await;
             }
         }
         rate_limited_hubspot().await;

@@ -903,6 +903,145 @@ impl SyncHarness {
     }
 }
 
+/// What [`SyncHarness::edits_from_three_places`] measured.
+#[derive(Debug, Clone, Copy)]
+pub struct ThreePlaces {
+    /// The first two-way sync of every contact (all created in the CRM), in seconds.
+    pub first_sync_secs: f64,
+    /// The two-way sync that brought the three tenths of edits across, in seconds.
+    pub edit_sync_secs: f64,
+    /// Records that sync wrote (either side).
+    pub edits_written: u64,
+}
+
+impl SyncHarness {
+    /// Two-way sync of `n` contacts (`c0`…), then a tenth edited directly in the CRM, a tenth
+    /// through a second workspace `w2` connected to the same CRM account (and synced from there),
+    /// and a tenth in `w1`; one more sync of `w1` must carry every edit to the other side, with
+    /// exactly those counts in the run (panics otherwise). Returns the timings.
+    pub async fn edits_from_three_places(&self, n: usize) -> ThreePlaces {
+        let (crm, tenth) = (self.crm, n / 10);
+        let at = format!("{crm:?}");
+        for chunk in contacts(0..n, "").chunks(200) {
+            self.put_records("contact", chunk.to_vec()).await;
+        }
+        let started = Instant::now();
+        let first = self.run_to_end("sync", serde_json::json!({"entities": ["contact"]})).await;
+        let first_sync_secs = started.elapsed().as_secs_f64();
+        assert_eq!(
+            (first["status"].as_str(), first["success_count"].as_u64()),
+            (Some("completed"), Some(n as u64)),
+            "{at}: {first}"
+        );
+
+        // A second workspace on the same CRM account brings everything in.
+        assert_eq!(self.app.connect("w2", crm.slug()).await.status(), reqwest::StatusCode::OK);
+        let imported = self.sync_other_workspace("w2").await;
+        assert_eq!(imported["success_count"].as_u64(), Some(n as u64), "{at}: {imported}");
+        let crm_ids: Vec<String> = {
+            let by_email: std::collections::HashMap<String, String> = self
+                .crm_contacts()
+                .into_iter()
+                .filter_map(|(id, f)| f.get("email").and_then(|e| e.as_str()).map(|e| (e.to_owned(), id)))
+                .collect();
+            (0..n).map(|i| by_email[&format!("c{i}@example.com")].clone()).collect()
+        };
+
+        // A tenth edited through the second workspace, and synced from there.
+        let w2_edits: Vec<serde_json::Value> = (tenth..2 * tenth)
+            .map(|i| {
+                serde_json::json!({"id": format!("{}-{}", crm.slug(), crm_ids[i]), "fields": {
+                    "email": format!("c{i}@example.com"), "first_name": format!("First{i}"),
+                    "last_name": format!("Last{i}"), "title": format!("W2Edit{i}")}})
+            })
+            .collect();
+        for chunk in w2_edits.chunks(200) {
+            let put = self
+                .app
+                .as_role(
+                    reqwest::Method::PUT,
+                    "/api/v1/workspaces/w2/records/contact",
+                    "w2",
+                    crmhost::auth::Role::Admin,
+                )
+                .json(&serde_json::json!({ "records": chunk }));
+            let (status, written) = Self::send(put).await;
+            assert_eq!((status, written["failed"].as_u64()), (reqwest::StatusCode::OK, Some(0)), "{written}");
+        }
+        let pushed = self.sync_other_workspace("w2").await;
+        assert_eq!(
+            (pushed["success_count"].as_u64(), pushed["failure_count"].as_u64()),
+            (Some(tenth as u64), Some(0)),
+            "{at}: {pushed}"
+        );
+
+        // A tenth edited directly in the CRM, and a tenth in the first workspace.
+        for (i, crm_id) in crm_ids.iter().enumerate().take(tenth) {
+            self.edit_crm_contact(crm_id, "title", &format!("CrmEdit{i}"));
+        }
+        let app_edits: Vec<serde_json::Value> = contacts(2 * tenth..3 * tenth, "")
+            .into_iter()
+            .enumerate()
+            .map(|(k, mut c)| {
+                c["fields"]["title"] = serde_json::json!(format!("AppEdit{}", 2 * tenth + k));
+                c
+            })
+            .collect();
+        for chunk in app_edits.chunks(200) {
+            self.put_records("contact", chunk.to_vec()).await;
+        }
+
+        let started = Instant::now();
+        let run = self.run_to_end("sync", serde_json::json!({"entities": ["contact"]})).await;
+        let edit_sync_secs = started.elapsed().as_secs_f64();
+        assert_eq!(run["status"], "completed", "{at}: {run}");
+        assert_eq!(
+            (run["success_count"].as_u64(), run["failure_count"].as_u64(), run["conflict_count"].as_u64()),
+            (Some(3 * tenth as u64), Some(0), Some(0)),
+            "{at}: {tenth} pulled from the CRM, {tenth} from the other workspace, {tenth} pushed: {run}"
+        );
+        let records: std::collections::HashMap<String, serde_json::Value> = self
+            .all_records("contact")
+            .await
+            .into_iter()
+            .filter_map(|r| r["id"].as_str().map(str::to_owned).map(|id| (id, r)))
+            .collect();
+        let crm_side = self.crm_contacts();
+        for (i, crm_id) in crm_ids.iter().enumerate() {
+            let app_title = records[&format!("c{i}")]["fields"]["title"].as_str();
+            let crm_title = crm_side[crm_id].get("title").and_then(|t| t.as_str());
+            let expected = match i / tenth.max(1) {
+                0 => format!("CrmEdit{i}"),
+                1 => format!("W2Edit{i}"),
+                2 => format!("AppEdit{i}"),
+                _ => "Buyer".to_owned(),
+            };
+            assert_eq!((app_title, crm_title), (Some(expected.as_str()), Some(expected.as_str())), "{at}: c{i}");
+        }
+        ThreePlaces { first_sync_secs, edit_sync_secs, edits_written: 3 * tenth as u64 }
+    }
+
+    /// Runs a two-way contact sync of another workspace of the app (admin) to its end.
+    async fn sync_other_workspace(&self, workspace: &str) -> serde_json::Value {
+        let base = format!("/api/v1/workspaces/{workspace}/integrations/{}", self.crm.slug());
+        let request = |method: reqwest::Method, path: String| {
+            self.app.as_role(method, &path, workspace, crmhost::auth::Role::Admin)
+        };
+        let start =
+            request(reqwest::Method::POST, format!("{base}/sync")).json(&serde_json::json!({"entities": ["contact"]}));
+        let (status, started) = Self::send(start).await;
+        assert_eq!(status, reqwest::StatusCode::ACCEPTED, "{started}");
+        let path = format!("{base}/sync-runs/{}?items_limit=1", started["run_id"].as_str().unwrap_or_default());
+        loop {
+            let (_, run) = Self::send(request(reqwest::Method::GET, path.clone())).await;
+            if run["status"] != "running" {
+                return run;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
 /// `n` workspace contacts `c<i>` with emails `c<i>@example.com` (`prefix` varies the names).
 pub fn contacts(range: std::ops::Range<usize>, prefix: &str) -> Vec<serde_json::Value> {
     range

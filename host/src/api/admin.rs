@@ -2,9 +2,9 @@
 //! (bundled and file, serving or failed) and `POST /api/v1/admin/plugins/reload` rescans the
 //! plugins directory now.
 
+use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::Json;
 use secrecy::ExposeSecret;
 use serde_json::json;
 use subtle::ConstantTimeEq;
@@ -15,9 +15,7 @@ use crate::state::AppState;
 use crate::store::NewAuditEntry;
 
 pub fn router() -> Routes {
-    Routes::new()
-        .get("/api/v1/admin/plugins", list_plugins)
-        .post("/api/v1/admin/plugins/reload", reload_plugins)
+    Routes::new().get("/api/v1/admin/plugins", list_plugins).post("/api/v1/admin/plugins/reload", reload_plugins)
 }
 
 /// Proof that the caller presented the operator token.

@@ -3,17 +3,17 @@
 //! deliver change events (verified by the plugin's `parse-webhook`; a bad signature is 401 and
 //! nothing runs).
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
-use axum::Json;
 use serde_json::{Value, json};
 
 use super::connections::slug_of;
 use super::error::ApiResult;
+use super::routes::Routes;
 use crate::auth::{Caller, Role};
 use crate::plugins::bindings::adapter::WebhookRequest;
-use super::routes::Routes;
 use crate::state::AppState;
 use crate::store::Integration;
 

@@ -1,11 +1,11 @@
 //! `GET /api/v1/integrations`: the public catalogue of CRMs this server can connect to.
 
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 use serde::Serialize;
 
-use crate::plugins::description::{CapabilitySet, MappingDescription};
 use super::routes::Routes;
+use crate::plugins::description::{CapabilitySet, MappingDescription};
 use crate::state::AppState;
 
 /// One catalogue entry: what a platform needs to offer the integration, nothing operational.

@@ -2,17 +2,17 @@
 //! fields, `GET …/{slug}/field-mappings` (member+) shows the mappings in force, `PUT` (admin+)
 //! replaces an entity's, `GET …/{slug}/settings` (member+) and `PATCH` (admin+) the sync settings.
 
-use axum::extract::{Path, Query, State};
 use axum::Json;
+use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::connections::slug_of;
-use super::extract::{JsonBody};
 use super::error::{ApiError, ApiResult};
+use super::extract::JsonBody;
 use super::records::entity_of;
-use crate::auth::{Caller, Role};
 use super::routes::Routes;
+use crate::auth::{Caller, Role};
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::sync::{MappingInput, SyncSettings};
@@ -22,8 +22,10 @@ const BASE: &str = "/api/v1/workspaces/{id}/integrations/{slug}";
 pub fn router() -> Routes {
     Routes::new()
         .get(&format!("{BASE}/fields"), fields)
-        .get(&format!("{BASE}/field-mappings"), mappings).put(&format!("{BASE}/field-mappings"), replace_mappings)
-        .get(&format!("{BASE}/settings"), settings).patch(&format!("{BASE}/settings"), patch_settings)
+        .get(&format!("{BASE}/field-mappings"), mappings)
+        .put(&format!("{BASE}/field-mappings"), replace_mappings)
+        .get(&format!("{BASE}/settings"), settings)
+        .patch(&format!("{BASE}/settings"), patch_settings)
 }
 
 #[derive(Debug, Deserialize)]

@@ -2,15 +2,15 @@
 //! integration, entity, record_id), `GET …/conflicts/{cid}`, `POST …/conflicts/{cid}/resolve`
 //! (written to both sides) and `POST …/conflicts/{cid}/ignore`.
 
-use axum::extract::{Path, Query, State};
 use axum::Json;
+use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::extract::{JsonBody};
 use super::error::{ApiError, ApiResult};
-use crate::auth::{Caller, Role};
+use super::extract::JsonBody;
 use super::routes::Routes;
+use crate::auth::{Caller, Role};
 use crate::state::AppState;
 use crate::store::{ConflictFilter, StoreError};
 use crate::sync::Resolution;

@@ -3,20 +3,20 @@
 //! `POST …/integrations/{slug}/test` (member+) runs test-connection, and
 //! `DELETE …/integrations/{slug}` (admin+) revokes and disconnects.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::Json;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::extract::{OptionalJsonBody};
 use super::error::{ApiError, ApiResult};
+use super::extract::OptionalJsonBody;
+use super::routes::Routes;
 use crate::auth::{Caller, Role};
 use crate::connections::{CallbackFailure, CallbackParams, ConnectionError};
 use crate::domain::PluginSlug;
 use crate::oauth::OAuthError;
-use super::routes::Routes;
 use crate::state::AppState;
 use crate::store::StateRejection;
 

@@ -18,8 +18,10 @@ pub async fn refuse_nul(request: Request, next: Next) -> Response<Body> {
     let uri = request.uri();
     let carries_nul = |s: &str| s.contains("%00") || s.contains('\0');
     if carries_nul(uri.path()) || uri.query().is_some_and(carries_nul) {
-        return ApiError::BadRequest("the path or query contains a NUL character (%00); ids and filters may not".to_owned())
-            .into_response();
+        return ApiError::BadRequest(
+            "the path or query contains a NUL character (%00); ids and filters may not".to_owned(),
+        )
+        .into_response();
     }
     next.run(request).await
 }
@@ -89,7 +91,9 @@ fn code_of(status: StatusCode) -> &'static str {
 
 fn default_message(status: StatusCode) -> &'static str {
     match status {
-        StatusCode::REQUEST_TIMEOUT => "the request took too long; try again (long runs: start them without ?wait=true)",
+        StatusCode::REQUEST_TIMEOUT => {
+            "the request took too long; try again (long runs: start them without ?wait=true)"
+        }
         StatusCode::PAYLOAD_TOO_LARGE => "the request body is over the size limit",
         StatusCode::URI_TOO_LONG => "the request's URL is too long",
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "the request's headers are too large",

@@ -1,9 +1,9 @@
 //! `/healthz` (the process is up), `/readyz` (the database answers and plugins are loaded), and
 //! `/api/v1/sandbox` (the emulators' addresses in sandbox mode).
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use serde_json::json;
 
 use super::routes::Routes;

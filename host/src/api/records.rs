@@ -3,26 +3,28 @@
 //! them (`changed_since`, `after`), `GET …/records/{entity}/{record_id}` (viewer+) shows one with
 //! its sync status per integration, `DELETE` (member+) soft-deletes one.
 
-use axum::extract::{Path, Query, State};
 use axum::Json;
+use axum::extract::{Path, Query, State};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::extract::{JsonBody};
 use super::error::{ApiError, ApiResult};
+use super::extract::JsonBody;
+use super::routes::Routes;
 use crate::auth::{Caller, Role};
 use crate::domain::{EntityName, RecordId};
-use super::routes::Routes;
 use crate::state::AppState;
 use crate::store::RecordQuery;
 use crate::sync::{MAX_BATCH, input};
 
 pub fn router() -> Routes {
     Routes::new()
-        .get("/api/v1/workspaces/{id}/records/{entity}", list).put("/api/v1/workspaces/{id}/records/{entity}", upsert)
-        .get("/api/v1/workspaces/{id}/records/{entity}/{record_id}", show).delete("/api/v1/workspaces/{id}/records/{entity}/{record_id}", remove)
+        .get("/api/v1/workspaces/{id}/records/{entity}", list)
+        .put("/api/v1/workspaces/{id}/records/{entity}", upsert)
+        .get("/api/v1/workspaces/{id}/records/{entity}/{record_id}", show)
+        .delete("/api/v1/workspaces/{id}/records/{entity}/{record_id}", remove)
 }
 
 pub(super) fn entity_of(raw: &str) -> ApiResult<EntityName> {

@@ -6,22 +6,22 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use chrono::{DateTime, Utc};
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::connections::slug_of;
-use super::extract::{JsonBody, OptionalJsonBody};
 use super::error::{ApiError, ApiResult};
+use super::extract::{JsonBody, OptionalJsonBody};
+use super::routes::Routes;
 use crate::auth::{Caller, Role};
 use crate::domain::{EntityName, PluginSlug, RecordId};
-use super::routes::Routes;
 use crate::state::AppState;
 use crate::store::{RunFilter, StoreError, SyncRun};
 use crate::sync::{MAX_BATCH, Operation, Progress, Trigger, check_batch, input};

@@ -140,16 +140,23 @@ mod tests {
 
     #[test]
     fn only_bodiless_protocol_error_heads_are_recognized() {
-        let hyper_414 = b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 0\r\ndate: Tue, 01 Dec 2026 17:00:00 GMT\r\n\r\n";
+        let hyper_414 =
+            b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 0\r\ndate: Tue, 01 Dec 2026 17:00:00 GMT\r\n\r\n";
         assert_eq!(automatic_answer(hyper_414), Some((0, StatusCode::URI_TOO_LONG)));
         let ours = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 60\r\n\r\n";
         assert_eq!(automatic_answer(ours), None, "the router's answers carry a body");
         let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
         assert_eq!(automatic_answer(ok), None);
         let mut after_a_response = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}".to_vec();
-        after_a_response.extend_from_slice(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n");
-        assert_eq!(automatic_answer(&after_a_response).map(|(_, s)| s), Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE));
+        after_a_response
+            .extend_from_slice(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n");
+        assert_eq!(
+            automatic_answer(&after_a_response).map(|(_, s)| s),
+            Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        );
         let answer = String::from_utf8(json_answer(StatusCode::URI_TOO_LONG)).unwrap_or_default();
-        assert!(answer.ends_with(r#"{"error":{"code":"uri_too_long","message":"the request's URL is too long (at most 64 KiB)"}}"#));
+        assert!(answer.ends_with(
+            r#"{"error":{"code":"uri_too_long","message":"the request's URL is too long (at most 64 KiB)"}}"#
+        ));
     }
 }

@@ -2,14 +2,14 @@
 //! integrations without any credential; `GET /api/v1/workspaces/{id}/audit-log` (admin+) pages
 //! through its audit log, newest first.
 
-use axum::extract::{Query, State};
 use axum::Json;
+use axum::extract::{Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
-use crate::auth::{Caller, Role};
 use super::routes::Routes;
+use crate::auth::{Caller, Role};
 use crate::state::AppState;
 
 pub fn router() -> Routes {

@@ -552,7 +552,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, workspace, run_id) = store_with_running_run(dir.path()).await;
         let sender = super::super::LiveRuns::default().start(&run_id);
-        let work = async { RunEnd { status: "completed", counts: RunCounts::default(), error: None, deferred_until: None } };
+        let work =
+            async { RunEnd { status: "completed", counts: RunCounts::default(), error: None, deferred_until: None } };
         let end = run_guarded(&store, &workspace, &run_id, sender, work).await;
         assert_eq!(end.status, "completed");
         assert_eq!(store.get_run(&workspace, &run_id).await.unwrap().status, "running", "the guard wrote nothing");

@@ -404,7 +404,8 @@ mod tests {
     fn date_formats_pass_any_crm_text_through_without_panicking() {
         let t = Transform::from_json(&json!({"date_format": "%d/%m/%Y"})).unwrap();
         // Byte 10 falls inside a multi-byte character in each of these.
-        for text in ["2026-01-3é", "ééééé-01-31", "日本語のテキストです", "2026-01-31\u{0}", "", "short"] {
+        for text in ["2026-01-3é", "ééééé-01-31", "日本語のテキストです", "2026-01-31\u{0}", "", "short"]
+        {
             let value = json!(text);
             let inbound = t.inbound(&value);
             assert!(inbound == value || inbound.is_string(), "{text}: {inbound}");

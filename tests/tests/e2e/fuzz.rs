@@ -72,7 +72,8 @@ struct BodyCase {
 }
 
 fn body_cases() -> Vec<BodyCase> {
-    let json = |name, v: Value| BodyCase { name, content_type: Some("application/json"), bytes: v.to_string().into_bytes() };
+    let json =
+        |name, v: Value| BodyCase { name, content_type: Some("application/json"), bytes: v.to_string().into_bytes() };
     let raw = |name, ct, bytes: &[u8]| BodyCase { name, content_type: ct, bytes: bytes.to_vec() };
     let deep_array = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let deep_object = format!("{}1{}", "{\"a\":".repeat(5_000), "}".repeat(5_000));
@@ -109,21 +110,38 @@ fn body_cases() -> Vec<BodyCase> {
         json("push both", json!({"entity": "contact", "record_ids": ["a"], "records": []})),
         json("pull since", json!({"entity": "contact", "since": "yesterday"})),
         json("pull limit huge", json!({"entity": "contact", "limit": 1e300})),
-        raw("pull limit negative", Some("application/json"), br#"{"entity": "contact", "limit": -99999999999999999999999}"#),
+        raw(
+            "pull limit negative",
+            Some("application/json"),
+            br#"{"entity": "contact", "limit": -99999999999999999999999}"#,
+        ),
         raw("pull limit 1e400", Some("application/json"), br#"{"entity": "contact", "limit": 1e400}"#),
         json("sync entities", json!({"entities": ["contact", "\u{0}", "x".repeat(300)]})),
         json("mappings object", json!({"entity": "contact", "mappings": {}})),
-        json("mappings hostile", json!({"entity": "contact", "mappings": [
-            {"app_field": "a\u{0}", "crm_field": "Email"},
-            {"app_field": "../x", "crm_field": "'; drop table x;--", "direction": "sideways"},
-            {"app_field": "y", "crm_field": "Email", "transform": {"date_format": "%Q%H%"}},
-            {"app_field": "z", "crm_field": "Email", "transform": {"value_map": {"a": 1}}},
-        ]})),
-        json("settings hostile", json!({"direction": 5, "frequency": {"every_minutes": -5}, "daily_limit_percent": -1,
-            "filters": {"contact": [{"field": "x", "op": "regex", "value": "("}]}, "entities": ["\u{0}"]})),
-        raw("settings numbers", Some("application/json"),
-            br#"{"frequency": {"every_minutes": 99999999999999999999999}, "daily_limit_percent": 1e308}"#),
-        raw("settings 1e400", Some("application/json"), br#"{"daily_limit_percent": 1e400, "frequency": {"every_minutes": 1e400}}"#),
+        json(
+            "mappings hostile",
+            json!({"entity": "contact", "mappings": [
+                {"app_field": "a\u{0}", "crm_field": "Email"},
+                {"app_field": "../x", "crm_field": "'; drop table x;--", "direction": "sideways"},
+                {"app_field": "y", "crm_field": "Email", "transform": {"date_format": "%Q%H%"}},
+                {"app_field": "z", "crm_field": "Email", "transform": {"value_map": {"a": 1}}},
+            ]}),
+        ),
+        json(
+            "settings hostile",
+            json!({"direction": 5, "frequency": {"every_minutes": -5}, "daily_limit_percent": -1,
+            "filters": {"contact": [{"field": "x", "op": "regex", "value": "("}]}, "entities": ["\u{0}"]}),
+        ),
+        raw(
+            "settings numbers",
+            Some("application/json"),
+            br#"{"frequency": {"every_minutes": 99999999999999999999999}, "daily_limit_percent": 1e308}"#,
+        ),
+        raw(
+            "settings 1e400",
+            Some("application/json"),
+            br#"{"daily_limit_percent": 1e400, "frequency": {"every_minutes": 1e400}}"#,
+        ),
         json("resolution hostile", json!({"resolution": "merge", "values": {"x": "\u{0}"}})),
         json("resolution types", json!({"resolution": 7})),
         json("return_url hostile", json!({"return_url": "javascript:alert(1)"})),
@@ -279,7 +297,12 @@ async fn every_route_survives_malformed_input_on_both_backends() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let Some(tally) = fuzz_backend(backend).await else { continue };
         eprintln!("fuzz {backend:?}: {} requests, statuses {:?}", tally.sent, tally.statuses);
-        assert!(tally.problems.is_empty(), "{backend:?}: {} problems:\n{}", tally.problems.len(), tally.problems.join("\n"));
+        assert!(
+            tally.problems.is_empty(),
+            "{backend:?}: {} problems:\n{}",
+            tally.problems.len(),
+            tally.problems.join("\n")
+        );
     }
 }
 
@@ -302,7 +325,12 @@ async fn requests_hyper_cannot_parse_are_answered_in_the_json_shape() {
     let huge_header = format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(600_000));
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         ("a URL over 64 KiB", long_uri.into_bytes(), 414, "uri_too_long"),
-        ("too many headers", format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n").into_bytes(), 431, "headers_too_large"),
+        (
+            "too many headers",
+            format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n").into_bytes(),
+            431,
+            "headers_too_large",
+        ),
         ("a header over the buffer", huge_header.into_bytes(), 431, "headers_too_large"),
         ("a broken request line", b"GET\x01 / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), 400, "bad_request"),
         ("a bad header name", b"GET /healthz HTTP/1.1\r\nHo st: x\r\n\r\n".to_vec(), 400, "bad_request"),
@@ -334,9 +362,17 @@ async fn the_role_check_comes_before_the_body_and_json_routes_want_json() {
         if plain != StatusCode::FORBIDDEN {
             continue;
         }
-        for (body, ct) in [(&b"{\"entity\": "[..], "application/json"), (b"{}", "text/plain"), (b"[1]", "application/json")] {
+        for (body, ct) in
+            [(&b"{\"entity\": "[..], "application/json"), (b"{}", "text/plain"), (b"[1]", "application/json")]
+        {
             let status = as_viewer(body, ct).send().await.unwrap().status();
-            assert_eq!(status, StatusCode::FORBIDDEN, "{} {}: a viewer learns the role first", route.method, route.path);
+            assert_eq!(
+                status,
+                StatusCode::FORBIDDEN,
+                "{} {}: a viewer learns the role first",
+                route.method,
+                route.path
+            );
         }
         checked += 1;
     }
@@ -354,7 +390,8 @@ async fn the_role_check_comes_before_the_body_and_json_routes_want_json() {
         (Method::POST, "/conflicts/x/resolve"),
     ];
     for (method, rest) in json_routes {
-        let response = h.api(method.clone(), rest).header("content-type", "text/plain").body("{}").send().await.unwrap();
+        let response =
+            h.api(method.clone(), rest).header("content-type", "text/plain").body("{}").send().await.unwrap();
         assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{method} {rest}");
         let body: Value = response.json().await.unwrap();
         assert_eq!(body["error"]["code"], "unsupported_media_type", "{method} {rest}");

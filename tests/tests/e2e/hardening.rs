@@ -130,7 +130,10 @@ async fn a_daily_limit_mid_push_counts_the_batch_in_the_run_charges_no_attempt_a
         h.put_records("contact", contacts(400..600, "")).await;
         // Enough allocation for the pull phase and a batch or two, not for all three.
         let used = h.sim.sim().salesforce().api_usage;
-        h.sim.sim().set_knobs(crm_sim::knobs::Knobs { salesforce_daily_limit: used + 5, ..Default::default() }).unwrap();
+        h.sim
+            .sim()
+            .set_knobs(crm_sim::knobs::Knobs { salesforce_daily_limit: used + 5, ..Default::default() })
+            .unwrap();
         let run = h.run_to_end("sync", json!({"entities": ["contact"]})).await;
         assert_eq!(run["status"], "deferred", "{backend:?}: {run}");
         let run_id = run["run_id"].as_str().unwrap();
@@ -183,7 +186,8 @@ async fn a_run_whose_process_died_is_marked_interrupted_within_the_sweep_not_at_
         let scheduler =
             crmhost::sync::SchedulerOptions { orphan_sweep: Duration::from_millis(200), ..Default::default() };
         let sim = std::sync::Arc::new(crm_sim::start(crm_sim::SimOptions::both_on_free_ports()).await.unwrap());
-        let Some(app) = TestApp::spawn(AppOptions { backend, sim: Some(sim), scheduler, ..AppOptions::default() }).await
+        let Some(app) =
+            TestApp::spawn(AppOptions { backend, sim: Some(sim), scheduler, ..AppOptions::default() }).await
         else {
             continue;
         };
@@ -208,7 +212,8 @@ async fn a_run_whose_process_died_is_marked_interrupted_within_the_sweep_not_at_
             })
             .await
             .unwrap();
-        let aged = format!("update sync_history set heartbeat_at = '2000-01-01T00:00:00+00:00' where run_id = '{run_id}'");
+        let aged =
+            format!("update sync_history set heartbeat_at = '2000-01-01T00:00:00+00:00' where run_id = '{run_id}'");
         assert_eq!(raw_execute(&app.database_url, &aged).await, 1);
 
         let path = format!("/api/v1/workspaces/w1/integrations/salesforce/sync-runs/{run_id}");
@@ -217,11 +222,8 @@ async fn a_run_whose_process_died_is_marked_interrupted_within_the_sweep_not_at_
             response.json::<Value>().await.unwrap()["status"].as_str().unwrap_or_default().to_owned()
         };
         assert!(eventually(Duration::from_secs(10), || async { status().await == "interrupted" }).await, "{backend:?}");
-        let retry = app
-            .as_role(Method::POST, &format!("{path}/retry"), "w1", crmhost::auth::Role::Admin)
-            .send()
-            .await
-            .unwrap();
+        let retry =
+            app.as_role(Method::POST, &format!("{path}/retry"), "w1", crmhost::auth::Role::Admin).send().await.unwrap();
         assert_eq!(retry.status(), StatusCode::ACCEPTED, "{backend:?}: an interrupted run can be retried");
     }
 }
@@ -270,7 +272,11 @@ async fn a_first_link_between_crms_fills_gaps_instead_of_raising_conflicts() {
         }
         // HubSpot had no job titles: the workspace's (from Salesforce) filled them.
         let state = sim.sim().hubspot();
-        let titled = state.objects["contacts"].records.values().filter(|r| r.properties.get("jobtitle").is_some_and(|t| t == "Buyer")).count();
+        let titled = state.objects["contacts"]
+            .records
+            .values()
+            .filter(|r| r.properties.get("jobtitle").is_some_and(|t| t == "Buyer"))
+            .count();
         assert_eq!(titled, 25, "{backend:?}: {last}");
     }
 }
@@ -318,4 +324,24 @@ async fn control_characters_from_a_request_are_escaped_in_the_text_log() {
     assert!(line.contains("\\r\\n"), "{line}");
     assert!(!logs.contains(&format!("\n{marker}")), "a request cannot start a log line");
     assert!(!line.contains('\u{1b}'), "{line}");
+}
+
+/// Two-way sync at scale (see [`SyncHarness::edits_from_three_places`]).
+async fn two_way_at_scale(backend: Backend, crm: Crm) {
+    let Some(h) = harness(backend, crm).await else { return };
+    h.edits_from_three_places(2_000).await;
+}
+
+#[tokio::test]
+async fn two_way_sync_of_2000_contacts_carries_every_edit_across_salesforce() {
+    for backend in BACKENDS {
+        two_way_at_scale(backend, Crm::Salesforce).await;
+    }
+}
+
+#[tokio::test]
+async fn two_way_sync_of_2000_contacts_carries_every_edit_across_hubspot() {
+    for backend in BACKENDS {
+        two_way_at_scale(backend, Crm::Hubspot).await;
+    }
 }
