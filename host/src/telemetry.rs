@@ -29,6 +29,15 @@ pub fn text_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> +
     .delimited(" ")
 }
 
+/// What a caught panic said (its `&str` or `String` payload), for the log only.
+pub fn panic_detail(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_owned())
+}
+
 /// `text` with every control character written as an escape (`\r`, `\n`, `\u{1b}`).
 pub fn escape_controls(text: &str) -> String {
     if !text.chars().any(char::is_control) {

@@ -103,11 +103,7 @@ fn default_message(status: StatusCode) -> &'static str {
 
 /// The answer to a handler that panicked: a 500 in the JSON shape, the panic logged with an id.
 pub fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
-    let detail = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_owned());
+    let detail = crate::telemetry::panic_detail(panic.as_ref());
     let mut response = ApiError::Internal(format!("a request handler panicked: {detail}")).into_response();
     response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response

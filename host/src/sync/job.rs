@@ -417,11 +417,7 @@ pub(super) async fn run_guarded(
         Ok(end) => return end,
         Err(panic) => panic,
     };
-    let detail = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_owned());
+    let detail = crate::telemetry::panic_detail(panic.as_ref());
     let error_id = uuid::Uuid::new_v4();
     tracing::error!(run = %run_id, error_id = %error_id, detail = %detail, "a sync run stopped on a panic");
     let message = format!(

@@ -31,8 +31,15 @@ async fn mappings_body(h: &SyncHarness, entity: &str) -> Value {
     json!({ "entity": entity, "mappings": mappings })
 }
 
-async fn put_mappings(h: &SyncHarness, body: &Value) -> (StatusCode, Value) {
-    SyncHarness::send(h.api(Method::PUT, &h.integration_path("/field-mappings")).json(body)).await
+/// Puts the opportunity mappings with a `date_format` transform on `crm_field`.
+async fn put_date_format(h: &SyncHarness, crm_field: &str) -> (StatusCode, Value) {
+    let mut body = mappings_body(h, "opportunity").await;
+    for m in body["mappings"].as_array_mut().unwrap() {
+        if m["crm_field"] == crm_field {
+            m["transform"] = json!({"date_format": "%d/%m/%Y"});
+        }
+    }
+    SyncHarness::send(h.api(Method::PUT, &h.integration_path("/field-mappings")).json(&body)).await
 }
 
 /// Sets a Salesforce record's field in the emulator as stored data (no validation), as a CRM
@@ -50,13 +57,7 @@ async fn a_date_format_transform_passes_odd_crm_text_through_and_is_refused_on_n
     for backend in BACKENDS {
         let Some(h) = harness(backend, Crm::Salesforce).await else { continue };
         h.sim.sim().seed("opportunity", 3).unwrap();
-        let mut body = mappings_body(&h, "opportunity").await;
-        for m in body["mappings"].as_array_mut().unwrap() {
-            if m["crm_field"] == "CloseDate" {
-                m["transform"] = json!({"date_format": "%d/%m/%Y"});
-            }
-        }
-        let (status, saved) = put_mappings(&h, &body).await;
+        let (status, saved) = put_date_format(&h, "CloseDate").await;
         assert_eq!(status, StatusCode::OK, "{saved}");
 
         // Byte 10 of this text falls inside `é`: slicing it by bytes panicked the run's task.
@@ -72,13 +73,7 @@ async fn a_date_format_transform_passes_odd_crm_text_through_and_is_refused_on_n
         assert_eq!(date.split('/').count(), 3, "real dates are converted: {date}");
 
         // A date format on a field the CRM does not type as a date is refused, by name.
-        let mut body = mappings_body(&h, "opportunity").await;
-        for m in body["mappings"].as_array_mut().unwrap() {
-            if m["crm_field"] == "StageName" {
-                m["transform"] = json!({"date_format": "%d/%m/%Y"});
-            }
-        }
-        let (status, refused) = put_mappings(&h, &body).await;
+        let (status, refused) = put_date_format(&h, "StageName").await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
         let message = refused["error"]["message"].as_str().unwrap();
         assert!(message.contains("StageName") && message.contains("date"), "{message}");
