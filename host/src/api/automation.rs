@@ -5,14 +5,13 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use serde_json::{Value, json};
 
-use super::connections::slug_of;
 use super::error::ApiResult;
+use super::extract::{ApiPath, OnIntegration, at_least, slug_of};
 use super::routes::Routes;
-use crate::auth::{Caller, Role};
 use crate::plugins::bindings::adapter::WebhookRequest;
 use crate::state::AppState;
 use crate::store::Integration;
@@ -36,22 +35,19 @@ pub(super) fn schedule_json(integration: &Integration) -> Value {
     })
 }
 
-async fn pause(caller: Caller, state: State<AppState>, path: Path<(String, String)>) -> ApiResult<Json<Value>> {
-    set_paused(caller, state, path, true).await
+async fn pause(on: OnIntegration<at_least::Admin>, state: State<AppState>) -> ApiResult<Json<Value>> {
+    set_paused(on, state, true).await
 }
 
-async fn resume(caller: Caller, state: State<AppState>, path: Path<(String, String)>) -> ApiResult<Json<Value>> {
-    set_paused(caller, state, path, false).await
+async fn resume(on: OnIntegration<at_least::Admin>, state: State<AppState>) -> ApiResult<Json<Value>> {
+    set_paused(on, state, false).await
 }
 
 async fn set_paused(
-    caller: Caller,
+    OnIntegration { caller, slug, .. }: OnIntegration<at_least::Admin>,
     State(state): State<AppState>,
-    Path((_, slug)): Path<(String, String)>,
     paused: bool,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Admin)?;
-    let slug = slug_of(&slug)?;
     let integration = if paused {
         state.sync.pause(&caller.workspace, &slug, &caller.user).await?
     } else {
@@ -64,7 +60,7 @@ async fn set_paused(
 /// plugin is the one the CRM called (signatures cover it): crmhost's public URL plus the path.
 async fn webhook(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    ApiPath(slug): ApiPath<String>,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,

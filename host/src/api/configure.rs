@@ -3,18 +3,16 @@
 //! replaces an entity's, `GET …/{slug}/settings` (member+) and `PATCH` (admin+) the sync settings.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::connections::slug_of;
 use super::error::{ApiError, ApiResult};
-use super::extract::JsonBody;
+use super::extract::{ApiQuery, JsonBody, OnIntegration, at_least};
 use super::records::entity_of;
 use super::routes::Routes;
-use crate::auth::{Caller, Role};
 use crate::state::AppState;
-use crate::store::StoreError;
+use crate::store::StoreResultExt;
 use crate::sync::{MappingInput, SyncSettings};
 
 const BASE: &str = "/api/v1/workspaces/{id}/integrations/{slug}";
@@ -35,14 +33,10 @@ struct EntityQuery {
 }
 
 async fn fields(
-    caller: Caller,
+    OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
-    Path((_, slug)): Path<(String, String)>,
-    query: Result<Query<EntityQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<EntityQuery>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Member)?;
-    let slug = slug_of(&slug)?;
-    let Query(q) = query?;
     let entity = entity_of(q.entity.as_deref().ok_or_else(|| ApiError::BadRequest("add ?entity=<name>".to_owned()))?)?;
     let fields = state.sync.list_fields(&caller.workspace, &slug, &entity).await?;
     let rows: Vec<Value> = fields
@@ -58,12 +52,9 @@ async fn fields(
 }
 
 async fn mappings(
-    caller: Caller,
+    OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
-    Path((_, slug)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Member)?;
-    let slug = slug_of(&slug)?;
     let all = state.sync.field_mappings(&caller.workspace, &slug).await?;
     Ok(Json(json!({ "integration": slug, "entities": all })))
 }
@@ -76,30 +67,24 @@ struct MappingsBody {
 }
 
 async fn replace_mappings(
-    caller: Caller,
+    OnIntegration { caller, slug, .. }: OnIntegration<at_least::Admin>,
     State(state): State<AppState>,
-    Path((_, slug)): Path<(String, String)>,
-    body: Result<JsonBody<MappingsBody>, ApiError>,
+    JsonBody(body): JsonBody<MappingsBody>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Admin)?;
-    let slug = slug_of(&slug)?;
-    let JsonBody(body) = body?;
     let entity = entity_of(&body.entity)?;
     let resolved = state.sync.replace_mappings(&caller.workspace, &slug, &entity, &body.mappings, &caller.user).await?;
     Ok(Json(json!(resolved)))
 }
 
 async fn settings(
-    caller: Caller,
+    OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
-    Path((_, slug)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Member)?;
-    let slug = slug_of(&slug)?;
-    let integration = state.store.get_integration(&caller.workspace, &slug).await.map_err(|e| match e {
-        StoreError::NotFound => ApiError::from(crate::connections::ConnectionError::NotConnected(slug.to_string())),
-        other => other.into(),
-    })?;
+    let integration = state
+        .store
+        .get_integration(&caller.workspace, &slug)
+        .await
+        .or_not_found(|| ApiError::from(crate::connections::ConnectionError::NotConnected(slug.to_string())))?;
     Ok(Json(json!({
         "integration": slug,
         "settings": SyncSettings::from_stored(&integration.settings),
@@ -108,14 +93,10 @@ async fn settings(
 }
 
 async fn patch_settings(
-    caller: Caller,
+    OnIntegration { caller, slug, .. }: OnIntegration<at_least::Admin>,
     State(state): State<AppState>,
-    Path((_, slug)): Path<(String, String)>,
-    body: Result<JsonBody<Value>, ApiError>,
+    JsonBody(patch): JsonBody<Value>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Admin)?;
-    let slug = slug_of(&slug)?;
-    let JsonBody(patch) = body?;
     let (integration, settings) = state.sync.update_settings(&caller.workspace, &slug, &patch, &caller.user).await?;
     Ok(Json(json!({
         "integration": slug,

@@ -3,16 +3,15 @@
 //! (written to both sides) and `POST …/conflicts/{cid}/ignore`.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
-use super::extract::JsonBody;
+use super::extract::{ApiPath, ApiQuery, Authorized, JsonBody, at_least};
 use super::routes::Routes;
-use crate::auth::{Caller, Role};
 use crate::state::AppState;
-use crate::store::{ConflictFilter, StoreError};
+use crate::store::{ConflictFilter, StoreResultExt};
 use crate::sync::Resolution;
 
 pub fn router() -> Routes {
@@ -35,12 +34,10 @@ struct ListQuery {
 }
 
 async fn list(
-    caller: Caller,
+    Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Member)?;
-    let Query(q) = query?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::BadRequest("limit must be between 1 and 500".to_owned()));
@@ -53,12 +50,10 @@ async fn list(
     let before = match &q.before {
         None => None,
         Some(id) => {
-            let c = state.store.get_conflict(&caller.workspace, id).await.map_err(|e| match e {
-                StoreError::NotFound => {
+            let c =
+                state.store.get_conflict(&caller.workspace, id).await.or_not_found(|| {
                     ApiError::BadRequest("`before` must be a conflict id from this list".to_owned())
-                }
-                other => other.into(),
-            })?;
+                })?;
             Some((c.created_at, c.conflict_id))
         }
     };
@@ -76,36 +71,33 @@ async fn list(
 }
 
 async fn show(
-    caller: Caller,
+    Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
-    Path((_, cid)): Path<(String, String)>,
+    ApiPath((_, cid)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Member)?;
-    let conflict = state.store.get_conflict(&caller.workspace, &cid).await.map_err(|e| match e {
-        StoreError::NotFound => ApiError::NotFound(format!("no conflict `{cid}`")),
-        other => other.into(),
-    })?;
+    let conflict = state
+        .store
+        .get_conflict(&caller.workspace, &cid)
+        .await
+        .or_not_found(|| ApiError::NotFound(format!("no conflict `{cid}`")))?;
     Ok(Json(json!(conflict)))
 }
 
 async fn resolve(
-    caller: Caller,
+    Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
-    Path((_, cid)): Path<(String, String)>,
-    body: Result<JsonBody<Resolution>, ApiError>,
+    ApiPath((_, cid)): ApiPath<(String, String)>,
+    JsonBody(resolution): JsonBody<Resolution>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Member)?;
-    let JsonBody(resolution) = body?;
     let conflict = state.sync.resolve_conflict(&caller.workspace, &cid, &resolution, &caller.user).await?;
     Ok(Json(json!(conflict)))
 }
 
 async fn ignore(
-    caller: Caller,
+    Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
-    Path((_, cid)): Path<(String, String)>,
+    ApiPath((_, cid)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Member)?;
     let conflict = state.sync.ignore_conflict(&caller.workspace, &cid, &caller.user).await?;
     Ok(Json(json!(conflict)))
 }

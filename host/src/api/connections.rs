@@ -4,21 +4,17 @@
 //! `DELETE …/integrations/{slug}` (admin+) revokes and disconnects.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
-use super::extract::OptionalJsonBody;
+use super::extract::{ApiPath, ApiQuery, OnIntegration, OptionalJsonBody, at_least};
 use super::routes::Routes;
-use crate::auth::{Caller, Role};
-use crate::connections::{CallbackFailure, CallbackParams, ConnectionError};
-use crate::domain::PluginSlug;
-use crate::oauth::OAuthError;
+use crate::connections::{CallbackFailure, CallbackParams};
 use crate::state::AppState;
-use crate::store::StateRejection;
 
 pub fn router() -> Routes {
     Routes::new()
@@ -28,43 +24,6 @@ pub fn router() -> Routes {
         .get("/api/v1/integrations/callback/{slug}", callback)
 }
 
-impl From<ConnectionError> for ApiError {
-    fn from(err: ConnectionError) -> Self {
-        let coded = |status: StatusCode, code: &'static str, message: String| ApiError::Coded { status, code, message };
-        let message = err.to_string();
-        match err {
-            ConnectionError::UnknownPlugin(_) => coded(StatusCode::NOT_FOUND, "unknown_integration", message),
-            ConnectionError::NotConnected(_) => coded(StatusCode::NOT_FOUND, "not_connected", message),
-            ConnectionError::NeedsReauth(_) => coded(StatusCode::CONFLICT, "needs_reauth", message),
-            ConnectionError::BadInput(_) => ApiError::BadRequest(message),
-            ConnectionError::State(rejection) => {
-                let code = match rejection {
-                    StateRejection::Unknown => "state_unknown",
-                    StateRejection::Replayed => "state_replayed",
-                    StateRejection::Expired => "state_expired",
-                    StateRejection::WrongIntegration => "state_mismatch",
-                };
-                coded(StatusCode::BAD_REQUEST, code, message)
-            }
-            ConnectionError::Denied { .. } => coded(StatusCode::BAD_REQUEST, "access_denied", message),
-            ConnectionError::OAuth(oauth) => match oauth {
-                OAuthError::NotConfigured(_) => coded(StatusCode::SERVICE_UNAVAILABLE, "oauth_not_configured", message),
-                OAuthError::NotOAuth(_) => coded(StatusCode::BAD_REQUEST, "not_oauth", message),
-                OAuthError::InvalidGrant(_) => coded(StatusCode::BAD_REQUEST, "invalid_grant", message),
-                OAuthError::Rejected { .. } => coded(StatusCode::BAD_GATEWAY, "crm_rejected", message),
-                OAuthError::Transient(_) => coded(StatusCode::BAD_GATEWAY, "crm_unavailable", message),
-            },
-            ConnectionError::TestFailed { .. } => coded(StatusCode::BAD_GATEWAY, "connection_test_failed", message),
-            ConnectionError::Unreadable(detail) => ApiError::Internal(detail),
-            ConnectionError::Store(store) => store.into(),
-        }
-    }
-}
-
-pub(super) fn slug_of(raw: &str) -> Result<PluginSlug, ApiError> {
-    PluginSlug::parse(raw).map_err(|_| ApiError::from(ConnectionError::UnknownPlugin(raw.chars().take(64).collect())))
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConnectBody {
@@ -72,36 +31,26 @@ struct ConnectBody {
 }
 
 async fn connect(
-    caller: Caller,
+    OnIntegration { caller, slug, .. }: OnIntegration<at_least::Admin>,
     State(state): State<AppState>,
-    Path((_, slug)): Path<(String, String)>,
-    body: Result<OptionalJsonBody<ConnectBody>, ApiError>,
+    OptionalJsonBody(body): OptionalJsonBody<ConnectBody>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Admin)?;
-    let slug = slug_of(&slug)?;
-    let OptionalJsonBody(body) = body?;
     let start = state.connections.start(&caller.workspace, &slug, &caller.user, body.return_url.as_deref()).await?;
     Ok(Json(json!(start)))
 }
 
 async fn test(
-    caller: Caller,
+    OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
-    Path((_, slug)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Member)?;
-    let slug = slug_of(&slug)?;
     let report = state.connections.test(&caller.workspace, &slug).await?;
     Ok(Json(json!(report)))
 }
 
 async fn disconnect(
-    caller: Caller,
+    OnIntegration { caller, slug, .. }: OnIntegration<at_least::Admin>,
     State(state): State<AppState>,
-    Path((_, slug)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Admin)?;
-    let slug = slug_of(&slug)?;
     let report = state.connections.disconnect(&caller.workspace, &slug, &caller.user).await?;
     Ok(Json(json!({ "status": "disconnected", "revoked": report.revoked, "revoke_error": report.revoke_error })))
 }
@@ -111,9 +60,9 @@ async fn disconnect(
 /// without one, JSON — or a small HTML page when a browser asks for HTML.
 async fn callback(
     State(state): State<AppState>,
-    Path(slug): Path<String>,
+    ApiPath(slug): ApiPath<String>,
     headers: HeaderMap,
-    Query(params): Query<CallbackParams>,
+    ApiQuery(params): ApiQuery<CallbackParams>,
 ) -> Response {
     let wants_html =
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| accept.contains("text/html"));

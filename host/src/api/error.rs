@@ -1,4 +1,5 @@
-//! [`ApiError`]: the one error type of the HTTP layer and the only place statuses are chosen.
+//! [`ApiError`]: the one error type of the HTTP layer and the only place statuses are chosen:
+//! every lower layer's error (auth, connections, sync, store) converts here.
 //!
 //! Every error answers `{"error": {"code": "...", "message": "..."}}`. A 5xx never carries
 //! internals: the cause is logged with an id, and the client gets the id to quote.
@@ -8,7 +9,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::store::StoreError;
+use crate::auth::AuthError;
+use crate::connections::ConnectionError;
+use crate::oauth::OAuthError;
+use crate::store::{StateRejection, StoreError};
 
 /// An API error.
 #[derive(Debug, thiserror::Error)]
@@ -116,9 +120,71 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<axum::extract::rejection::QueryRejection> for ApiError {
-    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
-        Self::BadRequest(rejection.body_text())
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        ApiError::Unauthorized(err.to_string())
+    }
+}
+
+impl From<ConnectionError> for ApiError {
+    fn from(err: ConnectionError) -> Self {
+        let coded = |status: StatusCode, code: &'static str, message: String| ApiError::Coded { status, code, message };
+        let message = err.to_string();
+        match err {
+            ConnectionError::UnknownPlugin(_) => coded(StatusCode::NOT_FOUND, "unknown_integration", message),
+            ConnectionError::NotConnected(_) => coded(StatusCode::NOT_FOUND, "not_connected", message),
+            ConnectionError::NeedsReauth(_) => coded(StatusCode::CONFLICT, "needs_reauth", message),
+            ConnectionError::BadInput(_) => ApiError::BadRequest(message),
+            ConnectionError::State(rejection) => {
+                let code = match rejection {
+                    StateRejection::Unknown => "state_unknown",
+                    StateRejection::Replayed => "state_replayed",
+                    StateRejection::Expired => "state_expired",
+                    StateRejection::WrongIntegration => "state_mismatch",
+                };
+                coded(StatusCode::BAD_REQUEST, code, message)
+            }
+            ConnectionError::Denied { .. } => coded(StatusCode::BAD_REQUEST, "access_denied", message),
+            ConnectionError::OAuth(oauth) => match oauth {
+                OAuthError::NotConfigured(_) => coded(StatusCode::SERVICE_UNAVAILABLE, "oauth_not_configured", message),
+                OAuthError::NotOAuth(_) => coded(StatusCode::BAD_REQUEST, "not_oauth", message),
+                OAuthError::InvalidGrant(_) => coded(StatusCode::BAD_REQUEST, "invalid_grant", message),
+                OAuthError::Rejected { .. } => coded(StatusCode::BAD_GATEWAY, "crm_rejected", message),
+                OAuthError::Transient(_) => coded(StatusCode::BAD_GATEWAY, "crm_unavailable", message),
+            },
+            ConnectionError::TestFailed { .. } => coded(StatusCode::BAD_GATEWAY, "connection_test_failed", message),
+            ConnectionError::Unreadable(detail) => ApiError::Internal(detail),
+            ConnectionError::Store(store) => store.into(),
+        }
+    }
+}
+
+impl From<crate::sync::SyncError> for ApiError {
+    fn from(err: crate::sync::SyncError) -> Self {
+        use crate::sync::SyncError as E;
+        let message = err.to_string();
+        match err {
+            E::Connection(c) => c.into(),
+            E::BadInput(_) => ApiError::BadRequest(message),
+            E::Unprocessable(_) => ApiError::Unprocessable(message),
+            E::NotFound(_) => ApiError::NotFound(message),
+            E::Conflict(_) => ApiError::Conflict(message),
+            E::Paused(_) => ApiError::Coded { status: StatusCode::CONFLICT, code: "integration_paused", message },
+            E::Unauthorized(_) => ApiError::Unauthorized(message),
+            E::Crm { kind, .. } => ApiError::Coded { status: StatusCode::BAD_GATEWAY, code: crm_code(kind), message },
+            E::Store(s) => s.into(),
+        }
+    }
+}
+
+/// The API code of a CRM-side failure.
+fn crm_code(kind: &str) -> &'static str {
+    match kind {
+        "rate_limited" => "crm_rate_limited",
+        "unauthorized" | "forbidden" => "crm_refused",
+        "unavailable" => "crm_unavailable",
+        "plugin_failed" => "plugin_failed",
+        _ => "crm_error",
     }
 }
 

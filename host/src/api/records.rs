@@ -4,19 +4,18 @@
 //! its sync status per integration, `DELETE` (member+) soft-deletes one.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
-use super::extract::JsonBody;
+use super::extract::{ApiPath, ApiQuery, Authorized, JsonBody, at_least};
 use super::routes::Routes;
-use crate::auth::{Caller, Role};
 use crate::domain::{EntityName, RecordId};
 use crate::state::AppState;
-use crate::store::RecordQuery;
+use crate::store::{RecordQuery, StoreResultExt};
 use crate::sync::{MAX_BATCH, input};
 
 pub fn router() -> Routes {
@@ -42,14 +41,12 @@ struct UpsertBody {
 }
 
 async fn upsert(
-    caller: Caller,
+    Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
-    Path((_, entity)): Path<(String, String)>,
-    body: Result<JsonBody<UpsertBody>, ApiError>,
+    ApiPath((_, entity)): ApiPath<(String, String)>,
+    JsonBody(body): JsonBody<UpsertBody>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Member)?;
     let entity = entity_of(&entity)?;
-    let JsonBody(body) = body?;
     if body.records.len() > MAX_BATCH {
         return Err(ApiError::BadRequest(format!(
             "at most {MAX_BATCH} records per call, got {}: split them into batches of {MAX_BATCH}",
@@ -105,14 +102,12 @@ fn decode_after(token: &str) -> Option<(DateTime<Utc>, String)> {
 }
 
 async fn list(
-    caller: Caller,
+    Authorized { caller, .. }: Authorized<at_least::Viewer>,
     State(state): State<AppState>,
-    Path((_, entity)): Path<(String, String)>,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    ApiPath((_, entity)): ApiPath<(String, String)>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Viewer)?;
     let entity = entity_of(&entity)?;
-    let Query(query) = query?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::BadRequest("limit must be between 1 and 1000".to_owned()));
@@ -147,16 +142,16 @@ async fn list(
 }
 
 async fn show(
-    caller: Caller,
+    Authorized { caller, .. }: Authorized<at_least::Viewer>,
     State(state): State<AppState>,
-    Path((_, entity, record_id)): Path<(String, String, String)>,
+    ApiPath((_, entity, record_id)): ApiPath<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Viewer)?;
     let (entity, record_id) = (entity_of(&entity)?, record_id_of(&record_id)?);
-    let record = state.store.get_record(&caller.workspace, &entity, &record_id).await.map_err(|e| match e {
-        crate::store::StoreError::NotFound => ApiError::NotFound(format!("no `{entity}` record `{record_id}`")),
-        other => other.into(),
-    })?;
+    let record = state
+        .store
+        .get_record(&caller.workspace, &entity, &record_id)
+        .await
+        .or_not_found(|| ApiError::NotFound(format!("no `{entity}` record `{record_id}`")))?;
     let links = state.store.links_of_record(&caller.workspace, &entity, record_id.as_str()).await?;
     let mut body = json!(record);
     body["sync"] = json!(links);
@@ -164,11 +159,10 @@ async fn show(
 }
 
 async fn remove(
-    caller: Caller,
+    Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
-    Path((_, entity, record_id)): Path<(String, String, String)>,
+    ApiPath((_, entity, record_id)): ApiPath<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Member)?;
     let (entity, record_id) = (entity_of(&entity)?, record_id_of(&record_id)?);
     if !state.store.delete_record(&caller.workspace, &entity, &record_id).await? {
         return Err(ApiError::NotFound(format!("no live `{entity}` record `{record_id}`")));

@@ -7,7 +7,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -16,14 +16,14 @@ use futures::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::connections::slug_of;
 use super::error::{ApiError, ApiResult};
-use super::extract::{JsonBody, OptionalJsonBody};
+use super::extract::{ApiPath, ApiQuery, JsonBody, OnIntegration, OptionalJsonBody, at_least};
 use super::routes::Routes;
-use crate::auth::{Caller, Role};
+use crate::auth::Caller;
+use crate::connections::ConnectionError;
 use crate::domain::{EntityName, PluginSlug, RecordId};
 use crate::state::AppState;
-use crate::store::{RunFilter, StoreError, SyncRun};
+use crate::store::{RunFilter, StoreResultExt, SyncRun};
 use crate::sync::{MAX_BATCH, Operation, Progress, Trigger, check_batch, input};
 
 const BASE: &str = "/api/v1/workspaces/{id}/integrations/{slug}";
@@ -84,11 +84,6 @@ async fn started(state: &AppState, caller: &Caller, run: SyncRun, wait: bool) ->
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
-fn wait_of(query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<bool> {
-    let Query(q) = query?;
-    Ok(q.wait.unwrap_or(false))
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PushBody {
@@ -98,16 +93,12 @@ struct PushBody {
 }
 
 async fn push(
-    caller: Caller,
+    OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
-    Path((_, slug)): Path<(String, String)>,
-    query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
-    body: Result<JsonBody<PushBody>, ApiError>,
+    ApiQuery(query): ApiQuery<WaitQuery>,
+    JsonBody(body): JsonBody<PushBody>,
 ) -> ApiResult<Response> {
-    caller.require(Role::Member)?;
-    let slug = slug_of(&slug)?;
-    let wait = wait_of(query)?;
-    let JsonBody(body) = body?;
+    let wait = query.wait.unwrap_or(false);
     let entity = EntityName::parse(&body.entity).map_err(ApiError::BadRequest)?;
     let record_ids: Vec<RecordId> = match (body.record_ids, body.records) {
         (Some(ids), None) => {
@@ -154,16 +145,12 @@ struct PullBody {
 }
 
 async fn pull(
-    caller: Caller,
+    OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
-    Path((_, slug)): Path<(String, String)>,
-    query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
-    body: Result<JsonBody<PullBody>, ApiError>,
+    ApiQuery(query): ApiQuery<WaitQuery>,
+    JsonBody(body): JsonBody<PullBody>,
 ) -> ApiResult<Response> {
-    caller.require(Role::Member)?;
-    let slug = slug_of(&slug)?;
-    let wait = wait_of(query)?;
-    let JsonBody(body) = body?;
+    let wait = query.wait.unwrap_or(false);
     let entity = EntityName::parse(&body.entity).map_err(ApiError::BadRequest)?;
     if let Some(since) = &body.since
         && DateTime::parse_from_rfc3339(since).is_err()
@@ -187,20 +174,17 @@ struct SyncBody {
 }
 
 async fn sync(
-    caller: Caller,
+    OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
-    Path((_, slug)): Path<(String, String)>,
-    query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
-    body: Result<OptionalJsonBody<SyncBody>, ApiError>,
+    ApiQuery(query): ApiQuery<WaitQuery>,
+    OptionalJsonBody(body): OptionalJsonBody<SyncBody>,
 ) -> ApiResult<Response> {
-    caller.require(Role::Member)?;
-    let slug = slug_of(&slug)?;
-    let wait = wait_of(query)?;
-    let OptionalJsonBody(body) = body?;
-    let integration = state.store.get_integration(&caller.workspace, &slug).await.map_err(|e| match e {
-        StoreError::NotFound => ApiError::from(crate::connections::ConnectionError::NotConnected(slug.to_string())),
-        other => other.into(),
-    })?;
+    let wait = query.wait.unwrap_or(false);
+    let integration = state
+        .store
+        .get_integration(&caller.workspace, &slug)
+        .await
+        .or_not_found(|| ApiError::from(ConnectionError::NotConnected(slug.to_string())))?;
     let settings = crate::sync::SyncSettings::from_stored(&integration.settings);
     let entities: Vec<EntityName> = match body.entities {
         Some(list) => {
@@ -234,14 +218,10 @@ struct HistoryQuery {
 }
 
 async fn history(
-    caller: Caller,
+    OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
-    Path((_, slug)): Path<(String, String)>,
-    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Member)?;
-    let slug = slug_of(&slug)?;
-    let Query(q) = query?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::BadRequest("limit must be between 1 and 500".to_owned()));
@@ -268,10 +248,11 @@ async fn history(
     let before = match &q.before {
         None => None,
         Some(run_id) => {
-            let run = state.store.get_run(&caller.workspace, run_id).await.map_err(|e| match e {
-                StoreError::NotFound => ApiError::BadRequest("`before` must be a run id from this history".to_owned()),
-                other => other.into(),
-            })?;
+            let run = state
+                .store
+                .get_run(&caller.workspace, run_id)
+                .await
+                .or_not_found(|| ApiError::BadRequest("`before` must be a run id from this history".to_owned()))?;
             Some((run.started_at, run.run_id))
         }
     };
@@ -284,10 +265,7 @@ async fn history(
 
 async fn find_run(state: &AppState, caller: &Caller, slug: &PluginSlug, run_id: &str) -> ApiResult<SyncRun> {
     let not_found = || ApiError::NotFound(format!("no sync run `{run_id}` for `{slug}`"));
-    let run = state.store.get_run(&caller.workspace, run_id).await.map_err(|e| match e {
-        StoreError::NotFound => not_found(),
-        other => other.into(),
-    })?;
+    let run = state.store.get_run(&caller.workspace, run_id).await.or_not_found(not_found)?;
     if run.integration != slug.as_str() {
         return Err(not_found());
     }
@@ -303,14 +281,11 @@ struct ItemsQuery {
 }
 
 async fn run(
-    caller: Caller,
+    OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
-    Path((_, slug, run_id)): Path<(String, String, String)>,
-    query: Result<Query<ItemsQuery>, axum::extract::rejection::QueryRejection>,
+    ApiPath((_, _, run_id)): ApiPath<(String, String, String)>,
+    ApiQuery(q): ApiQuery<ItemsQuery>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Member)?;
-    let slug = slug_of(&slug)?;
-    let Query(q) = query?;
     let limit = q.items_limit.unwrap_or(200);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::BadRequest("items_limit must be between 1 and 1000".to_owned()));
@@ -325,14 +300,12 @@ async fn run(
 }
 
 async fn retry(
-    caller: Caller,
+    OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
-    Path((_, slug, run_id)): Path<(String, String, String)>,
-    query: Result<Query<WaitQuery>, axum::extract::rejection::QueryRejection>,
+    ApiPath((_, _, run_id)): ApiPath<(String, String, String)>,
+    ApiQuery(query): ApiQuery<WaitQuery>,
 ) -> ApiResult<Response> {
-    caller.require(Role::Member)?;
-    let slug = slug_of(&slug)?;
-    let wait = wait_of(query)?;
+    let wait = query.wait.unwrap_or(false);
     find_run(&state, &caller, &slug, &run_id).await?;
     let run = state.sync.retry(&caller.workspace, &slug, &run_id, &caller.user).await?;
     started(&state, &caller, run, wait).await
@@ -342,12 +315,10 @@ async fn retry(
 /// event with the run as stored. A run another process executes, or one that already ended,
 /// gets the `end` event straight away.
 async fn events(
-    caller: Caller,
+    OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
-    Path((_, slug, run_id)): Path<(String, String, String)>,
+    ApiPath((_, _, run_id)): ApiPath<(String, String, String)>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
-    caller.require(Role::Member)?;
-    let slug = slug_of(&slug)?;
     let run = find_run(&state, &caller, &slug, &run_id).await?;
     let receiver = state.sync.live().subscribe(&run.run_id);
     let workspace = caller.workspace.clone();
@@ -394,33 +365,4 @@ async fn events(
 
 fn progress_event(progress: &Progress) -> Result<Event, Infallible> {
     Ok(Event::default().event("progress").data(json!(progress).to_string()))
-}
-
-impl From<crate::sync::SyncError> for ApiError {
-    fn from(err: crate::sync::SyncError) -> Self {
-        use crate::sync::SyncError as E;
-        let message = err.to_string();
-        match err {
-            E::Connection(c) => c.into(),
-            E::BadInput(_) => ApiError::BadRequest(message),
-            E::Unprocessable(_) => ApiError::Unprocessable(message),
-            E::NotFound(_) => ApiError::NotFound(message),
-            E::Conflict(_) => ApiError::Conflict(message),
-            E::Paused(_) => ApiError::Coded { status: StatusCode::CONFLICT, code: "integration_paused", message },
-            E::Unauthorized(_) => ApiError::Unauthorized(message),
-            E::Crm { kind, .. } => ApiError::Coded { status: StatusCode::BAD_GATEWAY, code: crm_code(kind), message },
-            E::Store(s) => s.into(),
-        }
-    }
-}
-
-/// The API code of a CRM-side failure.
-fn crm_code(kind: &str) -> &'static str {
-    match kind {
-        "rate_limited" => "crm_rate_limited",
-        "unauthorized" | "forbidden" => "crm_refused",
-        "unavailable" => "crm_unavailable",
-        "plugin_failed" => "plugin_failed",
-        _ => "crm_error",
-    }
 }

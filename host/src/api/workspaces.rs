@@ -3,13 +3,13 @@
 //! through its audit log, newest first.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
+use super::extract::{ApiQuery, Authorized, at_least};
 use super::routes::Routes;
-use crate::auth::{Caller, Role};
 use crate::state::AppState;
 
 pub fn router() -> Routes {
@@ -18,8 +18,10 @@ pub fn router() -> Routes {
         .get("/api/v1/workspaces/{id}/audit-log", audit_log)
 }
 
-async fn list_integrations(caller: Caller, State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    caller.require(Role::Member)?;
+async fn list_integrations(
+    Authorized { caller, .. }: Authorized<at_least::Member>,
+    State(state): State<AppState>,
+) -> ApiResult<Json<Value>> {
     let integrations = state.store.list_integrations(&caller.workspace).await?;
     let rows: Vec<Value> = integrations
         .iter()
@@ -48,12 +50,10 @@ struct Page {
 }
 
 async fn audit_log(
-    caller: Caller,
+    Authorized { caller, .. }: Authorized<at_least::Admin>,
     State(state): State<AppState>,
-    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(Role::Admin)?;
-    let Query(page) = page?;
     let limit = page.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::BadRequest("limit must be between 1 and 500".to_owned()));

@@ -11,7 +11,7 @@ use super::{ConnectionError, Connections};
 use crate::domain::{PluginSlug, WorkspaceId};
 use crate::oauth::{OAuthApp, TokenSet};
 use crate::plugins::{CallContext, LoadedPlugin, adapter_error_summary};
-use crate::store::{IntegrationStatus, StoreError};
+use crate::store::{IntegrationStatus, StoreResultExt};
 
 /// The outcome of a test-connection.
 #[derive(Debug, Clone, Serialize)]
@@ -42,10 +42,12 @@ impl Connections {
         slug: &PluginSlug,
     ) -> Result<(Arc<LoadedPlugin>, CallContext), ConnectionError> {
         let plugin = self.plugin(slug)?;
-        let stored = self.deps.store.get_credentials(workspace, slug).await.map_err(|e| match e {
-            StoreError::NotFound => ConnectionError::NotConnected(slug.to_string()),
-            other => other.into(),
-        })?;
+        let stored = self
+            .deps
+            .store
+            .get_credentials(workspace, slug)
+            .await
+            .or_not_found(|| ConnectionError::NotConnected(slug.to_string()))?;
         match stored.status {
             IntegrationStatus::NeedsReauth => return Err(ConnectionError::NeedsReauth(slug.to_string())),
             IntegrationStatus::Disconnected => return Err(ConnectionError::NotConnected(slug.to_string())),
@@ -119,10 +121,12 @@ impl Connections {
     ) -> Result<DisconnectReport, ConnectionError> {
         // Not while a refresh of this connection is in flight here: it would write tokens back.
         let _flight = self.deps.flights.enter(workspace, slug).await;
-        let stored = self.deps.store.get_credentials(workspace, slug).await.map_err(|e| match e {
-            StoreError::NotFound => ConnectionError::NotConnected(slug.to_string()),
-            other => other.into(),
-        })?;
+        let stored = self
+            .deps
+            .store
+            .get_credentials(workspace, slug)
+            .await
+            .or_not_found(|| ConnectionError::NotConnected(slug.to_string()))?;
         let report = match &stored.sealed {
             None => DisconnectReport { revoked: false, revoke_error: Some("no stored tokens".to_owned()) },
             Some(sealed) => self.revoke(workspace, slug, sealed).await,

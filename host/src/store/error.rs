@@ -41,3 +41,19 @@ impl From<sqlx::Error> for StoreError {
         }
     }
 }
+
+/// Turning a store's `NotFound` into the caller's own "no such thing", every other failure into
+/// the caller's error as it converts store errors.
+pub trait StoreResultExt<T> {
+    /// `NotFound` becomes `not_found()`; anything else converts with `From<StoreError>`.
+    fn or_not_found<E: From<StoreError>>(self, not_found: impl FnOnce() -> E) -> Result<T, E>;
+}
+
+impl<T> StoreResultExt<T> for Result<T, StoreError> {
+    fn or_not_found<E: From<StoreError>>(self, not_found: impl FnOnce() -> E) -> Result<T, E> {
+        self.map_err(|err| match err {
+            StoreError::NotFound => not_found(),
+            other => E::from(other),
+        })
+    }
+}

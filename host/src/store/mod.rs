@@ -28,7 +28,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 pub use audit::{AuditEntry, NewAuditEntry};
 pub use conflicts::{ConflictFilter, NewConflict, SyncConflict};
 pub use credentials::{CredentialsLock, NewConnection, SealedRow, StoredCredentials};
-pub use error::StoreError;
+pub use error::{StoreError, StoreResultExt};
 pub use integrations::{Integration, IntegrationStatus};
 pub use links::{LinkStatus, LinkWrite, RecordLink, RetryBackoff};
 pub use mappings::StoredMapping;

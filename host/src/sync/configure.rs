@@ -9,7 +9,7 @@ use super::{SyncEngine, SyncError};
 use crate::domain::{EntityName, FieldName, PluginSlug, WorkspaceId};
 use crate::plugins::adapter_error_summary;
 use crate::plugins::bindings::adapter::{FieldInfo, FieldType};
-use crate::store::{Integration, StoredMapping};
+use crate::store::{Integration, StoreResultExt, StoredMapping};
 
 /// One mapping as a client sends it.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -200,11 +200,8 @@ impl SyncEngine {
         user: &str,
     ) -> Result<(Integration, SyncSettings), SyncError> {
         let plugin = self.plugin(slug)?;
-        let integration = self.store.get_integration(workspace, slug).await.map_err(|e| match e {
-            crate::store::StoreError::NotFound => {
-                SyncError::Connection(crate::connections::ConnectionError::NotConnected(slug.to_string()))
-            }
-            other => other.into(),
+        let integration = self.store.get_integration(workspace, slug).await.or_not_found(|| {
+            SyncError::Connection(crate::connections::ConnectionError::NotConnected(slug.to_string()))
         })?;
         let next =
             SyncSettings::patch(&integration.settings, patch, plugin.description()).map_err(SyncError::BadInput)?;

@@ -40,7 +40,7 @@ pub use webhooks::WebhookReport;
 use crate::connections::Connections;
 use crate::domain::{EntityName, PluginSlug, RecordId, WorkspaceId};
 use crate::plugins::{LoadedPlugin, PluginDescription};
-use crate::store::{NewAuditEntry, NewRun, Store, StoreError, SyncRun};
+use crate::store::{NewAuditEntry, NewRun, Store, StoreError, StoreResultExt, SyncRun};
 
 /// Most records one push call, and one request group, may carry.
 pub const MAX_BATCH: usize = 200;
@@ -408,10 +408,11 @@ impl SyncEngine {
         run_id: &str,
         user: &str,
     ) -> Result<SyncRun, SyncError> {
-        let run = self.store.get_run(workspace, run_id).await.map_err(|e| match e {
-            StoreError::NotFound => SyncError::NotFound(format!("no sync run `{run_id}`")),
-            other => other.into(),
-        })?;
+        let run = self
+            .store
+            .get_run(workspace, run_id)
+            .await
+            .or_not_found(|| SyncError::NotFound(format!("no sync run `{run_id}`")))?;
         if run.integration != slug.as_str() {
             return Err(SyncError::NotFound(format!("no sync run `{run_id}` for `{slug}`")));
         }

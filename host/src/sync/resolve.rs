@@ -13,7 +13,7 @@ use super::{SyncEngine, SyncError};
 use crate::domain::{EntityName, PluginSlug, RecordId, WorkspaceId};
 use crate::plugins::adapter_error_summary;
 use crate::plugins::bindings::adapter::{PushOutcome, PushRecord};
-use crate::store::{LinkStatus, LinkWrite, StoreError, SyncConflict};
+use crate::store::{LinkStatus, LinkWrite, StoreResultExt, SyncConflict};
 
 /// Which side a field takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -239,10 +239,11 @@ impl SyncEngine {
     }
 
     async fn pending_conflict(&self, workspace: &WorkspaceId, conflict_id: &str) -> Result<SyncConflict, SyncError> {
-        let conflict = self.store.get_conflict(workspace, conflict_id).await.map_err(|e| match e {
-            StoreError::NotFound => SyncError::NotFound(format!("no conflict `{conflict_id}`")),
-            other => other.into(),
-        })?;
+        let conflict = self
+            .store
+            .get_conflict(workspace, conflict_id)
+            .await
+            .or_not_found(|| SyncError::NotFound(format!("no conflict `{conflict_id}`")))?;
         if conflict.status != "pending" {
             return Err(SyncError::Conflict(format!("the conflict is already {}", conflict.status)));
         }

@@ -14,7 +14,7 @@ use super::job::RunEnd;
 use super::settings::SyncSettings;
 use super::{Operation, SyncEngine, SyncError, Trigger};
 use crate::domain::{EntityName, PluginSlug, WorkspaceId};
-use crate::store::{Integration, IntegrationStatus, Lease, RetryBackoff, ScheduleUpdate, Store, StoreError};
+use crate::store::{Integration, IntegrationStatus, Lease, RetryBackoff, ScheduleUpdate, Store, StoreResultExt};
 
 /// How the scheduler and leases behave; the defaults suit production, tests shorten them.
 #[derive(Debug, Clone)]
@@ -326,9 +326,9 @@ impl SyncEngine {
     }
 
     async fn existing_integration(&self, workspace: &WorkspaceId, slug: &PluginSlug) -> Result<Integration, SyncError> {
-        self.store.get_integration(workspace, slug).await.map_err(|e| match e {
-            StoreError::NotFound => SyncError::NotFound(format!("the workspace has no `{slug}` integration")),
-            other => other.into(),
-        })
+        self.store
+            .get_integration(workspace, slug)
+            .await
+            .or_not_found(|| SyncError::NotFound(format!("the workspace has no `{slug}` integration")))
     }
 }
