@@ -10,6 +10,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use super::error::{ApiError, ApiResult};
+use super::openapi::ErrorResponses;
 use super::routes::Routes;
 use crate::state::AppState;
 use crate::store::NewAuditEntry;
@@ -47,7 +48,8 @@ impl FromRequestParts<AppState> for Operator {
     }
 }
 
-async fn list_plugins(_: Operator, State(state): State<AppState>) -> Json<serde_json::Value> {
+#[utoipa::path(get, path = "/api/v1/admin/plugins", tag = "admin", operation_id = "admin_list_plugins", security(("operator_token" = [])), responses((status = 200, description = "Every plugin, bundled and file, with its source, hash and last load error.", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn list_plugins(_: Operator, State(state): State<AppState>) -> Json<serde_json::Value> {
     let statuses = state.plugins.statuses().await;
     let engine = state.plugins.loader().engine();
     Json(json!({
@@ -57,7 +59,8 @@ async fn list_plugins(_: Operator, State(state): State<AppState>) -> Json<serde_
     }))
 }
 
-async fn reload_plugins(_: Operator, State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+#[utoipa::path(post, path = "/api/v1/admin/plugins/reload", tag = "admin", operation_id = "admin_reload_plugins", security(("operator_token" = [])), responses((status = 200, description = "What the rescan changed.", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn reload_plugins(_: Operator, State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
     let report = state.plugins.reload().await;
     let entry = NewAuditEntry {
         workspace_id: None,

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::error::ApiResult;
 use super::extract::{ApiPath, OnIntegration, at_least, slug_of};
+use super::openapi::{ErrorResponses, IntegrationPath, SlugPath};
 use super::routes::Routes;
 use crate::plugins::bindings::adapter::WebhookRequest;
 use crate::state::AppState;
@@ -35,11 +36,13 @@ pub(super) fn schedule_json(integration: &Integration) -> Value {
     })
 }
 
-async fn pause(on: OnIntegration<at_least::Admin>, state: State<AppState>) -> ApiResult<Json<Value>> {
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/pause", tag = "automation", operation_id = "pause", params(IntegrationPath), security(("workspace_jwt" = [])), responses((status = 200, description = "Paused: the schedule (admin+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn pause(on: OnIntegration<at_least::Admin>, state: State<AppState>) -> ApiResult<Json<Value>> {
     set_paused(on, state, true).await
 }
 
-async fn resume(on: OnIntegration<at_least::Admin>, state: State<AppState>) -> ApiResult<Json<Value>> {
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/resume", tag = "automation", operation_id = "resume", params(IntegrationPath), security(("workspace_jwt" = [])), responses((status = 200, description = "Resumed: the schedule (admin+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn resume(on: OnIntegration<at_least::Admin>, state: State<AppState>) -> ApiResult<Json<Value>> {
     set_paused(on, state, false).await
 }
 
@@ -58,7 +61,8 @@ async fn set_paused(
 
 /// Public: the caller is a CRM, proven by the signature the plugin checks. The URL handed to the
 /// plugin is the one the CRM called (signatures cover it): crmhost's public URL plus the path.
-async fn webhook(
+#[utoipa::path(post, path = "/api/v1/webhooks/{slug}", tag = "automation", operation_id = "receive_webhook", params(SlugPath), request_body(content = serde_json::Value, description = "The CRM's event delivery, as it sent it."), security(("hubspot_signature" = [])), responses((status = 200, description = "Events accepted, duplicates, queued and ignored.", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn webhook(
     State(state): State<AppState>,
     ApiPath(slug): ApiPath<String>,
     uri: Uri,

@@ -33,7 +33,8 @@ pub fn router() -> Routes {
 }
 
 /// Lists the serving plugins, by slug.
-async fn list(State(state): State<AppState>) -> Json<serde_json::Value> {
+#[utoipa::path(get, path = "/api/v1/integrations", tag = "catalogue", operation_id = "list_catalogue", responses((status = 200, description = "Every serving plugin: slug, name, version, auth, capabilities, entities with match keys and default mappings.", body = serde_json::Value)))]
+pub(super) async fn list(State(state): State<AppState>) -> Json<serde_json::Value> {
     let entries: Vec<CatalogueEntry> = state
         .plugins
         .all()

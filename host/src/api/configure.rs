@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiQuery, JsonBody, OnIntegration, at_least};
+use super::openapi::{ErrorResponses, IntegrationPath};
 use super::records::entity_of;
 use super::routes::Routes;
 use crate::state::AppState;
@@ -26,13 +27,15 @@ pub fn router() -> Routes {
         .patch(&format!("{BASE}/settings"), patch_settings)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct EntityQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct EntityQuery {
     entity: Option<String>,
 }
 
-async fn fields(
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/fields", tag = "configure", operation_id = "list_fields", params(IntegrationPath, EntityQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "The CRM's fields of an entity (member+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn fields(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<EntityQuery>,
@@ -51,7 +54,8 @@ async fn fields(
     Ok(Json(json!({ "entity": entity, "fields": rows })))
 }
 
-async fn mappings(
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/field-mappings", tag = "configure", operation_id = "get_field_mappings", params(IntegrationPath), security(("workspace_jwt" = [])), responses((status = 200, description = "The mappings in force per entity (member+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn mappings(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
 ) -> ApiResult<Json<Value>> {
@@ -59,14 +63,15 @@ async fn mappings(
     Ok(Json(json!({ "integration": slug, "entities": all })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct MappingsBody {
+pub(super) struct MappingsBody {
     entity: String,
     mappings: Vec<MappingInput>,
 }
 
-async fn replace_mappings(
+#[utoipa::path(put, path = "/api/v1/workspaces/{id}/integrations/{slug}/field-mappings", tag = "configure", operation_id = "replace_field_mappings", params(IntegrationPath), request_body = MappingsBody, security(("workspace_jwt" = [])), responses((status = 200, description = "The entity's mappings now in force (admin+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn replace_mappings(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Admin>,
     State(state): State<AppState>,
     JsonBody(body): JsonBody<MappingsBody>,
@@ -76,7 +81,8 @@ async fn replace_mappings(
     Ok(Json(json!(resolved)))
 }
 
-async fn settings(
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/settings", tag = "configure", operation_id = "get_settings", params(IntegrationPath), security(("workspace_jwt" = [])), responses((status = 200, description = "Sync settings and schedule (member+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn settings(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
 ) -> ApiResult<Json<Value>> {
@@ -92,7 +98,8 @@ async fn settings(
     })))
 }
 
-async fn patch_settings(
+#[utoipa::path(patch, path = "/api/v1/workspaces/{id}/integrations/{slug}/settings", tag = "configure", operation_id = "update_settings", params(IntegrationPath), request_body(content = serde_json::Value, description = "The settings to change, by key."), security(("workspace_jwt" = [])), responses((status = 200, description = "Settings and schedule after the change (admin+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn patch_settings(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Admin>,
     State(state): State<AppState>,
     JsonBody(patch): JsonBody<Value>,

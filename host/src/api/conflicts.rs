@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Authorized, JsonBody, at_least};
+use super::openapi::{ConflictPath, ErrorResponses, WorkspacePath};
 use super::routes::Routes;
 use crate::state::AppState;
 use crate::store::{ConflictFilter, StoreResultExt};
@@ -22,9 +23,10 @@ pub fn router() -> Routes {
         .post("/api/v1/workspaces/{id}/conflicts/{cid}/ignore", ignore)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct ListQuery {
     status: Option<String>,
     integration: Option<String>,
     entity: Option<String>,
@@ -33,7 +35,8 @@ struct ListQuery {
     before: Option<String>,
 }
 
-async fn list(
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/conflicts", tag = "conflicts", operation_id = "list_conflicts", params(WorkspacePath, ListQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "Conflicts, newest first (member+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn list(
     Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
@@ -70,7 +73,8 @@ async fn list(
     Ok(Json(json!({ "conflicts": conflicts, "next_before": next })))
 }
 
-async fn show(
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/conflicts/{cid}", tag = "conflicts", operation_id = "get_conflict", params(ConflictPath), security(("workspace_jwt" = [])), responses((status = 200, description = "One conflict with both sides' and the base values (member+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn show(
     Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
     ApiPath((_, cid)): ApiPath<(String, String)>,
@@ -83,7 +87,8 @@ async fn show(
     Ok(Json(json!(conflict)))
 }
 
-async fn resolve(
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/conflicts/{cid}/resolve", tag = "conflicts", operation_id = "resolve_conflict", params(ConflictPath), request_body = Resolution, security(("workspace_jwt" = [])), responses((status = 200, description = "Resolved and written to both sides (member+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn resolve(
     Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
     ApiPath((_, cid)): ApiPath<(String, String)>,
@@ -93,7 +98,8 @@ async fn resolve(
     Ok(Json(json!(conflict)))
 }
 
-async fn ignore(
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/conflicts/{cid}/ignore", tag = "conflicts", operation_id = "ignore_conflict", params(ConflictPath), security(("workspace_jwt" = [])), responses((status = 200, description = "Dismissed without writing (member+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn ignore(
     Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
     ApiPath((_, cid)): ApiPath<(String, String)>,

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, OnIntegration, OptionalJsonBody, at_least};
+use super::openapi::{ErrorResponses, IntegrationPath, SlugPath};
 use super::routes::Routes;
 use crate::connections::{CallbackFailure, CallbackParams};
 use crate::state::AppState;
@@ -24,13 +25,14 @@ pub fn router() -> Routes {
         .get("/api/v1/integrations/callback/{slug}", callback)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ConnectBody {
+pub(super) struct ConnectBody {
     return_url: Option<String>,
 }
 
-async fn connect(
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/connect", tag = "connections", operation_id = "connect", params(IntegrationPath), request_body = Option<ConnectBody>, security(("workspace_jwt" = [])), responses((status = 200, description = "Where to send the user's browser (admin+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn connect(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Admin>,
     State(state): State<AppState>,
     OptionalJsonBody(body): OptionalJsonBody<ConnectBody>,
@@ -39,7 +41,8 @@ async fn connect(
     Ok(Json(json!(start)))
 }
 
-async fn test(
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/test", tag = "connections", operation_id = "test_connection", params(IntegrationPath), security(("workspace_jwt" = [])), responses((status = 200, description = "The plugin's test-connection report (member+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn test(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
 ) -> ApiResult<Json<Value>> {
@@ -47,7 +50,8 @@ async fn test(
     Ok(Json(json!(report)))
 }
 
-async fn disconnect(
+#[utoipa::path(delete, path = "/api/v1/workspaces/{id}/integrations/{slug}", tag = "connections", operation_id = "disconnect", params(IntegrationPath), security(("workspace_jwt" = [])), responses((status = 200, description = "Disconnected; whether the CRM revoked the tokens (admin+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn disconnect(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Admin>,
     State(state): State<AppState>,
 ) -> ApiResult<Json<Value>> {
@@ -58,7 +62,8 @@ async fn disconnect(
 /// The CRM sends the user's browser here. The answer is a redirect to the flow's `return_url`
 /// (with `crmhost_result`, `integration` and, on failure, `error` and `error_description`), or,
 /// without one, JSON — or a small HTML page when a browser asks for HTML.
-async fn callback(
+#[utoipa::path(get, path = "/api/v1/integrations/callback/{slug}", tag = "connections", operation_id = "oauth_callback", params(SlugPath, CallbackParams), responses((status = 200, description = "Connected (JSON, or a small HTML page for a browser).", body = serde_json::Value), (status = 303, description = "Back to the flow's `return_url` with `crmhost_result`."), ErrorResponses))]
+pub(super) async fn callback(
     State(state): State<AppState>,
     ApiPath(slug): ApiPath<String>,
     headers: HeaderMap,

@@ -11,6 +11,7 @@ mod edge;
 pub mod error;
 mod extract;
 mod health;
+pub mod openapi;
 mod records;
 pub mod routes;
 pub mod sync;
@@ -34,6 +35,7 @@ use routes::{RouteInfo, Routes};
 fn routes() -> Routes {
     Routes::new()
         .merge(health::router())
+        .merge(Routes::new().get("/api/v1/openapi.json", openapi::openapi_json))
         .merge(catalogue::router())
         .merge(admin::router())
         .merge(workspaces::router())

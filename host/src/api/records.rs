@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Authorized, JsonBody, at_least};
+use super::openapi::{EntityPath, ErrorResponses, RecordPath};
 use super::routes::Routes;
 use crate::domain::{EntityName, RecordId};
 use crate::state::AppState;
@@ -34,13 +35,14 @@ fn record_id_of(raw: &str) -> ApiResult<RecordId> {
     RecordId::parse(raw).map_err(ApiError::BadRequest)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpsertBody {
+pub(super) struct UpsertBody {
     records: Vec<Value>,
 }
 
-async fn upsert(
+#[utoipa::path(put, path = "/api/v1/workspaces/{id}/records/{entity}", tag = "records", operation_id = "upsert_records", params(EntityPath), request_body = UpsertBody, security(("workspace_jwt" = [])), responses((status = 200, description = "An outcome per record (member+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn upsert(
     Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
     ApiPath((_, entity)): ApiPath<(String, String)>,
@@ -80,9 +82,10 @@ async fn upsert(
     Ok(Json(json!({ "entity": entity, "written": results.len() - failed, "failed": failed, "results": results })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct ListQuery {
     limit: Option<i64>,
     after: Option<String>,
     changed_since: Option<String>,
@@ -101,7 +104,8 @@ fn decode_after(token: &str) -> Option<(DateTime<Utc>, String)> {
     Some((DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc), id.to_owned()))
 }
 
-async fn list(
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/records/{entity}", tag = "records", operation_id = "list_records", params(EntityPath, ListQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "A page of records (viewer+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn list(
     Authorized { caller, .. }: Authorized<at_least::Viewer>,
     State(state): State<AppState>,
     ApiPath((_, entity)): ApiPath<(String, String)>,
@@ -141,7 +145,8 @@ async fn list(
     Ok(Json(json!({ "entity": entity, "records": records, "next_after": next })))
 }
 
-async fn show(
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/records/{entity}/{record_id}", tag = "records", operation_id = "get_record", params(RecordPath), security(("workspace_jwt" = [])), responses((status = 200, description = "One record with its sync status per integration (viewer+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn show(
     Authorized { caller, .. }: Authorized<at_least::Viewer>,
     State(state): State<AppState>,
     ApiPath((_, entity, record_id)): ApiPath<(String, String, String)>,
@@ -158,7 +163,8 @@ async fn show(
     Ok(Json(body))
 }
 
-async fn remove(
+#[utoipa::path(delete, path = "/api/v1/workspaces/{id}/records/{entity}/{record_id}", tag = "records", operation_id = "delete_record", params(RecordPath), security(("workspace_jwt" = [])), responses((status = 200, description = "Soft-deleted (member+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn remove(
     Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
     ApiPath((_, entity, record_id)): ApiPath<(String, String, String)>,

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, JsonBody, OnIntegration, OptionalJsonBody, at_least};
+use super::openapi::{ErrorResponses, IntegrationPath, RunPath};
 use super::routes::Routes;
 use crate::auth::Caller;
 use crate::connections::ConnectionError;
@@ -63,9 +64,10 @@ pub fn run_json(run: &SyncRun) -> Value {
     })
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct WaitQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct WaitQuery {
     wait: Option<bool>,
 }
 
@@ -84,15 +86,16 @@ async fn started(state: &AppState, caller: &Caller, run: SyncRun, wait: bool) ->
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PushBody {
+pub(super) struct PushBody {
     entity: String,
     record_ids: Option<Vec<String>>,
     records: Option<Vec<Value>>,
 }
 
-async fn push(
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/push", tag = "sync", operation_id = "push", params(IntegrationPath, WaitQuery), request_body = PushBody, security(("workspace_jwt" = [])), responses((status = 200, description = "With `?wait=true`: the run as it ended.", body = serde_json::Value), (status = 202, description = "The run, started (member+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn push(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<WaitQuery>,
@@ -136,15 +139,16 @@ async fn push(
     started(&state, &caller, run, wait).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PullBody {
+pub(super) struct PullBody {
     entity: String,
     since: Option<String>,
     limit: Option<u32>,
 }
 
-async fn pull(
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/pull", tag = "sync", operation_id = "pull", params(IntegrationPath, WaitQuery), request_body = PullBody, security(("workspace_jwt" = [])), responses((status = 200, description = "With `?wait=true`: the run as it ended.", body = serde_json::Value), (status = 202, description = "The run, started (member+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn pull(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<WaitQuery>,
@@ -167,13 +171,14 @@ async fn pull(
     started(&state, &caller, run, wait).await
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SyncBody {
+pub(super) struct SyncBody {
     entities: Option<Vec<String>>,
 }
 
-async fn sync(
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/sync", tag = "sync", operation_id = "sync", params(IntegrationPath, WaitQuery), request_body = Option<SyncBody>, security(("workspace_jwt" = [])), responses((status = 200, description = "With `?wait=true`: the run as it ended.", body = serde_json::Value), (status = 202, description = "The run, started (member+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn sync(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<WaitQuery>,
@@ -206,9 +211,10 @@ async fn sync(
     started(&state, &caller, run, wait).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct HistoryQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct HistoryQuery {
     status: Option<String>,
     direction: Option<String>,
     entity: Option<String>,
@@ -217,7 +223,8 @@ struct HistoryQuery {
     before: Option<String>,
 }
 
-async fn history(
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/sync-history", tag = "sync", operation_id = "sync_history", params(IntegrationPath, HistoryQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "Runs, newest first (member+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn history(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<HistoryQuery>,
@@ -272,15 +279,17 @@ async fn find_run(state: &AppState, caller: &Caller, slug: &PluginSlug, run_id: 
     Ok(run)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct ItemsQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct ItemsQuery {
     outcome: Option<String>,
     items_after: Option<i64>,
     items_limit: Option<i64>,
 }
 
-async fn run(
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/sync-runs/{run_id}", tag = "sync", operation_id = "get_sync_run", params(RunPath, ItemsQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "One run with a page of its per-record outcomes (member+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn run(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
     ApiPath((_, _, run_id)): ApiPath<(String, String, String)>,
@@ -299,7 +308,8 @@ async fn run(
     Ok(Json(body))
 }
 
-async fn retry(
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/sync-runs/{run_id}/retry", tag = "sync", operation_id = "retry_sync_run", params(RunPath, WaitQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "With `?wait=true`: the retry as it ended.", body = serde_json::Value), (status = 202, description = "The retry, started (member+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn retry(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
     ApiPath((_, _, run_id)): ApiPath<(String, String, String)>,
@@ -314,7 +324,8 @@ async fn retry(
 /// `progress` events while the run goes on (the current state first, at once), then one `end`
 /// event with the run as stored. A run another process executes, or one that already ended,
 /// gets the `end` event straight away.
-async fn events(
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/sync-runs/{run_id}/events", tag = "sync", operation_id = "sync_run_events", params(RunPath), security(("workspace_jwt" = [])), responses((status = 200, description = "Server-Sent Events: `progress` events while the run goes on, then one `end` event with the run (member+).", content_type = "text/event-stream", body = String), ErrorResponses))]
+pub(super) async fn events(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
     ApiPath((_, _, run_id)): ApiPath<(String, String, String)>,

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiQuery, Authorized, at_least};
+use super::openapi::{ErrorResponses, WorkspacePath};
 use super::routes::Routes;
 use crate::state::AppState;
 
@@ -18,7 +19,8 @@ pub fn router() -> Routes {
         .get("/api/v1/workspaces/{id}/audit-log", audit_log)
 }
 
-async fn list_integrations(
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations", tag = "workspaces", operation_id = "list_integrations", params(WorkspacePath), security(("workspace_jwt" = [])), responses((status = 200, description = "The workspace's integrations with status and schedule (member+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn list_integrations(
     Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
 ) -> ApiResult<Json<Value>> {
@@ -42,14 +44,16 @@ async fn list_integrations(
     Ok(Json(json!({ "integrations": rows })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct Page {
+#[into_params(parameter_in = Query)]
+pub(super) struct Page {
     limit: Option<i64>,
     before: Option<i64>,
 }
 
-async fn audit_log(
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/audit-log", tag = "workspaces", operation_id = "audit_log", params(WorkspacePath, Page), security(("workspace_jwt" = [])), responses((status = 200, description = "Audit entries, newest first (admin+).", body = serde_json::Value), ErrorResponses))]
+pub(super) async fn audit_log(
     Authorized { caller, .. }: Authorized<at_least::Admin>,
     State(state): State<AppState>,
     ApiQuery(page): ApiQuery<Page>,

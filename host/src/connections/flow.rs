@@ -30,11 +30,14 @@ pub struct ConnectStart {
 }
 
 /// The query the CRM sends to the callback.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CallbackParams {
     /// The authorization code.
+    #[param(value_type = Option<String>)]
     pub code: Option<SecretString>,
     /// The state sent in the authorize URL.
+    #[param(value_type = Option<String>)]
     pub state: Option<SecretString>,
     /// An OAuth error (`access_denied`).
     pub error: Option<String>,

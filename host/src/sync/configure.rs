@@ -12,7 +12,7 @@ use crate::plugins::bindings::adapter::{FieldInfo, FieldType};
 use crate::store::{Integration, StoreResultExt, StoredMapping};
 
 /// One mapping as a client sends it.
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MappingInput {
     /// The workspace field.

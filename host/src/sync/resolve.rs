@@ -16,7 +16,7 @@ use crate::plugins::bindings::adapter::{PushOutcome, PushRecord};
 use crate::store::{LinkStatus, LinkWrite, StoreResultExt, SyncConflict};
 
 /// Which side a field takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Pick {
     /// The workspace's value.
@@ -28,7 +28,7 @@ pub enum Pick {
 /// How a user settles a conflict. JSON: `{"resolution": "use_app"}`, `{"resolution": "use_crm"}`,
 /// `{"fields": {"<app field>": "app" | "crm", …}}` (every conflicting field), or
 /// `{"values": {"<app field>": <value>, …}}` (merged values; fields not named keep the app's).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Resolution {
     /// `use_app` or `use_crm` for every conflicting field.
@@ -36,6 +36,7 @@ pub struct Resolution {
     /// A side per field.
     pub fields: Option<BTreeMap<String, Pick>>,
     /// Values to write.
+    #[schema(value_type = Option<Object>)]
     pub values: Option<Map<String, Json>>,
 }
 

@@ -146,3 +146,14 @@ async fn the_server_has_a_working_vault_with_a_generated_private_key() {
     assert_eq!(opened.expose_secret().as_slice(), b"refresh-token");
     assert_eq!(sealed.key_version, app.state.vault.current_version());
 }
+
+#[tokio::test]
+async fn the_openapi_document_is_public_and_describes_every_route_of_the_router() {
+    let app = app().await;
+    let response = app.get("/api/v1/openapi.json").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let doc: Value = response.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    let operations: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(operations, crmhost::api::route_table().len(), "one operation per routed method and path");
+}
