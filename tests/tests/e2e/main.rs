@@ -5,6 +5,7 @@
 mod api;
 mod automatic;
 mod connect;
+mod contract;
 mod fuzz;
 mod hardening;
 mod hot_reload;

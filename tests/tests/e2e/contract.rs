@@ -1,0 +1,93 @@
+//! The published contract, checked from outside: Schemathesis (pinned in
+//! `tests/schemathesis/requirements.txt`, installed into a virtualenv like the official clients)
+//! generates requests from `GET /api/v1/openapi.json` for every operation — examples, coverage,
+//! fuzzing and stateful sequences along the document's links — against a crmhost whose workspace
+//! is connected to both emulated CRMs, on SQLite and on PostgreSQL. It must find no server error
+//! and no answer outside the document (status, content type, headers, body schema), and every
+//! request the document calls invalid must be refused.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crmhost::auth::Role;
+use crmhost_tests::{ADMIN_TOKEN, AppOptions, Backend, TestApp, contacts, python_venv, token};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+/// The checks that make the contract: no 5xx, nothing undocumented, invalid input refused.
+const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
+                      response_headers_conformance,response_schema_conformance,negative_data_rejection,\
+                      missing_required_header,ignored_auth";
+
+fn schemathesis_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("schemathesis")
+}
+
+/// A crmhost with `w1` connected to both emulated CRMs, some records and a finished run.
+async fn connected_app(backend: Backend) -> Option<TestApp> {
+    let sim = std::sync::Arc::new(crm_sim::start(crm_sim::SimOptions::both_on_free_ports()).await.unwrap());
+    sim.sim().seed("contact", 5).unwrap();
+    let app = TestApp::spawn(AppOptions { backend, sim: Some(sim), ..AppOptions::default() }).await?;
+    for slug in ["salesforce", "hubspot"] {
+        assert_eq!(app.connect("w1", slug).await.status(), StatusCode::OK, "{slug}");
+    }
+    let records = app
+        .as_role(Method::PUT, "/api/v1/workspaces/w1/records/contact", "w1", Role::Owner)
+        .json(&json!({ "records": contacts(0..5, "") }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(records.status(), StatusCode::OK);
+    let run = app
+        .as_role(Method::POST, "/api/v1/workspaces/w1/integrations/salesforce/sync?wait=true", "w1", Role::Owner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(run.status(), StatusCode::OK);
+    Some(app)
+}
+
+/// Runs `st run` against the app with `extra` arguments; panics with its report unless it passed.
+fn schemathesis(st: &Path, app: &TestApp, backend: Backend, extra: &[&str]) {
+    let output = Command::new(st)
+        .arg("--config-file")
+        .arg(schemathesis_dir().join("schemathesis.toml"))
+        .args(["run", &format!("{}/api/v1/openapi.json", app.base)])
+        .args(["--checks", &CHECKS.split_whitespace().collect::<String>()])
+        .args(["--max-examples", "20", "--seed", "7", "--workers", "2", "--request-timeout", "30"])
+        .args(["--no-color", "--output-truncate", "true"])
+        .args(extra)
+        .env("ST_WORKSPACE_TOKEN", token("w1", Role::Owner))
+        .env("ST_OPERATOR_TOKEN", ADMIN_TOKEN)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("schemathesis runs");
+    let report = String::from_utf8_lossy(&output.stdout);
+    let summary: String =
+        report.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    eprintln!("schemathesis {backend:?} {extra:?}:\n{summary}");
+    assert!(
+        output.status.success(),
+        "{backend:?}: Schemathesis found answers outside the contract:\n{report}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document() {
+    let requirements = schemathesis_dir().join("requirements.txt");
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("py-schemathesis");
+    let Some(python) = tokio::task::spawn_blocking(move || python_venv(&venv, &requirements)).await.unwrap() else {
+        return;
+    };
+    let st = python.with_file_name("st");
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(app) = connected_app(backend).await else { continue };
+        // Disconnecting would end every later operation's connection: it runs last, alone.
+        let (st_all, app_ref) = (st.clone(), &app);
+        tokio::task::block_in_place(|| {
+            schemathesis(&st_all, app_ref, backend, &["--exclude-operation-id", "disconnect"]);
+            schemathesis(&st_all, app_ref, backend, &["--include-operation-id", "disconnect"]);
+        });
+    }
+}
