@@ -13,8 +13,9 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use futures::Stream;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, JsonBody, OnIntegration, OptionalJsonBody, at_least};
@@ -24,7 +25,7 @@ use crate::auth::Caller;
 use crate::connections::ConnectionError;
 use crate::domain::{EntityName, PluginSlug, RecordId};
 use crate::state::AppState;
-use crate::store::{RunFilter, StoreResultExt, SyncRun};
+use crate::store::{RunFilter, RunItem, StoreResultExt, SyncRun};
 use crate::sync::{MAX_BATCH, Operation, Progress, Trigger, check_batch, input};
 
 const BASE: &str = "/api/v1/workspaces/{id}/integrations/{slug}";
@@ -41,27 +42,130 @@ pub fn router() -> Routes {
 }
 
 /// A run as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunView {
+    /// The run's id.
+    pub run_id: String,
+    /// The integration (plugin slug).
+    pub integration: String,
+    /// `push`, `pull` or `bidirectional`.
+    #[schema(examples("push", "pull", "bidirectional"))]
+    pub direction: String,
+    /// The entity, or null for a sync of several.
+    pub entity: Option<String>,
+    /// `manual`, `schedule`, `webhook` or `retry`.
+    #[schema(examples("manual", "schedule", "webhook", "retry"))]
+    pub trigger: String,
+    /// `running`, `completed`, `partial`, `failed`, `cancelled`, `interrupted` or `deferred`.
+    #[schema(examples("running", "completed", "partial", "failed", "interrupted", "deferred"))]
+    pub status: String,
+    /// Records looked at.
+    pub record_count: i64,
+    /// Records written (either side).
+    pub success_count: i64,
+    /// Records that failed.
+    pub failure_count: i64,
+    /// Records left as conflicts.
+    pub conflict_count: i64,
+    /// Records with nothing to do.
+    pub skipped_count: i64,
+    /// Who started it (a user id, or `scheduler`).
+    pub started_by: Option<String>,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended (null while running).
+    pub completed_at: Option<DateTime<Utc>>,
+    /// How long it ran (so far).
+    pub duration_ms: i64,
+    /// Why it failed or stopped as a whole.
+    pub error: Option<String>,
+    /// The run it retries.
+    pub retry_of: Option<String>,
+    /// What it was asked to do (`operation`, `entity`, `record_ids`, `entities`, …).
+    #[schema(value_type = Object)]
+    pub request: Value,
+}
+
+impl From<&SyncRun> for RunView {
+    fn from(run: &SyncRun) -> Self {
+        Self {
+            run_id: run.run_id.clone(),
+            integration: run.integration.clone(),
+            direction: run.direction.clone(),
+            entity: run.entity.clone(),
+            trigger: run.trigger.clone(),
+            status: run.status.clone(),
+            record_count: run.counts.records,
+            success_count: run.counts.succeeded,
+            failure_count: run.counts.failed,
+            conflict_count: run.counts.conflicts,
+            skipped_count: run.counts.skipped,
+            started_by: run.started_by.clone(),
+            started_at: run.started_at,
+            completed_at: run.completed_at,
+            duration_ms: run.duration_ms,
+            error: run.error.clone(),
+            retry_of: run.retry_of.clone(),
+            request: run.params.clone(),
+        }
+    }
+}
+
+/// A run just started (`202`), with where to follow it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunStarted {
+    /// The run.
+    #[serde(flatten)]
+    pub run: RunView,
+    /// Relative links to the run and its progress stream.
+    pub links: RunLinks,
+}
+
+/// Where a started run can be followed, relative to the integration's path.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunLinks {
+    /// `sync-runs/{run_id}`.
+    #[serde(rename = "self")]
+    pub this: String,
+    /// `sync-runs/{run_id}/events` (Server-Sent Events).
+    pub events: String,
+}
+
+/// A page of the sync history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunHistory {
+    /// Runs, newest first.
+    pub runs: Vec<RunView>,
+    /// Pass as `?before=` for the next page; null on the last.
+    pub next_before: Option<String>,
+}
+
+/// One run with a page of its per-record outcomes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunDetail {
+    /// The run.
+    #[serde(flatten)]
+    pub run: RunView,
+    /// Per-record outcomes, in order.
+    pub items: Vec<RunItem>,
+    /// Pass as `?items_after=` for the next page; null on the last.
+    pub next_items_after: Option<i64>,
+}
+
+/// One Server-Sent Event of a run's progress stream.
+#[derive(Debug, ToSchema)]
+pub struct RunEvent {
+    /// `progress` while the run goes on, then one `end`.
+    #[schema(examples("progress", "end"))]
+    pub event: String,
+    /// JSON text: for `progress` a snapshot (`run_id`, `status`, `phase`, `counts`, `finished`,
+    /// `error`); for `end` the run as `GET …/sync-runs/{run_id}` shows it (null if it is gone).
+    pub data: String,
+}
+
+/// A run as JSON (the `end` event of a progress stream).
 pub fn run_json(run: &SyncRun) -> Value {
-    json!({
-        "run_id": run.run_id,
-        "integration": run.integration,
-        "direction": run.direction,
-        "entity": run.entity,
-        "trigger": run.trigger,
-        "status": run.status,
-        "record_count": run.counts.records,
-        "success_count": run.counts.succeeded,
-        "failure_count": run.counts.failed,
-        "conflict_count": run.counts.conflicts,
-        "skipped_count": run.counts.skipped,
-        "started_by": run.started_by,
-        "started_at": run.started_at,
-        "completed_at": run.completed_at,
-        "duration_ms": run.duration_ms,
-        "error": run.error,
-        "retry_of": run.retry_of,
-        "request": run.params,
-    })
+    serde_json::to_value(RunView::from(run)).unwrap_or(Value::Null)
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
@@ -78,12 +182,11 @@ const WAIT_LIMIT: Duration = Duration::from_secs(100);
 async fn started(state: &AppState, caller: &Caller, run: SyncRun, wait: bool) -> ApiResult<Response> {
     if wait {
         let done = state.sync.wait(&caller.workspace, &run.run_id, WAIT_LIMIT).await?;
-        return Ok((StatusCode::OK, Json(run_json(&done))).into_response());
+        return Ok((StatusCode::OK, Json(RunView::from(&done))).into_response());
     }
-    let mut body = run_json(&run);
-    body["links"] =
-        json!({ "self": format!("sync-runs/{}", run.run_id), "events": format!("sync-runs/{}/events", run.run_id) });
-    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+    let links =
+        RunLinks { this: format!("sync-runs/{}", run.run_id), events: format!("sync-runs/{}/events", run.run_id) };
+    Ok((StatusCode::ACCEPTED, Json(RunStarted { run: RunView::from(&run), links })).into_response())
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -94,7 +197,7 @@ pub(super) struct PushBody {
     records: Option<Vec<Value>>,
 }
 
-#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/push", tag = "sync", operation_id = "push", params(IntegrationPath, WaitQuery), request_body = PushBody, security(("workspace_jwt" = [])), responses((status = 200, description = "With `?wait=true`: the run as it ended.", body = serde_json::Value), (status = 202, description = "The run, started (member+).", body = serde_json::Value), ErrorResponses))]
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/push", tag = "sync", operation_id = "push", params(IntegrationPath, WaitQuery), request_body = PushBody, security(("workspace_jwt" = [])), responses((status = 200, description = "With `?wait=true`: the run as it ended.", body = RunView), (status = 202, description = "The run, started (member+).", body = RunStarted), ErrorResponses))]
 pub(super) async fn push(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
@@ -147,7 +250,7 @@ pub(super) struct PullBody {
     limit: Option<u32>,
 }
 
-#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/pull", tag = "sync", operation_id = "pull", params(IntegrationPath, WaitQuery), request_body = PullBody, security(("workspace_jwt" = [])), responses((status = 200, description = "With `?wait=true`: the run as it ended.", body = serde_json::Value), (status = 202, description = "The run, started (member+).", body = serde_json::Value), ErrorResponses))]
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/pull", tag = "sync", operation_id = "pull", params(IntegrationPath, WaitQuery), request_body = PullBody, security(("workspace_jwt" = [])), responses((status = 200, description = "With `?wait=true`: the run as it ended.", body = RunView), (status = 202, description = "The run, started (member+).", body = RunStarted), ErrorResponses))]
 pub(super) async fn pull(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
@@ -177,7 +280,7 @@ pub(super) struct SyncBody {
     entities: Option<Vec<String>>,
 }
 
-#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/sync", tag = "sync", operation_id = "sync", params(IntegrationPath, WaitQuery), request_body = Option<SyncBody>, security(("workspace_jwt" = [])), responses((status = 200, description = "With `?wait=true`: the run as it ended.", body = serde_json::Value), (status = 202, description = "The run, started (member+).", body = serde_json::Value), ErrorResponses))]
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/sync", tag = "sync", operation_id = "sync", params(IntegrationPath, WaitQuery), request_body = Option<SyncBody>, security(("workspace_jwt" = [])), responses((status = 200, description = "With `?wait=true`: the run as it ended.", body = RunView), (status = 202, description = "The run, started (member+).", body = RunStarted), ErrorResponses))]
 pub(super) async fn sync(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
@@ -223,12 +326,12 @@ pub(super) struct HistoryQuery {
     before: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/sync-history", tag = "sync", operation_id = "sync_history", params(IntegrationPath, HistoryQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "Runs, newest first (member+).", body = serde_json::Value), ErrorResponses))]
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/sync-history", tag = "sync", operation_id = "sync_history", params(IntegrationPath, HistoryQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "Runs, newest first (member+).", body = RunHistory), ErrorResponses))]
 pub(super) async fn history(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<HistoryQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RunHistory>> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::BadRequest("limit must be between 1 and 500".to_owned()));
@@ -266,8 +369,8 @@ pub(super) async fn history(
     let filter =
         RunFilter { status: q.status, direction: q.direction, entity: q.entity, trigger: q.trigger, before, limit };
     let runs = state.store.list_runs(&caller.workspace, &slug, &filter).await?;
-    let next = (runs.len() as i64 == limit).then(|| runs.last().map(|r| r.run_id.clone())).flatten();
-    Ok(Json(json!({ "runs": runs.iter().map(run_json).collect::<Vec<_>>(), "next_before": next })))
+    let next_before = (runs.len() as i64 == limit).then(|| runs.last().map(|r| r.run_id.clone())).flatten();
+    Ok(Json(RunHistory { runs: runs.iter().map(RunView::from).collect(), next_before }))
 }
 
 async fn find_run(state: &AppState, caller: &Caller, slug: &PluginSlug, run_id: &str) -> ApiResult<SyncRun> {
@@ -288,27 +391,24 @@ pub(super) struct ItemsQuery {
     items_limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/sync-runs/{run_id}", tag = "sync", operation_id = "get_sync_run", params(RunPath, ItemsQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "One run with a page of its per-record outcomes (member+).", body = serde_json::Value), ErrorResponses))]
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/sync-runs/{run_id}", tag = "sync", operation_id = "get_sync_run", params(RunPath, ItemsQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "One run with a page of its per-record outcomes (member+).", body = RunDetail), ErrorResponses))]
 pub(super) async fn run(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
     ApiPath((_, _, run_id)): ApiPath<(String, String, String)>,
     ApiQuery(q): ApiQuery<ItemsQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RunDetail>> {
     let limit = q.items_limit.unwrap_or(200);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::BadRequest("items_limit must be between 1 and 1000".to_owned()));
     }
     let run = find_run(&state, &caller, &slug, &run_id).await?;
     let items = state.store.run_items(&run.run_id, q.outcome.as_deref(), q.items_after.unwrap_or(-1), limit).await?;
-    let next = (items.len() as i64 == limit).then(|| items.last().map(|i| i.index)).flatten();
-    let mut body = run_json(&run);
-    body["items"] = json!(items);
-    body["next_items_after"] = json!(next);
-    Ok(Json(body))
+    let next_items_after = (items.len() as i64 == limit).then(|| items.last().map(|i| i.index)).flatten();
+    Ok(Json(RunDetail { run: RunView::from(&run), items, next_items_after }))
 }
 
-#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/sync-runs/{run_id}/retry", tag = "sync", operation_id = "retry_sync_run", params(RunPath, WaitQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "With `?wait=true`: the retry as it ended.", body = serde_json::Value), (status = 202, description = "The retry, started (member+).", body = serde_json::Value), ErrorResponses))]
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/sync-runs/{run_id}/retry", tag = "sync", operation_id = "retry_sync_run", params(RunPath, WaitQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "With `?wait=true`: the retry as it ended.", body = RunView), (status = 202, description = "The retry, started (member+).", body = RunStarted), ErrorResponses))]
 pub(super) async fn retry(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
@@ -324,7 +424,7 @@ pub(super) async fn retry(
 /// `progress` events while the run goes on (the current state first, at once), then one `end`
 /// event with the run as stored. A run another process executes, or one that already ended,
 /// gets the `end` event straight away.
-#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/sync-runs/{run_id}/events", tag = "sync", operation_id = "sync_run_events", params(RunPath), security(("workspace_jwt" = [])), responses((status = 200, description = "Server-Sent Events: `progress` events while the run goes on, then one `end` event with the run (member+).", content_type = "text/event-stream", body = String), ErrorResponses))]
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/sync-runs/{run_id}/events", tag = "sync", operation_id = "sync_run_events", params(RunPath), security(("workspace_jwt" = [])), responses((status = 200, description = "Server-Sent Events: `progress` events while the run goes on, then one `end` event with the run (member+).", content_type = "text/event-stream", body = RunEvent), ErrorResponses))]
 pub(super) async fn events(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,

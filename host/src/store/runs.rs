@@ -158,7 +158,7 @@ pub struct RunFilter {
 }
 
 /// One record's outcome in a run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RunItem {
     /// Position in the run.
     pub index: i64,
@@ -171,6 +171,7 @@ pub struct RunItem {
     /// `created` | `updated` | `imported` | `linked` | `unchanged` | `failed` | `conflict` | `skipped`.
     pub outcome: String,
     /// The normalized error (`{kind, message, crm_code, field}`).
+    #[schema(value_type = Option<Object>)]
     pub error: Option<Value>,
 }
 
