@@ -21,7 +21,7 @@ impl std::fmt::Debug for Sandbox {
 }
 
 /// What a sandbox user needs to know (served at `GET /api/v1/sandbox`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SandboxInfo {
     /// The Salesforce emulator (login host and instance).
     pub salesforce_url: String,

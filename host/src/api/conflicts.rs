@@ -5,14 +5,13 @@
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
-use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Authorized, JsonBody, at_least};
 use super::openapi::{ConflictPath, ErrorResponses, WorkspacePath};
 use super::routes::Routes;
 use crate::state::AppState;
-use crate::store::{ConflictFilter, StoreResultExt};
+use crate::store::{ConflictFilter, StoreResultExt, SyncConflict};
 use crate::sync::Resolution;
 
 pub fn router() -> Routes {
@@ -21,6 +20,15 @@ pub fn router() -> Routes {
         .get("/api/v1/workspaces/{id}/conflicts/{cid}", show)
         .post("/api/v1/workspaces/{id}/conflicts/{cid}/resolve", resolve)
         .post("/api/v1/workspaces/{id}/conflicts/{cid}/ignore", ignore)
+}
+
+/// A page of conflicts.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct ConflictPage {
+    /// Conflicts, newest first.
+    conflicts: Vec<SyncConflict>,
+    /// Pass as `?before=` for the next page; null on the last.
+    next_before: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -35,12 +43,12 @@ pub(super) struct ListQuery {
     before: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/workspaces/{id}/conflicts", tag = "conflicts", operation_id = "list_conflicts", params(WorkspacePath, ListQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "Conflicts, newest first (member+).", body = serde_json::Value), ErrorResponses))]
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/conflicts", tag = "conflicts", operation_id = "list_conflicts", params(WorkspacePath, ListQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "Conflicts, newest first (member+).", body = ConflictPage), ErrorResponses))]
 pub(super) async fn list(
     Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ConflictPage>> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::BadRequest("limit must be between 1 and 500".to_owned()));
@@ -69,41 +77,42 @@ pub(super) async fn list(
         before,
     };
     let conflicts = state.store.list_conflicts(&caller.workspace, &filter).await?;
-    let next = (conflicts.len() as i64 == limit).then(|| conflicts.last().map(|c| c.conflict_id.clone())).flatten();
-    Ok(Json(json!({ "conflicts": conflicts, "next_before": next })))
+    let next_before =
+        (conflicts.len() as i64 == limit).then(|| conflicts.last().map(|c| c.conflict_id.clone())).flatten();
+    Ok(Json(ConflictPage { conflicts, next_before }))
 }
 
-#[utoipa::path(get, path = "/api/v1/workspaces/{id}/conflicts/{cid}", tag = "conflicts", operation_id = "get_conflict", params(ConflictPath), security(("workspace_jwt" = [])), responses((status = 200, description = "One conflict with both sides' and the base values (member+).", body = serde_json::Value), ErrorResponses))]
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/conflicts/{cid}", tag = "conflicts", operation_id = "get_conflict", params(ConflictPath), security(("workspace_jwt" = [])), responses((status = 200, description = "One conflict with both sides' and the base values (member+).", body = SyncConflict), ErrorResponses))]
 pub(super) async fn show(
     Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
     ApiPath((_, cid)): ApiPath<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SyncConflict>> {
     let conflict = state
         .store
         .get_conflict(&caller.workspace, &cid)
         .await
         .or_not_found(|| ApiError::NotFound(format!("no conflict `{cid}`")))?;
-    Ok(Json(json!(conflict)))
+    Ok(Json(conflict))
 }
 
-#[utoipa::path(post, path = "/api/v1/workspaces/{id}/conflicts/{cid}/resolve", tag = "conflicts", operation_id = "resolve_conflict", params(ConflictPath), request_body = Resolution, security(("workspace_jwt" = [])), responses((status = 200, description = "Resolved and written to both sides (member+).", body = serde_json::Value), ErrorResponses))]
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/conflicts/{cid}/resolve", tag = "conflicts", operation_id = "resolve_conflict", params(ConflictPath), request_body = Resolution, security(("workspace_jwt" = [])), responses((status = 200, description = "Resolved and written to both sides (member+).", body = SyncConflict), ErrorResponses))]
 pub(super) async fn resolve(
     Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
     ApiPath((_, cid)): ApiPath<(String, String)>,
     JsonBody(resolution): JsonBody<Resolution>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SyncConflict>> {
     let conflict = state.sync.resolve_conflict(&caller.workspace, &cid, &resolution, &caller.user).await?;
-    Ok(Json(json!(conflict)))
+    Ok(Json(conflict))
 }
 
-#[utoipa::path(post, path = "/api/v1/workspaces/{id}/conflicts/{cid}/ignore", tag = "conflicts", operation_id = "ignore_conflict", params(ConflictPath), security(("workspace_jwt" = [])), responses((status = 200, description = "Dismissed without writing (member+).", body = serde_json::Value), ErrorResponses))]
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/conflicts/{cid}/ignore", tag = "conflicts", operation_id = "ignore_conflict", params(ConflictPath), security(("workspace_jwt" = [])), responses((status = 200, description = "Dismissed without writing (member+).", body = SyncConflict), ErrorResponses))]
 pub(super) async fn ignore(
     Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
     ApiPath((_, cid)): ApiPath<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SyncConflict>> {
     let conflict = state.sync.ignore_conflict(&caller.workspace, &cid, &caller.user).await?;
-    Ok(Json(json!(conflict)))
+    Ok(Json(conflict))
 }

@@ -7,8 +7,9 @@ use axum::Json;
 use axum::extract::State;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Authorized, JsonBody, at_least};
@@ -16,7 +17,7 @@ use super::openapi::{EntityPath, ErrorResponses, RecordPath};
 use super::routes::Routes;
 use crate::domain::{EntityName, RecordId};
 use crate::state::AppState;
-use crate::store::{RecordQuery, StoreResultExt};
+use crate::store::{RecordLink, RecordQuery, StoreResultExt, StoredRecord, UpsertOutcome};
 use crate::sync::{MAX_BATCH, input};
 
 pub fn router() -> Routes {
@@ -41,13 +42,13 @@ pub(super) struct UpsertBody {
     records: Vec<Value>,
 }
 
-#[utoipa::path(put, path = "/api/v1/workspaces/{id}/records/{entity}", tag = "records", operation_id = "upsert_records", params(EntityPath), request_body = UpsertBody, security(("workspace_jwt" = [])), responses((status = 200, description = "An outcome per record (member+).", body = serde_json::Value), ErrorResponses))]
+#[utoipa::path(put, path = "/api/v1/workspaces/{id}/records/{entity}", tag = "records", operation_id = "upsert_records", params(EntityPath), request_body = UpsertBody, security(("workspace_jwt" = [])), responses((status = 200, description = "An outcome per record (member+).", body = UpsertResult), ErrorResponses))]
 pub(super) async fn upsert(
     Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
     ApiPath((_, entity)): ApiPath<(String, String)>,
     JsonBody(body): JsonBody<UpsertBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UpsertResult>> {
     let entity = entity_of(&entity)?;
     if body.records.len() > MAX_BATCH {
         return Err(ApiError::BadRequest(format!(
@@ -55,31 +56,138 @@ pub(super) async fn upsert(
             body.records.len()
         )));
     }
-    let mut results: Vec<Value> = Vec::with_capacity(body.records.len());
+    let mut results: Vec<Option<UpsertItem>> = Vec::with_capacity(body.records.len());
     let mut valid = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (index, raw) in body.records.iter().enumerate() {
         match input::parse_record(raw) {
-            Ok(record) if !seen.insert(record.id.clone()) => results.push(json!({
-                "index": index, "id": record.id, "status": "failed",
-                "error": { "code": "duplicate_id", "message": "the same id appears earlier in this batch" },
-            })),
+            Ok(record) if !seen.insert(record.id.clone()) => results.push(Some(UpsertItem::failed(
+                index,
+                Some(record.id.to_string()),
+                "duplicate_id",
+                "the same id appears earlier in this batch".to_owned(),
+            ))),
             Ok(record) => {
-                results.push(Value::Null);
+                results.push(None);
                 valid.push((index, record));
             }
-            Err((id, message)) => results.push(json!({
-                "index": index, "id": id, "status": "failed", "error": { "code": "invalid_record", "message": message },
-            })),
+            Err((id, message)) => results.push(Some(UpsertItem::failed(index, id, "invalid_record", message))),
         }
     }
     let batch: Vec<_> = valid.iter().map(|(_, r)| (r.id.clone(), r.fields.clone())).collect();
     let written = state.store.upsert_records(&caller.workspace, &entity, &batch).await?;
     for ((index, _), (outcome, record)) in valid.iter().zip(written) {
-        results[*index] = json!({ "index": index, "id": record.id, "status": outcome, "version": record.version });
+        results[*index] = Some(UpsertItem {
+            index: *index,
+            id: Some(record.id),
+            status: outcome.into(),
+            version: Some(record.version),
+            error: None,
+        });
     }
-    let failed = results.iter().filter(|r| r["status"] == "failed").count();
-    Ok(Json(json!({ "entity": entity, "written": results.len() - failed, "failed": failed, "results": results })))
+    let results: Vec<UpsertItem> = results.into_iter().flatten().collect();
+    let failed = results.iter().filter(|r| r.status == UpsertStatus::Failed).count();
+    Ok(Json(UpsertResult { entity: entity.to_string(), written: results.len() - failed, failed, results }))
+}
+
+/// What an upsert of records did.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct UpsertResult {
+    /// The entity.
+    entity: String,
+    /// Records written (created, updated or unchanged).
+    written: usize,
+    /// Records refused.
+    failed: usize,
+    /// One outcome per record sent, in order.
+    results: Vec<UpsertItem>,
+}
+
+/// One record's outcome in an upsert.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct UpsertItem {
+    /// Its position in the request.
+    index: usize,
+    /// Its id, when it had a readable one.
+    id: Option<String>,
+    /// What happened.
+    status: UpsertStatus,
+    /// The record's version now (written records).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<i64>,
+    /// Why it was refused (failed records).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ItemError>,
+}
+
+impl UpsertItem {
+    fn failed(index: usize, id: Option<String>, code: &str, message: String) -> Self {
+        let error = Some(ItemError { code: code.to_owned(), message });
+        Self { index, id, status: UpsertStatus::Failed, version: None, error }
+    }
+}
+
+/// What happened to one record of an upsert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum UpsertStatus {
+    /// A new record.
+    Created,
+    /// Fields changed (or a deleted record came back).
+    Updated,
+    /// Every value was already there.
+    Unchanged,
+    /// Refused; `error` says why.
+    Failed,
+}
+
+impl From<UpsertOutcome> for UpsertStatus {
+    fn from(outcome: UpsertOutcome) -> Self {
+        match outcome {
+            UpsertOutcome::Created => Self::Created,
+            UpsertOutcome::Updated => Self::Updated,
+            UpsertOutcome::Unchanged => Self::Unchanged,
+        }
+    }
+}
+
+/// Why one record was refused.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ItemError {
+    /// `invalid_record` or `duplicate_id`.
+    code: String,
+    /// What to fix.
+    message: String,
+}
+
+/// A page of records.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct RecordPage {
+    /// The entity.
+    entity: String,
+    /// Records, oldest change first.
+    records: Vec<StoredRecord>,
+    /// Pass as `?after=` for the next page; null on the last.
+    next_after: Option<String>,
+}
+
+/// One record with its sync status per integration.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct RecordWithSync {
+    /// The record.
+    #[serde(flatten)]
+    record: StoredRecord,
+    /// Its link to each integration: CRM id, status, last error, attempts.
+    sync: Vec<RecordLink>,
+}
+
+/// A record soft-deleted.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct RecordDeleted {
+    /// The record.
+    id: String,
+    /// Always true.
+    deleted: bool,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -104,13 +212,13 @@ fn decode_after(token: &str) -> Option<(DateTime<Utc>, String)> {
     Some((DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc), id.to_owned()))
 }
 
-#[utoipa::path(get, path = "/api/v1/workspaces/{id}/records/{entity}", tag = "records", operation_id = "list_records", params(EntityPath, ListQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "A page of records (viewer+).", body = serde_json::Value), ErrorResponses))]
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/records/{entity}", tag = "records", operation_id = "list_records", params(EntityPath, ListQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "A page of records (viewer+).", body = RecordPage), ErrorResponses))]
 pub(super) async fn list(
     Authorized { caller, .. }: Authorized<at_least::Viewer>,
     State(state): State<AppState>,
     ApiPath((_, entity)): ApiPath<(String, String)>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RecordPage>> {
     let entity = entity_of(&entity)?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
@@ -140,40 +248,38 @@ pub(super) async fn list(
             &RecordQuery { changed_since, after, include_deleted: query.include_deleted.unwrap_or(false), limit },
         )
         .await?;
-    let next =
+    let next_after =
         (records.len() as i64 == limit).then(|| records.last().map(|r| encode_after(r.updated_at, &r.id))).flatten();
-    Ok(Json(json!({ "entity": entity, "records": records, "next_after": next })))
+    Ok(Json(RecordPage { entity: entity.to_string(), records, next_after }))
 }
 
-#[utoipa::path(get, path = "/api/v1/workspaces/{id}/records/{entity}/{record_id}", tag = "records", operation_id = "get_record", params(RecordPath), security(("workspace_jwt" = [])), responses((status = 200, description = "One record with its sync status per integration (viewer+).", body = serde_json::Value), ErrorResponses))]
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/records/{entity}/{record_id}", tag = "records", operation_id = "get_record", params(RecordPath), security(("workspace_jwt" = [])), responses((status = 200, description = "One record with its sync status per integration (viewer+).", body = RecordWithSync), ErrorResponses))]
 pub(super) async fn show(
     Authorized { caller, .. }: Authorized<at_least::Viewer>,
     State(state): State<AppState>,
     ApiPath((_, entity, record_id)): ApiPath<(String, String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RecordWithSync>> {
     let (entity, record_id) = (entity_of(&entity)?, record_id_of(&record_id)?);
     let record = state
         .store
         .get_record(&caller.workspace, &entity, &record_id)
         .await
         .or_not_found(|| ApiError::NotFound(format!("no `{entity}` record `{record_id}`")))?;
-    let links = state.store.links_of_record(&caller.workspace, &entity, record_id.as_str()).await?;
-    let mut body = json!(record);
-    body["sync"] = json!(links);
-    Ok(Json(body))
+    let sync = state.store.links_of_record(&caller.workspace, &entity, record_id.as_str()).await?;
+    Ok(Json(RecordWithSync { record, sync }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/workspaces/{id}/records/{entity}/{record_id}", tag = "records", operation_id = "delete_record", params(RecordPath), security(("workspace_jwt" = [])), responses((status = 200, description = "Soft-deleted (member+).", body = serde_json::Value), ErrorResponses))]
+#[utoipa::path(delete, path = "/api/v1/workspaces/{id}/records/{entity}/{record_id}", tag = "records", operation_id = "delete_record", params(RecordPath), security(("workspace_jwt" = [])), responses((status = 200, description = "Soft-deleted (member+).", body = RecordDeleted), ErrorResponses))]
 pub(super) async fn remove(
     Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
     ApiPath((_, entity, record_id)): ApiPath<(String, String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RecordDeleted>> {
     let (entity, record_id) = (entity_of(&entity)?, record_id_of(&record_id)?);
     if !state.store.delete_record(&caller.workspace, &entity, &record_id).await? {
         return Err(ApiError::NotFound(format!("no live `{entity}` record `{record_id}`")));
     }
-    Ok(Json(json!({ "id": record_id, "deleted": true })))
+    Ok(Json(RecordDeleted { id: record_id.to_string(), deleted: true }))
 }
 
 #[cfg(test)]

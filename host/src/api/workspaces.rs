@@ -4,14 +4,17 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiQuery, Authorized, at_least};
 use super::openapi::{ErrorResponses, WorkspacePath};
 use super::routes::Routes;
 use crate::state::AppState;
+use crate::store::{AuditEntry, IntegrationStatus};
 
 pub fn router() -> Routes {
     Routes::new()
@@ -19,29 +22,67 @@ pub fn router() -> Routes {
         .get("/api/v1/workspaces/{id}/audit-log", audit_log)
 }
 
-#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations", tag = "workspaces", operation_id = "list_integrations", params(WorkspacePath), security(("workspace_jwt" = [])), responses((status = 200, description = "The workspace's integrations with status and schedule (member+).", body = serde_json::Value), ErrorResponses))]
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations", tag = "workspaces", operation_id = "list_integrations", params(WorkspacePath), security(("workspace_jwt" = [])), responses((status = 200, description = "The workspace's integrations with status and schedule (member+).", body = IntegrationList), ErrorResponses))]
 pub(super) async fn list_integrations(
     Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<IntegrationList>> {
     let integrations = state.store.list_integrations(&caller.workspace).await?;
-    let rows: Vec<Value> = integrations
-        .iter()
-        .map(|i| {
-            json!({
-                "slug": i.integration_slug,
-                "status": i.status,
-                "account": i.metadata.get("account").cloned().unwrap_or(Value::Null),
-                "connected_at": i.connected_at,
-                "connected_by": i.connected_by,
-                "last_sync_at": i.last_sync_at,
-                "token_expires_at": i.token_expires_at,
-                "next_sync_at": i.next_sync_at,
-                "status_reason": i.status_reason,
-            })
+    let integrations = integrations
+        .into_iter()
+        .map(|i| IntegrationSummary {
+            slug: i.integration_slug,
+            status: i.status,
+            account: i.metadata.get("account").cloned().unwrap_or(Value::Null),
+            connected_at: i.connected_at,
+            connected_by: i.connected_by,
+            last_sync_at: i.last_sync_at,
+            token_expires_at: i.token_expires_at,
+            next_sync_at: i.next_sync_at,
+            status_reason: i.status_reason,
         })
         .collect();
-    Ok(Json(json!({ "integrations": rows })))
+    Ok(Json(IntegrationList { integrations }))
+}
+
+/// A workspace's integrations.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct IntegrationList {
+    /// One per CRM the workspace connected (or disconnected).
+    integrations: Vec<IntegrationSummary>,
+}
+
+/// One integration, without any credential.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct IntegrationSummary {
+    /// The plugin's slug.
+    slug: String,
+    /// `connected`, `needs_reauth`, `paused` or `disconnected`.
+    status: IntegrationStatus,
+    /// The CRM account it is connected to (`id`, `label`, `user`, `details`).
+    #[schema(value_type = Object)]
+    account: Value,
+    /// When it was connected.
+    connected_at: Option<DateTime<Utc>>,
+    /// Who connected it.
+    connected_by: Option<String>,
+    /// When a run last ended.
+    last_sync_at: Option<DateTime<Utc>>,
+    /// When the access token expires (if the CRM said).
+    token_expires_at: Option<DateTime<Utc>>,
+    /// When the next scheduled run is due (null: none scheduled).
+    next_sync_at: Option<DateTime<Utc>>,
+    /// Why it is not syncing on schedule, if it is not.
+    status_reason: Option<String>,
+}
+
+/// A page of the audit log.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct AuditPage {
+    /// Entries, newest first.
+    entries: Vec<AuditEntry>,
+    /// Pass as `?before=` for the next page; null on the last.
+    next_before: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -52,17 +93,17 @@ pub(super) struct Page {
     before: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/api/v1/workspaces/{id}/audit-log", tag = "workspaces", operation_id = "audit_log", params(WorkspacePath, Page), security(("workspace_jwt" = [])), responses((status = 200, description = "Audit entries, newest first (admin+).", body = serde_json::Value), ErrorResponses))]
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/audit-log", tag = "workspaces", operation_id = "audit_log", params(WorkspacePath, Page), security(("workspace_jwt" = [])), responses((status = 200, description = "Audit entries, newest first (admin+).", body = AuditPage), ErrorResponses))]
 pub(super) async fn audit_log(
     Authorized { caller, .. }: Authorized<at_least::Admin>,
     State(state): State<AppState>,
     ApiQuery(page): ApiQuery<Page>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AuditPage>> {
     let limit = page.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::BadRequest("limit must be between 1 and 500".to_owned()));
     }
     let entries = state.store.list_audit_page(Some(&caller.workspace), limit, page.before).await?;
-    let next = (entries.len() as i64 == limit).then(|| entries.last().map(|e| e.id)).flatten();
-    Ok(Json(json!({ "entries": entries, "next_before": next })))
+    let next_before = (entries.len() as i64 == limit).then(|| entries.last().map(|e| e.id)).flatten();
+    Ok(Json(AuditPage { entries, next_before }))
 }

@@ -23,7 +23,7 @@ pub struct NewAuditEntry {
 }
 
 /// A stored entry.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Monotonic id.
     #[sqlx(rename = "audit_id")]
@@ -37,6 +37,7 @@ pub struct AuditEntry {
     /// On what.
     pub target: String,
     /// Details.
+    #[schema(value_type = Object)]
     pub details: Json<serde_json::Value>,
     /// When.
     pub at: DateTime<Utc>,

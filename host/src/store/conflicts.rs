@@ -10,7 +10,7 @@ use super::{Store, StoreResult, with_pool};
 use crate::domain::{PluginSlug, WorkspaceId};
 
 /// A conflict as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SyncConflict {
     /// Its id.
     pub conflict_id: String,
@@ -25,16 +25,20 @@ pub struct SyncConflict {
     /// The CRM record.
     pub crm_id: Option<String>,
     /// The workspace's values (mapped fields, app representation).
+    #[schema(value_type = Object)]
     pub app_values: Map<String, Value>,
     /// The CRM's values (mapped to app fields).
+    #[schema(value_type = Object)]
     pub crm_values: Map<String, Value>,
     /// What both sides agreed on last.
+    #[schema(value_type = Option<Object>)]
     pub base_values: Option<Map<String, Value>>,
     /// The app fields that differ.
     pub conflicting_fields: Vec<String>,
     /// `pending` | `resolved` | `ignored`.
     pub status: String,
     /// How it was resolved (the values written).
+    #[schema(value_type = Option<Object>)]
     pub resolution: Option<Value>,
     /// Who resolved or ignored it.
     pub resolved_by: Option<String>,

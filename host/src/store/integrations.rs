@@ -9,7 +9,7 @@ use super::{Store, StoreError, StoreResult, with_pool};
 use crate::domain::{PluginSlug, WorkspaceId};
 
 /// The state of an integration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IntegrationStatus {
     /// Connected and syncing.

@@ -11,7 +11,7 @@ use super::{Store, StoreError, StoreResult, placeholders, with_pool};
 use crate::domain::{EntityName, PluginSlug, WorkspaceId};
 
 /// The sync status of one record for one integration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkStatus {
     /// Both sides agree.
@@ -94,7 +94,7 @@ impl RetryBackoff {
 }
 
 /// A stored link.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RecordLink {
     /// The integration.
     pub integration: String,
@@ -108,13 +108,16 @@ pub struct RecordLink {
     pub status: LinkStatus,
     /// Field values (app representation) at the last successful sync.
     #[serde(skip)]
+    #[schema(ignore)]
     pub base: Option<Map<String, Value>>,
     /// The record version the base belongs to.
     #[serde(skip)]
+    #[schema(ignore)]
     pub synced_version: i64,
     /// The CRM's modification time of the record at the last sync.
     pub crm_modified_at: Option<DateTime<Utc>>,
     /// The last error, normalized (`{kind, message, crm_code, field}`).
+    #[schema(value_type = Option<Object>)]
     pub last_error: Option<Value>,
     /// When it last synced successfully.
     pub last_synced_at: Option<DateTime<Utc>>,

@@ -11,13 +11,14 @@ use super::{Backend, Store, StoreResult, placeholders, with_pool};
 use crate::domain::{EntityName, FieldName, RecordId, WorkspaceId};
 
 /// A workspace record as stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StoredRecord {
     /// The platform's id.
     pub id: String,
     /// The entity.
     pub entity: String,
     /// Field values (JSON scalars).
+    #[schema(value_type = Object)]
     pub fields: Map<String, Value>,
     /// Bumped on every change.
     pub version: i64,
