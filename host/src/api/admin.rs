@@ -6,12 +6,14 @@ use axum::Json;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use secrecy::ExposeSecret;
-use serde_json::json;
+use serde::Serialize;
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult};
 use super::openapi::ErrorResponses;
 use super::routes::Routes;
+use crate::plugins::{PluginStatus, ReloadReport};
 use crate::state::AppState;
 use crate::store::NewAuditEntry;
 
@@ -48,19 +50,52 @@ impl FromRequestParts<AppState> for Operator {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/admin/plugins", tag = "admin", operation_id = "admin_list_plugins", security(("operator_token" = [])), responses((status = 200, description = "Every plugin, bundled and file, with its source, hash and last load error.", body = serde_json::Value), ErrorResponses))]
-pub(super) async fn list_plugins(_: Operator, State(state): State<AppState>) -> Json<serde_json::Value> {
-    let statuses = state.plugins.statuses().await;
+#[utoipa::path(get, path = "/api/v1/admin/plugins", tag = "admin", operation_id = "admin_list_plugins", security(("operator_token" = [])), responses((status = 200, description = "Every plugin, bundled and file, with its source, hash and last load error.", body = PluginsView), ErrorResponses))]
+pub(super) async fn list_plugins(_: Operator, State(state): State<AppState>) -> Json<PluginsView> {
+    let plugins = state.plugins.statuses().await;
     let engine = state.plugins.loader().engine();
-    Json(json!({
-        "plugins": statuses,
-        "plugins_dir": state.plugins.plugins_dir().map(|d| d.display().to_string()),
-        "engine": { "allocator": engine.allocator(), "max_concurrent_calls": engine.settings().max_concurrent_calls },
-    }))
+    Json(PluginsView {
+        plugins,
+        plugins_dir: state.plugins.plugins_dir().map(|d| d.display().to_string()),
+        engine: EngineView {
+            allocator: serde_json::to_value(engine.allocator()).unwrap_or(serde_json::Value::Null),
+            max_concurrent_calls: engine.settings().max_concurrent_calls,
+        },
+    })
 }
 
-#[utoipa::path(post, path = "/api/v1/admin/plugins/reload", tag = "admin", operation_id = "admin_reload_plugins", security(("operator_token" = [])), responses((status = 200, description = "What the rescan changed.", body = serde_json::Value), ErrorResponses))]
-pub(super) async fn reload_plugins(_: Operator, State(state): State<AppState>) -> ApiResult<Json<serde_json::Value>> {
+/// Every plugin and the engine running them.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct PluginsView {
+    /// Bundled and file plugins, serving or failed.
+    plugins: Vec<PluginStatus>,
+    /// The watched plugins directory, if any.
+    plugins_dir: Option<String>,
+    /// The WebAssembly engine.
+    engine: EngineView,
+}
+
+/// The WebAssembly engine's settings in force.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct EngineView {
+    /// `pooling` or `on_demand` (the pooling allocator falls back by itself).
+    #[schema(value_type = String)]
+    allocator: serde_json::Value,
+    /// Plugin calls at once.
+    max_concurrent_calls: u32,
+}
+
+/// What a reload changed, and every plugin after it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ReloadView {
+    /// Loaded, failed, removed and unchanged files.
+    report: ReloadReport,
+    /// Every plugin now.
+    plugins: Vec<PluginStatus>,
+}
+
+#[utoipa::path(post, path = "/api/v1/admin/plugins/reload", tag = "admin", operation_id = "admin_reload_plugins", security(("operator_token" = [])), responses((status = 200, description = "What the rescan changed.", body = ReloadView), ErrorResponses))]
+pub(super) async fn reload_plugins(_: Operator, State(state): State<AppState>) -> ApiResult<Json<ReloadView>> {
     let report = state.plugins.reload().await;
     let entry = NewAuditEntry {
         workspace_id: None,
@@ -70,5 +105,5 @@ pub(super) async fn reload_plugins(_: Operator, State(state): State<AppState>) -
         details: serde_json::to_value(&report).map_err(|e| ApiError::Internal(e.to_string()))?,
     };
     state.store.append_audit(&entry).await?;
-    Ok(Json(json!({ "report": report, "plugins": state.plugins.statuses().await })))
+    Ok(Json(ReloadView { report, plugins: state.plugins.statuses().await }))
 }

@@ -4,9 +4,11 @@
 
 use axum::Json;
 use axum::extract::State;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
+use super::automation::ScheduleView;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiQuery, JsonBody, OnIntegration, at_least};
 use super::openapi::{ErrorResponses, IntegrationPath};
@@ -14,7 +16,7 @@ use super::records::entity_of;
 use super::routes::Routes;
 use crate::state::AppState;
 use crate::store::StoreResultExt;
-use crate::sync::{MappingInput, SyncSettings};
+use crate::sync::{EntityMappings, MappingInput, SyncSettings};
 
 const BASE: &str = "/api/v1/workspaces/{id}/integrations/{slug}";
 
@@ -34,33 +36,85 @@ pub(super) struct EntityQuery {
     entity: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/fields", tag = "configure", operation_id = "list_fields", params(IntegrationPath, EntityQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "The CRM's fields of an entity (member+).", body = serde_json::Value), ErrorResponses))]
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/fields", tag = "configure", operation_id = "list_fields", params(IntegrationPath, EntityQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "The CRM's fields of an entity (member+).", body = FieldList), ErrorResponses))]
 pub(super) async fn fields(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<EntityQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<FieldList>> {
     let entity = entity_of(q.entity.as_deref().ok_or_else(|| ApiError::BadRequest("add ?entity=<name>".to_owned()))?)?;
     let fields = state.sync.list_fields(&caller.workspace, &slug, &entity).await?;
-    let rows: Vec<Value> = fields
-        .iter()
-        .map(|f| {
-            json!({
-                "name": f.name, "label": f.label, "type": format!("{:?}", f.field_type).to_lowercase(),
-                "required": f.required, "writable": f.writable, "unique": f.unique, "options": f.options,
-            })
+    let fields = fields
+        .into_iter()
+        .map(|f| FieldView {
+            field_type: format!("{:?}", f.field_type).to_lowercase(),
+            name: f.name,
+            label: f.label,
+            required: f.required,
+            writable: f.writable,
+            unique: f.unique,
+            options: f.options,
         })
         .collect();
-    Ok(Json(json!({ "entity": entity, "fields": rows })))
+    Ok(Json(FieldList { entity: entity.to_string(), fields }))
 }
 
-#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/field-mappings", tag = "configure", operation_id = "get_field_mappings", params(IntegrationPath), security(("workspace_jwt" = [])), responses((status = 200, description = "The mappings in force per entity (member+).", body = serde_json::Value), ErrorResponses))]
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/field-mappings", tag = "configure", operation_id = "get_field_mappings", params(IntegrationPath), security(("workspace_jwt" = [])), responses((status = 200, description = "The mappings in force per entity (member+).", body = MappingsView), ErrorResponses))]
 pub(super) async fn mappings(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<MappingsView>> {
     let all = state.sync.field_mappings(&caller.workspace, &slug).await?;
-    Ok(Json(json!({ "integration": slug, "entities": all })))
+    Ok(Json(MappingsView { integration: slug.to_string(), entities: all }))
+}
+
+/// A CRM field as `list-fields` reports it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct FieldView {
+    /// The CRM's field name.
+    name: String,
+    /// A human label.
+    label: String,
+    /// `text`, `email`, `phone`, `number`, `date`, `date_time`, `picklist`, `reference`, …
+    #[serde(rename = "type")]
+    field_type: String,
+    /// Must be set when creating a record.
+    required: bool,
+    /// Can be written.
+    writable: bool,
+    /// Usable as an upsert match key.
+    unique: bool,
+    /// For picklists: the allowed values.
+    options: Vec<String>,
+}
+
+/// The CRM's fields of an entity.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct FieldList {
+    /// The entity.
+    entity: String,
+    /// Its fields.
+    fields: Vec<FieldView>,
+}
+
+/// The mappings in force for every entity of an integration.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct MappingsView {
+    /// The integration.
+    integration: String,
+    /// One entry per entity of the plugin.
+    entities: Vec<EntityMappings>,
+}
+
+/// An integration's settings and schedule.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct SettingsView {
+    /// The integration.
+    integration: String,
+    /// The settings in force (defaults filled in).
+    settings: SyncSettings,
+    /// Where its schedule stands.
+    schedule: ScheduleView,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -70,44 +124,37 @@ pub(super) struct MappingsBody {
     mappings: Vec<MappingInput>,
 }
 
-#[utoipa::path(put, path = "/api/v1/workspaces/{id}/integrations/{slug}/field-mappings", tag = "configure", operation_id = "replace_field_mappings", params(IntegrationPath), request_body = MappingsBody, security(("workspace_jwt" = [])), responses((status = 200, description = "The entity's mappings now in force (admin+).", body = serde_json::Value), ErrorResponses))]
+#[utoipa::path(put, path = "/api/v1/workspaces/{id}/integrations/{slug}/field-mappings", tag = "configure", operation_id = "replace_field_mappings", params(IntegrationPath), request_body = MappingsBody, security(("workspace_jwt" = [])), responses((status = 200, description = "The entity's mappings now in force (admin+).", body = EntityMappings), ErrorResponses))]
 pub(super) async fn replace_mappings(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Admin>,
     State(state): State<AppState>,
     JsonBody(body): JsonBody<MappingsBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EntityMappings>> {
     let entity = entity_of(&body.entity)?;
     let resolved = state.sync.replace_mappings(&caller.workspace, &slug, &entity, &body.mappings, &caller.user).await?;
-    Ok(Json(json!(resolved)))
+    Ok(Json(resolved))
 }
 
-#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/settings", tag = "configure", operation_id = "get_settings", params(IntegrationPath), security(("workspace_jwt" = [])), responses((status = 200, description = "Sync settings and schedule (member+).", body = serde_json::Value), ErrorResponses))]
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/settings", tag = "configure", operation_id = "get_settings", params(IntegrationPath), security(("workspace_jwt" = [])), responses((status = 200, description = "Sync settings and schedule (member+).", body = SettingsView), ErrorResponses))]
 pub(super) async fn settings(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SettingsView>> {
     let integration = state
         .store
         .get_integration(&caller.workspace, &slug)
         .await
         .or_not_found(|| ApiError::from(crate::connections::ConnectionError::NotConnected(slug.to_string())))?;
-    Ok(Json(json!({
-        "integration": slug,
-        "settings": SyncSettings::from_stored(&integration.settings),
-        "schedule": super::automation::schedule_json(&integration),
-    })))
+    let settings = SyncSettings::from_stored(&integration.settings);
+    Ok(Json(SettingsView { integration: slug.to_string(), settings, schedule: ScheduleView::of(&integration) }))
 }
 
-#[utoipa::path(patch, path = "/api/v1/workspaces/{id}/integrations/{slug}/settings", tag = "configure", operation_id = "update_settings", params(IntegrationPath), request_body(content = serde_json::Value, description = "The settings to change, by key."), security(("workspace_jwt" = [])), responses((status = 200, description = "Settings and schedule after the change (admin+).", body = serde_json::Value), ErrorResponses))]
+#[utoipa::path(patch, path = "/api/v1/workspaces/{id}/integrations/{slug}/settings", tag = "configure", operation_id = "update_settings", params(IntegrationPath), request_body(content = serde_json::Value, description = "The settings to change, by key."), security(("workspace_jwt" = [])), responses((status = 200, description = "Settings and schedule after the change (admin+).", body = SettingsView), ErrorResponses))]
 pub(super) async fn patch_settings(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Admin>,
     State(state): State<AppState>,
     JsonBody(patch): JsonBody<Value>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SettingsView>> {
     let (integration, settings) = state.sync.update_settings(&caller.workspace, &slug, &patch, &caller.user).await?;
-    Ok(Json(json!({
-        "integration": slug,
-        "settings": settings,
-        "schedule": super::automation::schedule_json(&integration),
-    })))
+    Ok(Json(SettingsView { integration: slug.to_string(), settings, schedule: ScheduleView::of(&integration) }))
 }

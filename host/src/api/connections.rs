@@ -7,14 +7,15 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, OnIntegration, OptionalJsonBody, at_least};
 use super::openapi::{ErrorResponses, IntegrationPath, SlugPath};
 use super::routes::Routes;
-use crate::connections::{CallbackFailure, CallbackParams};
+use crate::connections::{CallbackFailure, CallbackParams, ConnectStart, TestReport};
 use crate::state::AppState;
 
 pub fn router() -> Routes {
@@ -31,38 +32,78 @@ pub(super) struct ConnectBody {
     return_url: Option<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/connect", tag = "connections", operation_id = "connect", params(IntegrationPath), request_body = Option<ConnectBody>, security(("workspace_jwt" = [])), responses((status = 200, description = "Where to send the user's browser (admin+).", body = serde_json::Value), ErrorResponses))]
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/connect", tag = "connections", operation_id = "connect", params(IntegrationPath), request_body = Option<ConnectBody>, security(("workspace_jwt" = [])), responses((status = 200, description = "Where to send the user's browser (admin+).", body = ConnectStart), ErrorResponses))]
 pub(super) async fn connect(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Admin>,
     State(state): State<AppState>,
     OptionalJsonBody(body): OptionalJsonBody<ConnectBody>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ConnectStart>> {
     let start = state.connections.start(&caller.workspace, &slug, &caller.user, body.return_url.as_deref()).await?;
-    Ok(Json(json!(start)))
+    Ok(Json(start))
 }
 
-#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/test", tag = "connections", operation_id = "test_connection", params(IntegrationPath), security(("workspace_jwt" = [])), responses((status = 200, description = "The plugin's test-connection report (member+).", body = serde_json::Value), ErrorResponses))]
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/test", tag = "connections", operation_id = "test_connection", params(IntegrationPath), security(("workspace_jwt" = [])), responses((status = 200, description = "The plugin's test-connection report (member+).", body = TestReport), ErrorResponses))]
 pub(super) async fn test(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TestReport>> {
     let report = state.connections.test(&caller.workspace, &slug).await?;
-    Ok(Json(json!(report)))
+    Ok(Json(report))
 }
 
-#[utoipa::path(delete, path = "/api/v1/workspaces/{id}/integrations/{slug}", tag = "connections", operation_id = "disconnect", params(IntegrationPath), security(("workspace_jwt" = [])), responses((status = 200, description = "Disconnected; whether the CRM revoked the tokens (admin+).", body = serde_json::Value), ErrorResponses))]
+#[utoipa::path(delete, path = "/api/v1/workspaces/{id}/integrations/{slug}", tag = "connections", operation_id = "disconnect", params(IntegrationPath), security(("workspace_jwt" = [])), responses((status = 200, description = "Disconnected; whether the CRM revoked the tokens (admin+).", body = Disconnected), ErrorResponses))]
 pub(super) async fn disconnect(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Admin>,
     State(state): State<AppState>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Disconnected>> {
     let report = state.connections.disconnect(&caller.workspace, &slug, &caller.user).await?;
-    Ok(Json(json!({ "status": "disconnected", "revoked": report.revoked, "revoke_error": report.revoke_error })))
+    Ok(Json(Disconnected {
+        status: "disconnected".to_owned(),
+        revoked: report.revoked,
+        revoke_error: report.revoke_error,
+    }))
+}
+
+/// A connection ended.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Disconnected {
+    /// Always `disconnected`.
+    status: String,
+    /// Whether the CRM confirmed the revocation of the tokens.
+    revoked: bool,
+    /// Why revocation did not happen (the tokens are deleted either way).
+    revoke_error: Option<String>,
+}
+
+/// A connect flow finished.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Connected {
+    /// Always `connected`.
+    status: String,
+    /// The integration now connected.
+    integration: ConnectedIntegration,
+}
+
+/// The integration a connect flow connected, without any credential.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ConnectedIntegration {
+    /// The plugin's slug.
+    slug: String,
+    /// The workspace.
+    workspace_id: String,
+    /// The CRM account (`id`, `label`, `user`, `details`).
+    #[schema(value_type = Object)]
+    account: Value,
+    /// When.
+    connected_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When the access token expires (if the CRM said).
+    token_expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The CRM sends the user's browser here. The answer is a redirect to the flow's `return_url`
 /// (with `crmhost_result`, `integration` and, on failure, `error` and `error_description`), or,
 /// without one, JSON — or a small HTML page when a browser asks for HTML.
-#[utoipa::path(get, path = "/api/v1/integrations/callback/{slug}", tag = "connections", operation_id = "oauth_callback", params(SlugPath, CallbackParams), responses((status = 200, description = "Connected (JSON, or a small HTML page for a browser).", body = serde_json::Value), (status = 303, description = "Back to the flow's `return_url` with `crmhost_result`."), ErrorResponses))]
+#[utoipa::path(get, path = "/api/v1/integrations/callback/{slug}", tag = "connections", operation_id = "oauth_callback", params(SlugPath, CallbackParams), responses((status = 200, description = "Connected (JSON, or a small HTML page for a browser that asks for one).", body = Connected), (status = 303, description = "Back to the flow's `return_url` with `crmhost_result`."), ErrorResponses))]
 pub(super) async fn callback(
     State(state): State<AppState>,
     ApiPath(slug): ApiPath<String>,
@@ -84,16 +125,16 @@ pub(super) async fn callback(
                 return Html(page("Connected", &format!("Connected to {label}. You can close this window.")))
                     .into_response();
             }
-            Json(json!({
-                "status": "connected",
-                "integration": {
-                    "slug": slug,
-                    "workspace_id": connected.integration.workspace_id,
-                    "account": account,
-                    "connected_at": connected.integration.connected_at,
-                    "token_expires_at": connected.integration.token_expires_at,
-                }
-            }))
+            Json(Connected {
+                status: "connected".to_owned(),
+                integration: ConnectedIntegration {
+                    slug,
+                    workspace_id: connected.integration.workspace_id,
+                    account,
+                    connected_at: connected.integration.connected_at,
+                    token_expires_at: connected.integration.token_expires_at,
+                },
+            })
             .into_response()
         }
         Err(CallbackFailure { error, return_url, slug }) => {

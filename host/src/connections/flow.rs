@@ -19,7 +19,7 @@ use crate::store::{Integration, NewConnection, NewOAuthState};
 use crate::vault::Purpose;
 
 /// The start of a flow: where to send the user.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ConnectStart {
     /// The CRM's consent page, with client id, redirect URI, scopes, state and PKCE challenge.
     pub authorize_url: String,

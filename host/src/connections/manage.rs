@@ -14,13 +14,15 @@ use crate::plugins::{CallContext, LoadedPlugin, adapter_error_summary};
 use crate::store::{IntegrationStatus, StoreResultExt};
 
 /// The outcome of a test-connection.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TestReport {
     /// Whether the CRM accepted the connection.
     pub ok: bool,
     /// The account, when it did.
+    #[schema(value_type = Option<Object>)]
     pub account: Option<serde_json::Value>,
     /// What went wrong, when it did not: `{kind, message}`.
+    #[schema(value_type = Option<Object>)]
     pub error: Option<serde_json::Value>,
 }
 

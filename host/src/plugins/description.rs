@@ -98,20 +98,21 @@ pub struct EntityDescription {
 }
 
 /// A default field mapping.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MappingDescription {
     /// App field.
     pub app_field: String,
     /// CRM field.
     pub crm_field: String,
     /// `push` | `pull` | `both` | `none`.
+    #[schema(value_type = String)]
     pub direction: &'static str,
     /// Named transform.
     pub transform: Option<String>,
 }
 
 /// What a plugin can do.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CapabilitySet {
     /// Push.
     pub push: bool,

@@ -58,7 +58,7 @@ struct ReloadState {
 }
 
 /// What one reload changed.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct ReloadReport {
     /// Files loaded (new or changed), as `slug@version from path`.
     pub loaded: Vec<String>,
@@ -71,7 +71,7 @@ pub struct ReloadReport {
 }
 
 /// A file that failed to load.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FailedFile {
     /// The file.
     pub path: String,
@@ -87,9 +87,10 @@ impl ReloadReport {
 }
 
 /// One row of the admin listing.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct PluginStatus {
     /// The slug (absent for a file that never loaded).
+    #[schema(value_type = Option<String>)]
     pub slug: Option<PluginSlug>,
     /// Display name.
     pub name: Option<String>,
@@ -104,6 +105,7 @@ pub struct PluginStatus {
     /// Whether this row's plugin is the one serving its slug.
     pub active: bool,
     /// The latest load error of this source, if its newest bytes failed.
+    #[schema(value_type = Option<Object>)]
     pub last_error: Option<LoadFailure>,
 }
 

@@ -8,7 +8,7 @@ use serde_json::{Map, Value as Json};
 use super::values::{parse_instant, same_value};
 
 /// A comparison.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FilterOp {
     /// Equal (by meaning: `50` = `"50"`, case-insensitive for text).
@@ -28,7 +28,7 @@ pub enum FilterOp {
 }
 
 /// One filter.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Filter {
     /// The workspace field.
@@ -37,6 +37,7 @@ pub struct Filter {
     pub op: FilterOp,
     /// What to compare with (a list for `in`, optional for `exists`).
     #[serde(default, skip_serializing_if = "Json::is_null")]
+    #[schema(value_type = serde_json::Value)]
     pub value: Json,
 }
 

@@ -12,7 +12,7 @@ use crate::plugins::description::EntityDescription;
 use crate::store::StoredMapping;
 
 /// Which way a field syncs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// Workspace → CRM only.
@@ -61,7 +61,7 @@ impl Direction {
 /// A named transform. As JSON: `"trim"`, `"lowercase"`, `"uppercase"`, `"digits_only"`,
 /// `{"value_map": {"<workspace value>": "<CRM value>", …}}` (picklists; reversed on pull), or
 /// `{"date_format": "<strftime format of the workspace's dates>"}` (the CRM side is ISO `YYYY-MM-DD`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Transform {
     /// Strip surrounding whitespace.
@@ -172,9 +172,10 @@ impl Transform {
 }
 
 /// One field mapping.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FieldMapping {
     /// The workspace record's field.
+    #[schema(value_type = String)]
     pub app_field: FieldName,
     /// The CRM's field.
     pub crm_field: String,
@@ -197,7 +198,7 @@ impl FieldMapping {
 }
 
 /// Where an entity's mappings come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MappingSource {
     /// The plugin's defaults.
@@ -207,9 +208,10 @@ pub enum MappingSource {
 }
 
 /// The mappings in force for one entity of one integration.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EntityMappings {
     /// The entity.
+    #[schema(value_type = String)]
     pub entity: EntityName,
     /// The CRM field records are matched on (the plugin's first match key).
     pub match_key: String,

@@ -11,7 +11,7 @@ use super::mapping::EntityMappings;
 use super::values::same_value;
 
 /// How a conflict is settled.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ConflictStrategy {
     /// The side changed last wins (workspace `updated_at` against the CRM's modification time).

@@ -14,7 +14,7 @@ use crate::domain::EntityName;
 use crate::plugins::PluginDescription;
 
 /// Which way scheduled and webhook runs move records.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SyncDirection {
     /// Workspace → CRM only.
@@ -39,18 +39,22 @@ impl SyncDirection {
 }
 
 /// The settings in force (defaults filled in).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct SyncSettings {
     /// How conflicts are settled.
     pub conflict_strategy: ConflictStrategy,
     /// The entities a sync without an entity list covers; empty = every entity of the plugin.
+    #[schema(value_type = Vec<String>)]
     pub entities: Vec<EntityName>,
     /// Which way scheduled, webhook and two-way runs move records.
     pub direction: SyncDirection,
-    /// How often it syncs by itself.
+    /// How often it syncs by itself: `manual`, `realtime`, `hourly`, `daily`,
+    /// `{"every_minutes": N}` or `{"daily_at": "HH:MM"}`.
+    #[schema(value_type = serde_json::Value)]
     pub frequency: Frequency,
     /// Per entity: only records passing every filter sync, in either direction.
+    #[schema(value_type = BTreeMap<String, Vec<Filter>>)]
     pub filters: BTreeMap<EntityName, Vec<Filter>>,
     /// Create records missing on the other side (off: only records already linked, or matched
     /// by key, are updated).

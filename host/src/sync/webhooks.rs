@@ -71,7 +71,7 @@ impl WebhookQueue {
 }
 
 /// What a delivery did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct WebhookReport {
     /// Change events in the delivery.
     pub events: usize,
