@@ -43,7 +43,7 @@ pub(super) struct ListQuery {
     before: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/workspaces/{id}/conflicts", tag = "conflicts", operation_id = "list_conflicts", params(WorkspacePath, ListQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "Conflicts, newest first (member+).", body = ConflictPage), ErrorResponses))]
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/conflicts", tag = "conflicts", operation_id = "list_conflicts", params(WorkspacePath, ListQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "Conflicts, newest first (member+).", body = ConflictPage, links(("FirstConflict" = (operation_id = "get_conflict", parameters(("id" = "$request.path.id"), ("cid" = "$response.body#/conflicts/0/conflict_id")))))), ErrorResponses))]
 pub(super) async fn list(
     Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,

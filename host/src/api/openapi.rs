@@ -257,10 +257,38 @@ impl Modify for SecuritySchemes {
 )]
 pub struct ApiDoc;
 
-/// The document, built once.
-pub fn document() -> &'static utoipa::openapi::OpenApi {
-    static DOCUMENT: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
-    DOCUMENT.get_or_init(ApiDoc::openapi)
+/// The document, built once, as JSON.
+pub fn document() -> &'static serde_json::Value {
+    static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
+        let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or(serde_json::Value::Null);
+        camel_case_links(&mut document);
+        document
+    })
+}
+
+/// utoipa 5 writes a response link's fields in snake case (`operation_id`); OpenAPI names them
+/// `operationId`, `operationRef` and `requestBody`, and tools ignore the link otherwise.
+fn camel_case_links(document: &mut serde_json::Value) {
+    let Some(paths) = document.get_mut("paths").and_then(serde_json::Value::as_object_mut) else { return };
+    let links = paths
+        .values_mut()
+        .filter_map(serde_json::Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(|operation| operation.get_mut("responses").and_then(serde_json::Value::as_object_mut))
+        .flat_map(|responses| responses.values_mut())
+        .filter_map(|response| response.get_mut("links").and_then(serde_json::Value::as_object_mut))
+        .flat_map(|links| links.values_mut())
+        .filter_map(serde_json::Value::as_object_mut);
+    for link in links {
+        for (snake, camel) in
+            [("operation_id", "operationId"), ("operation_ref", "operationRef"), ("request_body", "requestBody")]
+        {
+            if let Some(value) = link.remove(snake) {
+                link.insert(camel.to_owned(), value);
+            }
+        }
+    }
 }
 
 /// This document.
@@ -334,6 +362,9 @@ mod tests {
                 assert!(ids.insert(id.clone()), "operationId `{id}` is used twice");
             }
         }
+        let links =
+            &doc["paths"]["/api/v1/workspaces/{id}/integrations/{slug}/push"]["post"]["responses"]["202"]["links"];
+        assert_eq!(links["GetRun"]["operationId"], "get_sync_run", "{links}");
         let events = &doc["paths"]["/api/v1/workspaces/{id}/integrations/{slug}/sync-runs/{run_id}/events"]["get"];
         assert!(events["responses"]["200"]["content"]["text/event-stream"].is_object(), "{events}");
     }

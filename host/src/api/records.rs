@@ -42,7 +42,7 @@ pub(super) struct UpsertBody {
     records: Vec<Value>,
 }
 
-#[utoipa::path(put, path = "/api/v1/workspaces/{id}/records/{entity}", tag = "records", operation_id = "upsert_records", params(EntityPath), request_body = UpsertBody, security(("workspace_jwt" = [])), responses((status = 200, description = "An outcome per record (member+).", body = UpsertResult), ErrorResponses))]
+#[utoipa::path(put, path = "/api/v1/workspaces/{id}/records/{entity}", tag = "records", operation_id = "upsert_records", params(EntityPath), request_body = UpsertBody, security(("workspace_jwt" = [])), responses((status = 200, description = "An outcome per record (member+).", body = UpsertResult, links(("FirstRecord" = (operation_id = "get_record", parameters(("id" = "$request.path.id"), ("entity" = "$request.path.entity"), ("record_id" = "$response.body#/results/0/id")))))), ErrorResponses))]
 pub(super) async fn upsert(
     Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,

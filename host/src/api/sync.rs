@@ -197,7 +197,7 @@ pub(super) struct PushBody {
     records: Option<Vec<Value>>,
 }
 
-#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/push", tag = "sync", operation_id = "push", params(IntegrationPath, WaitQuery), request_body = PushBody, security(("workspace_jwt" = [])), responses((status = 200, description = "With `?wait=true`: the run as it ended.", body = RunView), (status = 202, description = "The run, started (member+).", body = RunStarted), ErrorResponses))]
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/push", tag = "sync", operation_id = "push", params(IntegrationPath, WaitQuery), request_body = PushBody, security(("workspace_jwt" = [])), responses((status = 200, description = "With `?wait=true`: the run as it ended.", body = RunView), (status = 202, description = "The run, started (member+).", body = RunStarted, links(("GetRun" = (operation_id = "get_sync_run", parameters(("id" = "$request.path.id"), ("slug" = "$request.path.slug"), ("run_id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "sync_run_events", parameters(("id" = "$request.path.id"), ("slug" = "$request.path.slug"), ("run_id" = "$response.body#/run_id")))), ("RetryRun" = (operation_id = "retry_sync_run", parameters(("id" = "$request.path.id"), ("slug" = "$request.path.slug"), ("run_id" = "$response.body#/run_id")))))), ErrorResponses))]
 pub(super) async fn push(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
@@ -250,7 +250,7 @@ pub(super) struct PullBody {
     limit: Option<u32>,
 }
 
-#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/pull", tag = "sync", operation_id = "pull", params(IntegrationPath, WaitQuery), request_body = PullBody, security(("workspace_jwt" = [])), responses((status = 200, description = "With `?wait=true`: the run as it ended.", body = RunView), (status = 202, description = "The run, started (member+).", body = RunStarted), ErrorResponses))]
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/pull", tag = "sync", operation_id = "pull", params(IntegrationPath, WaitQuery), request_body = PullBody, security(("workspace_jwt" = [])), responses((status = 200, description = "With `?wait=true`: the run as it ended.", body = RunView), (status = 202, description = "The run, started (member+).", body = RunStarted, links(("GetRun" = (operation_id = "get_sync_run", parameters(("id" = "$request.path.id"), ("slug" = "$request.path.slug"), ("run_id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "sync_run_events", parameters(("id" = "$request.path.id"), ("slug" = "$request.path.slug"), ("run_id" = "$response.body#/run_id")))), ("RetryRun" = (operation_id = "retry_sync_run", parameters(("id" = "$request.path.id"), ("slug" = "$request.path.slug"), ("run_id" = "$response.body#/run_id")))))), ErrorResponses))]
 pub(super) async fn pull(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
@@ -280,7 +280,7 @@ pub(super) struct SyncBody {
     entities: Option<Vec<String>>,
 }
 
-#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/sync", tag = "sync", operation_id = "sync", params(IntegrationPath, WaitQuery), request_body = Option<SyncBody>, security(("workspace_jwt" = [])), responses((status = 200, description = "With `?wait=true`: the run as it ended.", body = RunView), (status = 202, description = "The run, started (member+).", body = RunStarted), ErrorResponses))]
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/sync", tag = "sync", operation_id = "sync", params(IntegrationPath, WaitQuery), request_body = Option<SyncBody>, security(("workspace_jwt" = [])), responses((status = 200, description = "With `?wait=true`: the run as it ended.", body = RunView), (status = 202, description = "The run, started (member+).", body = RunStarted, links(("GetRun" = (operation_id = "get_sync_run", parameters(("id" = "$request.path.id"), ("slug" = "$request.path.slug"), ("run_id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "sync_run_events", parameters(("id" = "$request.path.id"), ("slug" = "$request.path.slug"), ("run_id" = "$response.body#/run_id")))), ("RetryRun" = (operation_id = "retry_sync_run", parameters(("id" = "$request.path.id"), ("slug" = "$request.path.slug"), ("run_id" = "$response.body#/run_id")))))), ErrorResponses))]
 pub(super) async fn sync(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
@@ -326,7 +326,7 @@ pub(super) struct HistoryQuery {
     before: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/sync-history", tag = "sync", operation_id = "sync_history", params(IntegrationPath, HistoryQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "Runs, newest first (member+).", body = RunHistory), ErrorResponses))]
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/sync-history", tag = "sync", operation_id = "sync_history", params(IntegrationPath, HistoryQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "Runs, newest first (member+).", body = RunHistory, links(("FirstRun" = (operation_id = "get_sync_run", parameters(("id" = "$request.path.id"), ("slug" = "$request.path.slug"), ("run_id" = "$response.body#/runs/0/run_id")))))), ErrorResponses))]
 pub(super) async fn history(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
@@ -408,7 +408,7 @@ pub(super) async fn run(
     Ok(Json(RunDetail { run: RunView::from(&run), items, next_items_after }))
 }
 
-#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/sync-runs/{run_id}/retry", tag = "sync", operation_id = "retry_sync_run", params(RunPath, WaitQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "With `?wait=true`: the retry as it ended.", body = RunView), (status = 202, description = "The retry, started (member+).", body = RunStarted), ErrorResponses))]
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/sync-runs/{run_id}/retry", tag = "sync", operation_id = "retry_sync_run", params(RunPath, WaitQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "With `?wait=true`: the retry as it ended.", body = RunView), (status = 202, description = "The retry, started (member+).", body = RunStarted, links(("GetRun" = (operation_id = "get_sync_run", parameters(("id" = "$request.path.id"), ("slug" = "$request.path.slug"), ("run_id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "sync_run_events", parameters(("id" = "$request.path.id"), ("slug" = "$request.path.slug"), ("run_id" = "$response.body#/run_id")))), ("RetryRun" = (operation_id = "retry_sync_run", parameters(("id" = "$request.path.id"), ("slug" = "$request.path.slug"), ("run_id" = "$response.body#/run_id")))))), ErrorResponses))]
 pub(super) async fn retry(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
