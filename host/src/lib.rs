@@ -1,6 +1,32 @@
 //! crmhost: connects a SaaS platform's workspaces to CRMs through sandboxed WebAssembly adapters.
 //!
 //! The binary (`main.rs`) is thin; everything lives here so tests and other binaries reuse it.
+//!
+//! # Glossary
+//!
+//! - **Workspace**: one tenant of the platform crmhost serves ([`domain::WorkspaceId`]); every
+//!   record, integration, run and audit entry belongs to one.
+//! - **Plugin** (or **adapter**): a WebAssembly component that speaks one CRM's API behind the WIT
+//!   contract (`wit/`), sandboxed: it reaches the network, secrets and logs only through the host.
+//! - **Slug**: a plugin's key (`salesforce`, `hubspot`; [`domain::PluginSlug`]), in URLs, files
+//!   and configuration.
+//! - **Integration**: a workspace's use of one plugin: its status, settings, schedule and links.
+//! - **Connection**: an integration's credentials (OAuth tokens, sealed in the vault) and the
+//!   facts of the CRM account they reach; connecting, refreshing and disconnecting manage it.
+//! - **Entity**: a kind of record a plugin syncs (`contact`, `account`, `deal`;
+//!   [`domain::EntityName`]).
+//! - **Record**: the platform's side of a sync: a workspace's JSON object of one entity under its
+//!   id ([`domain::RecordId`]), versioned on every change.
+//! - **Link**: what ties a workspace record to its CRM record for one integration: the CRM id, the
+//!   sync status, the last error and attempts, and the base.
+//! - **Base**: the field values both sides agreed on at the last sync; the three-way merge compares
+//!   each side with it to tell a change from a gap.
+//! - **Mapping**: which workspace field syncs with which CRM field, which way, through which
+//!   transform.
+//! - **Run**: one push, pull or two-way sync of an integration, with its counts, per-record
+//!   outcomes (items) and status in the sync history (the sync engine's `Job` executes it).
+//! - **Conflict**: a record changed differently on both sides, waiting for a user when the
+//!   integration's strategy is `manual_review`.
 
 /// The HTTP API.
 pub mod api;

@@ -325,7 +325,13 @@ async fn a_daily_limit_defers_the_run_instead_of_failing_it() {
     let run = &runs[0];
     assert_eq!(run["status"], "deferred", "{run}");
     assert!(run["error"].as_str().unwrap_or_default().contains("daily"), "{run}");
+    // The run's end is written before its schedule update (when its lease is given back).
+    let rescheduled = eventually(Duration::from_secs(10), || async {
+        h.listed_integration().await["status_reason"].as_str().is_some_and(|r| r.starts_with("deferred until"))
+    })
+    .await;
     let listed = h.listed_integration().await;
+    assert!(rescheduled, "{listed}");
     let next = instant(&listed["next_sync_at"]);
     assert!(next - Utc::now() > chrono::Duration::minutes(50), "deferred, not retried at once: {listed}");
     assert!(listed["status_reason"].as_str().unwrap().starts_with("deferred until"), "{listed}");

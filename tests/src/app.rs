@@ -1,0 +1,273 @@
+//! A running crmhost on port 0 ([`TestApp`]), its tokens, the browser side of an OAuth
+//! connect, and waiting for a condition.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crmhost::config::{Config, DatabaseTarget};
+use crmhost::plugins::{EngineSettings, OperatorPluginConfig};
+use crmhost::startup::Application;
+use crmhost::state::AppState;
+use secrecy::SecretString;
+
+use crate::*;
+
+/// The JWT secret test apps use.
+pub const JWT_SECRET: &str = "test-jwt-secret-0123456789-0123456789";
+
+/// A workspace token for tests.
+pub fn token(workspace: &str, role: crmhost::auth::Role) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = crmhost::auth::Claims {
+        sub: "user-1".to_owned(),
+        workspace: workspace.to_owned(),
+        role,
+        exp: now + 3600,
+        iat: now,
+    };
+    crmhost::auth::sign_hs256(&SecretString::from(JWT_SECRET), &claims).expect("signing works")
+}
+
+/// The admin token test apps use.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// A crmhost serving on 127.0.0.1:0.
+pub struct TestApp {
+    /// Base URL, `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Shared state (registry, store).
+    pub state: AppState,
+    /// The plugins directory.
+    pub plugins_dir: PathBuf,
+    /// An HTTP client.
+    pub client: reqwest::Client,
+    _data_dir: tempfile::TempDir,
+    _plugins: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    sandbox: Option<Arc<crmhost::sandbox::Sandbox>>,
+    sim: Option<Arc<crm_sim::SimHandle>>,
+    /// The database URL (another app can share it through [`AppOptions::database_url`]).
+    pub database_url: String,
+    _db: Option<TestDb>,
+}
+
+/// Options for [`TestApp::spawn`].
+pub struct AppOptions {
+    /// The database backend.
+    pub backend: Backend,
+    /// Watch the plugins directory.
+    pub watch: bool,
+    /// Bundled plugins (default: the real ones).
+    pub bundled: Vec<crmhost::plugins::BundledPlugin>,
+    /// Admin token (default [`ADMIN_TOKEN`]).
+    pub admin_token: Option<&'static str>,
+    /// Start in sandbox mode (in-process emulators).
+    pub sandbox: bool,
+    /// Point the bundled plugins at these emulators (several apps can share one pair).
+    pub sim: Option<Arc<crm_sim::SimHandle>>,
+    /// Use this database instead of a fresh one (several apps can share one).
+    pub database_url: Option<String>,
+    /// The master key (base64); default: a key file generated in the app's data directory.
+    pub master_key: Option<String>,
+    /// Earlier master keys (base64), for reading during rotation.
+    pub previous_master_keys: Vec<String>,
+    /// Extra origins a connect `return_url` may use.
+    pub allowed_return_origins: Vec<String>,
+    /// The scheduler (default: on, with production timings).
+    pub scheduler: crmhost::sync::SchedulerOptions,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            backend: Backend::Sqlite,
+            watch: false,
+            bundled: crmhost::plugins::bundled(),
+            admin_token: Some(ADMIN_TOKEN),
+            sandbox: false,
+            sim: None,
+            database_url: None,
+            master_key: None,
+            previous_master_keys: Vec::new(),
+            allowed_return_origins: Vec::new(),
+            scheduler: crmhost::sync::SchedulerOptions::default(),
+        }
+    }
+}
+
+impl TestApp {
+    /// Starts crmhost; `None` when the backend is unavailable (PostgreSQL outside CI).
+    pub async fn spawn(options: AppOptions) -> Option<Self> {
+        init_logs();
+        let (db, database_url) = match &options.database_url {
+            Some(url) => (None, url.clone()),
+            None => {
+                let db = TestDb::new(options.backend).await?;
+                let url = db.url.clone();
+                (Some(db), url)
+            }
+        };
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let plugins = tempfile::tempdir().expect("temp dir");
+        let mut operator = OperatorPluginConfig::default();
+        if let Some(sim) = &options.sim {
+            crmhost::sandbox::point_plugins_at(sim, &mut operator);
+        }
+        let config = Config {
+            bind: "127.0.0.1:0".parse().expect("address"),
+            database: DatabaseTarget::Url(SecretString::from(database_url.clone())),
+            data_dir: data_dir.path().to_path_buf(),
+            plugins_dir: plugins.path().to_path_buf(),
+            watch_plugins: options.watch,
+            admin_token: options.admin_token.map(SecretString::from),
+            engine: EngineSettings { max_concurrent_calls: 32, ..EngineSettings::default() },
+            plugins: operator,
+            max_request_bytes: 1 << 20,
+            sandbox: options.sandbox,
+            master_key: options.master_key.map(SecretString::from),
+            previous_master_keys: options.previous_master_keys.into_iter().map(SecretString::from).collect(),
+            jwt_secret: Some(SecretString::from(JWT_SECRET)),
+            jwt_public_key: None,
+            public_url: None,
+            allowed_return_origins: options
+                .allowed_return_origins
+                .iter()
+                .map(|o| url::Url::parse(o).expect("origin URL").origin())
+                .collect(),
+            scheduler: options.scheduler,
+        };
+        let app = Application::build_with_bundled(config, options.bundled).await.expect("app builds");
+        let base = format!("http://{}", app.local_addr());
+        let state = app.state().clone();
+        let sandbox = app.sandbox().cloned();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async move {
+            let _ = rx.await;
+        }));
+        Some(Self {
+            base,
+            state,
+            plugins_dir: plugins.path().to_path_buf(),
+            client: reqwest::Client::new(),
+            _data_dir: data_dir,
+            _plugins: plugins,
+            shutdown: Some(tx),
+            sandbox,
+            sim: options.sim,
+            database_url,
+            _db: db,
+        })
+    }
+
+    /// The emulators this app talks to (sandbox mode or [`AppOptions::sim`]).
+    pub fn sim(&self) -> &crm_sim::SimHandle {
+        match (&self.sim, &self.sandbox) {
+            (Some(sim), _) => sim,
+            (None, Some(sandbox)) => sandbox.sim(),
+            (None, None) => panic!("this app runs without emulators"),
+        }
+    }
+
+    /// A request to `base+path` with a workspace token of `role`.
+    pub fn as_role(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        workspace: &str,
+        role: crmhost::auth::Role,
+    ) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base)).bearer_auth(token(workspace, role))
+    }
+
+    /// Runs a whole OAuth connect as a browser would: `POST …/connect` as an admin, follow the
+    /// authorize URL to the emulator (which consents at once), then load the callback.
+    /// Returns the callback's response.
+    pub async fn connect(&self, workspace: &str, slug: &str) -> reqwest::Response {
+        let authorize = self.start_connect(workspace, slug, serde_json::json!({})).await;
+        let callback = browse_to_callback(&authorize).await;
+        self.client.get(callback).send().await.expect("callback request")
+    }
+
+    /// `POST …/connect` as an admin with `body`; returns the authorize URL.
+    pub async fn start_connect(&self, workspace: &str, slug: &str, body: serde_json::Value) -> String {
+        let response = self
+            .as_role(
+                reqwest::Method::POST,
+                &format!("/api/v1/workspaces/{workspace}/integrations/{slug}/connect"),
+                workspace,
+                crmhost::auth::Role::Admin,
+            )
+            .json(&body)
+            .send()
+            .await
+            .expect("connect request");
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "connect failed");
+        let start: serde_json::Value = response.json().await.expect("connect JSON");
+        start["authorize_url"].as_str().expect("authorize_url").to_owned()
+    }
+}
+
+/// Loads an authorize URL without following redirects and returns where the CRM sends the
+/// browser (the callback URL with `code` and `state`, or an error).
+pub async fn browse_to_callback(authorize_url: &str) -> String {
+    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let response = browser.get(authorize_url).send().await.expect("authorize request");
+    assert!(response.status().is_redirection(), "authorize answered {}", response.status());
+    response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .expect("a Location header")
+        .to_owned()
+}
+
+impl TestApp {
+    /// `GET base+path`.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(format!("{}{path}", self.base)).send().await.expect("request")
+    }
+
+    /// An admin request with the token.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base)).bearer_auth(ADMIN_TOKEN)
+    }
+
+    /// Writes a plugin file atomically (temporary file, then rename), as operators are told to.
+    pub fn install_plugin(&self, file_name: &str, bytes: &[u8]) {
+        install_atomically(&self.plugins_dir, file_name, bytes);
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Writes `dir/file_name` through a hidden temporary file and a rename.
+pub fn install_atomically(dir: &Path, file_name: &str, bytes: &[u8]) {
+    let tmp = dir.join(format!(".{file_name}.tmp"));
+    std::fs::write(&tmp, bytes).expect("write temp plugin");
+    std::fs::rename(&tmp, dir.join(file_name)).expect("rename plugin into place");
+}
+
+/// Polls `check` every 50 ms until it is true or `timeout` passes; returns whether it became true.
+pub async fn eventually<F, Fut>(timeout: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
