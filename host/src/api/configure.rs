@@ -33,6 +33,8 @@ pub fn router() -> Routes {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(super) struct EntityQuery {
+    /// The entity whose fields to list (required).
+    #[param(pattern = r"^[a-z][a-z0-9_]{0,63}$")]
     entity: Option<String>,
 }
 

@@ -35,11 +35,19 @@ pub(super) struct ConflictPage {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
+    /// Only conflicts in this state.
+    #[param(pattern = "^(pending|resolved|ignored)$")]
     status: Option<String>,
+    /// Only this integration's (a plugin slug).
     integration: Option<String>,
+    /// Only this entity's.
     entity: Option<String>,
+    /// Only this workspace record's.
     record_id: Option<String>,
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    /// The last conflict id of the previous page.
     before: Option<String>,
 }
 

@@ -194,9 +194,14 @@ pub(super) struct RecordDeleted {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
+    /// Page size (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// The `next_after` token of the previous page.
     after: Option<String>,
+    /// Only records changed at or after this RFC 3339 instant (`2026-01-31T12:00:00Z`).
     changed_since: Option<String>,
+    /// Include soft-deleted records (default false).
     include_deleted: Option<bool>,
 }
 

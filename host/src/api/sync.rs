@@ -172,6 +172,7 @@ pub fn run_json(run: &SyncRun) -> Value {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(super) struct WaitQuery {
+    /// Answer when the run ends (up to 100 s) instead of at once with `202`.
     wait: Option<bool>,
 }
 
@@ -318,11 +319,22 @@ pub(super) async fn sync(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(super) struct HistoryQuery {
+    /// Only runs that ended (or are) so.
+    #[param(pattern = "^(running|completed|partial|failed|cancelled|interrupted|deferred)$")]
     status: Option<String>,
+    /// Only runs of this direction.
+    #[param(pattern = "^(push|pull|bidirectional)$")]
     direction: Option<String>,
+    /// Only runs of this entity.
+    #[param(pattern = r"^[a-z][a-z0-9_]{0,63}$")]
     entity: Option<String>,
+    /// Only runs started so.
+    #[param(pattern = "^(manual|schedule|webhook|retry)$")]
     trigger: Option<String>,
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    /// The last run id of the previous page.
     before: Option<String>,
 }
 
@@ -386,8 +398,12 @@ async fn find_run(state: &AppState, caller: &Caller, slug: &PluginSlug, run_id: 
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ItemsQuery {
+    /// Only items with this outcome (`failed`, `created`, `conflict`, …).
     outcome: Option<String>,
+    /// The `next_items_after` of the previous page.
     items_after: Option<i64>,
+    /// Items per page (default 200).
+    #[param(minimum = 1, maximum = 1000)]
     items_limit: Option<i64>,
 }
 

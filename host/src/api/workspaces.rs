@@ -89,7 +89,10 @@ pub(super) struct AuditPage {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(super) struct Page {
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
+    /// The last entry id of the previous page.
     before: Option<i64>,
 }
 
