@@ -193,8 +193,14 @@ async fn started(state: &AppState, caller: &Caller, run: SyncRun, wait: bool) ->
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PushBody {
+    /// The entity.
+    #[schema(pattern = r"^[a-z][a-z0-9_]{0,63}$")]
     entity: String,
+    /// Workspace records to push, by id (send this or `records`).
+    #[schema(max_items = 200, min_items = 1)]
     record_ids: Option<Vec<String>>,
+    /// Records to upsert into the workspace first, then push (send this or `record_ids`).
+    #[schema(max_items = 200, min_items = 1)]
     records: Option<Vec<Value>>,
 }
 
@@ -246,8 +252,13 @@ pub(super) async fn push(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PullBody {
+    /// The entity.
+    #[schema(pattern = r"^[a-z][a-z0-9_]{0,63}$")]
     entity: String,
+    /// Only CRM records changed at or after this RFC 3339 instant.
     since: Option<String>,
+    /// At most this many records.
+    #[schema(minimum = 1, maximum = 1_000_000)]
     limit: Option<u32>,
 }
 
@@ -278,6 +289,7 @@ pub(super) async fn pull(
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SyncBody {
+    /// The entities, in order (default: the settings' entities, else all of the plugin's).
     entities: Option<Vec<String>>,
 }
 
