@@ -91,7 +91,9 @@ pub(crate) struct CallTarget<'a> {
 pub(crate) type CallFuture<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
 
 impl CallTarget<'_> {
-    /// Runs `call` against a fresh instance.
+    /// Runs `call` against a fresh instance. Every plugin call goes through here, so this span
+    /// (`plugin.call`, with the slug and the WIT operation) wraps each one, its host HTTP included.
+    #[tracing::instrument(name = "plugin.call", skip_all, fields(slug = %self.slug, operation = operation))]
     pub(crate) async fn run<R, F>(&self, context: CallContext, operation: &'static str, call: F) -> Result<R, CallError>
     where
         R: Send,
