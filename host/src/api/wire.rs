@@ -127,10 +127,27 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for JsonErrorStream<S> {
         }
     }
 
-    // Not vectored: hyper then hands each response over as one buffer, so an automatic answer
-    // is always seen whole.
+    /// An automatic answer is a lone head (no body), so it arrives as one non-empty slice and goes
+    /// through [`Self::poll_write`]'s check; everything else is written vectored, uncopied.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let mut filled = bufs.iter().filter(|b| !b.is_empty());
+        if let (Some(only), None) = (filled.next(), filled.next()) {
+            return self.poll_write(cx, only);
+        }
+        let this = &mut *self;
+        match this.poll_pending(cx) {
+            Poll::Ready(Ok(())) => Pin::new(&mut this.inner).poll_write_vectored(cx, bufs),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
     fn is_write_vectored(&self) -> bool {
-        false
+        self.inner.is_write_vectored()
     }
 }
 

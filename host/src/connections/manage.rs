@@ -36,6 +36,19 @@ pub struct DisconnectReport {
 }
 
 impl Connections {
+    /// A connection's stored credentials row; `NotConnected` when there is none.
+    async fn stored_credentials(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+    ) -> Result<crate::store::StoredCredentials, ConnectionError> {
+        self.deps
+            .store
+            .get_credentials(workspace, slug)
+            .await
+            .or_not_found(|| ConnectionError::NotConnected(slug.to_string()))
+    }
+
     /// The plugin and the context to call it with for a workspace's connection: its facts and
     /// credentials that refresh themselves.
     pub async fn call_context(
@@ -44,12 +57,7 @@ impl Connections {
         slug: &PluginSlug,
     ) -> Result<(Arc<LoadedPlugin>, CallContext), ConnectionError> {
         let plugin = self.plugin(slug)?;
-        let stored = self
-            .deps
-            .store
-            .get_credentials(workspace, slug)
-            .await
-            .or_not_found(|| ConnectionError::NotConnected(slug.to_string()))?;
+        let stored = self.stored_credentials(workspace, slug).await?;
         match stored.status {
             IntegrationStatus::NeedsReauth => return Err(ConnectionError::NeedsReauth(slug.to_string())),
             IntegrationStatus::Disconnected => return Err(ConnectionError::NotConnected(slug.to_string())),
@@ -123,12 +131,7 @@ impl Connections {
     ) -> Result<DisconnectReport, ConnectionError> {
         // Not while a refresh of this connection is in flight here: it would write tokens back.
         let _flight = self.deps.flights.enter(workspace, slug).await;
-        let stored = self
-            .deps
-            .store
-            .get_credentials(workspace, slug)
-            .await
-            .or_not_found(|| ConnectionError::NotConnected(slug.to_string()))?;
+        let stored = self.stored_credentials(workspace, slug).await?;
         let report = match &stored.sealed {
             None => DisconnectReport { revoked: false, revoke_error: Some("no stored tokens".to_owned()) },
             Some(sealed) => self.revoke(workspace, slug, sealed).await,
