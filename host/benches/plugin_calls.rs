@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crmhost::plugins::cache::ComponentCache;
-use crmhost::plugins::loaded::sha256_hex;
+use crmhost::plugins::sha256_hex;
 use crmhost::plugins::{CallContext, EngineSettings, OperatorPluginConfig, PluginEngine, PluginLoader, PluginSource};
 
 fn stats(mut samples: Vec<Duration>) -> String {

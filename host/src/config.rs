@@ -131,7 +131,7 @@ impl SchedulerFileSettings {
             lease: secs(self.lease_secs, d.lease, "lease_secs", 2)?,
             run_retry_base: secs(self.run_retry_base_secs, d.run_retry_base, "run_retry_base_secs", 1)?,
             run_retry_cap: secs(self.run_retry_cap_secs, d.run_retry_cap, "run_retry_cap_secs", 1)?,
-            record_retry: crate::store::RetryBackoff {
+            record_retry: crate::sync::RetryBackoff {
                 base: secs(self.record_retry_base_secs, d.record_retry.base, "record_retry_base_secs", 1)?,
                 cap: secs(self.record_retry_cap_secs, d.record_retry.cap, "record_retry_cap_secs", 1)?,
                 max_attempts: match self.record_retry_max_attempts {

@@ -60,85 +60,14 @@ impl Application {
         mut config: Config,
         bundled: Vec<crate::plugins::BundledPlugin>,
     ) -> Result<Self, StartupError> {
-        let sandbox = if config.sandbox {
-            let sandbox = crate::sandbox::Sandbox::start()
-                .await
-                .map_err(|e| StartupError(format!("--sandbox: cannot start the CRM emulators: {e}")))?;
-            sandbox.configure(&mut config.plugins);
-            let info = sandbox.info();
-            tracing::info!(
-                salesforce = %info.salesforce_url,
-                hubspot = %info.hubspot_url,
-                client_id = %info.oauth_client_id,
-                "sandbox: CRM emulators running; the bundled plugins point at them"
-            );
-            Some(Arc::new(sandbox))
-        } else {
-            None
-        };
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| StartupError(format!("CRMHOST_DATA_DIR: cannot create {}: {e}", config.data_dir.display())))?;
-
+        let sandbox = start_sandbox(&mut config).await?;
+        create_data_dir(&config)?;
         let vault = Arc::new(open_vault(&config)?);
-
-        let store = match &config.database {
-            DatabaseTarget::Url(url) => Store::connect(url.expose_secret()).await,
-            DatabaseTarget::SqliteFile(path) => Store::open_sqlite_file(path).await,
-        }
-        .map_err(|e| StartupError(format!("DATABASE_URL: cannot open the database: {e}")))?;
-        store.migrate().await.map_err(|e| StartupError(format!("database migration failed: {e}")))?;
-
-        let engine = PluginEngine::new(config.engine.clone())
-            .map_err(|e| StartupError(format!("cannot start the WebAssembly engine: {e:#}")))?;
-        let cache = ComponentCache::new(Some(config.data_dir.join("cache").join("components")));
-        let loader = PluginLoader::new(engine, cache, Arc::new(config.plugins.clone()));
-        let plugins_dir = config.plugins_dir.clone();
-        let registry = Arc::new(PluginRegistry::new(loader, bundled, Some(plugins_dir.clone())));
-        let report = registry.reload().await;
-        for failed in &report.failed {
-            tracing::error!(path = %failed.path, error = %failed.error, "plugin rejected at start-up");
-        }
-        tracing::info!(plugins = registry.all().len(), "plugins loaded");
-
-        let watcher = if config.watch_plugins && plugins_dir.is_dir() {
-            let hook_store = store.clone();
-            let hook: ReloadHook = Arc::new(move |report| {
-                let (store, details) = (hook_store.clone(), serde_json::to_value(report).unwrap_or_default());
-                tokio::spawn(async move {
-                    let entry = NewAuditEntry {
-                        workspace_id: None,
-                        actor: "system".to_owned(),
-                        action: "plugin.reload".to_owned(),
-                        target: "plugins".to_owned(),
-                        details,
-                    };
-                    if let Err(err) = store.append_audit(&entry).await {
-                        tracing::error!(error = %err, "could not write the plugin reload to the audit log");
-                    }
-                });
-            });
-            Some(PluginWatcher::start(&plugins_dir, registry.clone(), Some(hook)).map_err(|e| {
-                StartupError(format!("CRMHOST_PLUGINS_DIR: cannot watch {}: {e}", plugins_dir.display()))
-            })?)
-        } else {
-            if config.watch_plugins {
-                tracing::info!(dir = %plugins_dir.display(), "plugins directory does not exist; serving bundled plugins only");
-            }
-            None
-        };
-
-        let listener = TcpListener::bind(config.bind)
-            .await
-            .map_err(|e| StartupError(format!("CRMHOST_BIND: cannot listen on {}: {e}", config.bind)))?;
-        let public_url = match &config.public_url {
-            Some(url) => url.clone(),
-            None => {
-                let addr = listener.local_addr().map_err(|e| StartupError(format!("CRMHOST_BIND: {e}")))?;
-                url::Url::parse(&format!("http://{addr}"))
-                    .map_err(|e| StartupError(format!("CRMHOST_PUBLIC_URL: {e}")))?
-            }
-        };
-        tracing::info!(public_url = %public_url, "OAuth redirect URIs are <public_url>/api/v1/integrations/callback/<slug>");
+        let store = open_store(&config).await?;
+        let registry = load_plugins(&config, bundled).await?;
+        let watcher = watch_plugins(&config, &store, &registry)?;
+        let listener = bind(&config).await?;
+        let public_url = public_url(&config, &listener)?;
         let connections = Arc::new(crate::connections::Connections::new(
             store.clone(),
             vault.clone(),
@@ -146,14 +75,7 @@ impl Application {
             public_url,
             config.allowed_return_origins.clone(),
         ));
-        let sync = Arc::new(crate::sync::SyncEngine::with_options(
-            store.clone(),
-            connections.clone(),
-            config.scheduler.clone(),
-        ));
-        sync.recover_interrupted_runs()
-            .await
-            .map_err(|e| StartupError(format!("cannot check for interrupted sync runs: {e}")))?;
+        let sync = start_sync(&config, &store, &connections).await?;
         let background = BackgroundTasks(sync.spawn_background());
         let state = AppState {
             store,
@@ -206,6 +128,118 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.run_until(shutdown_signal()).await
     }
+}
+
+/// With `--sandbox`: starts the CRM emulators and points the bundled plugins at them.
+async fn start_sandbox(config: &mut Config) -> Result<Option<Arc<crate::sandbox::Sandbox>>, StartupError> {
+    if !config.sandbox {
+        return Ok(None);
+    }
+    let sandbox = crate::sandbox::Sandbox::start()
+        .await
+        .map_err(|e| StartupError(format!("--sandbox: cannot start the CRM emulators: {e}")))?;
+    sandbox.configure(&mut config.plugins);
+    let info = sandbox.info();
+    tracing::info!(
+        salesforce = %info.salesforce_url,
+        hubspot = %info.hubspot_url,
+        client_id = %info.oauth_client_id,
+        "sandbox: CRM emulators running; the bundled plugins point at them"
+    );
+    Ok(Some(Arc::new(sandbox)))
+}
+
+fn create_data_dir(config: &Config) -> Result<(), StartupError> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| StartupError(format!("CRMHOST_DATA_DIR: cannot create {}: {e}", config.data_dir.display())))
+}
+
+/// Opens the configured database and brings its schema up to date.
+async fn open_store(config: &Config) -> Result<Store, StartupError> {
+    let store = match &config.database {
+        DatabaseTarget::Url(url) => Store::connect(url.expose_secret()).await,
+        DatabaseTarget::SqliteFile(path) => Store::open_sqlite_file(path).await,
+    }
+    .map_err(|e| StartupError(format!("DATABASE_URL: cannot open the database: {e}")))?;
+    store.migrate().await.map_err(|e| StartupError(format!("database migration failed: {e}")))?;
+    Ok(store)
+}
+
+/// Starts the WebAssembly engine and loads the bundled plugins and the plugins directory's; a
+/// plugin that fails to load is logged and left out.
+async fn load_plugins(
+    config: &Config,
+    bundled: Vec<crate::plugins::BundledPlugin>,
+) -> Result<Arc<PluginRegistry>, StartupError> {
+    let engine = PluginEngine::new(config.engine.clone())
+        .map_err(|e| StartupError(format!("cannot start the WebAssembly engine: {e:#}")))?;
+    let cache = ComponentCache::new(Some(config.data_dir.join("cache").join("components")));
+    let loader = PluginLoader::new(engine, cache, Arc::new(config.plugins.clone()));
+    let registry = Arc::new(PluginRegistry::new(loader, bundled, Some(config.plugins_dir.clone())));
+    let report = registry.reload().await;
+    for failed in &report.failed {
+        tracing::error!(path = %failed.path, error = %failed.error, "plugin rejected at start-up");
+    }
+    tracing::info!(plugins = registry.all().len(), "plugins loaded");
+    Ok(registry)
+}
+
+/// Watches the plugins directory (when it exists and watching is on), reloading on changes and
+/// auditing each reload.
+fn watch_plugins(
+    config: &Config,
+    store: &Store,
+    registry: &Arc<PluginRegistry>,
+) -> Result<Option<PluginWatcher>, StartupError> {
+    let dir = &config.plugins_dir;
+    if !config.watch_plugins {
+        return Ok(None);
+    }
+    if !dir.is_dir() {
+        tracing::info!(dir = %dir.display(), "plugins directory does not exist; serving bundled plugins only");
+        return Ok(None);
+    }
+    let hook_store = store.clone();
+    let hook: ReloadHook = Arc::new(move |report| {
+        let (store, details) = (hook_store.clone(), serde_json::to_value(report).unwrap_or_default());
+        tokio::spawn(async move { store.audit(NewAuditEntry::plugin_reload("system", details)).await });
+    });
+    PluginWatcher::start(dir, registry.clone(), Some(hook))
+        .map(Some)
+        .map_err(|e| StartupError(format!("CRMHOST_PLUGINS_DIR: cannot watch {}: {e}", dir.display())))
+}
+
+async fn bind(config: &Config) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(config.bind)
+        .await
+        .map_err(|e| StartupError(format!("CRMHOST_BIND: cannot listen on {}: {e}", config.bind)))
+}
+
+/// The URL browsers and CRMs reach this server at: configured, else the bound address.
+fn public_url(config: &Config, listener: &TcpListener) -> Result<url::Url, StartupError> {
+    let url = match &config.public_url {
+        Some(url) => url.clone(),
+        None => {
+            let addr = listener.local_addr().map_err(|e| StartupError(format!("CRMHOST_BIND: {e}")))?;
+            url::Url::parse(&format!("http://{addr}")).map_err(|e| StartupError(format!("CRMHOST_PUBLIC_URL: {e}")))?
+        }
+    };
+    tracing::info!(public_url = %url, "OAuth redirect URIs are <public_url>/api/v1/integrations/callback/<slug>");
+    Ok(url)
+}
+
+/// The sync engine, after marking runs a stopped process left `running` as interrupted.
+async fn start_sync(
+    config: &Config,
+    store: &Store,
+    connections: &Arc<crate::connections::Connections>,
+) -> Result<Arc<crate::sync::SyncEngine>, StartupError> {
+    let sync =
+        Arc::new(crate::sync::SyncEngine::with_options(store.clone(), connections.clone(), config.scheduler.clone()));
+    sync.recover_interrupted_runs()
+        .await
+        .map_err(|e| StartupError(format!("cannot check for interrupted sync runs: {e}")))?;
+    Ok(sync)
 }
 
 /// The vault from `CRMHOST_MASTER_KEY`, or from the data directory's key file (generated on first

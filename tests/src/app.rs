@@ -223,6 +223,15 @@ pub async fn browse_to_callback(authorize_url: &str) -> String {
 }
 
 impl TestApp {
+    /// Waits for this app's scheduler to complete `passes` more passes (each claims whatever is
+    /// due and ends with its runs recorded): afterwards, a run that did not appear was not started.
+    pub async fn scheduler_passes(&self, passes: u64) {
+        let mut counter = self.state.sync.scheduler_passes();
+        let target = *counter.borrow_and_update() + passes;
+        let reached = tokio::time::timeout(Duration::from_secs(30), counter.wait_for(|n| *n >= target)).await;
+        assert!(matches!(reached, Ok(Ok(_))), "the scheduler stopped making passes");
+    }
+
     /// `GET base+path`.
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(format!("{}{path}", self.base)).send().await.expect("request")

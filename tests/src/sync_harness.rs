@@ -160,6 +160,27 @@ impl SyncHarness {
         self.history(&format!("trigger={trigger}")).await.into_iter().filter(|r| r["status"] != "running").collect()
     }
 
+    /// Waits for the scheduler to complete `passes` more passes (see [`TestApp::scheduler_passes`]).
+    pub async fn scheduler_passes(&self, passes: u64) {
+        self.app.scheduler_passes(passes).await;
+    }
+
+    /// Waits until no run of the integration is running.
+    pub async fn wait_until_idle(&self) {
+        let idle =
+            crate::eventually(Duration::from_secs(60), || async { self.history("status=running").await.is_empty() });
+        assert!(idle.await, "a run kept running");
+    }
+
+    /// Waits until every webhook change accepted so far has its pull run recorded.
+    pub async fn webhooks_settled(&self) {
+        let sync = &self.app.state.sync;
+        assert!(
+            crate::eventually(Duration::from_secs(30), || async { sync.webhooks_settled() }).await,
+            "webhook changes stayed queued"
+        );
+    }
+
     /// Waits up to `timeout` for `count` finished runs of `trigger`; returns them, newest first.
     pub async fn wait_for_runs(&self, trigger: &str, count: usize, timeout: Duration) -> Vec<serde_json::Value> {
         let deadline = Instant::now() + timeout;

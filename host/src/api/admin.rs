@@ -97,13 +97,8 @@ pub(super) struct ReloadView {
 #[utoipa::path(post, path = "/api/v1/admin/plugins/reload", tag = "admin", operation_id = "admin_reload_plugins", security(("operator_token" = [])), responses((status = 200, description = "What the rescan changed.", body = ReloadView), ErrorResponses))]
 pub(super) async fn reload_plugins(_: Operator, State(state): State<AppState>) -> ApiResult<Json<ReloadView>> {
     let report = state.plugins.reload().await;
-    let entry = NewAuditEntry {
-        workspace_id: None,
-        actor: "operator".to_owned(),
-        action: "plugin.reload".to_owned(),
-        target: "plugins".to_owned(),
-        details: serde_json::to_value(&report).map_err(|e| ApiError::Internal(e.to_string()))?,
-    };
+    let details = serde_json::to_value(&report).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let entry = NewAuditEntry::plugin_reload("operator", details);
     state.store.append_audit(&entry).await?;
     Ok(Json(ReloadView { report, plugins: state.plugins.statuses().await }))
 }

@@ -8,12 +8,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::automation::ScheduleView;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiQuery, JsonBody, OnIntegration, at_least};
 use super::openapi::{ErrorResponses, IntegrationPath};
 use super::records::entity_of;
 use super::routes::Routes;
+use super::schedule::ScheduleView;
 use crate::state::AppState;
 use crate::store::StoreResultExt;
 use crate::sync::{EntityMappings, MappingInput, SyncSettings};

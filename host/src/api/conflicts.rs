@@ -10,6 +10,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, Authorized, JsonBody, at_least};
 use super::openapi::{ConflictPath, ErrorResponses, WorkspacePath};
 use super::routes::Routes;
+use crate::domain::{ConflictId, ConflictStatus};
 use crate::state::AppState;
 use crate::store::{ConflictFilter, StoreResultExt, SyncConflict};
 use crate::sync::Resolution;
@@ -28,7 +29,7 @@ pub(super) struct ConflictPage {
     /// Conflicts, newest first.
     conflicts: Vec<SyncConflict>,
     /// Pass as `?before=` for the next page; null on the last.
-    next_before: Option<String>,
+    next_before: Option<ConflictId>,
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -36,8 +37,8 @@ pub(super) struct ConflictPage {
 #[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
     /// Only conflicts in this state.
-    #[param(pattern = "^(pending|resolved|ignored)$")]
-    status: Option<String>,
+    #[param(inline)]
+    status: Option<ConflictStatus>,
     /// Only this integration's (a plugin slug).
     integration: Option<String>,
     /// Only this entity's.
@@ -48,10 +49,11 @@ pub(super) struct ListQuery {
     #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
     /// The last conflict id of the previous page.
-    before: Option<String>,
+    #[param(value_type = Option<String>, pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+    before: Option<ConflictId>,
 }
 
-#[utoipa::path(get, path = "/api/v1/workspaces/{id}/conflicts", tag = "conflicts", operation_id = "list_conflicts", params(WorkspacePath, ListQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "Conflicts, newest first (member+).", body = ConflictPage, links(("FirstConflict" = (operation_id = "get_conflict", parameters(("id" = "$request.path.id"), ("cid" = "$response.body#/conflicts/0/conflict_id")))))), ErrorResponses))]
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/conflicts", tag = "conflicts", operation_id = "list_conflicts", params(WorkspacePath, ListQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "Conflicts, newest first (member+).", body = ConflictPage), ErrorResponses))]
 pub(super) async fn list(
     Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
@@ -60,11 +62,6 @@ pub(super) async fn list(
     let limit = q.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::BadRequest("limit must be between 1 and 500".to_owned()));
-    }
-    if let Some(s) = &q.status
-        && !["pending", "resolved", "ignored"].contains(&s.as_str())
-    {
-        return Err(ApiError::BadRequest("status must be pending, resolved or ignored".to_owned()));
     }
     let before = match &q.before {
         None => None,
@@ -94,7 +91,7 @@ pub(super) async fn list(
 pub(super) async fn show(
     Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
-    ApiPath((_, cid)): ApiPath<(String, String)>,
+    ApiPath((_, cid)): ApiPath<(String, ConflictId)>,
 ) -> ApiResult<Json<SyncConflict>> {
     let conflict = state
         .store
@@ -108,7 +105,7 @@ pub(super) async fn show(
 pub(super) async fn resolve(
     Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
-    ApiPath((_, cid)): ApiPath<(String, String)>,
+    ApiPath((_, cid)): ApiPath<(String, ConflictId)>,
     JsonBody(resolution): JsonBody<Resolution>,
 ) -> ApiResult<Json<SyncConflict>> {
     let conflict = state.sync.resolve_conflict(&caller.workspace, &cid, &resolution, &caller.user).await?;
@@ -119,7 +116,7 @@ pub(super) async fn resolve(
 pub(super) async fn ignore(
     Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
-    ApiPath((_, cid)): ApiPath<(String, String)>,
+    ApiPath((_, cid)): ApiPath<(String, ConflictId)>,
 ) -> ApiResult<Json<SyncConflict>> {
     let conflict = state.sync.ignore_conflict(&caller.workspace, &cid, &caller.user).await?;
     Ok(Json(conflict))

@@ -2,7 +2,6 @@
 //! body limit, timeout, the JSON-shaped edge of [`edge`]) and JSON fallbacks for unknown routes.
 
 pub mod admin;
-mod automation;
 mod catalogue;
 mod configure;
 mod conflicts;
@@ -14,7 +13,9 @@ mod health;
 pub mod openapi;
 mod records;
 pub mod routes;
+mod schedule;
 pub mod sync;
+mod webhooks;
 pub mod wire;
 mod workspaces;
 
@@ -44,7 +45,8 @@ fn routes() -> Routes {
         .merge(configure::router())
         .merge(sync::router())
         .merge(conflicts::router())
-        .merge(automation::router())
+        .merge(schedule::router())
+        .merge(webhooks::router())
 }
 
 /// Every routed method and path, sorted: what the router serves, for tests and documents.

@@ -104,7 +104,8 @@ pub struct RunPath {
     /// The plugin's slug.
     #[param(pattern = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")]
     pub slug: String,
-    /// The run id.
+    /// The run id (a lower-case hyphenated UUID).
+    #[param(pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
     pub run_id: String,
 }
 
@@ -142,7 +143,8 @@ pub struct ConflictPath {
     /// The workspace id.
     #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
     pub id: String,
-    /// The conflict id.
+    /// The conflict id (a lower-case hyphenated UUID).
+    #[param(pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
     pub cid: String,
 }
 
@@ -236,9 +238,9 @@ impl Modify for SecuritySchemes {
         super::conflicts::show,
         super::conflicts::resolve,
         super::conflicts::ignore,
-        super::automation::pause,
-        super::automation::resume,
-        super::automation::webhook,
+        super::schedule::pause,
+        super::schedule::resume,
+        super::webhooks::webhook,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&SecuritySchemes),
@@ -252,7 +254,8 @@ impl Modify for SecuritySchemes {
         (name = "configure", description = "CRM fields, field mappings and sync settings."),
         (name = "sync", description = "Push, pull and two-way sync runs, their history and progress."),
         (name = "conflicts", description = "Records changed on both sides, waiting for a user."),
-        (name = "automation", description = "Pausing and resuming automatic sync; CRM webhooks."),
+        (name = "schedule", description = "Pausing and resuming automatic sync."),
+        (name = "webhooks", description = "CRM change events, verified by the plugin."),
     )
 )]
 pub struct ApiDoc;

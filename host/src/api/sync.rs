@@ -23,10 +23,10 @@ use super::openapi::{ErrorResponses, IntegrationPath, RunPath};
 use super::routes::Routes;
 use crate::auth::Caller;
 use crate::connections::ConnectionError;
-use crate::domain::{EntityName, PluginSlug, RecordId};
+use crate::domain::{EntityName, ItemOutcome, PluginSlug, RecordId, RunId, RunStatus, SyncDirection, Trigger};
 use crate::state::AppState;
 use crate::store::{RunFilter, RunItem, StoreResultExt, SyncRun};
-use crate::sync::{MAX_BATCH, Operation, Progress, Trigger, check_batch, input};
+use crate::sync::{MAX_BATCH, Operation, Progress, check_batch, input};
 
 const BASE: &str = "/api/v1/workspaces/{id}/integrations/{slug}";
 
@@ -45,20 +45,17 @@ pub fn router() -> Routes {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunView {
     /// The run's id.
-    pub run_id: String,
+    pub run_id: RunId,
     /// The integration (plugin slug).
     pub integration: String,
-    /// `push`, `pull` or `bidirectional`.
-    #[schema(examples("push", "pull", "bidirectional"))]
-    pub direction: String,
+    /// Which way it moves records.
+    pub direction: SyncDirection,
     /// The entity, or null for a sync of several.
     pub entity: Option<String>,
-    /// `manual`, `schedule`, `webhook` or `retry`.
-    #[schema(examples("manual", "schedule", "webhook", "retry"))]
-    pub trigger: String,
-    /// `running`, `completed`, `partial`, `failed`, `cancelled`, `interrupted` or `deferred`.
-    #[schema(examples("running", "completed", "partial", "failed", "interrupted", "deferred"))]
-    pub status: String,
+    /// What started it.
+    pub trigger: Trigger,
+    /// Where it is, or how it ended.
+    pub status: RunStatus,
     /// Records looked at.
     pub record_count: i64,
     /// Records written (either side).
@@ -80,7 +77,7 @@ pub struct RunView {
     /// Why it failed or stopped as a whole.
     pub error: Option<String>,
     /// The run it retries.
-    pub retry_of: Option<String>,
+    pub retry_of: Option<RunId>,
     /// What it was asked to do (`operation`, `entity`, `record_ids`, `entities`, …).
     #[schema(value_type = Object)]
     pub request: Value,
@@ -91,10 +88,10 @@ impl From<&SyncRun> for RunView {
         Self {
             run_id: run.run_id.clone(),
             integration: run.integration.clone(),
-            direction: run.direction.clone(),
+            direction: run.direction,
             entity: run.entity.clone(),
-            trigger: run.trigger.clone(),
-            status: run.status.clone(),
+            trigger: run.trigger,
+            status: run.status,
             record_count: run.counts.records,
             success_count: run.counts.succeeded,
             failure_count: run.counts.failed,
@@ -137,7 +134,7 @@ pub struct RunHistory {
     /// Runs, newest first.
     pub runs: Vec<RunView>,
     /// Pass as `?before=` for the next page; null on the last.
-    pub next_before: Option<String>,
+    pub next_before: Option<RunId>,
 }
 
 /// One run with a page of its per-record outcomes.
@@ -332,22 +329,23 @@ pub(super) async fn sync(
 #[into_params(parameter_in = Query)]
 pub(super) struct HistoryQuery {
     /// Only runs that ended (or are) so.
-    #[param(pattern = "^(running|completed|partial|failed|cancelled|interrupted|deferred)$")]
-    status: Option<String>,
+    #[param(inline)]
+    status: Option<RunStatus>,
     /// Only runs of this direction.
-    #[param(pattern = "^(push|pull|bidirectional)$")]
-    direction: Option<String>,
+    #[param(inline)]
+    direction: Option<SyncDirection>,
     /// Only runs of this entity.
     #[param(pattern = r"^[a-z][a-z0-9_]{0,63}$")]
     entity: Option<String>,
     /// Only runs started so.
-    #[param(pattern = "^(manual|schedule|webhook|retry)$")]
-    trigger: Option<String>,
+    #[param(inline)]
+    trigger: Option<Trigger>,
     /// Page size (default 50).
     #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
     /// The last run id of the previous page.
-    before: Option<String>,
+    #[param(value_type = Option<String>, pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+    before: Option<RunId>,
 }
 
 #[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/sync-history", tag = "sync", operation_id = "sync_history", params(IntegrationPath, HistoryQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "Runs, newest first (member+).", body = RunHistory, links(("FirstRun" = (operation_id = "get_sync_run", parameters(("id" = "$request.path.id"), ("slug" = "$request.path.slug"), ("run_id" = "$response.body#/runs/0/run_id")))))), ErrorResponses))]
@@ -360,24 +358,8 @@ pub(super) async fn history(
     if !(1..=500).contains(&limit) {
         return Err(ApiError::BadRequest("limit must be between 1 and 500".to_owned()));
     }
-    const STATUSES: &[&str] = &["running", "completed", "partial", "failed", "cancelled", "interrupted", "deferred"];
-    if let Some(s) = &q.status
-        && !STATUSES.contains(&s.as_str())
-    {
-        return Err(ApiError::BadRequest(format!("status must be one of {}", STATUSES.join(", "))));
-    }
-    if let Some(d) = &q.direction
-        && !["push", "pull", "bidirectional"].contains(&d.as_str())
-    {
-        return Err(ApiError::BadRequest("direction must be push, pull or bidirectional".to_owned()));
-    }
     if let Some(e) = &q.entity {
         EntityName::parse(e).map_err(ApiError::BadRequest)?;
-    }
-    if let Some(t) = &q.trigger
-        && !["manual", "schedule", "webhook", "retry"].contains(&t.as_str())
-    {
-        return Err(ApiError::BadRequest("trigger must be manual, schedule, webhook or retry".to_owned()));
     }
     let before = match &q.before {
         None => None,
@@ -397,7 +379,7 @@ pub(super) async fn history(
     Ok(Json(RunHistory { runs: runs.iter().map(RunView::from).collect(), next_before }))
 }
 
-async fn find_run(state: &AppState, caller: &Caller, slug: &PluginSlug, run_id: &str) -> ApiResult<SyncRun> {
+async fn find_run(state: &AppState, caller: &Caller, slug: &PluginSlug, run_id: &RunId) -> ApiResult<SyncRun> {
     let not_found = || ApiError::NotFound(format!("no sync run `{run_id}` for `{slug}`"));
     let run = state.store.get_run(&caller.workspace, run_id).await.or_not_found(not_found)?;
     if run.integration != slug.as_str() {
@@ -410,8 +392,9 @@ async fn find_run(state: &AppState, caller: &Caller, slug: &PluginSlug, run_id: 
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ItemsQuery {
-    /// Only items with this outcome (`failed`, `created`, `conflict`, …).
-    outcome: Option<String>,
+    /// Only items with this outcome.
+    #[param(inline)]
+    outcome: Option<ItemOutcome>,
     /// The `next_items_after` of the previous page.
     items_after: Option<i64>,
     /// Items per page (default 200).
@@ -423,7 +406,7 @@ pub(super) struct ItemsQuery {
 pub(super) async fn run(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
-    ApiPath((_, _, run_id)): ApiPath<(String, String, String)>,
+    ApiPath((_, _, run_id)): ApiPath<(String, String, RunId)>,
     ApiQuery(q): ApiQuery<ItemsQuery>,
 ) -> ApiResult<Json<RunDetail>> {
     let limit = q.items_limit.unwrap_or(200);
@@ -431,7 +414,7 @@ pub(super) async fn run(
         return Err(ApiError::BadRequest("items_limit must be between 1 and 1000".to_owned()));
     }
     let run = find_run(&state, &caller, &slug, &run_id).await?;
-    let items = state.store.run_items(&run.run_id, q.outcome.as_deref(), q.items_after.unwrap_or(-1), limit).await?;
+    let items = state.store.run_items(&run.run_id, q.outcome, q.items_after.unwrap_or(-1), limit).await?;
     let next_items_after = (items.len() as i64 == limit).then(|| items.last().map(|i| i.index)).flatten();
     Ok(Json(RunDetail { run: RunView::from(&run), items, next_items_after }))
 }
@@ -440,7 +423,7 @@ pub(super) async fn run(
 pub(super) async fn retry(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
-    ApiPath((_, _, run_id)): ApiPath<(String, String, String)>,
+    ApiPath((_, _, run_id)): ApiPath<(String, String, RunId)>,
     ApiQuery(query): ApiQuery<WaitQuery>,
 ) -> ApiResult<Response> {
     let wait = query.wait.unwrap_or(false);
@@ -456,7 +439,7 @@ pub(super) async fn retry(
 pub(super) async fn events(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
-    ApiPath((_, _, run_id)): ApiPath<(String, String, String)>,
+    ApiPath((_, _, run_id)): ApiPath<(String, String, RunId)>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let run = find_run(&state, &caller, &slug, &run_id).await?;
     let receiver = state.sync.live().subscribe(&run.run_id);
@@ -486,7 +469,7 @@ pub(super) async fn events(
                     // The run row is final once the run ended; a short grace covers the write.
                     let mut run = store.get_run(&workspace, &run_id).await.ok();
                     for _ in 0..20 {
-                        if run.as_ref().is_none_or(|r| r.status != "running") {
+                        if run.as_ref().is_none_or(|r| r.status != RunStatus::Running) {
                             break;
                         }
                         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -17,7 +17,7 @@ use url::Url;
 use crate::domain::{PluginSlug, WorkspaceId};
 use crate::oauth::{OAuthApp, OAuthError, TokenSet};
 use crate::plugins::{CredentialError, CredentialSource, LoadedPlugin};
-use crate::store::{IntegrationStatus, NewAuditEntry, Store, StoredCredentials};
+use crate::store::{AuditAction, AuditTarget, IntegrationStatus, NewAuditEntry, Store, StoredCredentials};
 use crate::vault::Vault;
 
 /// An access token expiring within this margin is refreshed before use.
@@ -196,16 +196,9 @@ impl ConnectionCredentials {
     }
 
     async fn audit_refresh_failure(&self, reason: &str, detail: &str, status: IntegrationStatus) {
-        let entry = NewAuditEntry {
-            workspace_id: Some(self.workspace.clone()),
-            actor: "system".to_owned(),
-            action: "integration.refresh_failed".to_owned(),
-            target: format!("integration:{}", self.slug),
-            details: serde_json::json!({ "reason": reason, "detail": detail, "status": status }),
-        };
-        if let Err(err) = self.deps.store.append_audit(&entry).await {
-            tracing::error!(error = %err, "could not write a refresh failure to the audit log");
-        }
+        let details = serde_json::json!({ "reason": reason, "detail": detail, "status": status });
+        let (action, target) = (AuditAction::IntegrationRefreshFailed, AuditTarget::Integration(self.slug.clone()));
+        self.deps.store.audit(NewAuditEntry::in_workspace(&self.workspace, "system", action, target, details)).await;
     }
 }
 

@@ -15,7 +15,7 @@ use super::{ConnectionError, Connections};
 use crate::domain::{PluginSlug, WorkspaceId};
 use crate::oauth::{OAuthApp, TokenSet, state};
 use crate::plugins::{CallContext, LoadedPlugin, adapter_error_summary};
-use crate::store::{Integration, NewConnection, NewOAuthState};
+use crate::store::{AuditAction, Integration, NewConnection, NewOAuthState};
 use crate::vault::Purpose;
 
 /// The start of a flow: where to send the user.
@@ -109,7 +109,7 @@ impl Connections {
         self.audit(
             workspace,
             user,
-            "integration.connect_started",
+            AuditAction::IntegrationConnectStarted,
             slug,
             serde_json::json!({ "pkce": app.uses_pkce(), "redirect_uri": app.redirect_uri() }),
         )
@@ -170,7 +170,7 @@ impl Connections {
                 self.audit(
                     &workspace,
                     &user,
-                    "integration.connected",
+                    AuditAction::IntegrationConnected,
                     &slug,
                     serde_json::json!({
                         "account": integration.metadata.get("account"),
@@ -185,7 +185,7 @@ impl Connections {
                 self.audit(
                     &workspace,
                     &user,
-                    "integration.connect_failed",
+                    AuditAction::IntegrationConnectFailed,
                     &slug,
                     serde_json::json!({ "error": error.to_string() }),
                 )

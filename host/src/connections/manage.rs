@@ -11,7 +11,7 @@ use super::{ConnectionError, Connections};
 use crate::domain::{PluginSlug, WorkspaceId};
 use crate::oauth::{OAuthApp, TokenSet};
 use crate::plugins::{CallContext, LoadedPlugin, adapter_error_summary};
-use crate::store::{IntegrationStatus, StoreResultExt};
+use crate::store::{AuditAction, IntegrationStatus, StoreResultExt};
 
 /// The outcome of a test-connection.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -140,7 +140,7 @@ impl Connections {
         self.audit(
             workspace,
             user,
-            "integration.disconnected",
+            AuditAction::IntegrationDisconnected,
             slug,
             serde_json::json!({ "revoked": report.revoked, "revoke_error": report.revoke_error }),
         )

@@ -21,7 +21,7 @@ use crate::domain::{PluginSlug, WorkspaceId};
 use crate::plugins::bindings::adapter::AccountInfo;
 use crate::plugins::pacing::Pacers;
 use crate::plugins::{LoadedPlugin, PluginRegistry};
-use crate::store::{NewAuditEntry, Store};
+use crate::store::{AuditAction, AuditTarget, NewAuditEntry, Store};
 use crate::vault::Vault;
 
 /// The connection service.
@@ -75,20 +75,12 @@ impl Connections {
         &self,
         workspace: &WorkspaceId,
         actor: &str,
-        action: &str,
+        action: AuditAction,
         slug: &PluginSlug,
         details: serde_json::Value,
     ) {
-        let entry = NewAuditEntry {
-            workspace_id: Some(workspace.clone()),
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            target: format!("integration:{slug}"),
-            details,
-        };
-        if let Err(err) = self.deps.store.append_audit(&entry).await {
-            tracing::error!(error = %err, action, "could not write to the audit log");
-        }
+        let target = AuditTarget::Integration(slug.clone());
+        self.deps.store.audit(NewAuditEntry::in_workspace(workspace, actor, action, target, details)).await;
     }
 }
 

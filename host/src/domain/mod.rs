@@ -2,10 +2,13 @@
 //! happens once, at the edge (HTTP, configuration, plugin descriptions).
 
 mod names;
+mod run;
 mod slug;
 pub mod storable;
 mod workspace;
 
-pub use names::{EntityName, FieldName, RecordId};
+pub use names::{ConflictId, CrmId, EntityName, FieldName, RecordId, RunId};
+pub(crate) use run::stored_enum;
+pub use run::{ConflictStatus, ItemOutcome, RunStatus, SyncDirection, Trigger};
 pub use slug::PluginSlug;
 pub use workspace::WorkspaceId;

@@ -1,4 +1,5 @@
-//! Names the sync engine parses at the edge: [`EntityName`], [`RecordId`] and [`FieldName`].
+//! Names and ids the sync engine parses at the edge: [`EntityName`], [`RecordId`], [`FieldName`],
+//! [`CrmId`], and the ids it makes itself, [`RunId`] and [`ConflictId`].
 
 use std::fmt;
 
@@ -6,7 +7,7 @@ use std::fmt;
 macro_rules! string_newtype {
     ($(#[$doc:meta])* $name:ident, $check:expr, $what:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, utoipa::ToSchema)]
         #[serde(transparent)]
         pub struct $name(String);
 
@@ -25,6 +26,12 @@ macro_rules! string_newtype {
             /// The text.
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+
+            /// One read back from the store, which holds only values parsed on their way in.
+            #[allow(dead_code, reason = "only the ids are read back as themselves")]
+            pub(crate) fn from_stored(s: String) -> Self {
+                Self(s)
             }
         }
 
@@ -76,6 +83,48 @@ string_newtype!(
     "field name: use 1 to 64 letters, digits and `_`, not starting with a digit"
 );
 
+string_newtype!(
+    /// The CRM's id of one of its records, as the plugin reports it: 1 to 255 characters, none of
+    /// them a control character (Salesforce's are 18 letters and digits, HubSpot's digits; other
+    /// CRMs' are opaque).
+    CrmId,
+    |s| (1..=255).contains(&s.chars().count()) && !s.chars().any(char::is_control),
+    "CRM id: use 1 to 255 characters, none of them a control character"
+);
+
+/// Whether `s` is a UUID as crmhost writes them (lower-case, hyphenated).
+fn is_uuid_text(s: &str) -> bool {
+    uuid::Uuid::try_parse(s).is_ok_and(|u| u.hyphenated().to_string() == s)
+}
+
+string_newtype!(
+    /// A sync run's id: a UUID crmhost made when the run started.
+    RunId,
+    is_uuid_text,
+    "run id: runs are named by a lower-case hyphenated UUID"
+);
+
+string_newtype!(
+    /// A conflict's id: a UUID crmhost made when it found the conflict.
+    ConflictId,
+    is_uuid_text,
+    "conflict id: conflicts are named by a lower-case hyphenated UUID"
+);
+
+impl RunId {
+    /// A fresh one.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().hyphenated().to_string())
+    }
+}
+
+impl ConflictId {
+    /// A fresh one.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().hyphenated().to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +154,27 @@ mod tests {
         assert!(FieldName::parse("Email2").is_ok());
         for bad in ["", "1st", "a-b", "a.b", &"x".repeat(65)] {
             assert!(FieldName::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn generated_ids_parse_and_foreign_shapes_do_not() {
+        let run = RunId::generate();
+        assert_eq!(RunId::parse(run.as_str()), Ok(run));
+        assert!(ConflictId::parse(ConflictId::generate().as_str()).is_ok());
+        for bad in ["", "42", "not-a-uuid", "6F9619FF-8B86-D011-B42D-00C04FC964FF", "6f9619ff8b86d011b42d00c04fc964ff"]
+        {
+            assert!(RunId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn crm_ids_are_opaque_but_printable() {
+        for ok in ["0035g00000AbCdEAAV", "101", "a b/c?d", &"x".repeat(255)] {
+            assert!(CrmId::parse(ok).is_ok(), "{ok:?}");
+        }
+        for bad in ["", "a\0b", "a\nb", &"x".repeat(256)] {
+            assert!(CrmId::parse(bad).is_err(), "{bad:?}");
         }
     }
 }

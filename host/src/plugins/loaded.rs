@@ -1,5 +1,5 @@
-//! Loading a component into a [`LoadedPlugin`] (compile or cache, check imports, link, smoke-test
-//! `describe()`, validate, apply the operator's policy), and the typed calls on a loaded plugin.
+//! A loaded plugin ([`LoadedPlugin`], made by [`super::loader::PluginLoader`]) and the typed calls
+//! on it.
 //!
 //! A `LoadedPlugin` is immutable. The registry swaps whole `Arc<LoadedPlugin>`s; a call holds its
 //! `Arc` from start to end, so it finishes on the version it started on.
@@ -8,30 +8,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
-use wasmtime::component::types::ComponentItem;
 
 use super::bindings::{AdapterError, CrmAdapterPre, adapter};
-use super::cache::{CacheOutcome, ComponentCache};
-use super::capability::http::build_client;
+use super::cache::CacheOutcome;
 use super::capability::secrets::PluginSecrets;
 use super::context::CallContext;
 use super::description::PluginDescription;
 use super::egress::EgressPolicy;
 use super::engine::PluginEngine;
-use super::error::{CallError, LoadError};
+use super::error::CallError;
 use super::limits::PluginLimits;
-use super::operator::OperatorPluginConfig;
 use super::runtime::{CallState, CallTarget};
 use crate::domain::PluginSlug;
-
-/// The WIT contract version this host implements.
-pub const CONTRACT_VERSION: &str = "0.1.0";
-
-/// Import namespaces a plugin may use. Sockets and `wasi:http` are refused: `http.send` is the
-/// only way out.
-const ALLOWED_IMPORT_PREFIXES: &[&str] =
-    &["crmhost:adapter/", "wasi:cli/", "wasi:clocks/", "wasi:random/", "wasi:io/", "wasi:filesystem/"];
 
 /// Where a plugin came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,21 +41,21 @@ impl std::fmt::Display for PluginSource {
 
 /// A compiled, validated plugin, ready to call.
 pub struct LoadedPlugin {
-    description: PluginDescription,
-    source: PluginSource,
-    sha256: String,
-    loaded_at: DateTime<Utc>,
-    cache: CacheOutcome,
-    engine: Arc<PluginEngine>,
-    pre: CrmAdapterPre<CallState>,
-    slug: Arc<str>,
-    limits: PluginLimits,
-    policy: Arc<EgressPolicy>,
-    client: reqwest::Client,
-    secrets: Arc<PluginSecrets>,
-    settings: std::collections::BTreeMap<String, String>,
-    oauth_overrides: super::operator::OAuthOverrides,
-    stats: Arc<super::stats::CallStats>,
+    pub(super) description: PluginDescription,
+    pub(super) source: PluginSource,
+    pub(super) sha256: String,
+    pub(super) loaded_at: DateTime<Utc>,
+    pub(super) cache: CacheOutcome,
+    pub(super) engine: Arc<PluginEngine>,
+    pub(super) pre: CrmAdapterPre<CallState>,
+    pub(super) slug: Arc<str>,
+    pub(super) limits: PluginLimits,
+    pub(super) policy: Arc<EgressPolicy>,
+    pub(super) client: reqwest::Client,
+    pub(super) secrets: Arc<PluginSecrets>,
+    pub(super) settings: std::collections::BTreeMap<String, String>,
+    pub(super) oauth_overrides: super::operator::OAuthOverrides,
+    pub(super) stats: Arc<super::stats::CallStats>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -78,114 +66,6 @@ impl std::fmt::Debug for LoadedPlugin {
             .field("source", &self.source)
             .field("sha256", &self.sha256)
             .finish_non_exhaustive()
-    }
-}
-
-/// Compiles and validates components.
-#[derive(Debug, Clone)]
-pub struct PluginLoader {
-    engine: Arc<PluginEngine>,
-    cache: ComponentCache,
-    operator: Arc<OperatorPluginConfig>,
-}
-
-/// The hex sha256 of some bytes.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-impl PluginLoader {
-    /// A loader using `engine`, caching compiled code in `cache`, applying `operator` policy.
-    pub fn new(engine: Arc<PluginEngine>, cache: ComponentCache, operator: Arc<OperatorPluginConfig>) -> Self {
-        Self { engine, cache, operator }
-    }
-
-    /// The engine.
-    pub fn engine(&self) -> &Arc<PluginEngine> {
-        &self.engine
-    }
-
-    /// Loads a component. Compilation runs on a blocking thread, off the async runtime.
-    #[tracing::instrument(name = "plugin.load", skip_all, fields(source = %source, sha256))]
-    pub async fn load(&self, bytes: Arc<[u8]>, source: PluginSource) -> Result<LoadedPlugin, LoadError> {
-        let sha256 = sha256_hex(&bytes);
-        tracing::Span::current().record("sha256", &sha256[..12]);
-
-        let (engine, cache, digest) = (self.engine.clone(), self.cache.clone(), sha256.clone());
-        let (component, cache_outcome) =
-            tokio::task::spawn_blocking(move || cache.load_or_compile(&engine.engine, &bytes, &digest))
-                .await
-                .map_err(|e| LoadError::Compile(format!("compiler thread failed: {e}")))?
-                .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
-
-        let component_type = component.component_type();
-        for (name, item) in component_type.imports(&self.engine.engine) {
-            if !ALLOWED_IMPORT_PREFIXES.iter().any(|p| name.starts_with(p)) {
-                return Err(LoadError::ForbiddenImport(name.to_owned()));
-            }
-            if name.starts_with("crmhost:adapter/") && !matches!(item.ty, ComponentItem::ComponentInstance(_)) {
-                return Err(LoadError::ForbiddenImport(name.to_owned()));
-            }
-        }
-        let incompatible =
-            |e: wasmtime::Error| LoadError::Incompatible { contract: CONTRACT_VERSION, detail: format!("{e:#}") };
-        let instance_pre = self.engine.linker.instantiate_pre(&component).map_err(incompatible)?;
-        let pre = CrmAdapterPre::new(instance_pre).map_err(incompatible)?;
-
-        // Smoke test: describe() with no connection, no egress and a tight budget.
-        let probe_limits = PluginLimits { cpu_ms: 1_000, wall_ms: 5_000, ..PluginLimits::default() };
-        let deny_all = Arc::new(EgressPolicy::deny_all());
-        let probe_client = build_client(deny_all.clone()).map_err(|e| LoadError::Compile(e.to_string()))?;
-        let probe_slug: Arc<str> = Arc::from("(loading)");
-        let target = CallTarget {
-            engine: &self.engine,
-            pre: &pre,
-            slug: &probe_slug,
-            limits: &probe_limits,
-            policy: &deny_all,
-            client: &probe_client,
-            secrets: &Arc::new(PluginSecrets::default()),
-            stats: &Arc::new(super::stats::CallStats::default()),
-        };
-        let info = target
-            .run(CallContext::detached(), "describe", |store, adapter| {
-                Box::pin(adapter.crmhost_adapter_adapter().call_describe(store))
-            })
-            .await?;
-        let description = PluginDescription::try_from(info).map_err(LoadError::InvalidDescription)?;
-
-        let slug = description.slug.clone();
-        let config_error = |detail: String| LoadError::Config { slug: slug.to_string(), detail };
-        let policy = self
-            .operator
-            .resolve(&slug, &description.allowed_hosts, self.engine.settings().max_memory_bytes)
-            .map_err(config_error)?;
-        let policy_arc = Arc::new(policy.egress);
-        let client = build_client(policy_arc.clone()).map_err(|e| config_error(e.to_string()))?;
-
-        tracing::info!(
-            slug = %slug,
-            version = %description.version,
-            cached = cache_outcome == CacheOutcome::Hit,
-            "plugin loaded"
-        );
-        Ok(LoadedPlugin {
-            slug: Arc::from(slug.as_str()),
-            description,
-            source,
-            sha256,
-            loaded_at: Utc::now(),
-            cache: cache_outcome,
-            engine: self.engine.clone(),
-            pre,
-            limits: policy.limits,
-            policy: policy_arc,
-            client,
-            secrets: Arc::new(policy.secrets),
-            settings: policy.settings,
-            oauth_overrides: policy.oauth,
-            stats: Arc::new(super::stats::CallStats::default()),
-        })
     }
 }
 

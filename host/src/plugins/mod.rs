@@ -1,7 +1,7 @@
 //! The plugin host: sandboxed WebAssembly adapters behind the `crmhost:adapter` contract.
 //!
 //! Lifecycle of a plugin:
-//! 1. [`loaded::PluginLoader`] compiles a component on a blocking thread (or loads it from the
+//! 1. [`loader::PluginLoader`] compiles a component on a blocking thread (or loads it from the
 //!    [`cache`]), checks its imports, links it against the host imports in [`capability`], calls
 //!    `describe()` in a throwaway store and validates the answer ([`description`]).
 //! 2. [`registry::PluginRegistry`] swaps the new version in atomically; calls in flight keep the
@@ -20,6 +20,7 @@ pub mod engine;
 pub mod error;
 pub mod limits;
 pub mod loaded;
+pub mod loader;
 pub mod operator;
 pub mod pacing;
 pub mod registry;
@@ -33,6 +34,7 @@ pub use description::PluginDescription;
 pub use engine::{EngineSettings, PluginEngine};
 pub use error::{CallError, LoadError, adapter_error_summary};
 pub use limits::PluginLimits;
-pub use loaded::{CallResult, LoadedPlugin, PluginLoader, PluginSource};
+pub use loaded::{CallResult, LoadedPlugin, PluginSource};
+pub use loader::{CONTRACT_VERSION, PluginLoader, sha256_hex};
 pub use operator::OperatorPluginConfig;
 pub use registry::{BundledPlugin, PluginRegistry, PluginStatus, ReloadReport};

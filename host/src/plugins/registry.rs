@@ -16,7 +16,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use super::loaded::{LoadedPlugin, PluginLoader, PluginSource, sha256_hex};
+use super::loaded::{LoadedPlugin, PluginSource};
+use super::loader::{PluginLoader, sha256_hex};
 use crate::domain::PluginSlug;
 
 /// A bundled plugin: its name and component bytes, embedded in the binary.

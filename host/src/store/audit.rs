@@ -5,7 +5,62 @@ use serde::Serialize;
 use sqlx::types::Json;
 
 use super::{Store, StoreResult, with_pool};
-use crate::domain::WorkspaceId;
+use crate::domain::{ConflictId, PluginSlug, WorkspaceId, stored_enum};
+
+stored_enum!(
+    /// What an audit entry records.
+    AuditAction {
+        /// An operator rescanned the plugins (by API or the directory watcher).
+        PluginReload = "plugin.reload",
+        /// A user started connecting an integration (sent to the CRM's consent page).
+        IntegrationConnectStarted = "integration.connect_started",
+        /// The CRM granted access; the integration is connected.
+        IntegrationConnected = "integration.connected",
+        /// The connect flow failed (refused, expired, the CRM failed).
+        IntegrationConnectFailed = "integration.connect_failed",
+        /// A user disconnected an integration.
+        IntegrationDisconnected = "integration.disconnected",
+        /// Refreshing the integration's token failed.
+        IntegrationRefreshFailed = "integration.refresh_failed",
+        /// A user paused automatic syncs.
+        IntegrationPaused = "integration.paused",
+        /// A user resumed automatic syncs.
+        IntegrationResumed = "integration.resumed",
+        /// A user replaced the field mappings.
+        MappingsUpdated = "mappings.updated",
+        /// A user changed the sync settings.
+        SettingsUpdated = "settings.updated",
+        /// A run started.
+        SyncStarted = "sync.started",
+        /// A run ended.
+        SyncFinished = "sync.finished",
+        /// A user resolved a conflict.
+        ConflictResolved = "conflict.resolved",
+        /// A user ignored a conflict.
+        ConflictIgnored = "conflict.ignored",
+    }
+);
+
+/// What an audit entry is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditTarget {
+    /// A workspace's integration (`integration:<slug>`).
+    Integration(PluginSlug),
+    /// A conflict (`conflict:<id>`).
+    Conflict(ConflictId),
+    /// The plugin set (`plugins`).
+    Plugins,
+}
+
+impl std::fmt::Display for AuditTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Integration(slug) => write!(f, "integration:{slug}"),
+            Self::Conflict(id) => write!(f, "conflict:{id}"),
+            Self::Plugins => f.write_str("plugins"),
+        }
+    }
+}
 
 /// An entry to append.
 #[derive(Debug, Clone)]
@@ -14,12 +69,36 @@ pub struct NewAuditEntry {
     pub workspace_id: Option<WorkspaceId>,
     /// Who: a user id, `operator`, `system`.
     pub actor: String,
-    /// What: `plugin.reload`, `integration.connect`, ...
-    pub action: String,
-    /// On what: `integration:salesforce`, `plugin:hubspot`, ...
-    pub target: String,
+    /// What.
+    pub action: AuditAction,
+    /// On what.
+    pub target: AuditTarget,
     /// Non-secret details.
     pub details: serde_json::Value,
+}
+
+impl NewAuditEntry {
+    /// An action in a workspace.
+    pub fn in_workspace(
+        workspace: &WorkspaceId,
+        actor: &str,
+        action: AuditAction,
+        target: AuditTarget,
+        details: serde_json::Value,
+    ) -> Self {
+        Self { workspace_id: Some(workspace.clone()), actor: actor.to_owned(), action, target, details }
+    }
+
+    /// A rescan of the plugins by `actor` (`operator`, or `system` for the directory watcher).
+    pub fn plugin_reload(actor: &str, report: serde_json::Value) -> Self {
+        Self {
+            workspace_id: None,
+            actor: actor.to_owned(),
+            action: AuditAction::PluginReload,
+            target: AuditTarget::Plugins,
+            details: report,
+        }
+    }
 }
 
 /// A stored entry.
@@ -44,6 +123,14 @@ pub struct AuditEntry {
 }
 
 impl Store {
+    /// Appends an entry for an action that already happened: a failure is logged, not raised,
+    /// since undoing the action is not an option.
+    pub async fn audit(&self, entry: NewAuditEntry) {
+        if let Err(err) = self.append_audit(&entry).await {
+            tracing::error!(error = %err, action = %entry.action, "could not write to the audit log");
+        }
+    }
+
     /// Appends an entry and returns its id.
     #[tracing::instrument(name = "store.append_audit", skip_all, fields(action = %entry.action))]
     pub async fn append_audit(&self, entry: &NewAuditEntry) -> StoreResult<i64> {
@@ -52,8 +139,8 @@ impl Store {
         let id: i64 = with_pool!(self, pool => sqlx::query_scalar(sql)
             .bind(entry.workspace_id.as_ref().map(WorkspaceId::as_str))
             .bind(&entry.actor)
-            .bind(&entry.action)
-            .bind(&entry.target)
+            .bind(entry.action.as_str())
+            .bind(entry.target.to_string())
             .bind(Json(&entry.details))
             .bind(Utc::now())
             .fetch_one(pool)

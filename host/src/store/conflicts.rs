@@ -6,14 +6,14 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::types::Json;
 
-use super::{Store, StoreResult, with_pool};
-use crate::domain::{PluginSlug, WorkspaceId};
+use super::{Store, StoreError, StoreResult, with_pool};
+use crate::domain::{ConflictId, ConflictStatus, CrmId, PluginSlug, WorkspaceId};
 
 /// A conflict as stored.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SyncConflict {
     /// Its id.
-    pub conflict_id: String,
+    pub conflict_id: ConflictId,
     /// The workspace.
     pub workspace_id: String,
     /// The integration.
@@ -23,7 +23,8 @@ pub struct SyncConflict {
     /// The workspace record.
     pub record_id: String,
     /// The CRM record.
-    pub crm_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub crm_id: Option<CrmId>,
     /// The workspace's values (mapped fields, app representation).
     #[schema(value_type = Object)]
     pub app_values: Map<String, Value>,
@@ -35,8 +36,8 @@ pub struct SyncConflict {
     pub base_values: Option<Map<String, Value>>,
     /// The app fields that differ.
     pub conflicting_fields: Vec<String>,
-    /// `pending` | `resolved` | `ignored`.
-    pub status: String,
+    /// Where it is.
+    pub status: ConflictStatus,
     /// How it was resolved (the values written).
     #[schema(value_type = Option<Object>)]
     pub resolution: Option<Value>,
@@ -67,25 +68,27 @@ struct Row {
     created_at: DateTime<Utc>,
 }
 
-impl From<Row> for SyncConflict {
-    fn from(r: Row) -> Self {
-        Self {
-            conflict_id: r.conflict_id,
+impl TryFrom<Row> for SyncConflict {
+    type Error = StoreError;
+    fn try_from(r: Row) -> StoreResult<Self> {
+        Ok(Self {
+            status: ConflictStatus::parse(&r.status)
+                .ok_or_else(|| StoreError::Corrupt(format!("conflict status `{}`", r.status)))?,
+            conflict_id: ConflictId::from_stored(r.conflict_id),
             workspace_id: r.workspace_id,
             integration: r.integration_slug,
             entity: r.entity,
             record_id: r.record_id,
-            crm_id: r.crm_id,
+            crm_id: r.crm_id.map(CrmId::from_stored),
             app_values: r.app_values.0,
             crm_values: r.crm_values.0,
             base_values: r.base_values.map(|b| b.0),
             conflicting_fields: r.conflicting_fields.0,
-            status: r.status,
             resolution: r.resolution.map(|v| v.0),
             resolved_by: r.resolved_by,
             resolved_at: r.resolved_at,
             created_at: r.created_at,
-        }
+        })
     }
 }
 
@@ -102,7 +105,7 @@ pub struct NewConflict<'a> {
     /// The workspace record.
     pub record_id: &'a str,
     /// The CRM record.
-    pub crm_id: Option<&'a str>,
+    pub crm_id: Option<&'a CrmId>,
     /// The workspace's values.
     pub app_values: &'a Map<String, Value>,
     /// The CRM's values.
@@ -117,7 +120,7 @@ pub struct NewConflict<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct ConflictFilter {
     /// Only this status.
-    pub status: Option<String>,
+    pub status: Option<ConflictStatus>,
     /// Only this integration.
     pub integration: Option<String>,
     /// Only this entity.
@@ -127,14 +130,18 @@ pub struct ConflictFilter {
     /// At most this many.
     pub limit: i64,
     /// Continue below this `(created_at, conflict_id)`.
-    pub before: Option<(DateTime<Utc>, String)>,
+    pub before: Option<(DateTime<Utc>, ConflictId)>,
 }
 
 impl Store {
     /// Records a conflict, replacing a still-pending one of the same record (the newest values win).
     #[tracing::instrument(name = "store.record_conflict", skip_all, fields(workspace = %workspace))]
-    pub async fn record_conflict(&self, workspace: &WorkspaceId, conflict: &NewConflict<'_>) -> StoreResult<String> {
-        let id = uuid::Uuid::new_v4().to_string();
+    pub async fn record_conflict(
+        &self,
+        workspace: &WorkspaceId,
+        conflict: &NewConflict<'_>,
+    ) -> StoreResult<ConflictId> {
+        let id = ConflictId::generate();
         let supersede = "update sync_conflicts set status = 'ignored', resolution = $1, resolved_by = 'system', \
                          resolved_at = $2 where workspace_id = $3 and integration_slug = $4 and entity = $5 \
                          and record_id = $6 and status = 'pending'";
@@ -154,12 +161,12 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(insert)
-                .bind(&id)
+                .bind(id.as_str())
                 .bind(workspace.as_str())
                 .bind(conflict.slug.as_str())
                 .bind(conflict.entity)
                 .bind(conflict.record_id)
-                .bind(conflict.crm_id)
+                .bind(conflict.crm_id.map(CrmId::as_str))
                 .bind(Json(conflict.app_values))
                 .bind(Json(conflict.crm_values))
                 .bind(conflict.base_values.map(Json))
@@ -174,11 +181,11 @@ impl Store {
     }
 
     /// One conflict of a workspace.
-    pub async fn get_conflict(&self, workspace: &WorkspaceId, conflict_id: &str) -> StoreResult<SyncConflict> {
+    pub async fn get_conflict(&self, workspace: &WorkspaceId, conflict_id: &ConflictId) -> StoreResult<SyncConflict> {
         let sql = format!("select {COLUMNS} from sync_conflicts where workspace_id = $1 and conflict_id = $2");
         let row = with_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
-            .bind(workspace.as_str()).bind(conflict_id).fetch_one(pool).await)?;
-        Ok(row.into())
+            .bind(workspace.as_str()).bind(conflict_id.as_str()).fetch_one(pool).await)?;
+        row.try_into()
     }
 
     /// A workspace's conflicts, newest first.
@@ -189,7 +196,8 @@ impl Store {
         filter: &ConflictFilter,
     ) -> StoreResult<Vec<SyncConflict>> {
         let far = super::far_future();
-        let (before_at, before_id) = filter.before.clone().unwrap_or((far, String::new()));
+        let (before_at, before_id) =
+            filter.before.as_ref().map_or((far, String::new()), |(at, id)| (*at, id.as_str().to_owned()));
         let sql = format!(
             "select {COLUMNS} from sync_conflicts where workspace_id = $1 and ($2 = '' or status = $2) \
              and ($3 = '' or integration_slug = $3) and ($4 = '' or entity = $4) and ($5 = '' or record_id = $5) \
@@ -198,7 +206,7 @@ impl Store {
         );
         let rows = with_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
             .bind(workspace.as_str())
-            .bind(filter.status.as_deref().unwrap_or(""))
+            .bind(filter.status.map_or("", ConflictStatus::as_str))
             .bind(filter.integration.as_deref().unwrap_or(""))
             .bind(filter.entity.as_deref().unwrap_or(""))
             .bind(filter.record_id.as_deref().unwrap_or(""))
@@ -207,22 +215,22 @@ impl Store {
             .bind(filter.limit.clamp(1, 500))
             .fetch_all(pool)
             .await)?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        rows.into_iter().map(TryInto::try_into).collect()
     }
 
     /// Closes a pending conflict as `resolved` or `ignored`; `false` if it was no longer pending.
     pub async fn close_conflict(
         &self,
         workspace: &WorkspaceId,
-        conflict_id: &str,
-        status: &str,
+        conflict_id: &ConflictId,
+        status: ConflictStatus,
         resolution: &Value,
         by: &str,
     ) -> StoreResult<bool> {
         let sql = "update sync_conflicts set status = $1, resolution = $2, resolved_by = $3, resolved_at = $4 \
                    where workspace_id = $5 and conflict_id = $6 and status = 'pending'";
         let n = with_pool!(self, pool => sqlx::query(sql)
-            .bind(status).bind(Json(resolution)).bind(by).bind(Utc::now()).bind(workspace.as_str()).bind(conflict_id)
+            .bind(status.as_str()).bind(Json(resolution)).bind(by).bind(Utc::now()).bind(workspace.as_str()).bind(conflict_id.as_str())
             .execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(n > 0)
     }

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use sqlx::types::Json;
 
 use super::{Store, StoreError, StoreResult, placeholders, with_pool};
-use crate::domain::{EntityName, PluginSlug, WorkspaceId};
+use crate::domain::{CrmId, EntityName, PluginSlug, WorkspaceId};
 
 /// The sync status of one record for one integration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
@@ -50,49 +50,6 @@ impl LinkStatus {
 /// Most rows one multi-row statement writes (SQLite allows 32,766 bound values).
 const MAX_ROWS_PER_STATEMENT: usize = 500;
 
-/// When a record whose push failed is tried again: after `base × 2^(attempts-1)`, at most
-/// `cap`; after `max_attempts` failures only a change to the record (which resets the count)
-/// brings it back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryBackoff {
-    /// The first delay.
-    pub base: std::time::Duration,
-    /// The longest delay.
-    pub cap: std::time::Duration,
-    /// Failures after which automatic retries stop.
-    pub max_attempts: i64,
-}
-
-impl Default for RetryBackoff {
-    fn default() -> Self {
-        Self {
-            base: std::time::Duration::from_secs(60),
-            cap: std::time::Duration::from_secs(6 * 3600),
-            max_attempts: 10,
-        }
-    }
-}
-
-impl RetryBackoff {
-    /// The delay after `attempts` consecutive failures.
-    pub fn delay(&self, attempts: i64) -> std::time::Duration {
-        let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
-        self.base.saturating_mul(1u32 << doublings).min(self.cap)
-    }
-
-    /// Whether a record that failed `attempts` times, last at `failed_at`, is due at `now`.
-    pub fn due(&self, attempts: i64, failed_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
-        if attempts == 0 {
-            return true;
-        }
-        if attempts >= self.max_attempts {
-            return false;
-        }
-        let delay = chrono::Duration::from_std(self.delay(attempts)).unwrap_or(chrono::Duration::MAX);
-        failed_at + delay <= now
-    }
-}
-
 /// A stored link.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RecordLink {
@@ -103,7 +60,8 @@ pub struct RecordLink {
     /// The workspace record.
     pub record_id: String,
     /// The CRM record, once known.
-    pub crm_id: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub crm_id: Option<CrmId>,
     /// The status.
     pub status: LinkStatus,
     /// Field values (app representation) at the last successful sync.
@@ -149,7 +107,7 @@ impl TryFrom<Row> for RecordLink {
             integration: r.integration_slug,
             entity: r.entity,
             record_id: r.record_id,
-            crm_id: r.crm_id,
+            crm_id: r.crm_id.map(CrmId::from_stored),
             base: r.base.map(|b| b.0),
             synced_version: r.synced_version,
             crm_modified_at: r.crm_modified_at,
@@ -169,7 +127,7 @@ pub struct LinkWrite {
     /// The workspace record.
     pub record_id: String,
     /// The CRM record.
-    pub crm_id: Option<String>,
+    pub crm_id: Option<CrmId>,
     /// The new status.
     pub status: LinkStatus,
     /// The new merge base.
@@ -210,7 +168,8 @@ impl Store {
         entity: &EntityName,
         record_ids: &[String],
     ) -> StoreResult<Vec<RecordLink>> {
-        self.links_where(workspace, slug, entity, "record_id", record_ids).await
+        let texts: Vec<&str> = record_ids.iter().map(String::as_str).collect();
+        self.links_where(workspace, slug, entity, "record_id", &texts).await
     }
 
     /// The links to these CRM records.
@@ -220,9 +179,10 @@ impl Store {
         workspace: &WorkspaceId,
         slug: &PluginSlug,
         entity: &EntityName,
-        crm_ids: &[String],
+        crm_ids: &[CrmId],
     ) -> StoreResult<Vec<RecordLink>> {
-        self.links_where(workspace, slug, entity, "crm_id", crm_ids).await
+        let texts: Vec<&str> = crm_ids.iter().map(CrmId::as_str).collect();
+        self.links_where(workspace, slug, entity, "crm_id", &texts).await
     }
 
     async fn links_where(
@@ -231,7 +191,7 @@ impl Store {
         slug: &PluginSlug,
         entity: &EntityName,
         column: &'static str,
-        values: &[String],
+        values: &[&str],
     ) -> StoreResult<Vec<RecordLink>> {
         if values.is_empty() {
             return Ok(Vec::new());
@@ -245,7 +205,7 @@ impl Store {
             let mut query =
                 sqlx::query_as::<_, Row>(&sql).bind(workspace.as_str()).bind(slug.as_str()).bind(entity.as_str());
             for v in values {
-                query = query.bind(v);
+                query = query.bind(*v);
             }
             query.fetch_all(pool).await
         })?;
@@ -338,7 +298,7 @@ impl Store {
                         .bind(slug.as_str())
                         .bind(entity.as_str())
                         .bind(&write.record_id)
-                        .bind(write.crm_id.as_deref())
+                        .bind(write.crm_id.as_ref().map(CrmId::as_str))
                         .bind(write.status.as_str())
                         .bind(write.base.as_ref().map(Json))
                         .bind(write.synced_version.unwrap_or(-1))
@@ -355,7 +315,8 @@ impl Store {
     }
 
     /// Live records of an entity that have something to push to this integration: never linked,
-    /// changed since their last sync, or pending / failed. Records in conflict wait for a user.
+    /// changed since their last sync, pending, or failed and due again (`retry_due(attempts,
+    /// failed_at)`, the sync engine's policy). Records in conflict wait for a user.
     /// Keyset-paged by record id.
     ///
     /// Two plain index reads per slice (records by key range, their links by primary key) and the
@@ -369,12 +330,11 @@ impl Store {
         entity: &EntityName,
         after: &str,
         limit: i64,
-        retry: &RetryBackoff,
+        retry_due: impl Fn(i64, DateTime<Utc>) -> bool,
     ) -> StoreResult<Vec<String>> {
         const SLICE: i64 = 1_000;
         let records_sql = "select record_id, version from records where workspace_id = $1 and entity = $2 \
                            and deleted_at is null and record_id > $3 order by record_id limit $4";
-        let now = Utc::now();
         let mut out = Vec::new();
         let mut after = after.to_owned();
         loop {
@@ -405,9 +365,7 @@ impl Store {
                 let due = match links.get(&id) {
                     None => true,
                     Some((status, _, _, _)) if status == "conflict" => false,
-                    Some((status, _, attempts, failed_at)) if status == "failed" => {
-                        retry.due(*attempts, *failed_at, now)
-                    }
+                    Some((status, _, attempts, failed_at)) if status == "failed" => retry_due(*attempts, *failed_at),
                     Some((status, synced, _, _)) => status == "pending" || version > *synced,
                 };
                 if due {
@@ -427,13 +385,14 @@ impl Store {
         slug: &PluginSlug,
         entity: &EntityName,
         limit: i64,
-    ) -> StoreResult<Vec<(String, String)>> {
+    ) -> StoreResult<Vec<(String, CrmId)>> {
         let sql = "select l.record_id, l.crm_id from record_links l join records r \
                    on r.workspace_id = l.workspace_id and r.entity = l.entity and r.record_id = l.record_id \
                    where l.workspace_id = $1 and l.integration_slug = $2 and l.entity = $3 \
                    and l.crm_id is not null and r.deleted_at is not null order by l.record_id limit $4";
-        Ok(with_pool!(self, pool => sqlx::query_as(sql)
-            .bind(workspace.as_str()).bind(slug.as_str()).bind(entity.as_str()).bind(limit).fetch_all(pool).await)?)
+        let rows: Vec<(String, String)> = with_pool!(self, pool => sqlx::query_as(sql)
+            .bind(workspace.as_str()).bind(slug.as_str()).bind(entity.as_str()).bind(limit).fetch_all(pool).await)?;
+        Ok(rows.into_iter().map(|(record, crm)| (record, CrmId::from_stored(crm))).collect())
     }
 
     /// Removes links (the records they joined no longer both exist).

@@ -25,12 +25,12 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-pub use audit::{AuditEntry, NewAuditEntry};
+pub use audit::{AuditAction, AuditEntry, AuditTarget, NewAuditEntry};
 pub use conflicts::{ConflictFilter, NewConflict, SyncConflict};
 pub use credentials::{CredentialsLock, NewConnection, SealedRow, StoredCredentials};
 pub use error::{StoreError, StoreResultExt};
 pub use integrations::{Integration, IntegrationStatus};
-pub use links::{LinkStatus, LinkWrite, RecordLink, RetryBackoff};
+pub use links::{LinkStatus, LinkWrite, RecordLink};
 pub use mappings::StoredMapping;
 pub use oauth_states::{NewOAuthState, PendingOAuth, StateRejection};
 pub use records::{RecordChange, RecordQuery, StoredRecord, UpsertOutcome};

@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::types::Json;
 
-use super::{Store, StoreResult, with_pool};
-use crate::domain::{PluginSlug, WorkspaceId};
+use super::{Store, StoreError, StoreResult, with_pool};
+use crate::domain::{CrmId, ItemOutcome, PluginSlug, RunId, RunStatus, SyncDirection, Trigger, WorkspaceId};
 
 /// The counters of a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -29,23 +29,23 @@ pub struct RunCounts {
 #[derive(Debug, Clone)]
 pub struct NewRun {
     /// Its id.
-    pub run_id: String,
+    pub run_id: RunId,
     /// The workspace.
     pub workspace: WorkspaceId,
     /// The integration.
     pub slug: PluginSlug,
-    /// `push` | `pull` | `bidirectional`.
-    pub direction: &'static str,
+    /// Which way it moves records.
+    pub direction: SyncDirection,
     /// The entity, or `None` for several.
     pub entity: Option<String>,
-    /// `manual` | `schedule` | `webhook` | `retry`.
-    pub trigger: &'static str,
+    /// What started it.
+    pub trigger: Trigger,
     /// What it was asked to do.
     pub params: Value,
     /// Who started it.
     pub started_by: Option<String>,
     /// The run it retries.
-    pub retry_of: Option<String>,
+    pub retry_of: Option<RunId>,
     /// The process running it.
     pub owner_id: String,
 }
@@ -54,19 +54,19 @@ pub struct NewRun {
 #[derive(Debug, Clone, Serialize)]
 pub struct SyncRun {
     /// Its id.
-    pub run_id: String,
+    pub run_id: RunId,
     /// The workspace.
     pub workspace_id: String,
     /// The integration.
     pub integration: String,
-    /// `push` | `pull` | `bidirectional`.
-    pub direction: String,
+    /// Which way it moves records.
+    pub direction: SyncDirection,
     /// The entity (or `None` for several).
     pub entity: Option<String>,
     /// What started it.
-    pub trigger: String,
-    /// `running` | `completed` | `partial` | `failed` | `interrupted` | ...
-    pub status: String,
+    pub trigger: Trigger,
+    /// Where it is, or how it ended.
+    pub status: RunStatus,
     /// Counters.
     pub counts: RunCounts,
     /// Who started it.
@@ -82,7 +82,7 @@ pub struct SyncRun {
     /// What it was asked to do.
     pub params: Value,
     /// The run it retries.
-    pub retry_of: Option<String>,
+    pub retry_of: Option<RunId>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -107,18 +107,24 @@ struct Row {
     retry_of: Option<String>,
 }
 
-impl From<Row> for SyncRun {
-    fn from(r: Row) -> Self {
+/// A stored spelling of one of the run enums, or [`StoreError::Corrupt`] naming the column.
+fn stored<T>(parse: fn(&str) -> Option<T>, column: &str, text: &str) -> StoreResult<T> {
+    parse(text).ok_or_else(|| StoreError::Corrupt(format!("{column} `{text}`")))
+}
+
+impl TryFrom<Row> for SyncRun {
+    type Error = StoreError;
+    fn try_from(r: Row) -> StoreResult<Self> {
         let end = r.completed_at.unwrap_or_else(Utc::now);
-        Self {
+        Ok(Self {
             duration_ms: (end - r.started_at).num_milliseconds().max(0),
-            run_id: r.run_id,
+            run_id: RunId::from_stored(r.run_id),
             workspace_id: r.workspace_id,
             integration: r.integration_slug,
-            direction: r.direction,
+            direction: stored(SyncDirection::parse, "run direction", &r.direction)?,
             entity: r.entity,
-            trigger: r.trigger,
-            status: r.status,
+            trigger: stored(Trigger::parse, "run trigger", &r.trigger)?,
+            status: stored(RunStatus::parse, "run status", &r.status)?,
             counts: RunCounts {
                 records: r.record_count,
                 succeeded: r.success_count,
@@ -131,8 +137,8 @@ impl From<Row> for SyncRun {
             completed_at: r.completed_at,
             error: r.error,
             params: r.params.0,
-            retry_of: r.retry_of,
-        }
+            retry_of: r.retry_of.map(RunId::from_stored),
+        })
     }
 }
 
@@ -144,15 +150,15 @@ const COLUMNS: &str = "run_id, workspace_id, integration_slug, direction, entity
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
     /// Only this status.
-    pub status: Option<String>,
+    pub status: Option<RunStatus>,
     /// Only this direction.
-    pub direction: Option<String>,
+    pub direction: Option<SyncDirection>,
     /// Only this entity.
     pub entity: Option<String>,
     /// Only this trigger.
-    pub trigger: Option<String>,
+    pub trigger: Option<Trigger>,
     /// Continue below this `(started_at, run_id)`.
-    pub before: Option<(DateTime<Utc>, String)>,
+    pub before: Option<(DateTime<Utc>, RunId)>,
     /// At most this many.
     pub limit: i64,
 }
@@ -167,9 +173,10 @@ pub struct RunItem {
     /// The workspace record.
     pub record_id: Option<String>,
     /// The CRM record.
-    pub crm_id: Option<String>,
-    /// `created` | `updated` | `imported` | `linked` | `unchanged` | `failed` | `conflict` | `skipped`.
-    pub outcome: String,
+    #[schema(value_type = Option<String>)]
+    pub crm_id: Option<CrmId>,
+    /// What happened to it.
+    pub outcome: ItemOutcome,
     /// The normalized error (`{kind, message, crm_code, field}`).
     #[schema(value_type = Option<Object>)]
     pub error: Option<Value>,
@@ -196,63 +203,63 @@ impl Store {
              values ($1, $2, $3, $4, $5, $6, 'running', $7, $8, $9, $10, $11, $8) returning {COLUMNS}"
         );
         let row = with_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
-            .bind(&run.run_id)
+            .bind(run.run_id.as_str())
             .bind(run.workspace.as_str())
             .bind(run.slug.as_str())
-            .bind(run.direction)
+            .bind(run.direction.as_str())
             .bind(run.entity.as_deref())
-            .bind(run.trigger)
+            .bind(run.trigger.as_str())
             .bind(run.started_by.as_deref())
             .bind(now)
             .bind(Json(&run.params))
-            .bind(run.retry_of.as_deref())
+            .bind(run.retry_of.as_ref().map(RunId::as_str))
             .bind(&run.owner_id)
             .fetch_one(pool)
             .await)?;
-        Ok(row.into())
+        row.try_into()
     }
 
     /// Stores the counters of a running run and beats its heartbeat.
-    pub async fn update_run_counts(&self, run_id: &str, counts: &RunCounts) -> StoreResult<()> {
+    pub async fn update_run_counts(&self, run_id: &RunId, counts: &RunCounts) -> StoreResult<()> {
         let sql = "update sync_history set record_count = $1, success_count = $2, failure_count = $3, \
                    conflict_count = $4, skipped_count = $5, heartbeat_at = $6 where run_id = $7 and status = 'running'";
         with_pool!(self, pool => sqlx::query(sql)
             .bind(counts.records).bind(counts.succeeded).bind(counts.failed).bind(counts.conflicts).bind(counts.skipped)
-            .bind(Utc::now()).bind(run_id).execute(pool).await.map(|_| ()))?;
+            .bind(Utc::now()).bind(run_id.as_str()).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
     /// Beats a running run's heartbeat alone (between flushes: a run waiting its turn, or on a
     /// long plugin call, is alive too).
-    pub async fn beat_run(&self, run_id: &str) -> StoreResult<()> {
+    pub async fn beat_run(&self, run_id: &RunId) -> StoreResult<()> {
         let sql = "update sync_history set heartbeat_at = $1 where run_id = $2 and status = 'running'";
-        with_pool!(self, pool => sqlx::query(sql).bind(Utc::now()).bind(run_id).execute(pool).await.map(|_| ()))?;
+        with_pool!(self, pool => sqlx::query(sql).bind(Utc::now()).bind(run_id.as_str()).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
     /// Ends a run.
-    #[tracing::instrument(name = "store.finish_run", skip_all, fields(run = %run_id, status))]
+    #[tracing::instrument(name = "store.finish_run", skip_all, fields(run = %run_id, status = %status))]
     pub async fn finish_run(
         &self,
-        run_id: &str,
-        status: &str,
+        run_id: &RunId,
+        status: RunStatus,
         counts: &RunCounts,
         error: Option<&str>,
     ) -> StoreResult<()> {
         let sql = "update sync_history set status = $1, record_count = $2, success_count = $3, failure_count = $4, \
                    conflict_count = $5, skipped_count = $6, completed_at = $7, error = $8 where run_id = $9";
         with_pool!(self, pool => sqlx::query(sql)
-            .bind(status).bind(counts.records).bind(counts.succeeded).bind(counts.failed).bind(counts.conflicts)
-            .bind(counts.skipped).bind(Utc::now()).bind(error).bind(run_id).execute(pool).await.map(|_| ()))?;
+            .bind(status.as_str()).bind(counts.records).bind(counts.succeeded).bind(counts.failed).bind(counts.conflicts)
+            .bind(counts.skipped).bind(Utc::now()).bind(error).bind(run_id.as_str()).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
     /// One run of a workspace.
-    pub async fn get_run(&self, workspace: &WorkspaceId, run_id: &str) -> StoreResult<SyncRun> {
+    pub async fn get_run(&self, workspace: &WorkspaceId, run_id: &RunId) -> StoreResult<SyncRun> {
         let sql = format!("select {COLUMNS} from sync_history where workspace_id = $1 and run_id = $2");
         let row = with_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
-            .bind(workspace.as_str()).bind(run_id).fetch_one(pool).await)?;
-        Ok(row.into())
+            .bind(workspace.as_str()).bind(run_id.as_str()).fetch_one(pool).await)?;
+        row.try_into()
     }
 
     /// An integration's runs, newest first.
@@ -264,7 +271,8 @@ impl Store {
         filter: &RunFilter,
     ) -> StoreResult<Vec<SyncRun>> {
         let far = super::far_future();
-        let (before_at, before_id) = filter.before.clone().unwrap_or((far, String::new()));
+        let (before_at, before_id) =
+            filter.before.as_ref().map_or((far, String::new()), |(at, id)| (*at, id.as_str().to_owned()));
         let sql = format!(
             "select {COLUMNS} from sync_history where workspace_id = $1 and integration_slug = $2 \
              and ($3 = '' or status = $3) and ($4 = '' or direction = $4) and ($5 = '' or entity = $5) \
@@ -275,21 +283,21 @@ impl Store {
         let rows = with_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
             .bind(workspace.as_str())
             .bind(slug.as_str())
-            .bind(filter.status.as_deref().unwrap_or(""))
-            .bind(filter.direction.as_deref().unwrap_or(""))
+            .bind(filter.status.map_or("", RunStatus::as_str))
+            .bind(filter.direction.map_or("", SyncDirection::as_str))
             .bind(filter.entity.as_deref().unwrap_or(""))
             .bind(before_at)
             .bind(before_id)
             .bind(filter.limit.clamp(1, 500))
-            .bind(filter.trigger.as_deref().unwrap_or(""))
+            .bind(filter.trigger.map_or("", Trigger::as_str))
             .fetch_all(pool)
             .await)?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        rows.into_iter().map(TryInto::try_into).collect()
     }
 
     /// Appends per-record outcomes.
     #[tracing::instrument(name = "store.add_run_items", skip_all, fields(run = %run_id, n = items.len()))]
-    pub async fn add_run_items(&self, run_id: &str, items: &[RunItem]) -> StoreResult<()> {
+    pub async fn add_run_items(&self, run_id: &RunId, items: &[RunItem]) -> StoreResult<()> {
         if items.is_empty() {
             return Ok(());
         }
@@ -309,12 +317,12 @@ impl Store {
                 let mut query = sqlx::query(&sql);
                 for item in chunk {
                     query = query
-                        .bind(run_id)
+                        .bind(run_id.as_str())
                         .bind(item.index)
                         .bind(&item.entity)
                         .bind(item.record_id.as_deref())
-                        .bind(item.crm_id.as_deref())
-                        .bind(&item.outcome)
+                        .bind(item.crm_id.as_ref().map(CrmId::as_str))
+                        .bind(item.outcome.as_str())
                         .bind(item.error.as_ref().map(Json));
                 }
                 query.execute(pool).await.map(|_| ())
@@ -326,27 +334,28 @@ impl Store {
     /// A run's per-record outcomes in order, optionally only one outcome, from `after_index` on.
     pub async fn run_items(
         &self,
-        run_id: &str,
-        outcome: Option<&str>,
+        run_id: &RunId,
+        outcome: Option<ItemOutcome>,
         after_index: i64,
         limit: i64,
     ) -> StoreResult<Vec<RunItem>> {
         let sql = "select item_index, entity, record_id, crm_id, outcome, error from sync_run_items \
                    where run_id = $1 and ($2 = '' or outcome = $2) and item_index > $3 order by item_index limit $4";
         let rows = with_pool!(self, pool => sqlx::query_as::<_, ItemRow>(sql)
-            .bind(run_id).bind(outcome.unwrap_or("")).bind(after_index).bind(limit)
+            .bind(run_id.as_str()).bind(outcome.map_or("", ItemOutcome::as_str)).bind(after_index).bind(limit)
             .fetch_all(pool).await)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| RunItem {
-                index: r.item_index,
-                entity: r.entity,
-                record_id: r.record_id,
-                crm_id: r.crm_id,
-                outcome: r.outcome,
-                error: r.error.map(|e| e.0),
+        rows.into_iter()
+            .map(|r| {
+                Ok(RunItem {
+                    outcome: stored(ItemOutcome::parse, "item outcome", &r.outcome)?,
+                    index: r.item_index,
+                    entity: r.entity,
+                    record_id: r.record_id,
+                    crm_id: r.crm_id.map(CrmId::from_stored),
+                    error: r.error.map(|e| e.0),
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// Marks runs whose process is gone as `interrupted`: every running run of `owner_id` (a

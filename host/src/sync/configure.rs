@@ -9,7 +9,7 @@ use super::{SyncEngine, SyncError};
 use crate::domain::{EntityName, FieldName, PluginSlug, WorkspaceId};
 use crate::plugins::adapter_error_summary;
 use crate::plugins::bindings::adapter::{FieldInfo, FieldType};
-use crate::store::{Integration, StoreResultExt, StoredMapping};
+use crate::store::{AuditAction, AuditTarget, Integration, StoreResultExt, StoredMapping};
 
 /// One mapping as a client sends it.
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
@@ -181,7 +181,7 @@ impl SyncEngine {
             }
         }
         self.store.replace_mappings(workspace, slug, entity, &rows).await?;
-        self.audit(workspace, user, "mappings.updated", &format!("integration:{slug}"), json!({
+        self.audit(workspace, user, AuditAction::MappingsUpdated, AuditTarget::Integration(slug.clone()), json!({
             "entity": entity,
             "mappings": rows.iter().map(|r| json!({"app_field": r.app_field, "crm_field": r.crm_field, "direction": r.direction})).collect::<Vec<_>>(),
             "reset_to_defaults": rows.is_empty(),
@@ -210,8 +210,14 @@ impl SyncEngine {
             self.reschedule(&updated).await?;
             updated = self.store.get_integration(workspace, slug).await?;
         }
-        self.audit(workspace, user, "settings.updated", &format!("integration:{slug}"), json!({ "changes": patch }))
-            .await;
+        self.audit(
+            workspace,
+            user,
+            AuditAction::SettingsUpdated,
+            AuditTarget::Integration(slug.clone()),
+            json!({ "changes": patch }),
+        )
+        .await;
         let settings = SyncSettings::from_stored(&updated.settings);
         Ok((updated, settings))
     }

@@ -3,12 +3,12 @@
 //! mappings, settings and conflict resolution. The API layer calls [`SyncEngine`]; the merge rules
 //! live in [`merge`], the field rules in [`mapping`].
 
+mod backoff;
 mod configure;
 mod error;
 pub mod filters;
 pub mod frequency;
 pub mod input;
-mod job;
 mod lease;
 pub mod mapping;
 pub mod merge;
@@ -16,6 +16,7 @@ mod progress;
 mod pull;
 mod push;
 mod resolve;
+mod run;
 pub mod scheduler;
 pub mod settings;
 pub mod values;
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use backoff::RetryBackoff;
 pub use configure::MappingInput;
 pub use error::SyncError;
 pub use mapping::{Direction, EntityMappings, FieldMapping, MappingSource, Transform};
@@ -34,13 +36,14 @@ pub use merge::ConflictStrategy;
 pub use progress::{LiveRuns, Progress};
 pub use resolve::Resolution;
 pub use scheduler::SchedulerOptions;
-pub use settings::{SyncDirection, SyncSettings};
+pub use settings::SyncSettings;
 pub use webhooks::WebhookReport;
 
 use crate::connections::Connections;
-use crate::domain::{EntityName, PluginSlug, RecordId, WorkspaceId};
+use crate::domain::{CrmId, EntityName, ItemOutcome, PluginSlug, RecordId, RunId, RunStatus, WorkspaceId};
+pub use crate::domain::{SyncDirection, Trigger};
 use crate::plugins::{LoadedPlugin, PluginDescription};
-use crate::store::{NewAuditEntry, NewRun, Store, StoreError, StoreResultExt, SyncRun};
+use crate::store::{AuditAction, AuditTarget, NewAuditEntry, NewRun, Store, StoreError, StoreResultExt, SyncRun};
 
 /// Most records one push call, and one request group, may carry.
 pub const MAX_BATCH: usize = 200;
@@ -68,7 +71,7 @@ pub enum Operation {
         limit: Option<u32>,
         /// Only these CRM records (retries).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        crm_ids: Vec<String>,
+        crm_ids: Vec<CrmId>,
     },
     /// Two-way: pull the CRM's changes, merge, push the workspace's (or one of the two, for an
     /// integration whose direction is push or pull only).
@@ -82,13 +85,11 @@ pub enum Operation {
 }
 
 impl Operation {
-    fn direction(&self) -> &'static str {
+    fn direction(&self) -> SyncDirection {
         match self {
-            Self::Push { .. } => "push",
-            Self::Pull { .. } => "pull",
-            Self::Sync { direction: SyncDirection::Push, .. } => "push",
-            Self::Sync { direction: SyncDirection::Pull, .. } => "pull",
-            Self::Sync { .. } => "bidirectional",
+            Self::Push { .. } => SyncDirection::Push,
+            Self::Pull { .. } => SyncDirection::Pull,
+            Self::Sync { direction, .. } => *direction,
         }
     }
 
@@ -104,30 +105,6 @@ impl Operation {
         match self {
             Self::Push { entity, .. } | Self::Pull { entity, .. } => vec![entity.clone()],
             Self::Sync { entities, .. } => entities.clone(),
-        }
-    }
-}
-
-/// What started a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    /// A user through the API.
-    Manual,
-    /// A retry of an earlier run.
-    Retry,
-    /// The scheduler.
-    Schedule,
-    /// A CRM webhook.
-    Webhook,
-}
-
-impl Trigger {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Manual => "manual",
-            Self::Retry => "retry",
-            Self::Schedule => "schedule",
-            Self::Webhook => "webhook",
         }
     }
 }
@@ -161,6 +138,7 @@ pub struct SyncEngine {
     owner_id: String,
     options: SchedulerOptions,
     webhook_queue: Arc<webhooks::WebhookQueue>,
+    scheduler_passes: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for SyncEngine {
@@ -189,12 +167,25 @@ impl SyncEngine {
             owner_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             options,
             webhook_queue: Arc::default(),
+            scheduler_passes: tokio::sync::watch::Sender::new(0),
         }
     }
 
     /// This process's id in run rows and leases.
     pub fn owner_id(&self) -> &str {
         &self.owner_id
+    }
+
+    /// How many passes this process's scheduler has completed. A pass claims what is due and
+    /// ends once every run it claimed is recorded, so after a pass that began later than a
+    /// change, "nothing ran" is a fact, not a timing guess.
+    pub fn scheduler_passes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.scheduler_passes.subscribe()
+    }
+
+    /// Whether every CRM change accepted by webhook so far has its pull run recorded.
+    pub fn webhooks_settled(&self) -> bool {
+        self.webhook_queue.is_settled()
     }
 
     /// Live progress of this process's runs.
@@ -256,7 +247,7 @@ impl SyncEngine {
         operation: Operation,
         trigger: Trigger,
         started_by: &str,
-        retry_of: Option<String>,
+        retry_of: Option<RunId>,
     ) -> Result<SyncRun, SyncError> {
         self.start_run(workspace, slug, operation, trigger, started_by, retry_of).await.map(|(run, _)| run)
     }
@@ -266,7 +257,7 @@ impl SyncEngine {
     /// The run waits its turn behind other runs of the integration in this process, then for the
     /// integration's lease (another process may be running it), so each integration runs at most
     /// once at a time across every host process sharing the database.
-    #[tracing::instrument(name = "sync.start", skip_all, fields(workspace = %workspace, slug = %slug, direction = operation.direction()))]
+    #[tracing::instrument(name = "sync.start", skip_all, fields(workspace = %workspace, slug = %slug, direction = %operation.direction()))]
     pub(crate) async fn start_run(
         &self,
         workspace: &WorkspaceId,
@@ -274,7 +265,7 @@ impl SyncEngine {
         operation: Operation,
         trigger: Trigger,
         started_by: &str,
-        retry_of: Option<String>,
+        retry_of: Option<RunId>,
     ) -> Result<(SyncRun, tokio::task::JoinHandle<()>), SyncError> {
         let (plugin, context) = self.connections.call_context(workspace, slug).await?;
         let description = plugin.description();
@@ -307,7 +298,7 @@ impl SyncEngine {
             )));
         }
         let settings = SyncSettings::from_stored(&integration.settings);
-        let run_id = uuid::Uuid::new_v4().to_string();
+        let run_id = RunId::generate();
         let run = self
             .store
             .create_run(&NewRun {
@@ -316,7 +307,7 @@ impl SyncEngine {
                 slug: slug.clone(),
                 direction: operation.direction(),
                 entity: operation.entity_label(),
-                trigger: trigger.as_str(),
+                trigger,
                 params: serde_json::to_value(&operation).unwrap_or_default(),
                 started_by: Some(started_by.to_owned()),
                 retry_of: retry_of.clone(),
@@ -326,24 +317,24 @@ impl SyncEngine {
         self.audit(
             workspace,
             started_by,
-            "sync.started",
-            &format!("integration:{slug}"),
-            serde_json::json!({ "run_id": run_id, "direction": operation.direction(), "entity": run.entity, "trigger": trigger.as_str(), "retry_of": retry_of }),
+            AuditAction::SyncStarted,
+            AuditTarget::Integration(slug.clone()),
+            serde_json::json!({ "run_id": run_id, "direction": operation.direction(), "entity": run.entity, "trigger": trigger, "retry_of": retry_of }),
         )
         .await;
 
         let progress = self.live.start(&run_id);
-        let mut job = job::Job::new(
-            self.store.clone(),
+        let mut active = run::Run::new(run::RunParts {
+            store: self.store.clone(),
             plugin,
             context,
-            workspace.clone(),
-            slug.clone(),
-            run_id.clone(),
-            settings.clone(),
+            workspace: workspace.clone(),
+            slug: slug.clone(),
+            run_id: run_id.clone(),
+            settings: settings.clone(),
+            retry_backoff: self.options.record_retry,
             progress,
-        );
-        job.retry_backoff = self.options.record_retry;
+        });
         let lock = self.locks.get(workspace, slug);
         let live = self.live.clone();
         let store = self.store.clone();
@@ -357,14 +348,14 @@ impl SyncEngine {
                 Ok(lease) => lease,
                 Err(err) => {
                     tracing::error!(error = %err, "could not take the integration's lease");
-                    job.abandon("the database failed before the run could start; retry it").await;
+                    active.abandon("the database failed before the run could start; retry it").await;
                     live.end(&run_id);
                     return;
                 }
             };
-            job.lease_lost = Some(lease.lost_flag());
-            let progress = job.progress_sender();
-            let outcome = job::run_guarded(&store, &workspace, &run_id, progress, job.run(operation)).await;
+            active.lease_lost = Some(lease.lost_flag());
+            let progress = active.progress_sender();
+            let outcome = run::run_guarded(&store, &workspace, &run_id, progress, active.run_to_end(operation)).await;
             let scope = scheduler::RunScope {
                 workspace: &workspace,
                 slug: &slug,
@@ -374,25 +365,20 @@ impl SyncEngine {
             };
             let update = scheduler::after_run(&store, &options, &scope, &outcome).await;
             lease.release(update.as_ref()).await;
-            let entry = NewAuditEntry {
-                workspace_id: Some(workspace.clone()),
-                actor,
-                action: "sync.finished".to_owned(),
-                target: format!("integration:{slug}"),
-                details: serde_json::json!({
-                    "run_id": run_id, "status": outcome.status, "counts": outcome.counts, "error": outcome.error,
-                }),
-            };
-            if let Err(err) = store.append_audit(&entry).await {
-                tracing::error!(error = %err, "could not write the run's end to the audit log");
-            }
+            let details = serde_json::json!({
+                "run_id": run_id, "status": outcome.status, "counts": outcome.counts, "error": outcome.error,
+            });
+            let target = AuditTarget::Integration(slug.clone());
+            store
+                .audit(NewAuditEntry::in_workspace(&workspace, &actor, AuditAction::SyncFinished, target, details))
+                .await;
             live.end(&run_id);
         });
         Ok((run, handle))
     }
 
     /// Waits (up to `timeout`) for a run this process executes to end, then returns it as stored.
-    pub async fn wait(&self, workspace: &WorkspaceId, run_id: &str, timeout: Duration) -> Result<SyncRun, SyncError> {
+    pub async fn wait(&self, workspace: &WorkspaceId, run_id: &RunId, timeout: Duration) -> Result<SyncRun, SyncError> {
         if let Some(mut rx) = self.live.subscribe(run_id) {
             let _ = tokio::time::timeout(timeout, rx.wait_for(|p| p.finished)).await;
         }
@@ -405,7 +391,7 @@ impl SyncEngine {
         &self,
         workspace: &WorkspaceId,
         slug: &PluginSlug,
-        run_id: &str,
+        run_id: &RunId,
         user: &str,
     ) -> Result<SyncRun, SyncError> {
         let run = self
@@ -416,12 +402,12 @@ impl SyncEngine {
         if run.integration != slug.as_str() {
             return Err(SyncError::NotFound(format!("no sync run `{run_id}` for `{slug}`")));
         }
-        if run.status == "running" {
+        if run.status == RunStatus::Running {
             return Err(SyncError::Conflict("the run is still running".to_owned()));
         }
         let original: Operation = serde_json::from_value(run.params.clone())
             .map_err(|_| SyncError::Conflict("the run's parameters are not retryable".to_owned()))?;
-        let whole = matches!(run.status.as_str(), "interrupted" | "failed" | "cancelled");
+        let whole = run.status.retries_whole();
         let operation = match original {
             Operation::Push { entity, .. } if !whole => {
                 let failed = self.failed_items(run_id).await?;
@@ -437,7 +423,7 @@ impl SyncEngine {
             }
             Operation::Pull { entity, .. } if !whole => {
                 let failed = self.failed_items(run_id).await?;
-                let mut crm_ids: Vec<String> = failed.iter().filter_map(|i| i.crm_id.clone()).collect();
+                let mut crm_ids: Vec<CrmId> = failed.iter().filter_map(|i| i.crm_id.clone()).collect();
                 crm_ids.sort();
                 crm_ids.dedup();
                 if crm_ids.is_empty() {
@@ -447,32 +433,23 @@ impl SyncEngine {
             }
             other => other,
         };
-        self.start(workspace, slug, operation, Trigger::Retry, user, Some(run_id.to_owned())).await
+        self.start(workspace, slug, operation, Trigger::Retry, user, Some(run_id.clone())).await
     }
 
-    async fn failed_items(&self, run_id: &str) -> Result<Vec<crate::store::RunItem>, SyncError> {
+    async fn failed_items(&self, run_id: &RunId) -> Result<Vec<crate::store::RunItem>, SyncError> {
         // A run holds at most a few batches of failures worth retrying at once.
-        Ok(self.store.run_items(run_id, Some("failed"), -1, MAX_BATCH as i64).await?)
+        Ok(self.store.run_items(run_id, Some(ItemOutcome::Failed), -1, MAX_BATCH as i64).await?)
     }
 
     async fn audit(
         &self,
         workspace: &WorkspaceId,
         actor: &str,
-        action: &str,
-        target: &str,
+        action: AuditAction,
+        target: AuditTarget,
         details: serde_json::Value,
     ) {
-        let entry = NewAuditEntry {
-            workspace_id: Some(workspace.clone()),
-            actor: actor.to_owned(),
-            action: action.to_owned(),
-            target: target.to_owned(),
-            details,
-        };
-        if let Err(err) = self.store.append_audit(&entry).await {
-            tracing::error!(error = %err, action, "could not write to the audit log");
-        }
+        self.store.audit(NewAuditEntry::in_workspace(workspace, actor, action, target, details)).await;
     }
 
     /// Checks a plugin description has the entity and returns its description (for the API).
@@ -511,7 +488,7 @@ pub(crate) async fn effective_mappings(
 struct HeartbeatGuard(tokio::task::JoinHandle<()>);
 
 impl HeartbeatGuard {
-    fn start(store: Store, run_id: String) -> Self {
+    fn start(store: Store, run_id: RunId) -> Self {
         Self(tokio::spawn(async move {
             loop {
                 tokio::time::sleep(HEARTBEAT_TIMEOUT / 4).await;

@@ -8,15 +8,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::domain::{RunId, RunStatus};
 use crate::store::RunCounts;
 
 /// A run's progress at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Progress {
     /// The run.
-    pub run_id: String,
+    pub run_id: RunId,
     /// `running` until it ends, then its final status.
-    pub status: String,
+    pub status: RunStatus,
     /// What it is doing (`pulling contact`, `pushing contact`, `done`).
     pub phase: String,
     /// Counters so far.
@@ -30,32 +31,32 @@ pub struct Progress {
 /// The live runs of this process.
 #[derive(Debug, Clone, Default)]
 pub struct LiveRuns {
-    runs: Arc<Mutex<HashMap<String, watch::Receiver<Progress>>>>,
+    runs: Arc<Mutex<HashMap<RunId, watch::Receiver<Progress>>>>,
 }
 
 impl LiveRuns {
     /// Registers a run; the sender reports its progress.
-    pub fn start(&self, run_id: &str) -> watch::Sender<Progress> {
+    pub fn start(&self, run_id: &RunId) -> watch::Sender<Progress> {
         let initial = Progress {
-            run_id: run_id.to_owned(),
-            status: "running".to_owned(),
+            run_id: run_id.clone(),
+            status: RunStatus::Running,
             phase: "starting".to_owned(),
             counts: RunCounts::default(),
             finished: false,
             error: None,
         };
         let (tx, rx) = watch::channel(initial);
-        self.runs.lock().unwrap_or_else(PoisonError::into_inner).insert(run_id.to_owned(), rx);
+        self.runs.lock().unwrap_or_else(PoisonError::into_inner).insert(run_id.clone(), rx);
         tx
     }
 
     /// Forgets a run that ended (its receivers keep the last value).
-    pub fn end(&self, run_id: &str) {
+    pub fn end(&self, run_id: &RunId) {
         self.runs.lock().unwrap_or_else(PoisonError::into_inner).remove(run_id);
     }
 
     /// A receiver for a run this process is executing.
-    pub fn subscribe(&self, run_id: &str) -> Option<watch::Receiver<Progress>> {
+    pub fn subscribe(&self, run_id: &RunId) -> Option<watch::Receiver<Progress>> {
         self.runs.lock().unwrap_or_else(PoisonError::into_inner).get(run_id).cloned()
     }
 

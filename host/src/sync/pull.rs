@@ -2,20 +2,25 @@
 //! record (by link, else by match key, else import a new one under a deterministic id, so a
 //! retried pull never makes two), merge, write what changed, and remember the newest CRM change
 //! seen (the next incremental pull starts there).
+//!
+//! A page goes through named steps: [`Run::accept_page`] parses and checks what the plugin
+//! returned, [`Run::load_known`] reads what the workspace already has for it, [`Run::plan_page`]
+//! decides for every record before anything is written, then the page's record changes are
+//! written in one transaction and [`Run::link_planned`] links them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as Json};
 
 use super::filters::all_match;
-use super::job::{Fatal, Job, Outcome, host_error, required, store_fatal};
 use super::mapping::EntityMappings;
 use super::merge::{MergeOutcome, Side, merge};
 use super::push::{Done, LinkBatch};
+use super::run::{Fatal, Run, host_error, required, store_fatal};
 use super::values::{coerce_like, fields_by_name, parse_instant};
-use crate::domain::RecordId;
 use crate::domain::storable::nul_position;
+use crate::domain::{CrmId, EntityName, FieldName, ItemOutcome, RecordId};
 use crate::plugins::bindings::adapter::{CrmRecord, PullRequest};
 use crate::store::{LinkStatus, LinkWrite, NewConflict, RecordChange, RecordLink, StoredRecord};
 
@@ -26,6 +31,54 @@ pub(super) enum PullMode {
     PullOnly,
     /// Part of a two-way sync: the push phase that follows sends them.
     TwoWay,
+}
+
+/// Which CRM records a pull asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum PullScope {
+    /// Every record, or only those the CRM changed at or after `since` (RFC 3339); at most
+    /// `limit` of them.
+    Changed {
+        /// The instant to start from; `None` for everything.
+        since: Option<String>,
+        /// The most records to bring.
+        limit: Option<u32>,
+    },
+    /// Only these records (a retry, a webhook's changes, a refresh before a push).
+    Records(Vec<CrmId>),
+}
+
+impl PullScope {
+    /// The scope of a stored pull request: its CRM ids if it names any, else what changed.
+    pub(super) fn of_request(since: Option<String>, limit: Option<u32>, crm_ids: Vec<CrmId>) -> Self {
+        if crm_ids.is_empty() { Self::Changed { since, limit } } else { Self::Records(crm_ids) }
+    }
+
+    fn since(&self) -> Option<String> {
+        match self {
+            Self::Changed { since, .. } => since.clone(),
+            Self::Records(_) => None,
+        }
+    }
+
+    fn limit(&self) -> Option<usize> {
+        match self {
+            Self::Changed { limit, .. } => limit.map(|l| l as usize),
+            Self::Records(_) => None,
+        }
+    }
+
+    fn ids(&self) -> Vec<String> {
+        match self {
+            Self::Changed { .. } => Vec::new(),
+            Self::Records(ids) => ids.iter().map(|id| id.as_str().to_owned()).collect(),
+        }
+    }
+
+    /// Whether the pull sees every change, so the entity's cursor may move to the newest.
+    fn sees_every_change(&self) -> bool {
+        matches!(self, Self::Changed { limit: None, .. })
+    }
 }
 
 /// The workspace record id a CRM record is imported under: derived from the CRM id, so importing
@@ -40,7 +93,49 @@ pub fn import_id(slug: &str, crm_id: &str) -> String {
     id
 }
 
-impl Job {
+/// A CRM record of a page, accepted: its id parsed and its mapped fields in workspace form.
+struct Pulled {
+    id: CrmId,
+    view: Map<String, Json>,
+    modified_at: Option<DateTime<Utc>>,
+    deleted: bool,
+}
+
+/// What the workspace already has for a page: links to its CRM records, the records they link,
+/// and unlinked records matching unlinked CRM records on the match key.
+struct Known {
+    links: HashMap<CrmId, RecordLink>,
+    linked: HashMap<String, StoredRecord>,
+    by_key: HashMap<String, Vec<StoredRecord>>,
+    key_field: Option<FieldName>,
+}
+
+impl Known {
+    /// The match-key value of a CRM record, compared case-insensitively.
+    fn key_of(&self, view: &Map<String, Json>) -> Option<String> {
+        match_key_value(self.key_field.as_ref(), view)
+    }
+}
+
+fn match_key_value(key_field: Option<&FieldName>, view: &Map<String, Json>) -> Option<String> {
+    let field = key_field?;
+    view.get(field.as_str()).and_then(Json::as_str).filter(|s| !s.is_empty()).map(str::to_lowercase)
+}
+
+/// Everything a page's pull decided, before anything is written.
+#[derive(Default)]
+struct PagePlan<'a> {
+    /// Workspace record writes, in one transaction.
+    changes: Vec<RecordChange>,
+    /// Per CRM record whose workspace record is written or linked.
+    plans: Vec<Plan<'a>>,
+    /// Links decided outright (conflicts).
+    links: LinkBatch,
+    /// `(record id, CRM id)` of workspace records to delete (`propagate_deletes`).
+    deletions: Vec<(String, CrmId)>,
+}
+
+impl Run {
     /// Pulls an entity page by page; returns the newest CRM modification time seen. In a two-way
     /// sync the entity's cursor moves to it: after every page of an incremental pull (its pages
     /// come oldest change first, so a restart resumes where this one stopped), at the end of a
@@ -48,17 +143,14 @@ impl Job {
     pub(super) async fn pull_entity(
         &mut self,
         mappings: &EntityMappings,
-        since: Option<String>,
-        limit: Option<u32>,
-        crm_ids: Vec<String>,
+        scope: PullScope,
         mode: PullMode,
     ) -> Result<Option<String>, Fatal> {
-        let save_cursor = mode == PullMode::TwoWay && crm_ids.is_empty() && limit.is_none();
-        let incremental = since.is_some();
+        let save_cursor = mode == PullMode::TwoWay && scope.sees_every_change();
+        let incremental = scope.since().is_some();
+        let by_ids = matches!(scope, PullScope::Records(_));
         let mut newest: Option<(DateTime<Utc>, String)> = None;
-        let mut remaining = limit.map(|l| l as usize);
-        let fields = mappings.pull_fields();
-        let by_ids = !crm_ids.is_empty();
+        let mut remaining = scope.limit();
         let mut cursor: Option<String> = None;
         loop {
             let page_size = remaining.map_or(super::MAX_BATCH, |r| r.min(super::MAX_BATCH));
@@ -68,9 +160,9 @@ impl Job {
             let request = PullRequest {
                 entity: mappings.entity.to_string(),
                 cursor: cursor.clone(),
-                modified_since: since.clone(),
-                ids: crm_ids.clone(),
-                fields: fields.clone(),
+                modified_since: scope.since(),
+                ids: scope.ids(),
+                fields: mappings.pull_fields(),
                 limit: page_size as u32,
             };
             let (plugin, context) = (self.plugin.clone(), self.context.clone());
@@ -80,21 +172,16 @@ impl Job {
                 records.truncate(*r);
                 *r -= records.len();
             }
-            for record in &records {
-                if let Some(at) = record.modified_at.as_deref().and_then(|s| parse_instant(s).map(|t| (t, s)))
-                    && newest.as_ref().is_none_or(|(n, _)| at.0 > *n)
-                {
-                    newest = Some((at.0, at.1.to_owned()));
-                }
-            }
-            let records = self.refuse_unstorable(mappings, records);
-            self.merge_page(mappings, &records, mode).await?;
+            note_newest(&mut newest, &records);
+            let empty = records.is_empty();
+            let accepted = self.accept_page(mappings, records);
+            self.merge_page(mappings, &accepted, mode).await?;
             self.flush().await?;
             if save_cursor && incremental {
                 self.save_cursor(mappings, newest.as_ref()).await?;
             }
             match page.next_cursor {
-                Some(next) if !by_ids || !records.is_empty() => cursor = Some(next),
+                Some(next) if !by_ids || !empty => cursor = Some(next),
                 _ => break,
             }
         }
@@ -113,216 +200,298 @@ impl Job {
         self.store.set_pull_cursor(&self.workspace, &self.slug, &mappings.entity, raw).await.map_err(store_fatal)
     }
 
-    /// Fails, one by one, the CRM records the store cannot hold (a NUL character in their id or a
-    /// pulled value) and returns the rest: one bad value never stops the run.
-    fn refuse_unstorable(&mut self, mappings: &EntityMappings, records: Vec<CrmRecord>) -> Vec<CrmRecord> {
-        let mut storable = Vec::with_capacity(records.len());
+    /// Accepts a page's records as [`Pulled`], failing one by one those the store cannot hold (an
+    /// unusable CRM id, a NUL character in a pulled value): one bad value never stops the run.
+    fn accept_page(&mut self, mappings: &EntityMappings, records: Vec<CrmRecord>) -> Vec<Pulled> {
+        let mut accepted = Vec::with_capacity(records.len());
         for record in records {
-            let view = Json::Object(mappings.crm_view(&fields_by_name(&record.fields)));
-            let problem = if record.id.contains('\0') {
-                Some("its CRM id contains a NUL character".to_owned())
-            } else {
-                nul_position(&view).map(|field| {
-                    format!("the CRM's value for `{field}` contains a NUL character, which crmhost does not store")
-                })
+            let view = mappings.crm_view(&fields_by_name(&record.fields));
+            let problem = match CrmId::parse(&record.id) {
+                Err(_) if record.id.contains('\0') => Err("its CRM id contains a NUL character".to_owned()),
+                Err(why) => Err(format!("the plugin returned an unusable {why}")),
+                Ok(id) => match field_with_nul(&view) {
+                    Some(field) => Err(format!(
+                        "the CRM's value for `{field}` contains a NUL character, which crmhost does not store"
+                    )),
+                    None => Ok(id),
+                },
             };
             match problem {
-                None => storable.push(record),
-                Some(problem) => {
+                Ok(id) => accepted.push(Pulled {
+                    id,
+                    view,
+                    modified_at: record.modified_at.as_deref().and_then(parse_instant),
+                    deleted: record.deleted,
+                }),
+                Err(problem) => {
                     let error = host_error(
                         "invalid_value",
                         format!("{problem}; remove it in the CRM and the next sync brings the record"),
                     );
-                    let crm_id = record.id.replace('\0', "\\u0000");
-                    self.record(&mappings.entity, None, Some(&crm_id), Outcome::Failed, Some(error));
+                    let shown = CrmId::from_stored(record.id.replace('\0', "\\u0000").chars().take(255).collect());
+                    self.record(&mappings.entity, None, Some(&shown), ItemOutcome::Failed, Some(error));
                 }
             }
         }
-        storable
+        accepted
     }
 
     /// Merges one page of CRM records into the workspace.
-    async fn merge_page(&mut self, mappings: &EntityMappings, page: &[CrmRecord], mode: PullMode) -> Result<(), Fatal> {
-        let entity = mappings.entity.clone();
-        let (ws, slug) = (self.workspace.clone(), self.slug.clone());
-        let crm_ids: Vec<String> = page.iter().map(|r| r.id.clone()).collect();
-        let links: HashMap<String, RecordLink> = self
+    async fn merge_page(&mut self, mappings: &EntityMappings, page: &[Pulled], mode: PullMode) -> Result<(), Fatal> {
+        let mut known = self.load_known(mappings, page).await?;
+        let mut plan = self.plan_page(mappings, page, &mut known).await?;
+        let written = self
             .store
-            .links_for_crm_ids(&ws, &slug, &entity, &crm_ids)
+            .apply_record_changes_batch(&self.workspace, &mappings.entity, &plan.changes)
+            .await
+            .map_err(store_fatal)?;
+        let mut links = std::mem::take(&mut plan.links);
+        self.link_planned(mappings, plan.plans, &plan.changes, written, mode, &mut links).await?;
+        self.commit_links(&mappings.entity, links).await?;
+        self.apply_crm_deletions(&mappings.entity, &plan.deletions).await
+    }
+
+    /// Reads what the workspace has for a page: the links to its records, the workspace records
+    /// they link, and for unlinked CRM records the still-unlinked workspace records with the same
+    /// match key.
+    async fn load_known(&self, mappings: &EntityMappings, page: &[Pulled]) -> Result<Known, Fatal> {
+        let (ws, slug, entity) = (&self.workspace, &self.slug, &mappings.entity);
+        let crm_ids: Vec<CrmId> = page.iter().map(|r| r.id.clone()).collect();
+        let links: HashMap<CrmId, RecordLink> = self
+            .store
+            .links_for_crm_ids(ws, slug, entity, &crm_ids)
             .await
             .map_err(store_fatal)?
             .into_iter()
             .filter_map(|l| l.crm_id.clone().map(|id| (id, l)))
             .collect();
-
-        // Unlinked CRM records may match workspace records on the match key.
-        let views: Vec<Map<String, Json>> =
-            page.iter().map(|r| mappings.crm_view(&fields_by_name(&r.fields))).collect();
         let key_field = mappings.match_app_field().map(|m| m.app_field.clone());
-        let key_of = |view: &Map<String, Json>| -> Option<String> {
-            let field = key_field.as_ref()?;
-            view.get(field.as_str()).and_then(Json::as_str).filter(|s| !s.is_empty()).map(str::to_lowercase)
-        };
         let wanted_keys: Vec<String> = page
             .iter()
-            .zip(&views)
-            .filter(|(r, _)| !r.deleted && !links.contains_key(&r.id))
-            .filter_map(|(_, v)| key_of(v))
+            .filter(|r| !r.deleted && !links.contains_key(&r.id))
+            .filter_map(|r| match_key_value(key_field.as_ref(), &r.view))
             .collect();
-        let mut by_key: HashMap<String, Vec<StoredRecord>> = HashMap::new();
-        if let Some(field) = &key_field
-            && !wanted_keys.is_empty()
-        {
-            let found =
-                self.store.find_records_by_field(&ws, &entity, field, &wanted_keys).await.map_err(store_fatal)?;
-            let found_ids: Vec<String> = found.iter().map(|r| r.id.clone()).collect();
-            let taken: std::collections::HashSet<String> = self
-                .store
-                .links_for_records(&ws, &slug, &entity, &found_ids)
-                .await
-                .map_err(store_fatal)?
-                .into_iter()
-                .filter(|l| l.crm_id.is_some())
-                .map(|l| l.record_id)
-                .collect();
-            for record in found.into_iter().filter(|r| !taken.contains(&r.id)) {
-                if let Some(key) = record.fields.get(field.as_str()).and_then(Json::as_str).map(str::to_lowercase) {
-                    by_key.entry(key).or_default().push(record);
-                }
-            }
-        }
+        let by_key = match &key_field {
+            Some(field) if !wanted_keys.is_empty() => self.unlinked_by_key(entity, field, &wanted_keys).await?,
+            _ => HashMap::new(),
+        };
         let linked_ids: Vec<String> = links.values().map(|l| l.record_id.clone()).collect();
-        let linked_records: HashMap<String, StoredRecord> = self
+        let linked: HashMap<String, StoredRecord> = self
             .store
-            .get_records(&ws, &entity, &linked_ids)
+            .get_records(ws, entity, &linked_ids)
             .await
             .map_err(store_fatal)?
             .into_iter()
             .map(|r| (r.id.clone(), r))
             .collect();
+        Ok(Known { links, linked, by_key, key_field })
+    }
 
-        // First decide for every CRM record; then write the page's record changes in one
-        // transaction and its links in another.
-        let mut changes: Vec<RecordChange> = Vec::new();
-        let mut plans: Vec<Plan<'_>> = Vec::new();
-        let mut links_out = LinkBatch::default();
-        let mut deletions: Vec<(String, String)> = Vec::new();
+    /// Workspace records whose match key is one of `keys` and that no CRM record links yet, by
+    /// lower-cased key.
+    async fn unlinked_by_key(
+        &self,
+        entity: &EntityName,
+        field: &FieldName,
+        keys: &[String],
+    ) -> Result<HashMap<String, Vec<StoredRecord>>, Fatal> {
+        let (ws, slug) = (&self.workspace, &self.slug);
+        let found = self.store.find_records_by_field(ws, entity, field, keys).await.map_err(store_fatal)?;
+        let found_ids: Vec<String> = found.iter().map(|r| r.id.clone()).collect();
+        let taken: HashSet<String> = self
+            .store
+            .links_for_records(ws, slug, entity, &found_ids)
+            .await
+            .map_err(store_fatal)?
+            .into_iter()
+            .filter(|l| l.crm_id.is_some())
+            .map(|l| l.record_id)
+            .collect();
+        let mut by_key: HashMap<String, Vec<StoredRecord>> = HashMap::new();
+        for record in found.into_iter().filter(|r| !taken.contains(&r.id)) {
+            if let Some(key) = record.fields.get(field.as_str()).and_then(Json::as_str).map(str::to_lowercase) {
+                by_key.entry(key).or_default().push(record);
+            }
+        }
+        Ok(by_key)
+    }
+
+    /// Decides for every CRM record of a page: delete, skip, fail, import, merge or conflict.
+    async fn plan_page<'a>(
+        &mut self,
+        mappings: &EntityMappings,
+        page: &'a [Pulled],
+        known: &mut Known,
+    ) -> Result<PagePlan<'a>, Fatal> {
+        let entity = mappings.entity.clone();
         let settings = self.settings.clone();
         let filters = settings.filters_of(&entity);
-        for (crm, crm_view) in page.iter().zip(&views) {
-            let crm_at = crm.modified_at.as_deref().and_then(parse_instant);
-            let link = links.get(&crm.id);
+        let mut plan = PagePlan::default();
+        for crm in page {
+            let link = known.links.get(&crm.id).cloned();
             if crm.deleted {
                 if let Some(link) = link {
-                    if self.settings.propagate_deletes {
-                        deletions.push((link.record_id.clone(), crm.id.clone()));
-                    } else {
-                        let why = host_error("deleted", "deleted in the CRM (deletes are not propagated)");
-                        self.record(&entity, Some(&link.record_id), Some(&crm.id), Outcome::Skipped, Some(why));
-                    }
+                    self.plan_crm_deletion(&entity, &link, &crm.id, &mut plan);
                 }
                 continue;
             }
             // Filtered out: not this integration's business, in either direction.
-            if !all_match(filters, crm_view) {
+            if !all_match(filters, &crm.view) {
                 continue;
             }
-            let target = match link {
-                Some(link) => linked_records.get(&link.record_id).map(|record| (record.clone(), Some(link.clone()))),
-                None => match key_of(crm_view).and_then(|k| by_key.get_mut(&k)) {
-                    Some(candidates) if candidates.len() > 1 => {
-                        let ids: Vec<&str> = candidates.iter().map(|r| r.id.as_str()).collect();
-                        let error = host_error(
-                            "duplicate",
-                            format!("its match key matches {} workspace records ({})", ids.len(), ids.join(", ")),
-                        );
-                        self.record(&entity, None, Some(&crm.id), Outcome::Failed, Some(error));
-                        continue;
-                    }
-                    // One CRM record claims the candidate; a second CRM record with the same key imports.
-                    Some(candidates) => candidates.pop().map(|r| (r, None)),
-                    None => None,
-                },
-            };
-            let Some((record, link)) = target else {
-                if !self.settings.create_missing {
-                    // Only records already in the workspace are kept in step.
-                    continue;
-                }
-                let Ok(id) = RecordId::parse(&import_id(self.slug.as_str(), &crm.id)) else {
-                    let error = host_error("invalid", format!("cannot derive a workspace id from CRM id `{}`", crm.id));
-                    self.record(&entity, None, Some(&crm.id), Outcome::Failed, Some(error));
-                    continue;
-                };
-                let fields =
-                    crm_view.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect();
-                changes.push(RecordChange { id, fields, expected_version: None });
-                plans.push(Plan { crm, crm_view, crm_at, change: Some(changes.len() - 1), kind: PlanKind::Import });
-                continue;
-            };
-            if record.deleted_at.is_some() {
-                let why = host_error("deleted", "deleted in the workspace (deletes are not propagated)");
-                self.record(&entity, Some(&record.id), Some(&crm.id), Outcome::Skipped, Some(why));
-                continue;
+            let Some((record, link)) = self.find_target(&entity, crm, link, known) else { continue };
+            match record {
+                None if settings.create_missing => self.plan_import(&entity, crm, &mut plan),
+                // Only records already in the workspace are kept in step.
+                None => {}
+                Some(record) => self.plan_merge(mappings, crm, record, link, &mut plan).await?,
             }
-            let app_view = mappings.app_view(&record.fields);
-            let base = link.as_ref().and_then(|l| l.base.as_ref());
-            let out = merge(
-                mappings,
-                Side { values: &app_view, changed_at: Some(record.updated_at) },
-                Side { values: crm_view, changed_at: crm_at },
-                base,
-                self.strategy,
-            );
-            if !out.conflicts.is_empty() {
-                let conflict = NewConflict {
-                    slug: &self.slug,
-                    entity: entity.as_str(),
-                    record_id: &record.id,
-                    crm_id: Some(&crm.id),
-                    app_values: &app_view,
-                    crm_values: crm_view,
-                    base_values: base,
-                    conflicting_fields: &out.conflicts,
-                };
-                let conflict_id = self.store.record_conflict(&self.workspace, &conflict).await.map_err(store_fatal)?;
-                let error = serde_json::json!({
-                    "kind": "conflict",
-                    "message": format!("changed on both sides: {}", out.conflicts.join(", ")),
-                    "conflict_id": conflict_id,
-                });
-                let write = LinkWrite {
-                    crm_id: Some(crm.id.clone()),
-                    crm_modified_at: crm_at,
-                    ..LinkWrite::status(&record.id, LinkStatus::Conflict, Some(error))
-                };
-                let detail =
-                    serde_json::json!({ "kind": "conflict", "conflict_id": conflict_id, "fields": out.conflicts });
-                links_out.push(write, Done::new(&record.id, Some(&crm.id), Outcome::Conflict, Some(detail)));
-                continue;
-            }
-            let change = if out.to_app.is_empty() {
-                None
-            } else {
-                let fields =
-                    out.to_app.iter().map(|(k, v)| (k.clone(), coerce_like(v.clone(), record.fields.get(k)))).collect();
-                let id = RecordId::parse(&record.id).map_err(Fatal)?;
-                changes.push(RecordChange { id, fields, expected_version: Some(record.version) });
-                Some(changes.len() - 1)
-            };
-            plans.push(Plan {
-                crm,
-                crm_view,
-                crm_at,
-                change,
-                kind: PlanKind::Merge(Box::new(MergePlan { record, link, out })),
-            });
         }
+        Ok(plan)
+    }
 
-        let written = self.store.apply_record_changes_batch(&ws, &entity, &changes).await.map_err(store_fatal)?;
+    /// A CRM deletion of a linked record: deleted here too with `propagate_deletes`, else skipped.
+    fn plan_crm_deletion(&mut self, entity: &EntityName, link: &RecordLink, crm_id: &CrmId, plan: &mut PagePlan<'_>) {
+        if self.settings.propagate_deletes {
+            plan.deletions.push((link.record_id.clone(), crm_id.clone()));
+        } else {
+            let why = host_error("deleted", "deleted in the CRM (deletes are not propagated)");
+            self.record(entity, Some(&link.record_id), Some(crm_id), ItemOutcome::Skipped, Some(why));
+        }
+    }
+
+    /// The workspace record a CRM record goes to: the linked one, else the one unlinked record
+    /// with its match key (claimed, so a second CRM record with that key imports). `Some(None)`
+    /// means none (import it); `None` means the record failed (counted here).
+    fn find_target(
+        &mut self,
+        entity: &EntityName,
+        crm: &Pulled,
+        link: Option<RecordLink>,
+        known: &mut Known,
+    ) -> Option<(Option<StoredRecord>, Option<RecordLink>)> {
+        if let Some(link) = link {
+            return Some((known.linked.get(&link.record_id).cloned(), Some(link)));
+        }
+        let key = known.key_of(&crm.view);
+        match key.and_then(|k| known.by_key.get_mut(&k)) {
+            Some(candidates) if candidates.len() > 1 => {
+                let ids: Vec<&str> = candidates.iter().map(|r| r.id.as_str()).collect();
+                let error = host_error(
+                    "duplicate",
+                    format!("its match key matches {} workspace records ({})", ids.len(), ids.join(", ")),
+                );
+                self.record(entity, None, Some(&crm.id), ItemOutcome::Failed, Some(error));
+                None
+            }
+            Some(candidates) => Some((candidates.pop(), None)),
+            None => Some((None, None)),
+        }
+    }
+
+    /// A new workspace record under the id derived from the CRM id.
+    fn plan_import<'a>(&mut self, entity: &EntityName, crm: &'a Pulled, plan: &mut PagePlan<'a>) {
+        let Ok(id) = RecordId::parse(&import_id(self.slug.as_str(), crm.id.as_str())) else {
+            let error = host_error("invalid", format!("cannot derive a workspace id from CRM id `{}`", crm.id));
+            self.record(entity, None, Some(&crm.id), ItemOutcome::Failed, Some(error));
+            return;
+        };
+        let fields = crm.view.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), v.clone())).collect();
+        plan.changes.push(RecordChange { id, fields, expected_version: None });
+        plan.plans.push(Plan { crm, change: Some(plan.changes.len() - 1), kind: PlanKind::Import });
+    }
+
+    /// Merges a CRM record into its workspace record: a conflict is recorded at once; otherwise
+    /// the workspace change (if any) joins the page's writes.
+    async fn plan_merge<'a>(
+        &mut self,
+        mappings: &EntityMappings,
+        crm: &'a Pulled,
+        record: StoredRecord,
+        link: Option<RecordLink>,
+        plan: &mut PagePlan<'a>,
+    ) -> Result<(), Fatal> {
+        if record.deleted_at.is_some() {
+            let why = host_error("deleted", "deleted in the workspace (deletes are not propagated)");
+            self.record(&mappings.entity, Some(&record.id), Some(&crm.id), ItemOutcome::Skipped, Some(why));
+            return Ok(());
+        }
+        let app_view = mappings.app_view(&record.fields);
+        let base = link.as_ref().and_then(|l| l.base.as_ref());
+        let out = merge(
+            mappings,
+            Side { values: &app_view, changed_at: Some(record.updated_at) },
+            Side { values: &crm.view, changed_at: crm.modified_at },
+            base,
+            self.strategy,
+        );
+        if !out.conflicts.is_empty() {
+            let (write, done) = self.record_conflict(mappings, crm, &record, &app_view, base, &out).await?;
+            plan.links.push(write, done);
+            return Ok(());
+        }
+        let change = if out.to_app.is_empty() {
+            None
+        } else {
+            let fields =
+                out.to_app.iter().map(|(k, v)| (k.clone(), coerce_like(v.clone(), record.fields.get(k)))).collect();
+            let id = RecordId::parse(&record.id).map_err(Fatal)?;
+            plan.changes.push(RecordChange { id, fields, expected_version: Some(record.version) });
+            Some(plan.changes.len() - 1)
+        };
+        plan.plans.push(Plan { crm, change, kind: PlanKind::Merge(Box::new(MergePlan { record, link, out })) });
+        Ok(())
+    }
+
+    /// Stores a conflict for a user and returns the record's conflict link.
+    async fn record_conflict(
+        &self,
+        mappings: &EntityMappings,
+        crm: &Pulled,
+        record: &StoredRecord,
+        app_view: &Map<String, Json>,
+        base: Option<&Map<String, Json>>,
+        out: &MergeOutcome,
+    ) -> Result<(LinkWrite, Done), Fatal> {
+        let conflict = NewConflict {
+            slug: &self.slug,
+            entity: mappings.entity.as_str(),
+            record_id: &record.id,
+            crm_id: Some(&crm.id),
+            app_values: app_view,
+            crm_values: &crm.view,
+            base_values: base,
+            conflicting_fields: &out.conflicts,
+        };
+        let conflict_id = self.store.record_conflict(&self.workspace, &conflict).await.map_err(store_fatal)?;
+        let error = serde_json::json!({
+            "kind": "conflict",
+            "message": format!("changed on both sides: {}", out.conflicts.join(", ")),
+            "conflict_id": conflict_id,
+        });
+        let write = LinkWrite {
+            crm_id: Some(crm.id.clone()),
+            crm_modified_at: crm.modified_at,
+            ..LinkWrite::status(&record.id, LinkStatus::Conflict, Some(error))
+        };
+        let detail = serde_json::json!({ "kind": "conflict", "conflict_id": conflict_id, "fields": out.conflicts });
+        Ok((write, Done::new(&record.id, Some(&crm.id), ItemOutcome::Conflict, Some(detail))))
+    }
+
+    /// Links every planned record after the page's writes: imports as synced, merges as synced
+    /// or (with workspace changes still to push) pending, and a record changed in the workspace
+    /// meanwhile as pending for the next sync.
+    async fn link_planned(
+        &mut self,
+        mappings: &EntityMappings,
+        plans: Vec<Plan<'_>>,
+        changes: &[RecordChange],
+        written: Vec<Option<StoredRecord>>,
+        mode: PullMode,
+        links: &mut LinkBatch,
+    ) -> Result<(), Fatal> {
         for plan in plans {
             let result = plan.change.and_then(|i| written.get(i).cloned().flatten());
-            let crm_id = plan.crm.id.as_str();
             match plan.kind {
                 PlanKind::Import => {
                     let record = match result {
@@ -333,109 +502,132 @@ impl Job {
                                 .change
                                 .map(|i| changes[i].id.clone())
                                 .ok_or_else(|| Fatal("lost an import".to_owned()))?;
-                            self.store.get_record(&ws, &entity, &id).await.map_err(store_fatal)?
+                            self.store.get_record(&self.workspace, &mappings.entity, &id).await.map_err(store_fatal)?
                         }
                     };
                     let write = LinkWrite {
                         record_id: record.id.clone(),
-                        crm_id: Some(crm_id.to_owned()),
+                        crm_id: Some(plan.crm.id.clone()),
                         status: LinkStatus::Synced,
-                        base: Some(plan.crm_view.clone()),
+                        base: Some(plan.crm.view.clone()),
                         synced_version: Some(record.version),
-                        crm_modified_at: plan.crm_at,
+                        crm_modified_at: plan.crm.modified_at,
                         last_error: None,
                         synced: true,
                     };
-                    links_out.push(write, Done::new(&record.id, Some(crm_id), Outcome::Imported, None));
+                    links.push(write, Done::new(&record.id, Some(&plan.crm.id), ItemOutcome::Imported, None));
                 }
                 PlanKind::Merge(merge_plan) => {
-                    let MergePlan { record, link, out } = *merge_plan;
-                    let version = match (plan.change, result) {
-                        (None, _) => record.version,
-                        (Some(_), Some(updated)) => updated.version,
-                        (Some(_), None) => {
-                            // Changed in the workspace while we merged: the next sync merges it again.
-                            let error = host_error(
-                                "changed_during_sync",
-                                "the workspace record changed during the sync; it will be merged again",
-                            );
-                            let write = LinkWrite {
-                                crm_id: Some(crm_id.to_owned()),
-                                ..LinkWrite::status(&record.id, LinkStatus::Pending, Some(error.clone()))
-                            };
-                            links_out.push(write, Done::new(&record.id, Some(crm_id), Outcome::Failed, Some(error)));
-                            continue;
-                        }
-                    };
-                    let needs_push = !out.to_crm.is_empty();
-                    let outcome = if link.is_none() {
-                        Outcome::Linked
-                    } else if !out.to_app.is_empty() {
-                        Outcome::Updated
-                    } else {
-                        Outcome::Unchanged
-                    };
-                    // Nothing moved (our own write read back, or a change elsewhere): no write.
-                    let settled = link.as_ref().is_some_and(|l| {
-                        l.status == LinkStatus::Synced
-                            && l.synced_version == version
-                            && l.base.as_ref() == Some(&out.base)
-                    });
-                    if outcome == Outcome::Unchanged && !needs_push && settled {
-                        self.record(&entity, Some(&record.id), Some(crm_id), outcome, None);
-                        continue;
-                    }
-                    let write = LinkWrite {
-                        record_id: record.id.clone(),
-                        crm_id: Some(crm_id.to_owned()),
-                        status: if needs_push { LinkStatus::Pending } else { LinkStatus::Synced },
-                        base: Some(out.base.clone()),
-                        // With changes still to push, the old version stays so the push phase finds them.
-                        synced_version: if needs_push {
-                            Some(link.as_ref().map_or(0, |l| l.synced_version))
-                        } else {
-                            Some(version)
-                        },
-                        crm_modified_at: plan.crm_at,
-                        last_error: None,
-                        synced: !needs_push,
-                    };
-                    // Records with workspace changes are counted when the push phase sends them; in
-                    // a pull only, they are left pending.
-                    if outcome != Outcome::Unchanged || !needs_push || mode == PullMode::PullOnly {
-                        links_out.push(write, Done::new(&record.id, Some(crm_id), outcome, None));
-                    } else {
-                        links_out.push_uncounted(write);
-                    }
+                    self.link_merged(mappings, plan.crm, *merge_plan, plan.change.is_some(), result, mode, links)
                 }
             }
         }
-        self.commit_links(&entity, links_out).await?;
-        self.apply_crm_deletions(&entity, &deletions).await
+        Ok(())
+    }
+
+    /// Links one merged record (see [`Run::link_planned`]).
+    #[allow(clippy::too_many_arguments)]
+    fn link_merged(
+        &mut self,
+        mappings: &EntityMappings,
+        crm: &Pulled,
+        MergePlan { record, link, out }: MergePlan,
+        changed: bool,
+        written: Option<StoredRecord>,
+        mode: PullMode,
+        links: &mut LinkBatch,
+    ) {
+        let version = match (changed, written) {
+            (false, _) => record.version,
+            (true, Some(updated)) => updated.version,
+            (true, None) => {
+                // Changed in the workspace while we merged: the next sync merges it again.
+                let error = host_error(
+                    "changed_during_sync",
+                    "the workspace record changed during the sync; it will be merged again",
+                );
+                let write = LinkWrite {
+                    crm_id: Some(crm.id.clone()),
+                    ..LinkWrite::status(&record.id, LinkStatus::Pending, Some(error.clone()))
+                };
+                links.push(write, Done::new(&record.id, Some(&crm.id), ItemOutcome::Failed, Some(error)));
+                return;
+            }
+        };
+        let needs_push = !out.to_crm.is_empty();
+        let outcome = if link.is_none() {
+            ItemOutcome::Linked
+        } else if !out.to_app.is_empty() {
+            ItemOutcome::Updated
+        } else {
+            ItemOutcome::Unchanged
+        };
+        // Nothing moved (our own write read back, or a change elsewhere): no write.
+        let settled = link.as_ref().is_some_and(|l| {
+            l.status == LinkStatus::Synced && l.synced_version == version && l.base.as_ref() == Some(&out.base)
+        });
+        if outcome == ItemOutcome::Unchanged && !needs_push && settled {
+            self.record(&mappings.entity, Some(&record.id), Some(&crm.id), outcome, None);
+            return;
+        }
+        let write = LinkWrite {
+            record_id: record.id.clone(),
+            crm_id: Some(crm.id.clone()),
+            status: if needs_push { LinkStatus::Pending } else { LinkStatus::Synced },
+            base: Some(out.base.clone()),
+            // With changes still to push, the old version stays so the push phase finds them.
+            synced_version: if needs_push {
+                Some(link.as_ref().map_or(0, |l| l.synced_version))
+            } else {
+                Some(version)
+            },
+            crm_modified_at: crm.modified_at,
+            last_error: None,
+            synced: !needs_push,
+        };
+        // Records with workspace changes are counted when the push phase sends them; in a pull
+        // only, they are left pending.
+        if outcome != ItemOutcome::Unchanged || !needs_push || mode == PullMode::PullOnly {
+            links.push(write, Done::new(&record.id, Some(&crm.id), outcome, None));
+        } else {
+            links.push_uncounted(write);
+        }
     }
 
     /// Deletes (softly) the workspace records whose CRM records were deleted, and their links.
-    async fn apply_crm_deletions(
-        &mut self,
-        entity: &crate::domain::EntityName,
-        deletions: &[(String, String)],
-    ) -> Result<(), Fatal> {
+    async fn apply_crm_deletions(&mut self, entity: &EntityName, deletions: &[(String, CrmId)]) -> Result<(), Fatal> {
         let mut unlinked = Vec::new();
         for (record_id, crm_id) in deletions {
             let id = RecordId::parse(record_id).map_err(Fatal)?;
             self.store.delete_record(&self.workspace, entity, &id).await.map_err(store_fatal)?;
-            self.record(entity, Some(record_id), Some(crm_id), Outcome::Deleted, None);
+            self.record(entity, Some(record_id), Some(crm_id), ItemOutcome::Deleted, None);
             unlinked.push(record_id.clone());
         }
         self.store.delete_links(&self.workspace, &self.slug, entity, &unlinked).await.map_err(store_fatal)
     }
 }
 
+/// The first mapped field whose value holds a NUL character (see `domain::storable`).
+fn field_with_nul(view: &Map<String, Json>) -> Option<String> {
+    view.iter().find_map(|(field, value)| nul_position(value).is_some().then(|| field.replace('\0', "?")))
+}
+
+/// Moves `newest` to the latest CRM modification time among `records` (kept as the CRM wrote it,
+/// for the next incremental pull).
+fn note_newest(newest: &mut Option<(DateTime<Utc>, String)>, records: &[CrmRecord]) {
+    for record in records {
+        if let Some(raw) = record.modified_at.as_deref()
+            && let Some(at) = parse_instant(raw)
+            && newest.as_ref().is_none_or(|(n, _)| at > *n)
+        {
+            *newest = Some((at, raw.to_owned()));
+        }
+    }
+}
+
 /// What a page's pull does with one CRM record, decided before anything is written.
 struct Plan<'a> {
-    crm: &'a CrmRecord,
-    crm_view: &'a Map<String, Json>,
-    crm_at: Option<DateTime<Utc>>,
+    crm: &'a Pulled,
     /// The index of its record change, if it writes the workspace record.
     change: Option<usize>,
     kind: PlanKind,

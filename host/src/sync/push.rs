@@ -1,18 +1,22 @@
 //! Pushing workspace records to the CRM: build each record's CRM fields through the mappings,
 //! upsert a batch on the entity's match key (by CRM id once linked), and link each record to the
 //! CRM record that came back, with the sent values as the new merge base.
+//!
+//! A batch goes through named steps: [`Run::load_batch`] reads the records and their links,
+//! [`Run::prepare_batch`] decides what each record sends, [`Run::send_batch`] makes the one plugin
+//! call, and [`Run::link_sent`] links each record to the CRM record that came back.
 
 use std::collections::HashMap;
 
 use serde_json::{Map, Value as Json};
 
 use super::filters::all_match;
-use super::job::{Fatal, Job, Outcome, error_json, fatal_message, host_error, is_fatal, required, store_fatal};
 use super::mapping::EntityMappings;
+use super::run::{Fatal, Run, error_json, fatal_message, host_error, is_fatal, required, store_fatal};
 use super::values::same_value;
-use crate::domain::EntityName;
+use crate::domain::{CrmId, EntityName, ItemOutcome};
 use crate::plugins::bindings::adapter::{DeleteOutcome, PushOutcome, PushRecord};
-use crate::store::{LinkStatus, LinkWrite, StoreError, StoredRecord};
+use crate::store::{LinkStatus, LinkWrite, RecordLink, StoreError, StoredRecord};
 
 /// Which fields a push sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,16 +28,33 @@ pub(super) enum PushMode {
     Changes,
 }
 
+/// A record about to be sent, with what it was linked to.
 struct Pending {
     record: StoredRecord,
+    crm_id: Option<CrmId>,
     base: Option<Map<String, Json>>,
     sent: PushRecord,
 }
 
-impl Job {
+/// A batch's workspace records and their links, by record id.
+struct Loaded {
+    records: HashMap<String, StoredRecord>,
+    links: HashMap<String, RecordLink>,
+}
+
+/// What the plugin answered for a batch.
+enum Sent {
+    /// One outcome per record, in order.
+    Outcomes(Vec<PushOutcome>),
+    /// Refused as a whole; every record was failed, nothing more to do for the batch.
+    Refused,
+}
+
+impl Run {
     /// Pushes every record of an entity that has changes, in batches.
     pub(super) async fn push_changes(&mut self, mappings: &EntityMappings) -> Result<(), Fatal> {
         let mut after = String::new();
+        let (retry, now) = (self.retry_backoff, chrono::Utc::now());
         loop {
             let ids = self
                 .store
@@ -43,7 +64,7 @@ impl Job {
                     &mappings.entity,
                     &after,
                     super::MAX_BATCH as i64,
-                    &self.retry_backoff,
+                    |attempts, failed_at| retry.due(attempts, failed_at, now),
                 )
                 .await
                 .map_err(store_fatal)?;
@@ -59,7 +80,7 @@ impl Job {
     /// first, so a CRM change this run's pull did not see (it came later, or the cursor had passed
     /// it, as after an ignored conflict) is merged under the strategy rather than overwritten.
     async fn refresh_from_crm(&mut self, mappings: &EntityMappings, ids: &[String]) -> Result<(), Fatal> {
-        let crm_ids: Vec<String> = self
+        let crm_ids: Vec<CrmId> = self
             .store
             .links_for_records(&self.workspace, &self.slug, &mappings.entity, ids)
             .await
@@ -71,7 +92,8 @@ impl Job {
         if crm_ids.is_empty() || !self.plugin.description().capabilities.pull {
             return Ok(());
         }
-        self.pull_entity(mappings, None, None, crm_ids, super::pull::PullMode::TwoWay).await.map(|_| ())
+        let scope = super::pull::PullScope::Records(crm_ids);
+        self.pull_entity(mappings, scope, super::pull::PullMode::TwoWay).await.map(|_| ())
     }
 
     /// Pushes up to [`super::MAX_BATCH`] records by id.
@@ -81,75 +103,73 @@ impl Job {
         ids: &[String],
         mode: PushMode,
     ) -> Result<(), Fatal> {
-        let entity = mappings.entity.clone();
-        let (ws, slug) = (self.workspace.clone(), self.slug.clone());
-        let records: HashMap<String, StoredRecord> = self
-            .store
-            .get_records(&ws, &entity, ids)
-            .await
-            .map_err(store_fatal)?
-            .into_iter()
-            .map(|r| (r.id.clone(), r))
-            .collect();
-        let links: HashMap<String, crate::store::RecordLink> = self
-            .store
-            .links_for_records(&ws, &slug, &entity, ids)
-            .await
-            .map_err(store_fatal)?
-            .into_iter()
-            .map(|l| (l.record_id.clone(), l))
-            .collect();
+        let loaded = self.load_batch(mappings, ids).await?;
+        let mut links = LinkBatch::default();
+        let batch = self.prepare_batch(mappings, ids, mode, &loaded, &mut links);
+        if !batch.is_empty()
+            && let Sent::Outcomes(outcomes) = self.send_batch(mappings, &batch, &mut links).await?
+        {
+            self.link_sent(mappings, &batch, &outcomes, &mut links).await?;
+        }
+        self.commit_links(&mappings.entity, links).await
+    }
 
-        let mut batch: Vec<Pending> = Vec::new();
-        let mut links_out = LinkBatch::default();
+    /// Reads a batch's workspace records and their links.
+    async fn load_batch(&self, mappings: &EntityMappings, ids: &[String]) -> Result<Loaded, Fatal> {
+        let (ws, slug, entity) = (&self.workspace, &self.slug, &mappings.entity);
+        let records = self.store.get_records(ws, entity, ids).await.map_err(store_fatal)?;
+        let links = self.store.links_for_records(ws, slug, entity, ids).await.map_err(store_fatal)?;
+        Ok(Loaded {
+            records: records.into_iter().map(|r| (r.id.clone(), r)).collect(),
+            links: links.into_iter().map(|l| (l.record_id.clone(), l)).collect(),
+        })
+    }
+
+    /// Decides what each record of a batch sends; records with nothing to send (missing,
+    /// deleted, filtered, in conflict, unchanged, unmappable) are counted or linked here.
+    fn prepare_batch(
+        &mut self,
+        mappings: &EntityMappings,
+        ids: &[String],
+        mode: PushMode,
+        loaded: &Loaded,
+        links: &mut LinkBatch,
+    ) -> Vec<Pending> {
+        let entity = &mappings.entity;
+        let mut batch = Vec::new();
         for id in ids {
-            let Some(record) = records.get(id) else {
+            let Some(record) = loaded.records.get(id) else {
                 let error = host_error("not_found", format!("no `{entity}` record `{id}` in the workspace"));
-                self.record(&entity, Some(id), None, Outcome::Failed, Some(error));
+                self.record(entity, Some(id), None, ItemOutcome::Failed, Some(error));
                 continue;
             };
             if record.deleted_at.is_some() {
                 let why = host_error("deleted", "deleted in the workspace");
-                self.record(&entity, Some(id), None, Outcome::Skipped, Some(why));
+                self.record(entity, Some(id), None, ItemOutcome::Skipped, Some(why));
                 continue;
             }
-            let link = links.get(id);
-            if mode == PushMode::Changes {
-                // Automatic runs honour the integration's filters and, with `create_missing` off,
-                // only update records the CRM already has. (A push of named records does as told.)
-                let unlinked = link.and_then(|l| l.crm_id.as_ref()).is_none();
-                if !all_match(self.settings.filters_of(&entity), &record.fields)
-                    || (unlinked && !self.settings.create_missing)
-                {
-                    continue;
-                }
+            let link = loaded.links.get(id);
+            if mode == PushMode::Changes && !self.pushes_automatically(entity, record, link) {
+                continue;
             }
             if link.is_some_and(|l| l.status == LinkStatus::Conflict) {
-                if mode == PushMode::Changes {
-                    // Counted where the conflict was found.
-                    continue;
+                if mode == PushMode::Full {
+                    let why = host_error("conflict", "has an unresolved conflict: resolve it first");
+                    let crm_id = link.and_then(|l| l.crm_id.as_ref());
+                    self.record(entity, Some(id), crm_id, ItemOutcome::Skipped, Some(why));
                 }
-                let why = host_error("conflict", "has an unresolved conflict: resolve it first");
-                self.record(&entity, Some(id), link.and_then(|l| l.crm_id.as_deref()), Outcome::Skipped, Some(why));
+                // In a two-way sync it was counted where the conflict was found.
                 continue;
             }
             let crm_id = link.and_then(|l| l.crm_id.clone());
             let base = link.and_then(|l| l.base.clone());
             let only = match (mode, &base, &crm_id) {
                 (PushMode::Changes, Some(base), Some(_)) => {
-                    let view = mappings.app_view(&record.fields);
-                    let changed: Vec<String> = mappings
-                        .active()
-                        .filter(|m| m.direction.pushes())
-                        .map(|m| m.app_field.to_string())
-                        .filter(|f| !same_value(view.get(f).unwrap_or(&Json::Null), base.get(f).unwrap_or(&Json::Null)))
-                        .collect();
+                    let changed = changed_fields(mappings, record, base);
                     if changed.is_empty() {
                         // Only pull-side or unmapped fields changed: nothing to send.
-                        links_out.push(
-                            synced_link(record, crm_id.clone(), None),
-                            Done::new(id, crm_id.as_deref(), Outcome::Unchanged, None),
-                        );
+                        let done = Done::new(id, crm_id.as_ref(), ItemOutcome::Unchanged, None);
+                        links.push(synced_link(record, crm_id, None), done);
                         continue;
                     }
                     Some(changed)
@@ -157,66 +177,93 @@ impl Job {
                 _ => None,
             };
             match mappings.outbound(&record.fields, only.as_deref()) {
-                Ok(fields) => batch.push(Pending { record: record.clone(), base, sent: PushRecord { crm_id, fields } }),
+                Ok(fields) => {
+                    let sent = PushRecord { crm_id: crm_id.as_ref().map(|c| c.as_str().to_owned()), fields };
+                    batch.push(Pending { record: record.clone(), crm_id, base, sent });
+                }
                 Err((field, message)) => {
                     let error = serde_json::json!({ "kind": "invalid", "message": format!("{field}: {message}"), "field": field });
-                    links_out.fail(id, None, error);
+                    links.fail(id, None, error);
                 }
             }
         }
-        if batch.is_empty() {
-            return self.commit_links(&entity, links_out).await;
-        }
+        batch
+    }
 
+    /// Whether an automatic run pushes this record: it passes the integration's filters and,
+    /// with `create_missing` off, the CRM already has it. (A push of named records does as told.)
+    fn pushes_automatically(&self, entity: &EntityName, record: &StoredRecord, link: Option<&RecordLink>) -> bool {
+        let unlinked = link.and_then(|l| l.crm_id.as_ref()).is_none();
+        (self.settings.create_missing || !unlinked) && all_match(self.settings.filters_of(entity), &record.fields)
+    }
+
+    /// Sends a batch in one plugin call. A refusal of the whole batch fails each of its records;
+    /// an account-wide one (a daily limit, a revoked token) also stops the run.
+    async fn send_batch(
+        &mut self,
+        mappings: &EntityMappings,
+        batch: &[Pending],
+        links: &mut LinkBatch,
+    ) -> Result<Sent, Fatal> {
+        let entity = &mappings.entity;
         let sent: Vec<PushRecord> = batch.iter().map(|p| p.sent.clone()).collect();
         let (plugin, context) = (self.plugin.clone(), self.context.clone());
         let (entity_name, match_key) = (entity.to_string(), mappings.match_key.clone());
         let result = self.call("push", || plugin.push(context.clone(), &entity_name, &match_key, &sent)).await;
-        let outcomes = match result {
-            Ok(Ok(outcomes)) => outcomes,
+        match result {
+            Ok(Ok(outcomes)) => Ok(Sent::Outcomes(outcomes)),
             Ok(Err(err)) if is_fatal(&err) => {
-                // An account-wide refusal (a daily limit, a revoked token) is not these records'
-                // fault: they count in this run as not sent, so its retry covers them, and their
-                // links stay as they were, charging no attempt towards parking them.
+                // Not these records' fault: they count in this run as not sent, so its retry
+                // covers them, and their links stay as they were, charging no attempt towards
+                // parking them.
                 let error = error_json(&err);
-                for p in &batch {
-                    let crm_id = p.sent.crm_id.as_deref();
-                    self.record(&entity, Some(&p.record.id), crm_id, Outcome::Failed, Some(error.clone()));
-                }
-                self.commit_links(&entity, links_out).await?;
-                return Err(fatal_message(&err));
-            }
-            // The batch as a whole was refused: each of its records fails with that error.
-            Ok(Err(err)) => {
-                for p in &batch {
-                    links_out.fail(&p.record.id, p.sent.crm_id.as_deref(), error_json(&err));
-                }
-                return self.commit_links(&entity, links_out).await;
-            }
-            Err(err) => {
-                for p in &batch {
-                    links_out.fail(
-                        &p.record.id,
-                        p.sent.crm_id.as_deref(),
-                        host_error("plugin_failed", err.to_string()),
+                for p in batch {
+                    self.record(
+                        entity,
+                        Some(&p.record.id),
+                        p.crm_id.as_ref(),
+                        ItemOutcome::Failed,
+                        Some(error.clone()),
                     );
                 }
-                return self.commit_links(&entity, links_out).await;
+                self.commit_links(entity, std::mem::take(links)).await?;
+                Err(fatal_message(&err))
             }
-        };
+            Ok(Err(err)) => {
+                for p in batch {
+                    links.fail(&p.record.id, p.crm_id.as_ref(), error_json(&err));
+                }
+                Ok(Sent::Refused)
+            }
+            Err(err) => {
+                for p in batch {
+                    links.fail(&p.record.id, p.crm_id.as_ref(), host_error("plugin_failed", err.to_string()));
+                }
+                Ok(Sent::Refused)
+            }
+        }
+    }
 
-        // A CRM id already linked to another workspace record (two records with one match key)
-        // fails the later record instead of stealing the link.
-        let returned: Vec<String> = outcomes
+    /// Links each sent record to the CRM record that came back, with the sent values merged into
+    /// its base. A CRM id already linked to another workspace record (two records with one match
+    /// key) fails the later record instead of stealing the link.
+    async fn link_sent(
+        &mut self,
+        mappings: &EntityMappings,
+        batch: &[Pending],
+        outcomes: &[PushOutcome],
+        links: &mut LinkBatch,
+    ) -> Result<(), Fatal> {
+        let returned: Vec<CrmId> = outcomes
             .iter()
             .filter_map(|o| match o {
-                PushOutcome::Created(id) | PushOutcome::Updated(id) => Some(id.clone()),
+                PushOutcome::Created(id) | PushOutcome::Updated(id) => CrmId::parse(id).ok(),
                 PushOutcome::Failed(_) => None,
             })
             .collect();
-        let owners: HashMap<String, String> = self
+        let owners: HashMap<CrmId, String> = self
             .store
-            .links_for_crm_ids(&ws, &slug, &entity, &returned)
+            .links_for_crm_ids(&self.workspace, &self.slug, &mappings.entity, &returned)
             .await
             .map_err(store_fatal)?
             .into_iter()
@@ -224,36 +271,41 @@ impl Job {
             .collect();
         for (i, pending) in batch.iter().enumerate() {
             let id = pending.record.id.as_str();
-            match outcomes.get(i) {
-                Some(PushOutcome::Created(crm_id) | PushOutcome::Updated(crm_id))
-                    if owners.get(crm_id).is_some_and(|owner| owner != id) =>
-                {
-                    let error = host_error(
-                        "duplicate",
-                        format!(
-                            "the CRM record {crm_id} is already linked to workspace record `{}` (same match key?)",
-                            owners[crm_id]
-                        ),
-                    );
-                    links_out.fail(id, Some(crm_id), error);
+            let (raw_crm_id, kind) = match outcomes.get(i) {
+                Some(PushOutcome::Created(crm_id)) => (crm_id, ItemOutcome::Created),
+                Some(PushOutcome::Updated(crm_id)) => (crm_id, ItemOutcome::Updated),
+                Some(PushOutcome::Failed(err)) => {
+                    links.fail(id, pending.crm_id.as_ref(), error_json(err));
+                    continue;
                 }
-                Some(outcome @ (PushOutcome::Created(crm_id) | PushOutcome::Updated(crm_id))) => {
-                    let mut base = pending.base.clone().unwrap_or_default();
-                    base.extend(mappings.sent_as_app(&pending.sent.fields));
-                    let kind =
-                        if matches!(outcome, PushOutcome::Created(_)) { Outcome::Created } else { Outcome::Updated };
-                    links_out.push(
-                        synced_link(&pending.record, Some(crm_id.clone()), Some(base)),
-                        Done::new(id, Some(crm_id), kind, None),
-                    );
-                }
-                Some(PushOutcome::Failed(err)) => links_out.fail(id, pending.sent.crm_id.as_deref(), error_json(err)),
                 None => {
-                    links_out.fail(id, None, host_error("internal", "the plugin returned fewer outcomes than records"))
+                    links.fail(id, None, host_error("internal", "the plugin returned fewer outcomes than records"));
+                    continue;
                 }
+            };
+            let crm_id = match CrmId::parse(raw_crm_id) {
+                Ok(crm_id) => crm_id,
+                Err(why) => {
+                    links.fail(id, None, host_error("internal", format!("the plugin returned an unusable {why}")));
+                    continue;
+                }
+            };
+            if let Some(owner) = owners.get(&crm_id).filter(|owner| *owner != id) {
+                let error = host_error(
+                    "duplicate",
+                    format!(
+                        "the CRM record {crm_id} is already linked to workspace record `{owner}` (same match key?)"
+                    ),
+                );
+                links.fail(id, Some(&crm_id), error);
+                continue;
             }
+            let mut base = pending.base.clone().unwrap_or_default();
+            base.extend(mappings.sent_as_app(&pending.sent.fields));
+            let done = Done::new(id, Some(&crm_id), kind, None);
+            links.push(synced_link(&pending.record, Some(crm_id), Some(base)), done);
         }
-        self.commit_links(&entity, links_out).await
+        Ok(())
     }
 
     /// Writes a batch's links in one transaction, then counts each record's outcome. Should the
@@ -264,7 +316,7 @@ impl Job {
         match self.store.save_links(&ws, &slug, entity, &batch.writes).await {
             Ok(()) => {
                 for done in batch.done.into_iter().flatten() {
-                    self.record(entity, Some(&done.record_id), done.crm_id.as_deref(), done.outcome, done.error);
+                    self.record(entity, Some(&done.record_id), done.crm_id.as_ref(), done.outcome, done.error);
                 }
                 Ok(())
             }
@@ -273,13 +325,13 @@ impl Job {
                     match (self.store.save_link(&ws, &slug, entity, write).await, done) {
                         (Ok(()), None) => {}
                         (Ok(()), Some(done)) => {
-                            self.record(entity, Some(&done.record_id), done.crm_id.as_deref(), done.outcome, done.error)
+                            self.record(entity, Some(&done.record_id), done.crm_id.as_ref(), done.outcome, done.error)
                         }
                         (Err(StoreError::Conflict { .. }), done) => {
                             let done = done.unwrap_or_else(|| {
-                                Done::new(&write.record_id, write.crm_id.as_deref(), Outcome::Failed, None)
+                                Done::new(&write.record_id, write.crm_id.as_ref(), ItemOutcome::Failed, None)
                             });
-                            let crm_id = done.crm_id.as_deref().unwrap_or("?");
+                            let crm_id = done.crm_id.as_ref().map_or("?", CrmId::as_str);
                             let error = host_error(
                                 "duplicate",
                                 format!("the CRM record {crm_id} is linked to another workspace record"),
@@ -288,8 +340,8 @@ impl Job {
                             self.record(
                                 entity,
                                 Some(&done.record_id),
-                                done.crm_id.as_deref(),
-                                Outcome::Failed,
+                                done.crm_id.as_ref(),
+                                ItemOutcome::Failed,
                                 Some(error),
                             );
                         }
@@ -315,7 +367,7 @@ impl Job {
             if batch.is_empty() {
                 return Ok(());
             }
-            let crm_ids: Vec<String> = batch.iter().map(|(_, c)| c.clone()).collect();
+            let crm_ids: Vec<String> = batch.iter().map(|(_, c)| c.as_str().to_owned()).collect();
             let (plugin, context, name) = (self.plugin.clone(), self.context.clone(), entity.to_string());
             let result = self.call("delete", || plugin.delete(context.clone(), &name, &crm_ids)).await;
             let outcomes = required("deletes", result)?;
@@ -324,12 +376,12 @@ impl Job {
             for (i, (record_id, crm_id)) in batch.iter().enumerate() {
                 match outcomes.get(i) {
                     Some(DeleteOutcome::Deleted) => {
-                        self.record(&entity, Some(record_id), Some(crm_id), Outcome::Deleted, None);
+                        self.record(&entity, Some(record_id), Some(crm_id), ItemOutcome::Deleted, None);
                         gone.push(record_id.clone());
                     }
                     Some(DeleteOutcome::Failed(err)) => {
                         failed = true;
-                        self.record(&entity, Some(record_id), Some(crm_id), Outcome::Failed, Some(error_json(err)));
+                        self.record(&entity, Some(record_id), Some(crm_id), ItemOutcome::Failed, Some(error_json(err)));
                     }
                     None => failed = true,
                 }
@@ -371,10 +423,10 @@ impl LinkBatch {
     }
 
     /// Adds a failure: the link is marked failed with the error.
-    pub(super) fn fail(&mut self, record_id: &str, crm_id: Option<&str>, error: Json) {
+    pub(super) fn fail(&mut self, record_id: &str, crm_id: Option<&CrmId>, error: Json) {
         self.push(
             LinkWrite::status(record_id, LinkStatus::Failed, Some(error.clone())),
-            Done::new(record_id, crm_id, Outcome::Failed, Some(error)),
+            Done::new(record_id, crm_id, ItemOutcome::Failed, Some(error)),
         );
     }
 }
@@ -382,19 +434,30 @@ impl LinkBatch {
 /// One record's outcome, counted once its link is written.
 pub(super) struct Done {
     record_id: String,
-    crm_id: Option<String>,
-    outcome: Outcome,
+    crm_id: Option<CrmId>,
+    outcome: ItemOutcome,
     error: Option<Json>,
 }
 
 impl Done {
-    pub(super) fn new(record_id: &str, crm_id: Option<&str>, outcome: Outcome, error: Option<Json>) -> Self {
-        Self { record_id: record_id.to_owned(), crm_id: crm_id.map(str::to_owned), outcome, error }
+    pub(super) fn new(record_id: &str, crm_id: Option<&CrmId>, outcome: ItemOutcome, error: Option<Json>) -> Self {
+        Self { record_id: record_id.to_owned(), crm_id: crm_id.cloned(), outcome, error }
     }
 }
 
+/// The pushed fields whose workspace value differs from the merge base.
+fn changed_fields(mappings: &EntityMappings, record: &StoredRecord, base: &Map<String, Json>) -> Vec<String> {
+    let view = mappings.app_view(&record.fields);
+    mappings
+        .active()
+        .filter(|m| m.direction.pushes())
+        .map(|m| m.app_field.to_string())
+        .filter(|f| !same_value(view.get(f).unwrap_or(&Json::Null), base.get(f).unwrap_or(&Json::Null)))
+        .collect()
+}
+
 /// The link of a record that synced at the version read.
-pub(super) fn synced_link(record: &StoredRecord, crm_id: Option<String>, base: Option<Map<String, Json>>) -> LinkWrite {
+pub(super) fn synced_link(record: &StoredRecord, crm_id: Option<CrmId>, base: Option<Map<String, Json>>) -> LinkWrite {
     LinkWrite {
         record_id: record.id.clone(),
         crm_id,

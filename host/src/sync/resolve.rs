@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
-use super::job::error_json;
+use super::run::error_json;
 use super::values::{coerce_like, same_value};
 use super::{SyncEngine, SyncError};
-use crate::domain::{EntityName, PluginSlug, RecordId, WorkspaceId};
+use crate::domain::{ConflictId, ConflictStatus, CrmId, EntityName, PluginSlug, RecordId, WorkspaceId};
 use crate::plugins::adapter_error_summary;
 use crate::plugins::bindings::adapter::{PushOutcome, PushRecord};
-use crate::store::{LinkStatus, LinkWrite, StoreResultExt, SyncConflict};
+use crate::store::{AuditAction, AuditTarget, LinkStatus, LinkWrite, StoreResultExt, SyncConflict};
 
 /// Which side a field takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
@@ -106,7 +106,7 @@ impl SyncEngine {
     pub async fn resolve_conflict(
         &self,
         workspace: &WorkspaceId,
-        conflict_id: &str,
+        conflict_id: &ConflictId,
         resolution: &Resolution,
         user: &str,
     ) -> Result<SyncConflict, SyncError> {
@@ -143,11 +143,13 @@ impl SyncEngine {
 
         let crm_id = conflict.crm_id.clone();
         let fields = mappings.outbound(&merged, None).map_err(|(f, e)| SyncError::BadInput(format!("{f}: {e}")))?;
-        let sent = [PushRecord { crm_id: crm_id.clone(), fields }];
+        let sent = [PushRecord { crm_id: crm_id.as_ref().map(|id| id.as_str().to_owned()), fields }];
         let outcome = plugin.push(context, entity.as_str(), &mappings.match_key, &sent).await;
         let crm_id = match outcome {
             Ok(Ok(outcomes)) => match outcomes.into_iter().next() {
-                Some(PushOutcome::Created(id) | PushOutcome::Updated(id)) => id,
+                Some(PushOutcome::Created(id) | PushOutcome::Updated(id)) => CrmId::parse(&id).map_err(|e| {
+                    SyncError::Crm { kind: "internal", message: format!("the plugin returned an unusable {e}") }
+                })?,
                 Some(PushOutcome::Failed(err)) => return Err(crm_error(&err)),
                 None => {
                     return Err(SyncError::Crm {
@@ -193,14 +195,14 @@ impl SyncEngine {
         };
         self.store.save_link(workspace, &slug, &entity, &write).await?;
         let written = json!({ "values": chosen, "crm_id": crm_id });
-        if !self.store.close_conflict(workspace, conflict_id, "resolved", &written, user).await? {
+        if !self.store.close_conflict(workspace, conflict_id, ConflictStatus::Resolved, &written, user).await? {
             return Err(SyncError::Conflict("the conflict was closed by someone else meanwhile".to_owned()));
         }
         self.audit(
             workspace,
             user,
-            "conflict.resolved",
-            &format!("conflict:{conflict_id}"),
+            AuditAction::ConflictResolved,
+            AuditTarget::Conflict(conflict_id.clone()),
             json!({
                 "integration": slug, "entity": entity, "record_id": record.id, "fields": conflict.conflicting_fields,
             }),
@@ -214,13 +216,17 @@ impl SyncEngine {
     pub async fn ignore_conflict(
         &self,
         workspace: &WorkspaceId,
-        conflict_id: &str,
+        conflict_id: &ConflictId,
         user: &str,
     ) -> Result<SyncConflict, SyncError> {
         let conflict = self.pending_conflict(workspace, conflict_id).await?;
         let slug = PluginSlug::parse(&conflict.integration).map_err(SyncError::BadInput)?;
         let entity = EntityName::parse(&conflict.entity).map_err(SyncError::BadInput)?;
-        if !self.store.close_conflict(workspace, conflict_id, "ignored", &json!({ "ignored": true }), user).await? {
+        if !self
+            .store
+            .close_conflict(workspace, conflict_id, ConflictStatus::Ignored, &json!({ "ignored": true }), user)
+            .await?
+        {
             return Err(SyncError::Conflict("the conflict was closed by someone else meanwhile".to_owned()));
         }
         self.store
@@ -229,8 +235,8 @@ impl SyncEngine {
         self.audit(
             workspace,
             user,
-            "conflict.ignored",
-            &format!("conflict:{conflict_id}"),
+            AuditAction::ConflictIgnored,
+            AuditTarget::Conflict(conflict_id.clone()),
             json!({
                 "integration": slug, "entity": entity, "record_id": conflict.record_id,
             }),
@@ -239,13 +245,17 @@ impl SyncEngine {
         Ok(self.store.get_conflict(workspace, conflict_id).await?)
     }
 
-    async fn pending_conflict(&self, workspace: &WorkspaceId, conflict_id: &str) -> Result<SyncConflict, SyncError> {
+    async fn pending_conflict(
+        &self,
+        workspace: &WorkspaceId,
+        conflict_id: &ConflictId,
+    ) -> Result<SyncConflict, SyncError> {
         let conflict = self
             .store
             .get_conflict(workspace, conflict_id)
             .await
             .or_not_found(|| SyncError::NotFound(format!("no conflict `{conflict_id}`")))?;
-        if conflict.status != "pending" {
+        if conflict.status != ConflictStatus::Pending {
             return Err(SyncError::Conflict(format!("the conflict is already {}", conflict.status)));
         }
         Ok(conflict)

@@ -10,11 +10,14 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::job::RunEnd;
+use super::backoff::RetryBackoff;
+use super::run::RunEnd;
 use super::settings::SyncSettings;
 use super::{Operation, SyncEngine, SyncError, Trigger};
-use crate::domain::{EntityName, PluginSlug, WorkspaceId};
-use crate::store::{Integration, IntegrationStatus, Lease, RetryBackoff, ScheduleUpdate, Store, StoreResultExt};
+use crate::domain::{EntityName, PluginSlug, RunStatus, WorkspaceId};
+use crate::store::{
+    AuditAction, AuditTarget, Integration, IntegrationStatus, Lease, ScheduleUpdate, Store, StoreResultExt,
+};
 
 /// How the scheduler and leases behave; the defaults suit production, tests shorten them.
 #[derive(Debug, Clone)]
@@ -118,7 +121,7 @@ pub(super) async fn after_run(
         });
     }
     let regular = settings.frequency.next_due(state.next_sync_at, now, options.poll_interval(webhooks));
-    if end.status == "failed" || end.status == "interrupted" {
+    if matches!(end.status, RunStatus::Failed | RunStatus::Interrupted) {
         let streak = state.failure_streak + 1;
         let retry_at = now + options.backoff(streak);
         let reason = format!(
@@ -186,25 +189,35 @@ impl SyncEngine {
                 let until = Utc::now() + chrono::Duration::from_std(self.options.lease).unwrap_or_default();
                 match self.store.claim_due_integrations(&self.owner_id, until, free as i64).await {
                     Ok(claimed) => {
+                        let mut started = Vec::new();
                         for lease in claimed {
                             let Ok(permit) = slots.clone().try_acquire_owned() else { break };
                             let engine = self.clone();
+                            let (tell, told) = tokio::sync::oneshot::channel();
+                            started.push(told);
                             tokio::spawn(async move {
-                                engine.run_claimed(lease).await;
+                                engine.run_claimed(lease, tell).await;
                                 drop(permit);
                             });
+                        }
+                        // A pass ends once each claimed run is recorded (or its claim released),
+                        // so whoever counts passes sees every run the pass started.
+                        for told in started {
+                            let _ = told.await;
                         }
                     }
                     Err(err) => tracing::warn!(error = %err, "could not claim due integrations"),
                 }
             }
+            self.scheduler_passes.send_modify(|n| *n += 1);
             tokio::time::sleep(self.options.tick).await;
         }
     }
 
-    /// Runs one claimed integration's scheduled sync and waits for it to end.
+    /// Runs one claimed integration's scheduled sync and waits for it to end; `started_signal`
+    /// fires once the run is recorded (or the claim is being released without one).
     #[tracing::instrument(name = "sync.scheduled", skip_all, fields(workspace = %lease.workspace, slug = %lease.slug))]
-    async fn run_claimed(&self, lease: Lease) {
+    async fn run_claimed(&self, lease: Lease, started_signal: tokio::sync::oneshot::Sender<()>) {
         let (workspace, slug) = (lease.workspace.clone(), lease.slug.clone());
         if let Some(dead) = &lease.previous_owner
             && let Err(err) = self.store.interrupt_runs_of(&workspace, &slug, dead).await
@@ -218,6 +231,7 @@ impl SyncEngine {
             Ok(None) => Ok(None),
             Err(err) => Err(err),
         };
+        let _ = started_signal.send(());
         match started {
             Ok(Some((_, handle))) => {
                 let _ = handle.await;
@@ -303,7 +317,14 @@ impl SyncEngine {
         self.store.set_integration_status(workspace, slug, IntegrationStatus::Paused).await?;
         let reason = format!("paused by {user}");
         self.store.set_schedule(workspace, slug, None, Some(&reason)).await?;
-        self.audit(workspace, user, "integration.paused", &format!("integration:{slug}"), serde_json::json!({})).await;
+        self.audit(
+            workspace,
+            user,
+            AuditAction::IntegrationPaused,
+            AuditTarget::Integration(slug.clone()),
+            serde_json::json!({}),
+        )
+        .await;
         Ok(self.store.get_integration(workspace, slug).await?)
     }
 
@@ -321,7 +342,14 @@ impl SyncEngine {
         self.store.set_integration_status(workspace, slug, IntegrationStatus::Connected).await?;
         let settings = SyncSettings::from_stored(&integration.settings);
         self.store.set_schedule(workspace, slug, settings.frequency.first_due(Utc::now()), None).await?;
-        self.audit(workspace, user, "integration.resumed", &format!("integration:{slug}"), serde_json::json!({})).await;
+        self.audit(
+            workspace,
+            user,
+            AuditAction::IntegrationResumed,
+            AuditTarget::Integration(slug.clone()),
+            serde_json::json!({}),
+        )
+        .await;
         Ok(self.store.get_integration(workspace, slug).await?)
     }
 

@@ -13,30 +13,7 @@ use super::merge::ConflictStrategy;
 use crate::domain::EntityName;
 use crate::plugins::PluginDescription;
 
-/// Which way scheduled and webhook runs move records.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SyncDirection {
-    /// Workspace → CRM only.
-    Push,
-    /// CRM → workspace only.
-    Pull,
-    /// Both ways, merged.
-    #[default]
-    Bidirectional,
-}
-
-impl SyncDirection {
-    /// Whether runs pull from the CRM.
-    pub fn pulls(self) -> bool {
-        self != Self::Push
-    }
-
-    /// Whether runs push to the CRM.
-    pub fn pushes(self) -> bool {
-        self != Self::Pull
-    }
-}
+pub use crate::domain::SyncDirection;
 
 /// The settings in force (defaults filled in).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

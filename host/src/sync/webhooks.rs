@@ -6,6 +6,7 @@
 //! incremental pull, which stays the source of truth.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use serde::Serialize;
 use super::frequency::Frequency;
 use super::settings::SyncSettings;
 use super::{MAX_BATCH, Operation, SyncEngine, SyncError, Trigger};
-use crate::domain::{EntityName, PluginSlug, WorkspaceId};
+use crate::domain::{CrmId, EntityName, PluginSlug, WorkspaceId};
 use crate::plugins::CallContext;
 use crate::plugins::bindings::AdapterError;
 use crate::plugins::bindings::adapter::WebhookRequest;
@@ -28,17 +29,28 @@ type QueueKey = (WorkspaceId, PluginSlug, EntityName);
 /// Changed CRM ids waiting for their pull.
 #[derive(Debug, Default)]
 pub(super) struct WebhookQueue {
-    pending: Mutex<HashMap<QueueKey, BTreeSet<String>>>,
+    pending: Mutex<HashMap<QueueKey, BTreeSet<CrmId>>>,
     wake: tokio::sync::Notify,
+    /// Raised while the drain hands taken ids to runs (set before the ids leave `pending`).
+    draining: AtomicBool,
 }
 
 impl WebhookQueue {
-    fn add(&self, key: QueueKey, crm_id: String) {
+    fn add(&self, key: QueueKey, crm_id: CrmId) {
         self.pending.lock().unwrap_or_else(PoisonError::into_inner).entry(key).or_default().insert(crm_id);
     }
 
-    fn take(&self) -> HashMap<QueueKey, BTreeSet<String>> {
+    fn take(&self) -> HashMap<QueueKey, BTreeSet<CrmId>> {
         std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Whether no change waits for its pull and none is being handed to a run: every change
+    /// accepted so far has its run recorded.
+    pub(super) fn is_settled(&self) -> bool {
+        // `pending` first: ids leave it only after `draining` is raised, so an empty queue read
+        // before a lowered flag means nothing is in between.
+        let empty = self.pending.lock().unwrap_or_else(PoisonError::into_inner).is_empty();
+        empty && !self.draining.load(Ordering::SeqCst)
     }
 
     /// Starts the task that turns queued ids into pulls (it ends with the engine).
@@ -48,8 +60,9 @@ impl WebhookQueue {
                 self.wake.notified().await;
                 tokio::time::sleep(COALESCE).await;
                 let Some(engine) = engine.upgrade() else { return };
+                self.draining.store(true, Ordering::SeqCst);
                 for ((workspace, slug, entity), ids) in self.take() {
-                    let ids: Vec<String> = ids.into_iter().collect();
+                    let ids: Vec<CrmId> = ids.into_iter().collect();
                     for chunk in ids.chunks(MAX_BATCH) {
                         let operation = Operation::Pull {
                             entity: entity.clone(),
@@ -65,6 +78,7 @@ impl WebhookQueue {
                         }
                     }
                 }
+                self.draining.store(false, Ordering::SeqCst);
             }
         })
     }
@@ -118,14 +132,14 @@ impl SyncEngine {
                 by_account.insert(event.account_id.clone(), Some(takers));
             }
             let takers = by_account.get(&event.account_id).and_then(Option::as_ref);
-            let Ok(entity) = EntityName::parse(&event.entity) else {
+            let (Ok(entity), Ok(crm_id)) = (EntityName::parse(&event.entity), CrmId::parse(&event.crm_id)) else {
                 report.ignored += 1;
                 continue;
             };
             let mut taken = false;
             for (workspace, settings) in takers.into_iter().flatten() {
                 if settings.entities.is_empty() || settings.entities.contains(&entity) {
-                    self.webhook_queue.add((workspace.clone(), slug.clone(), entity.clone()), event.crm_id.clone());
+                    self.webhook_queue.add((workspace.clone(), slug.clone(), entity.clone()), crm_id.clone());
                     taken = true;
                 }
             }

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use crmhost::store::RetryBackoff;
+use crmhost::sync::RetryBackoff;
 use crmhost::sync::SchedulerOptions;
 use crmhost_tests::{AppOptions, Backend, Crm, SyncHarness, TestApp, contacts, eventually};
 use reqwest::{Method, StatusCode};
@@ -207,11 +207,11 @@ async fn pause_stops_the_schedule_and_refuses_runs_and_resume_restarts_it() {
         assert_eq!(refused["error"]["code"], "integration_paused", "{refused}");
         assert!(refused["error"]["message"].as_str().unwrap().contains("resume"), "{refused}");
 
-        // Nothing runs while paused (three poll intervals), even with changes waiting.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Nothing runs while paused, even with changes waiting: the scheduler looks many times
+        // (a realtime poll would have been due after two seconds) and starts nothing.
         let before = h.history("").await.len();
         h.put_records("contact", contacts(5..8, "")).await;
-        tokio::time::sleep(Duration::from_secs(6)).await;
+        h.scheduler_passes(25).await;
         assert_eq!(h.history("").await.len(), before, "a paused integration ran something");
         assert_eq!(h.crm_contacts().len(), 5);
 
@@ -308,9 +308,8 @@ async fn needs_reauth_stops_the_schedule_and_says_why() {
     assert!(stopped, "{}", h.listed_integration().await);
     let listed = h.listed_integration().await;
     assert!(listed["status_reason"].as_str().unwrap_or_default().contains("reconnect"), "{listed}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let runs = h.history("").await.len();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    h.scheduler_passes(25).await;
     assert_eq!(h.history("").await.len(), runs, "the schedule stopped");
 }
 
@@ -336,7 +335,7 @@ async fn a_daily_limit_defers_the_run_instead_of_failing_it() {
     assert!(next - Utc::now() > chrono::Duration::minutes(50), "deferred, not retried at once: {listed}");
     assert!(listed["status_reason"].as_str().unwrap().starts_with("deferred until"), "{listed}");
     let calls = h.sim.sim().call_count("hubspot 429");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    h.scheduler_passes(10).await;
     assert_eq!(h.sim.sim().call_count("hubspot 429"), calls, "it does not spin on the limit");
 
     // The operator's cap: Salesforce reports usage in Sforce-Limit-Info; at 1 % of 400 (4
@@ -456,7 +455,8 @@ async fn a_hubspot_webhook_brings_the_change_into_the_workspace_within_two_secon
         assert!(eventually(Duration::from_secs(30), || async { h.crm_contacts().len() == 20 }).await);
         assert!(!h.wait_for_runs("schedule", 1, Duration::from_secs(30)).await.is_empty());
         // The run's own writes come back as webhooks too; let those settle.
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        h.webhooks_settled().await;
+        h.wait_until_idle().await;
 
         let crm_id = h.crm_id_of("c5@example.com");
         let edited = Instant::now();
@@ -528,7 +528,7 @@ async fn forged_stale_and_replayed_webhooks_run_nothing() {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.webhooks_settled().await;
     assert_eq!(h.history("").await.len(), runs_before, "a refused webhook ran something");
 
     // A good one queues its record once; its redelivery is recognised and dropped.
@@ -539,8 +539,12 @@ async fn forged_stale_and_replayed_webhooks_run_nothing() {
     assert_eq!((again["duplicates"].as_u64(), again["queued"].as_u64()), (Some(1), Some(0)), "{again}");
     let runs = h.wait_for_runs("webhook", 1, Duration::from_secs(10)).await;
     assert_eq!(runs.len(), 1, "{runs:?}");
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(h.finished_runs("webhook").await.len(), 1, "the redelivery ran nothing");
+    h.webhooks_settled().await;
+    assert_eq!(
+        h.history("").await.iter().filter(|r| r["trigger"] == "webhook").count(),
+        1,
+        "the redelivery ran nothing"
+    );
 }
 
 each_crm_and_backend!(filters_create_missing_and_propagated_deletes_shape_what_syncs, |backend, crm| {
@@ -713,7 +717,9 @@ async fn two_hosts_on_one_postgres_share_twenty_integrations_running_each_once()
     })
     .await;
     assert!(done, "all twenty ran");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Both hosts look again several times: none claims an integration a second time.
+    a.scheduler_passes(5).await;
+    b.scheduler_passes(5).await;
     let rows = crmhost_tests::raw_rows(
         &url,
         "select workspace_id, count(*), min(owner_id), max(owner_id) from sync_history where trigger = 'schedule' group by workspace_id",

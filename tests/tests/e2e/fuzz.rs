@@ -387,7 +387,7 @@ async fn the_role_check_comes_before_the_body_and_json_routes_want_json() {
         (Method::PUT, "/integrations/salesforce/field-mappings"),
         (Method::PATCH, "/integrations/salesforce/settings"),
         (Method::PUT, "/records/contact"),
-        (Method::POST, "/conflicts/x/resolve"),
+        (Method::POST, "/conflicts/00000000-0000-4000-8000-000000000000/resolve"),
     ];
     for (method, rest) in json_routes {
         let response =

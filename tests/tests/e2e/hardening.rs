@@ -190,16 +190,16 @@ async fn a_run_whose_process_died_is_marked_interrupted_within_the_sweep_not_at_
         // What a process killed mid-run leaves behind: a running run under another owner whose
         // heartbeat stopped (aged here instead of waited out).
         let workspace = crmhost::domain::WorkspaceId::parse("w1").unwrap();
-        let run_id = uuid::Uuid::new_v4().to_string();
+        let run_id = crmhost::domain::RunId::generate();
         app.state
             .store
             .create_run(&crmhost::store::NewRun {
                 run_id: run_id.clone(),
                 workspace: workspace.clone(),
                 slug: crmhost::domain::PluginSlug::parse("salesforce").unwrap(),
-                direction: "pull",
+                direction: crmhost::domain::SyncDirection::Pull,
                 entity: Some("contact".to_owned()),
-                trigger: "manual",
+                trigger: crmhost::domain::Trigger::Manual,
                 params: json!({"operation": "pull", "entity": "contact"}),
                 started_by: Some("user-1".to_owned()),
                 retry_of: None,

@@ -163,7 +163,7 @@ async fn a_component_importing_sockets_is_rejected_naming_the_import() {
 #[tokio::test]
 async fn compiled_components_are_cached_on_disk_and_a_damaged_cache_entry_is_recompiled() {
     use crmhost::plugins::cache::{CacheOutcome, ComponentCache};
-    use crmhost::plugins::loaded::sha256_hex;
+    use crmhost::plugins::sha256_hex;
 
     let dir = tempfile::tempdir().unwrap();
     let engine = loader(Default::default()).engine().clone();

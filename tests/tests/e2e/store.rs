@@ -1,7 +1,7 @@
 //! The store suite, run against SQLite and PostgreSQL alike.
 
 use crmhost::domain::{PluginSlug, WorkspaceId};
-use crmhost::store::{IntegrationStatus, NewAuditEntry, StoreError};
+use crmhost::store::{AuditAction, AuditTarget, IntegrationStatus, NewAuditEntry, StoreError};
 use crmhost_tests::{Backend, TestDb};
 use serde_json::json;
 
@@ -42,13 +42,19 @@ on_both_backends!(migrations_apply_twice_without_error, |store| {
 });
 
 on_both_backends!(audit_entries_list_newest_first_per_workspace, |store| {
-    for (workspace, action) in [(Some("w1"), "a"), (Some("w2"), "b"), (Some("w1"), "c"), (None, "plugin.reload")] {
+    let entries = [
+        (Some("w1"), AuditAction::SyncStarted),
+        (Some("w2"), AuditAction::SyncFinished),
+        (Some("w1"), AuditAction::IntegrationPaused),
+        (None, AuditAction::PluginReload),
+    ];
+    for (workspace, action) in entries {
         store
             .append_audit(&NewAuditEntry {
                 workspace_id: workspace.map(ws),
                 actor: "u1".to_owned(),
-                action: action.to_owned(),
-                target: "t".to_owned(),
+                action,
+                target: AuditTarget::Integration(slug("hubspot")),
                 details: json!({ "n": 1, "nested": { "ok": true } }),
             })
             .await
@@ -56,7 +62,8 @@ on_both_backends!(audit_entries_list_newest_first_per_workspace, |store| {
     }
     let w1 = store.list_audit(Some(&ws("w1")), 10).await.unwrap();
     let actions: Vec<&str> = w1.iter().map(|e| e.action.as_str()).collect();
-    assert_eq!(actions, ["c", "a"]);
+    assert_eq!(actions, ["integration.paused", "sync.started"]);
+    assert_eq!(w1[0].target, "integration:hubspot");
     assert_eq!(w1[0].details.0, json!({ "n": 1, "nested": { "ok": true } }));
     assert!(w1[0].id > w1[1].id && w1[0].at >= w1[1].at);
     let operator = store.list_audit(None, 10).await.unwrap();

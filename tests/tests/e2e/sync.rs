@@ -483,8 +483,11 @@ async fn an_ignored_conflict_writes_nothing_and_comes_back_while_the_sides_diffe
     assert_eq!(both_sides(&h, &app), ("FromApp".to_owned(), "FromCrm".to_owned()), "still nothing written");
     let (status, _) = SyncHarness::send(h.api(Method::POST, &format!("/conflicts/{cid}/ignore"))).await;
     assert_eq!(status, StatusCode::CONFLICT, "already closed");
-    let (status, _) = SyncHarness::send(h.api(Method::GET, "/conflicts/no-such-conflict")).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = SyncHarness::send(h.api(Method::GET, "/conflicts/00000000-0000-4000-8000-000000000000")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a well-formed id of no conflict");
+    let (status, body) = SyncHarness::send(h.api(Method::GET, "/conflicts/no-such-conflict")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "not a conflict id at all: {body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("conflict id"), "{body}");
 }
 
 /// Workspace records for the other entities, with the default mappings' fields.

@@ -2,7 +2,7 @@
 
 use crmhost::auth::Role;
 use crmhost::domain::{PluginSlug, WorkspaceId};
-use crmhost::store::{IntegrationStatus, NewAuditEntry};
+use crmhost::store::{AuditAction, AuditTarget, IntegrationStatus, NewAuditEntry};
 use crmhost_tests::{AppOptions, TestApp, token};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -148,14 +148,14 @@ async fn integrations_are_listed_per_workspace_without_credentials() {
 #[tokio::test]
 async fn the_audit_log_pages_newest_first_and_shows_only_the_callers_workspace() {
     let app = TestApp::spawn(AppOptions::default()).await.unwrap();
-    for (workspace, action) in [("w1", "a1"), ("w2", "b1"), ("w1", "a2"), ("w1", "a3"), ("w1", "a4"), ("w1", "a5")] {
-        let entry = NewAuditEntry {
-            workspace_id: Some(WorkspaceId::parse(workspace).unwrap()),
-            actor: "u1".to_owned(),
-            action: action.to_owned(),
-            target: "integration:hubspot".to_owned(),
-            details: json!({}),
-        };
+    for (workspace, n) in [("w1", "a1"), ("w2", "b1"), ("w1", "a2"), ("w1", "a3"), ("w1", "a4"), ("w1", "a5")] {
+        let entry = NewAuditEntry::in_workspace(
+            &WorkspaceId::parse(workspace).unwrap(),
+            "u1",
+            AuditAction::SyncStarted,
+            AuditTarget::Integration(crmhost::domain::PluginSlug::parse("hubspot").unwrap()),
+            json!({ "n": n }),
+        );
         app.state.store.append_audit(&entry).await.unwrap();
     }
     let admin = token("w1", Role::Admin);
@@ -164,7 +164,8 @@ async fn the_audit_log_pages_newest_first_and_shows_only_the_callers_workspace()
     loop {
         let (status, body) = get(&app, &path, Some(&admin)).await;
         assert_eq!(status, StatusCode::OK);
-        actions.extend(body["entries"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap().to_owned()));
+        actions
+            .extend(body["entries"].as_array().unwrap().iter().map(|e| e["details"]["n"].as_str().unwrap().to_owned()));
         match body["next_before"].as_i64() {
             Some(before) => path = format!("/api/v1/workspaces/w1/audit-log?limit=2&before={before}"),
             None => break,

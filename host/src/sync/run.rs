@@ -1,4 +1,4 @@
-//! One run, executing: the plugin and connection it runs with, its counters and per-record
+//! One run, executing ([`Run`]): the plugin and connection it runs with, its counters and per-record
 //! outcomes (flushed to the store after every batch, with a heartbeat), live progress, plugin
 //! calls with retries for rate limits and transient failures, and the final status.
 
@@ -13,52 +13,15 @@ use serde_json::{Value as Json, json};
 use tokio::sync::watch;
 
 use super::Operation;
+use super::backoff::RetryBackoff;
 use super::merge::ConflictStrategy;
 use super::progress::Progress;
+use super::pull::{PullMode, PullScope};
 use super::settings::SyncSettings;
-use crate::domain::{EntityName, PluginSlug, WorkspaceId};
+use crate::domain::{CrmId, EntityName, ItemOutcome, PluginSlug, RunId, RunStatus, WorkspaceId};
 use crate::plugins::bindings::{AdapterError, RateLimitPolicy};
 use crate::plugins::{CallContext, CallError, CallResult, LoadedPlugin, adapter_error_summary};
-use crate::store::{RetryBackoff, RunCounts, RunItem, Store};
-
-/// What happened to one record in a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Outcome {
-    /// Created in the CRM.
-    Created,
-    /// Updated in the CRM or, by a pull, in the workspace.
-    Updated,
-    /// A new workspace record made from a CRM record.
-    Imported,
-    /// A workspace record and a CRM record found to be the same (by match key) and linked.
-    Linked,
-    /// Nothing to do (not kept as an item).
-    Unchanged,
-    /// Not synced, on purpose (deleted on one side, unresolved conflict).
-    Skipped,
-    /// Failed; the item carries the error.
-    Failed,
-    /// Left as a conflict for a user.
-    Conflict,
-    /// Deleted on this side because it was deleted on the other (`propagate_deletes`).
-    Deleted,
-}
-
-impl Outcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Created => "created",
-            Self::Updated => "updated",
-            Self::Imported => "imported",
-            Self::Linked => "linked",
-            Self::Unchanged => "unchanged",
-            Self::Skipped => "skipped",
-            Self::Failed => "failed",
-            Self::Conflict => "conflict",
-            Self::Deleted => "deleted",
-        }
-    }
-}
+use crate::store::{RunCounts, RunItem, Store};
 
 /// Why a run (or an entity of it) cannot go on.
 #[derive(Debug, Clone)]
@@ -101,21 +64,38 @@ pub(super) fn host_error(kind: &str, message: impl Into<String>) -> Json {
 /// How a run ended.
 #[derive(Debug, Clone)]
 pub(super) struct RunEnd {
-    pub status: &'static str,
+    pub status: RunStatus,
     pub counts: RunCounts,
     pub error: Option<String>,
     /// Set when the run stopped at a daily API limit: when to try again.
     pub deferred_until: Option<DateTime<Utc>>,
 }
 
-/// A run in progress.
-pub(super) struct Job {
+/// What a run executes with, settled when it starts.
+pub(super) struct RunParts {
     pub store: Store,
-    pub plugin: std::sync::Arc<LoadedPlugin>,
+    pub plugin: Arc<LoadedPlugin>,
+    /// The connection's credentials and the account's pacer.
     pub context: CallContext,
     pub workspace: WorkspaceId,
     pub slug: PluginSlug,
-    pub run_id: String,
+    pub run_id: RunId,
+    /// The integration's settings as the run started.
+    pub settings: SyncSettings,
+    /// When records that failed are due again.
+    pub retry_backoff: RetryBackoff,
+    /// Where its live progress goes.
+    pub progress: watch::Sender<Progress>,
+}
+
+/// A run, executing.
+pub(super) struct Run {
+    pub store: Store,
+    pub plugin: Arc<LoadedPlugin>,
+    pub context: CallContext,
+    pub workspace: WorkspaceId,
+    pub slug: PluginSlug,
+    pub run_id: RunId,
     pub strategy: ConflictStrategy,
     pub settings: SyncSettings,
     /// When failed records are due again.
@@ -130,23 +110,15 @@ pub(super) struct Job {
     progress: watch::Sender<Progress>,
 }
 
-impl Job {
-    /// The sender of this run's live progress (a second handle, which outlives the job).
+impl Run {
+    /// The sender of this run's live progress (a second handle, which outlives the run).
     pub fn progress_sender(&self) -> watch::Sender<Progress> {
         self.progress.clone()
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        store: Store,
-        plugin: std::sync::Arc<LoadedPlugin>,
-        context: CallContext,
-        workspace: WorkspaceId,
-        slug: PluginSlug,
-        run_id: String,
-        settings: SyncSettings,
-        progress: watch::Sender<Progress>,
-    ) -> Self {
+    /// A run about to execute, counting from zero.
+    pub fn new(parts: RunParts) -> Self {
+        let RunParts { store, plugin, context, workspace, slug, run_id, settings, retry_backoff, progress } = parts;
         Self {
             store,
             plugin,
@@ -156,7 +128,7 @@ impl Job {
             run_id,
             strategy: settings.conflict_strategy,
             settings,
-            retry_backoff: RetryBackoff::default(),
+            retry_backoff,
             lease_lost: None,
             deferred_until: Mutex::new(None),
             counts: RunCounts::default(),
@@ -169,7 +141,7 @@ impl Job {
 
     /// Runs the operation to its end and records how it ended. Never fails: failures become the
     /// run's status.
-    pub async fn run(mut self, operation: Operation) -> RunEnd {
+    pub async fn run_to_end(mut self, operation: Operation) -> RunEnd {
         let span = tracing::info_span!("sync.run", run = %self.run_id, workspace = %self.workspace, slug = %self.slug);
         // A heartbeat as soon as the run gets its turn (it may have queued behind another run).
         let result = match self.flush().await {
@@ -185,12 +157,12 @@ impl Job {
         let c = self.counts;
         let deferred_until = *self.deferred_until.lock().unwrap_or_else(PoisonError::into_inner);
         let status = match &error {
-            Some(_) if deferred_until.is_some() => "deferred",
-            Some(_) if c.succeeded > 0 => "partial",
-            Some(_) => "failed",
-            None if c.failed > 0 && c.succeeded == 0 && c.conflicts == 0 => "failed",
-            None if c.failed > 0 => "partial",
-            None => "completed",
+            Some(_) if deferred_until.is_some() => RunStatus::Deferred,
+            Some(_) if c.succeeded > 0 => RunStatus::Partial,
+            Some(_) => RunStatus::Failed,
+            None if c.failed > 0 && c.succeeded == 0 && c.conflicts == 0 => RunStatus::Failed,
+            None if c.failed > 0 => RunStatus::Partial,
+            None => RunStatus::Completed,
         };
         if let Err(err) = self.store.finish_run(&self.run_id, status, &c, error.as_deref()).await {
             tracing::error!(run = %self.run_id, error = %err, "could not record the end of a run");
@@ -198,12 +170,12 @@ impl Job {
         if let Err(err) = self.store.touch_last_sync(&self.workspace, &self.slug).await {
             tracing::warn!(error = %err, "could not record the integration's last sync");
         }
-        tracing::info!(run = %self.run_id, status, records = c.records, succeeded = c.succeeded, failed = c.failed,
+        tracing::info!(run = %self.run_id, status = %status, records = c.records, succeeded = c.succeeded, failed = c.failed,
             conflicts = c.conflicts, skipped = c.skipped, "sync run ended");
         self.phase = "done".to_owned();
         self.progress.send_replace(Progress {
             run_id: self.run_id.clone(),
-            status: status.to_owned(),
+            status,
             phase: self.phase.clone(),
             counts: c,
             finished: true,
@@ -214,13 +186,13 @@ impl Job {
 
     /// Ends a run that never got to start (its lease could not be taken).
     pub async fn abandon(mut self, message: &str) {
-        if let Err(err) = self.store.finish_run(&self.run_id, "failed", &self.counts, Some(message)).await {
+        if let Err(err) = self.store.finish_run(&self.run_id, RunStatus::Failed, &self.counts, Some(message)).await {
             tracing::error!(run = %self.run_id, error = %err, "could not record the end of a run");
         }
         self.phase = "done".to_owned();
         self.progress.send_replace(Progress {
             run_id: self.run_id.clone(),
-            status: "failed".to_owned(),
+            status: RunStatus::Failed,
             phase: self.phase.clone(),
             counts: self.counts,
             finished: true,
@@ -256,7 +228,8 @@ impl Job {
             Operation::Pull { entity, since, limit, crm_ids } => {
                 let mappings = self.mappings(&entity).await?;
                 self.set_phase(format!("pulling {entity}"));
-                self.pull_entity(&mappings, since, limit, crm_ids, super::pull::PullMode::PullOnly).await.map(|_| ())
+                let scope = PullScope::of_request(since, limit, crm_ids);
+                self.pull_entity(&mappings, scope, PullMode::PullOnly).await.map(|_| ())
             }
             Operation::Sync { entities, direction } => {
                 for entity in entities {
@@ -266,7 +239,8 @@ impl Job {
                         self.set_phase(format!("pulling {entity}"));
                         let since =
                             self.store.pull_cursor(&self.workspace, &self.slug, &entity).await.map_err(store_fatal)?;
-                        self.pull_entity(&mappings, since, None, Vec::new(), super::pull::PullMode::TwoWay).await?;
+                        self.pull_entity(&mappings, PullScope::Changed { since, limit: None }, PullMode::TwoWay)
+                            .await?;
                     }
                     if caps.push && direction.pushes() {
                         self.set_phase(format!("pushing {entity}"));
@@ -297,7 +271,7 @@ impl Job {
     fn report(&self) {
         self.progress.send_replace(Progress {
             run_id: self.run_id.clone(),
-            status: "running".to_owned(),
+            status: RunStatus::Running,
             phase: self.phase.clone(),
             counts: self.counts,
             finished: false,
@@ -310,28 +284,30 @@ impl Job {
         &mut self,
         entity: &EntityName,
         record_id: Option<&str>,
-        crm_id: Option<&str>,
-        outcome: Outcome,
+        crm_id: Option<&CrmId>,
+        outcome: ItemOutcome,
         error: Option<Json>,
     ) {
         self.counts.records += 1;
         match outcome {
-            Outcome::Created | Outcome::Updated | Outcome::Imported | Outcome::Linked | Outcome::Deleted => {
-                self.counts.succeeded += 1
-            }
-            Outcome::Unchanged | Outcome::Skipped => self.counts.skipped += 1,
-            Outcome::Failed => self.counts.failed += 1,
-            Outcome::Conflict => self.counts.conflicts += 1,
+            ItemOutcome::Created
+            | ItemOutcome::Updated
+            | ItemOutcome::Imported
+            | ItemOutcome::Linked
+            | ItemOutcome::Deleted => self.counts.succeeded += 1,
+            ItemOutcome::Unchanged | ItemOutcome::Skipped => self.counts.skipped += 1,
+            ItemOutcome::Failed => self.counts.failed += 1,
+            ItemOutcome::Conflict => self.counts.conflicts += 1,
         }
-        if outcome == Outcome::Unchanged {
+        if outcome == ItemOutcome::Unchanged {
             return;
         }
         self.items.push(RunItem {
             index: self.next_index,
             entity: entity.to_string(),
             record_id: record_id.map(str::to_owned),
-            crm_id: crm_id.map(str::to_owned),
-            outcome: outcome.as_str().to_owned(),
+            crm_id: crm_id.cloned(),
+            outcome,
             error,
         });
         self.next_index += 1;
@@ -401,14 +377,14 @@ impl Job {
     }
 }
 
-/// Runs `work` (a job's run) to its end. A panic inside it is a bug no input should reach, but it
+/// Runs `work` (a run's [`Run::run_to_end`]) to its end. A panic inside it is a bug no input should reach, but it
 /// must not leave the run `running` for ever (retries refused, progress streams never ending): the
 /// run ends `failed` with the counts it had stored, an error id to find the cause in the log, and
 /// can be retried like any failed run.
 pub(super) async fn run_guarded(
     store: &Store,
     workspace: &WorkspaceId,
-    run_id: &str,
+    run_id: &RunId,
     progress: watch::Sender<Progress>,
     work: impl Future<Output = RunEnd>,
 ) -> RunEnd {
@@ -431,18 +407,18 @@ pub(super) async fn run_guarded(
             RunCounts::default()
         }
     };
-    if let Err(err) = store.finish_run(run_id, "failed", &counts, Some(&message)).await {
+    if let Err(err) = store.finish_run(run_id, RunStatus::Failed, &counts, Some(&message)).await {
         tracing::error!(run = %run_id, error = %err, "could not record the end of a run that panicked");
     }
     progress.send_replace(Progress {
-        run_id: run_id.to_owned(),
-        status: "failed".to_owned(),
+        run_id: run_id.clone(),
+        status: RunStatus::Failed,
         phase: "done".to_owned(),
         counts,
         finished: true,
         error: Some(message.clone()),
     });
-    RunEnd { status: "failed", counts, error: Some(message), deferred_until: None }
+    RunEnd { status: RunStatus::Failed, counts, error: Some(message), deferred_until: None }
 }
 
 /// A store failure ends the run: nothing can be recorded reliably without it.
@@ -488,22 +464,22 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::domain::PluginSlug;
+    use crate::domain::{PluginSlug, SyncDirection, Trigger};
     use crate::store::NewRun;
 
-    async fn store_with_running_run(dir: &std::path::Path) -> (Store, WorkspaceId, String) {
+    async fn store_with_running_run(dir: &std::path::Path) -> (Store, WorkspaceId, RunId) {
         let store = Store::open_sqlite_file(&dir.join("t.db")).await.unwrap();
         store.migrate().await.unwrap();
         let workspace = WorkspaceId::parse("w1").unwrap();
-        let run_id = "run-1".to_owned();
+        let run_id = RunId::generate();
         store
             .create_run(&NewRun {
                 run_id: run_id.clone(),
                 workspace: workspace.clone(),
                 slug: PluginSlug::parse("salesforce").unwrap(),
-                direction: "pull",
+                direction: SyncDirection::Pull,
                 entity: Some("contact".to_owned()),
-                trigger: "manual",
+                trigger: Trigger::Manual,
                 params: json!({"operation": "pull", "entity": "contact"}),
                 started_by: Some("user-1".to_owned()),
                 retry_of: None,
@@ -524,23 +500,23 @@ mod tests {
         let sender = live.start(&run_id);
         let mut watcher = live.subscribe(&run_id).unwrap();
         let work = async {
-            // Dropping the run's own progress handle first, as unwinding through a job does.
+            // Dropping the run's own progress handle first, as unwinding through a run does.
             let owned = sender.clone();
             drop(owned);
             panic!("byte index 10 is not a char boundary");
         };
         let end = run_guarded(&store, &workspace, &run_id, sender.clone(), work).await;
 
-        assert_eq!(end.status, "failed");
+        assert_eq!(end.status, RunStatus::Failed);
         let stored = store.get_run(&workspace, &run_id).await.unwrap();
-        assert_eq!(stored.status, "failed", "a panicked run must not stay running");
+        assert_eq!(stored.status, RunStatus::Failed, "a panicked run must not stay running");
         assert_eq!(stored.counts.records, 7, "the counts stored before the panic are kept");
         let error = stored.error.unwrap();
         assert!(error.contains("retry it") && error.contains("id "), "{error}");
         assert!(!error.contains("char boundary"), "the panic's text stays in the log: {error}");
         assert!(stored.completed_at.is_some());
         let progress = watcher.wait_for(|p| p.finished).await.unwrap().clone();
-        assert_eq!(progress.status, "failed");
+        assert_eq!(progress.status, RunStatus::Failed);
     }
 
     #[tokio::test]
@@ -548,10 +524,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (store, workspace, run_id) = store_with_running_run(dir.path()).await;
         let sender = super::super::LiveRuns::default().start(&run_id);
-        let work =
-            async { RunEnd { status: "completed", counts: RunCounts::default(), error: None, deferred_until: None } };
+        let work = async {
+            RunEnd { status: RunStatus::Completed, counts: RunCounts::default(), error: None, deferred_until: None }
+        };
         let end = run_guarded(&store, &workspace, &run_id, sender, work).await;
-        assert_eq!(end.status, "completed");
-        assert_eq!(store.get_run(&workspace, &run_id).await.unwrap().status, "running", "the guard wrote nothing");
+        assert_eq!(end.status, RunStatus::Completed);
+        assert_eq!(
+            store.get_run(&workspace, &run_id).await.unwrap().status,
+            RunStatus::Running,
+            "the guard wrote nothing"
+        );
     }
 }
