@@ -268,80 +268,79 @@ impl SyncEngine {
         retry_of: Option<RunId>,
     ) -> Result<(SyncRun, tokio::task::JoinHandle<()>), SyncError> {
         let (plugin, context) = self.connections.call_context(workspace, slug).await?;
-        let description = plugin.description();
-        for entity in operation.entities() {
-            Self::plugin_entity(&plugin, &entity)?;
-        }
-        let capabilities = description.capabilities;
-        match &operation {
-            Operation::Push { record_ids, .. } => {
-                if !capabilities.push {
-                    return Err(SyncError::BadInput(format!("`{slug}` cannot push records")));
-                }
-                check_batch(record_ids.len())?;
-            }
-            Operation::Pull { crm_ids, .. } => {
-                if !capabilities.pull {
-                    return Err(SyncError::BadInput(format!("`{slug}` cannot pull records")));
-                }
-                check_batch(crm_ids.len())?;
-            }
-            Operation::Sync { entities, .. } if entities.is_empty() => {
-                return Err(SyncError::BadInput("name at least one entity to sync".to_owned()));
-            }
-            Operation::Sync { .. } => {}
-        }
+        check_operation(&plugin, slug, &operation)?;
+        let settings = self.runnable_settings(workspace, slug).await?;
+        let run = self.record_start(workspace, slug, &operation, trigger, started_by, retry_of).await?;
+        let webhooks = plugin.description().capabilities.webhooks;
+        let active = run::Run::new(run::RunParts {
+            store: self.store.clone(),
+            plugin,
+            context,
+            workspace: workspace.clone(),
+            slug: slug.clone(),
+            run_id: run.run_id.clone(),
+            settings: settings.clone(),
+            retry_backoff: self.options.record_retry,
+            progress: self.live.start(&run.run_id),
+        });
+        let handle =
+            self.spawn_run(active, operation, Launch { trigger, actor: started_by.to_owned(), settings, webhooks });
+        Ok((run, handle))
+    }
+
+    /// The integration's settings, unless it is paused (runs are refused then).
+    async fn runnable_settings(&self, workspace: &WorkspaceId, slug: &PluginSlug) -> Result<SyncSettings, SyncError> {
         let integration = self.store.get_integration(workspace, slug).await?;
         if integration.status == crate::store::IntegrationStatus::Paused {
             return Err(SyncError::Paused(format!(
                 "the `{slug}` integration is paused: resume it (POST …/integrations/{slug}/resume) to run syncs"
             )));
         }
-        let settings = SyncSettings::from_stored(&integration.settings);
-        let run_id = RunId::generate();
+        Ok(SyncSettings::from_stored(&integration.settings))
+    }
+
+    /// Records the run as `running` (the caller gets it at once) and audits its start.
+    async fn record_start(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        operation: &Operation,
+        trigger: Trigger,
+        started_by: &str,
+        retry_of: Option<RunId>,
+    ) -> Result<SyncRun, SyncError> {
         let run = self
             .store
             .create_run(&NewRun {
-                run_id: run_id.clone(),
+                run_id: RunId::generate(),
                 workspace: workspace.clone(),
                 slug: slug.clone(),
                 direction: operation.direction(),
                 entity: operation.entity_label(),
                 trigger,
-                params: serde_json::to_value(&operation).unwrap_or_default(),
+                params: serde_json::to_value(operation).unwrap_or_default(),
                 started_by: Some(started_by.to_owned()),
                 retry_of: retry_of.clone(),
                 owner_id: self.owner_id.clone(),
             })
             .await?;
-        self.audit(
-            workspace,
-            started_by,
-            AuditAction::SyncStarted,
-            AuditTarget::Integration(slug.clone()),
-            serde_json::json!({ "run_id": run_id, "direction": operation.direction(), "entity": run.entity, "trigger": trigger, "retry_of": retry_of }),
-        )
-        .await;
-
-        let progress = self.live.start(&run_id);
-        let mut active = run::Run::new(run::RunParts {
-            store: self.store.clone(),
-            plugin,
-            context,
-            workspace: workspace.clone(),
-            slug: slug.clone(),
-            run_id: run_id.clone(),
-            settings: settings.clone(),
-            retry_backoff: self.options.record_retry,
-            progress,
+        let details = serde_json::json!({
+            "run_id": run.run_id, "direction": run.direction, "entity": run.entity, "trigger": trigger, "retry_of": retry_of,
         });
-        let lock = self.locks.get(workspace, slug);
-        let live = self.live.clone();
-        let store = self.store.clone();
+        let target = AuditTarget::Integration(slug.clone());
+        self.audit(workspace, started_by, AuditAction::SyncStarted, target, details).await;
+        Ok(run)
+    }
+
+    /// Executes a recorded run in the background: its turn in this process, the integration's
+    /// lease, the run itself (a panic ends it `failed`), the schedule update, the audit of its end.
+    fn spawn_run(&self, mut active: run::Run, operation: Operation, launch: Launch) -> tokio::task::JoinHandle<()> {
+        let lock = self.locks.get(&active.workspace, &active.slug);
+        let (live, store) = (self.live.clone(), self.store.clone());
         let (owner, options) = (self.owner_id.clone(), self.options.clone());
-        let (workspace, slug, actor) = (workspace.clone(), slug.clone(), started_by.to_owned());
+        let (workspace, slug, run_id) = (active.workspace.clone(), active.slug.clone(), active.run_id.clone());
         let heartbeat = HeartbeatGuard::start(store.clone(), run_id.clone());
-        let handle = tokio::spawn(async move {
+        tokio::spawn(async move {
             let _heartbeat = heartbeat;
             let _serialized = lock.lock().await;
             let lease = match lease::HeldLease::acquire(&store, &workspace, &slug, &owner, options.lease).await {
@@ -359,22 +358,19 @@ impl SyncEngine {
             let scope = scheduler::RunScope {
                 workspace: &workspace,
                 slug: &slug,
-                settings: &settings,
-                trigger,
-                webhooks: capabilities.webhooks,
+                settings: &launch.settings,
+                trigger: launch.trigger,
+                webhooks: launch.webhooks,
             };
             let update = scheduler::after_run(&store, &options, &scope, &outcome).await;
             lease.release(update.as_ref()).await;
             let details = serde_json::json!({
                 "run_id": run_id, "status": outcome.status, "counts": outcome.counts, "error": outcome.error,
             });
-            let target = AuditTarget::Integration(slug.clone());
-            store
-                .audit(NewAuditEntry::in_workspace(&workspace, &actor, AuditAction::SyncFinished, target, details))
-                .await;
+            let (action, target) = (AuditAction::SyncFinished, AuditTarget::Integration(slug.clone()));
+            store.audit(NewAuditEntry::in_workspace(&workspace, &launch.actor, action, target, details)).await;
             live.end(&run_id);
-        });
-        Ok((run, handle))
+        })
     }
 
     /// Waits (up to `timeout`) for a run this process executes to end, then returns it as stored.
@@ -503,6 +499,43 @@ impl HeartbeatGuard {
 impl Drop for HeartbeatGuard {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// What a spawned run needs besides the run itself.
+struct Launch {
+    trigger: Trigger,
+    /// Who started it (audited with its end).
+    actor: String,
+    settings: SyncSettings,
+    /// Whether the plugin takes webhooks (the realtime schedule polls less then).
+    webhooks: bool,
+}
+
+/// Refuses an operation the plugin cannot do: an entity it lacks, a push or pull it does not
+/// offer, too many records, a sync of nothing.
+fn check_operation(plugin: &LoadedPlugin, slug: &PluginSlug, operation: &Operation) -> Result<(), SyncError> {
+    for entity in operation.entities() {
+        SyncEngine::plugin_entity(plugin, &entity)?;
+    }
+    let capabilities = plugin.description().capabilities;
+    match operation {
+        Operation::Push { record_ids, .. } => {
+            if !capabilities.push {
+                return Err(SyncError::BadInput(format!("`{slug}` cannot push records")));
+            }
+            check_batch(record_ids.len())
+        }
+        Operation::Pull { crm_ids, .. } => {
+            if !capabilities.pull {
+                return Err(SyncError::BadInput(format!("`{slug}` cannot pull records")));
+            }
+            check_batch(crm_ids.len())
+        }
+        Operation::Sync { entities, .. } if entities.is_empty() => {
+            Err(SyncError::BadInput("name at least one entity to sync".to_owned()))
+        }
+        Operation::Sync { .. } => Ok(()),
     }
 }
 
