@@ -101,13 +101,21 @@ pub(super) async fn show(
     Ok(Json(conflict))
 }
 
-#[utoipa::path(post, path = "/api/v1/workspaces/{id}/conflicts/{cid}/resolve", tag = "conflicts", operation_id = "resolve_conflict", params(ConflictPath), request_body = Resolution, security(("workspace_jwt" = [])), responses((status = 200, description = "Resolved and written to both sides (member+).", body = SyncConflict), ErrorResponses))]
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/conflicts/{cid}/resolve", tag = "conflicts", operation_id = "resolve_conflict", params(ConflictPath), request_body = Resolution, security(("workspace_jwt" = [])), responses((status = 200, description = "Resolved and written to both sides (member+; `always_use_*`, which also sets field rules: admin+).", body = SyncConflict), ErrorResponses))]
 pub(super) async fn resolve(
     Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
     ApiPath((_, cid)): ApiPath<(String, ConflictId)>,
     JsonBody(resolution): JsonBody<Resolution>,
 ) -> ApiResult<Json<SyncConflict>> {
+    if resolution.rule().is_some() && !caller.holds(crate::auth::Role::Admin) {
+        return Err(ApiError::Forbidden {
+            code: "insufficient_role",
+            message:
+                "always_use_app / always_use_crm set a field rule, which needs admin or owner; use use_app or use_crm"
+                    .to_owned(),
+        });
+    }
     let conflict = state.sync.resolve_conflict(&caller.workspace, &cid, &resolution, &caller.user).await?;
     Ok(Json(conflict))
 }

@@ -10,9 +10,11 @@ mod edge;
 pub mod error;
 mod extract;
 mod health;
+mod mappings;
 pub mod openapi;
 mod records;
 pub mod routes;
+mod rules;
 mod schedule;
 pub mod sync;
 mod webhooks;
@@ -45,6 +47,8 @@ fn routes() -> Routes {
         .merge(configure::router())
         .merge(sync::router())
         .merge(conflicts::router())
+        .merge(mappings::router())
+        .merge(rules::router())
         .merge(schedule::router())
         .merge(webhooks::router())
 }

@@ -148,6 +148,24 @@ pub struct ConflictPath {
     pub cid: String,
 }
 
+/// `{id}`, `{slug}`, `{entity}` and `{app_field}`: one field's mapping or conflict rule.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct MappingPath {
+    /// The workspace id.
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    pub id: String,
+    /// The plugin's slug.
+    #[param(pattern = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")]
+    pub slug: String,
+    /// The entity.
+    #[param(pattern = r"^[a-z][a-z0-9_]{0,63}$")]
+    pub entity: String,
+    /// The workspace field (the id of its mapping, or of its conflict rule, within the entity).
+    #[param(pattern = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+    pub app_field: String,
+}
+
 /// `{slug}` alone: a public per-plugin route.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -238,6 +256,12 @@ impl Modify for SecuritySchemes {
         super::conflicts::show,
         super::conflicts::resolve,
         super::conflicts::ignore,
+        super::rules::put_rule,
+        super::rules::delete_rule,
+        super::mappings::suggest,
+        super::mappings::preview,
+        super::mappings::put_one,
+        super::mappings::delete_one,
         super::schedule::pause,
         super::schedule::resume,
         super::webhooks::webhook,

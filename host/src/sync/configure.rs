@@ -83,6 +83,97 @@ impl SyncEngine {
         input: &[MappingInput],
         user: &str,
     ) -> Result<EntityMappings, SyncError> {
+        let (described, rows) = self.validated_mappings(workspace, slug, entity, input).await?;
+        self.store.replace_mappings(workspace, slug, entity, &rows).await?;
+        self.audit(workspace, user, AuditAction::MappingsUpdated, AuditTarget::Integration(slug.clone()), json!({
+            "entity": entity,
+            "mappings": rows.iter().map(|r| json!({"app_field": r.app_field, "crm_field": r.crm_field, "direction": r.direction})).collect::<Vec<_>>(),
+            "reset_to_defaults": rows.is_empty(),
+        }))
+        .await;
+        let stored = self.store.mappings(workspace, slug, Some(entity)).await?;
+        EntityMappings::effective(&described, &stored).map_err(SyncError::BadInput)
+    }
+
+    /// Checks mappings as [`SyncEngine::replace_mappings`] does and returns them as they would be
+    /// in force, saving nothing (for previews).
+    pub async fn check_mappings(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        entity: &EntityName,
+        input: &[MappingInput],
+    ) -> Result<EntityMappings, SyncError> {
+        let (described, rows) = self.validated_mappings(workspace, slug, entity, input).await?;
+        EntityMappings::effective(&described, &rows).map_err(SyncError::BadInput)
+    }
+
+    /// Adds or changes the mapping of one workspace field, keeping the entity's others (the
+    /// plugin's defaults, while no mapping of the entity is stored).
+    pub async fn put_mapping(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        entity: &EntityName,
+        mapping: MappingInput,
+        user: &str,
+    ) -> Result<EntityMappings, SyncError> {
+        let mut input = self.mappings_in_force(workspace, slug, entity).await?;
+        input.retain(|m| m.app_field != mapping.app_field);
+        input.push(mapping);
+        self.replace_mappings(workspace, slug, entity, &input, user).await
+    }
+
+    /// Removes the mapping of one workspace field (404 if it has none); the match key's mapping
+    /// stays (422).
+    pub async fn delete_mapping(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        entity: &EntityName,
+        app_field: &FieldName,
+        user: &str,
+    ) -> Result<EntityMappings, SyncError> {
+        let mut input = self.mappings_in_force(workspace, slug, entity).await?;
+        let before = input.len();
+        input.retain(|m| m.app_field != app_field.as_str());
+        if input.len() == before {
+            return Err(SyncError::NotFound(format!("`{entity}` has no mapping of the workspace field `{app_field}`")));
+        }
+        self.replace_mappings(workspace, slug, entity, &input, user).await
+    }
+
+    /// The entity's mappings in force, as input for a replacement.
+    async fn mappings_in_force(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        entity: &EntityName,
+    ) -> Result<Vec<MappingInput>, SyncError> {
+        let plugin = self.plugin(slug)?;
+        let current = self.mappings_for(workspace, &plugin, entity).await?;
+        Ok(current
+            .mappings
+            .iter()
+            .map(|m| MappingInput {
+                app_field: m.app_field.to_string(),
+                crm_field: m.crm_field.clone(),
+                direction: Some(m.direction.as_str().to_owned()),
+                transform: m.transform.as_ref().map(super::mapping::Transform::to_json),
+            })
+            .collect())
+    }
+
+    /// Parses mappings and checks each against the CRM's fields: unknown fields, fields the CRM
+    /// will not write for push mappings and date transforms on other types are refused (422) by
+    /// name, and the match key must be mapped.
+    async fn validated_mappings(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        entity: &EntityName,
+        input: &[MappingInput],
+    ) -> Result<(crate::plugins::description::EntityDescription, Vec<StoredMapping>), SyncError> {
         if input.len() > MAX_MAPPINGS {
             return Err(SyncError::BadInput(format!(
                 "at most {MAX_MAPPINGS} mappings per entity, got {}",
@@ -180,15 +271,7 @@ impl SyncEngine {
                 )));
             }
         }
-        self.store.replace_mappings(workspace, slug, entity, &rows).await?;
-        self.audit(workspace, user, AuditAction::MappingsUpdated, AuditTarget::Integration(slug.clone()), json!({
-            "entity": entity,
-            "mappings": rows.iter().map(|r| json!({"app_field": r.app_field, "crm_field": r.crm_field, "direction": r.direction})).collect::<Vec<_>>(),
-            "reset_to_defaults": rows.is_empty(),
-        }))
-        .await;
-        let stored = self.store.mappings(workspace, slug, Some(entity)).await?;
-        EntityMappings::effective(&described, &stored).map_err(SyncError::BadInput)
+        Ok((described, rows))
     }
 
     /// Changes an integration's settings (only the keys the patch names) and audits it.

@@ -1,7 +1,10 @@
 //! The three-way merge of one record: the workspace's values and the CRM's, each compared with the
 //! base both sides agreed on at the last sync, field by field. Only-app changes go to the CRM,
 //! only-CRM changes come to the workspace, equal changes agree, and different changes are a
-//! conflict the integration's strategy settles (or leaves for a user). Pure: no I/O.
+//! conflict the integration's strategy settles (or leaves for a user), unless a field rule says
+//! which side always wins that field. Pure: no I/O.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,6 +12,7 @@ use serde_json::{Map, Value as Json};
 
 use super::mapping::EntityMappings;
 use super::values::same_value;
+use crate::domain::FieldName;
 
 /// How a conflict is settled.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -23,6 +27,48 @@ pub enum ConflictStrategy {
     AppWins,
     /// Nothing is overwritten; a conflict waits for a user.
     ManualReview,
+}
+
+/// Which side always wins a conflict on one field ("always use the app" / "always use the
+/// CRM"), whatever the integration's strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldRule {
+    /// The workspace's value wins.
+    App,
+    /// The CRM's value wins.
+    Crm,
+}
+
+/// One entity's field rules, by workspace field.
+pub type FieldRules = BTreeMap<FieldName, FieldRule>;
+
+/// How each field's conflicts are settled: the integration's strategy, unless a rule names the
+/// field.
+#[derive(Debug, Clone, Copy)]
+pub struct Strategies<'a> {
+    /// The integration's strategy.
+    pub default: ConflictStrategy,
+    /// The entity's field rules.
+    pub rules: Option<&'a FieldRules>,
+}
+
+impl From<ConflictStrategy> for Strategies<'_> {
+    fn from(default: ConflictStrategy) -> Self {
+        Self { default, rules: None }
+    }
+}
+
+impl Strategies<'_> {
+    /// The strategy for one workspace field.
+    pub fn for_field(&self, field: &str) -> ConflictStrategy {
+        let rule = self.rules.and_then(|rules| rules.iter().find(|(f, _)| f.as_str() == field).map(|(_, r)| *r));
+        match rule {
+            Some(FieldRule::App) => ConflictStrategy::AppWins,
+            Some(FieldRule::Crm) => ConflictStrategy::CrmWins,
+            None => self.default,
+        }
+    }
 }
 
 /// One side of a record at merge time.
@@ -53,13 +99,14 @@ pub struct MergeOutcome {
 
 /// Merges one record. `base` is `None` for a pair never synced before: then a side that has no
 /// value has not "changed" it, and only two different values conflict.
-pub fn merge(
+pub fn merge<'r>(
     mappings: &EntityMappings,
     app: Side<'_>,
     crm: Side<'_>,
     base: Option<&Map<String, Json>>,
-    strategy: ConflictStrategy,
+    strategies: impl Into<Strategies<'r>>,
 ) -> MergeOutcome {
+    let strategies = strategies.into();
     let mut out = MergeOutcome::default();
     let null = Json::Null;
     for m in mappings.active() {
@@ -103,7 +150,7 @@ pub fn merge(
                 out.base.insert(field.to_owned(), c.clone());
             }
             (true, true) => {
-                let crm_wins = match strategy {
+                let crm_wins = match strategies.for_field(field) {
                     ConflictStrategy::CrmWins => true,
                     ConflictStrategy::AppWins => false,
                     ConflictStrategy::LastWriteWins => match (app.changed_at, crm.changed_at) {
@@ -228,6 +275,37 @@ mod tests {
         );
         assert!(out.to_crm.is_empty() && out.to_app.is_empty() && out.conflicts.is_empty(), "{out:?}");
         assert_eq!(out.base["name"], json!("Bob"));
+    }
+
+    #[test]
+    fn a_field_rule_overrides_the_strategy_for_its_field_only() {
+        let app = obj(json!({"email": "a@x.com", "name": "App", "phone": "9", "note": "n"}));
+        let crm = obj(json!({"email": "a@x.com", "name": "Crm", "phone": "8", "status": "open"}));
+        let rules: FieldRules = [(FieldName::parse("name").unwrap(), FieldRule::Crm)].into_iter().collect();
+        let base = obj(base());
+        let out = merge(
+            &mappings(),
+            Side { values: &app, changed_at: at(T2) },
+            Side { values: &crm, changed_at: at(T1) },
+            Some(&base),
+            Strategies { default: ConflictStrategy::ManualReview, rules: Some(&rules) },
+        );
+        // `phone` has no rule: manual review holds the whole record back.
+        assert_eq!(out.conflicts, ["phone"]);
+        let rules: FieldRules =
+            [(FieldName::parse("name").unwrap(), FieldRule::Crm), (FieldName::parse("phone").unwrap(), FieldRule::App)]
+                .into_iter()
+                .collect();
+        let out = merge(
+            &mappings(),
+            Side { values: &app, changed_at: at(T2) },
+            Side { values: &crm, changed_at: at(T1) },
+            Some(&base),
+            Strategies { default: ConflictStrategy::ManualReview, rules: Some(&rules) },
+        );
+        assert!(out.conflicts.is_empty(), "{out:?}");
+        assert_eq!(out.to_app, obj(json!({"name": "Crm"})), "the CRM wins `name` although the app changed last");
+        assert_eq!(out.to_crm, ["phone"]);
     }
 
     #[test]

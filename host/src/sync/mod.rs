@@ -3,6 +3,7 @@
 //! mappings, settings and conflict resolution. The API layer calls [`SyncEngine`]; the merge rules
 //! live in [`merge`], the field rules in [`mapping`].
 
+mod assist;
 mod backoff;
 mod configure;
 mod error;
@@ -16,6 +17,7 @@ mod progress;
 mod pull;
 mod push;
 mod resolve;
+mod rules;
 mod run;
 pub mod scheduler;
 pub mod settings;
@@ -28,13 +30,16 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use assist::{MappingPreview, MappingSuggestions, PREVIEW_SAMPLE_MAX};
 pub use backoff::RetryBackoff;
 pub use configure::MappingInput;
 pub use error::SyncError;
 pub use mapping::{Direction, EntityMappings, FieldMapping, MappingSource, Transform};
 pub use merge::ConflictStrategy;
+pub use merge::{FieldRule, FieldRules};
 pub use progress::{LiveRuns, Progress};
 pub use resolve::Resolution;
+pub use rules::{LeftPending, RuleChange};
 pub use scheduler::SchedulerOptions;
 pub use settings::SyncSettings;
 pub use webhooks::WebhookReport;

@@ -15,7 +15,7 @@ use serde_json::{Map, Value as Json};
 
 use super::filters::all_match;
 use super::mapping::EntityMappings;
-use super::merge::{MergeOutcome, Side, merge};
+use super::merge::{MergeOutcome, Side, Strategies, merge};
 use super::push::{Done, LinkBatch};
 use super::run::{Fatal, Run, host_error, required, store_fatal};
 use super::values::{coerce_like, fields_by_name, parse_instant};
@@ -423,7 +423,7 @@ impl Run {
             Side { values: &app_view, changed_at: Some(record.updated_at) },
             Side { values: &crm.view, changed_at: crm.modified_at },
             base,
-            self.strategy,
+            Strategies { default: self.strategy, rules: self.settings.conflict_rules.get(&mappings.entity) },
         );
         if !out.conflicts.is_empty() {
             let (write, done) = self.record_conflict(mappings, crm, &record, &app_view, base, &out).await?;

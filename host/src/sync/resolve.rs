@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
+use super::merge::FieldRule;
 use super::run::error_json;
 use super::values::{coerce_like, same_value};
 use super::{SyncEngine, SyncError};
-use crate::domain::{ConflictId, ConflictStatus, CrmId, EntityName, PluginSlug, RecordId, WorkspaceId};
+use crate::domain::{ConflictId, ConflictStatus, CrmId, EntityName, FieldName, PluginSlug, RecordId, WorkspaceId};
 use crate::plugins::adapter_error_summary;
 use crate::plugins::bindings::adapter::{PushOutcome, PushRecord};
 use crate::store::{AuditAction, AuditTarget, LinkStatus, LinkWrite, StoreResultExt, SyncConflict};
@@ -26,23 +27,47 @@ pub enum Pick {
 }
 
 /// How a user settles a conflict. JSON: `{"resolution": "use_app"}`, `{"resolution": "use_crm"}`,
+/// `{"resolution": "always_use_app" | "always_use_crm", "apply_to_pending": true?}` (that side,
+/// and a field rule for every conflicting field from now on),
 /// `{"fields": {"<app field>": "app" | "crm", …}}` (every conflicting field), or
 /// `{"values": {"<app field>": <value>, …}}` (merged values; fields not named keep the app's).
-#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Resolution {
-    /// `use_app` or `use_crm` for every conflicting field.
+    /// `use_app`, `use_crm`, `always_use_app` or `always_use_crm` for every conflicting field.
+    #[schema(pattern = "^(use_app|use_crm|always_use_app|always_use_crm)$")]
     pub resolution: Option<String>,
     /// A side per field.
     pub fields: Option<BTreeMap<String, Pick>>,
     /// Values to write.
     #[schema(value_type = Option<Object>)]
     pub values: Option<Map<String, Json>>,
+    /// With `always_use_*`: also settle the other pending conflicts the new rules decide.
+    pub apply_to_pending: Option<bool>,
 }
 
 impl Resolution {
+    /// A side per conflicting field.
+    pub(super) fn by_fields(fields: BTreeMap<String, Pick>) -> Self {
+        Self { fields: Some(fields), ..Self::default() }
+    }
+
+    /// The field rule an `always_use_*` resolution sets.
+    pub fn rule(&self) -> Option<FieldRule> {
+        match self.resolution.as_deref() {
+            Some("always_use_app") => Some(FieldRule::App),
+            Some("always_use_crm") => Some(FieldRule::Crm),
+            _ => None,
+        }
+    }
+
     /// The value each conflicting field ends with.
     fn choose(&self, conflict: &SyncConflict) -> Result<Map<String, Json>, SyncError> {
+        if self.apply_to_pending.is_some() && self.rule().is_none() {
+            return Err(SyncError::BadInput(
+                "apply_to_pending goes with resolution always_use_app or always_use_crm".to_owned(),
+            ));
+        }
         let given = [self.resolution.is_some(), self.fields.is_some(), self.values.is_some()];
         if given.iter().filter(|g| **g).count() != 1 {
             return Err(SyncError::BadInput(
@@ -56,10 +81,12 @@ impl Resolution {
         let mut chosen = Map::new();
         if let Some(whole) = &self.resolution {
             let pick = match whole.as_str() {
-                "use_app" => Pick::App,
-                "use_crm" => Pick::Crm,
+                "use_app" | "always_use_app" => Pick::App,
+                "use_crm" | "always_use_crm" => Pick::Crm,
                 other => {
-                    return Err(SyncError::BadInput(format!("resolution `{other}` is not use_app or use_crm")));
+                    return Err(SyncError::BadInput(format!(
+                        "resolution `{other}` is not use_app, use_crm, always_use_app or always_use_crm"
+                    )));
                 }
             };
             for f in &conflict.conflicting_fields {
@@ -102,8 +129,36 @@ impl Resolution {
 impl SyncEngine {
     /// Resolves a pending conflict: writes the chosen values to the workspace record and to the
     /// CRM, marks the record synced with them as the base, and closes the conflict.
+    /// An `always_use_*` resolution then sets a field rule for every conflicting field and, with
+    /// `apply_to_pending`, settles the other pending conflicts those rules decide.
     #[tracing::instrument(name = "sync.resolve_conflict", skip_all, fields(workspace = %workspace, conflict = %conflict_id))]
     pub async fn resolve_conflict(
+        &self,
+        workspace: &WorkspaceId,
+        conflict_id: &ConflictId,
+        resolution: &Resolution,
+        user: &str,
+    ) -> Result<SyncConflict, SyncError> {
+        let resolved = self.resolve_one(workspace, conflict_id, resolution, user).await?;
+        if let Some(rule) = resolution.rule() {
+            let slug = PluginSlug::parse(&resolved.integration).map_err(SyncError::BadInput)?;
+            let entity = EntityName::parse(&resolved.entity).map_err(SyncError::BadInput)?;
+            let fields: Vec<FieldName> =
+                resolved.conflicting_fields.iter().filter_map(|f| FieldName::parse(f).ok()).collect();
+            let changes: Vec<(FieldName, Option<FieldRule>)> = fields.iter().map(|f| (f.clone(), Some(rule))).collect();
+            let rules = self.set_field_rules(workspace, &slug, &entity, &changes, user).await?;
+            if resolution.apply_to_pending == Some(true) {
+                let mut change = super::RuleChange { entity, rules, settled: Vec::new(), left_pending: Vec::new() };
+                for field in &fields {
+                    self.settle_by_rules(workspace, &slug, field, &mut change, user).await?;
+                }
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// Resolves one pending conflict as [`SyncEngine::resolve_conflict`] does, without rules.
+    pub(super) async fn resolve_one(
         &self,
         workspace: &WorkspaceId,
         conflict_id: &ConflictId,

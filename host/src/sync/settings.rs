@@ -9,7 +9,7 @@ use serde_json::{Map, Value as Json};
 
 use super::filters::Filter;
 use super::frequency::Frequency;
-use super::merge::ConflictStrategy;
+use super::merge::{ConflictStrategy, FieldRules};
 use crate::domain::EntityName;
 use crate::plugins::PluginDescription;
 
@@ -38,6 +38,10 @@ pub struct SyncSettings {
     pub create_missing: bool,
     /// Delete on the other side what was deleted on one side (linked records only).
     pub propagate_deletes: bool,
+    /// Per entity and workspace field: the side that always wins a conflict on that field
+    /// (`"app"` or `"crm"`), overriding `conflict_strategy`.
+    #[schema(value_type = BTreeMap<String, BTreeMap<String, super::merge::FieldRule>>)]
+    pub conflict_rules: BTreeMap<EntityName, FieldRules>,
     /// The operator's cap: runs stop (deferred) once the CRM account has used this percentage of
     /// its daily API allocation. `None`: no cap below the CRM's own.
     pub daily_limit_percent: Option<u8>,
@@ -54,6 +58,7 @@ impl Default for SyncSettings {
             create_missing: true,
             propagate_deletes: false,
             daily_limit_percent: None,
+            conflict_rules: BTreeMap::new(),
         }
     }
 }
@@ -68,6 +73,7 @@ const KEYS: &[&str] = &[
     "create_missing",
     "propagate_deletes",
     "daily_limit_percent",
+    "conflict_rules",
 ];
 
 impl SyncSettings {
@@ -91,6 +97,7 @@ impl SyncSettings {
         take!(create_missing);
         take!(propagate_deletes);
         take!(daily_limit_percent);
+        take!(conflict_rules);
         settings
     }
 
@@ -175,6 +182,15 @@ impl SyncSettings {
                         return Err(format!(
                             "daily_limit_percent must be a whole number from 1 to 100 (or null), got {value}"
                         ));
+                    }
+                    value.clone()
+                }
+                "conflict_rules" => {
+                    let rules: BTreeMap<String, FieldRules> = serde_json::from_value(value.clone()).map_err(|e| {
+                        format!("conflict_rules must map entities to {{\"<workspace field>\": \"app\" | \"crm\"}}: {e}")
+                    })?;
+                    for entity in rules.keys() {
+                        known_entity(entity, "conflict_rules")?;
                     }
                     value.clone()
                 }

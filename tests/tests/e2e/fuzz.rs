@@ -201,6 +201,7 @@ fn real_value(param: &str, run_id: &str) -> String {
         "record_id" => "c1".to_owned(),
         "run_id" => run_id.to_owned(),
         "cid" => "no-such-conflict".to_owned(),
+        "app_field" => "first_name".to_owned(),
         other => panic!("the fuzz suite has no real value for path parameter `{{{other}}}`: add one"),
     }
 }
@@ -388,6 +389,10 @@ async fn the_role_check_comes_before_the_body_and_json_routes_want_json() {
         (Method::PATCH, "/integrations/salesforce/settings"),
         (Method::PUT, "/records/contact"),
         (Method::POST, "/conflicts/00000000-0000-4000-8000-000000000000/resolve"),
+        (Method::POST, "/integrations/salesforce/field-mappings/suggest"),
+        (Method::POST, "/integrations/salesforce/field-mappings/preview"),
+        (Method::PUT, "/integrations/salesforce/field-mappings/contact/first_name"),
+        (Method::PUT, "/integrations/salesforce/conflict-rules/contact/first_name"),
     ];
     for (method, rest) in json_routes {
         let response =

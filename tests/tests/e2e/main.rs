@@ -2,14 +2,53 @@
 // Test code: a failed unwrap is a failed test, which is what we want.
 #![allow(clippy::unwrap_used)]
 
+/// One test per (adapter, backend) from an async body taking a connected harness.
+macro_rules! each_crm_and_backend {
+    ($name:ident, |$h:ident| $body:block) => {
+        mod $name {
+            use super::*;
+
+            async fn run($h: SyncHarness) $body
+
+            async fn start(backend: Backend, crm: Crm) -> Option<SyncHarness> {
+                SyncHarness::start(backend, crm, crm_sim::knobs::Knobs::default()).await
+            }
+
+            #[tokio::test]
+            async fn salesforce_sqlite() {
+                run(start(Backend::Sqlite, Crm::Salesforce).await.unwrap()).await;
+            }
+
+            #[tokio::test]
+            async fn salesforce_postgres() {
+                let Some(h) = start(Backend::Postgres, Crm::Salesforce).await else { return };
+                run(h).await;
+            }
+
+            #[tokio::test]
+            async fn hubspot_sqlite() {
+                run(start(Backend::Sqlite, Crm::Hubspot).await.unwrap()).await;
+            }
+
+            #[tokio::test]
+            async fn hubspot_postgres() {
+                let Some(h) = start(Backend::Postgres, Crm::Hubspot).await else { return };
+                run(h).await;
+            }
+        }
+    };
+}
+
 mod api;
 mod automatic;
 mod connect;
 mod contract;
+mod field_rules;
 mod fuzz;
 mod hardening;
 mod hot_reload;
 mod hubspot;
+mod mapping_assist;
 mod plugin_calls;
 mod salesforce;
 mod sandbox;

@@ -9,43 +9,6 @@ use crmhost_tests::{Backend, Crm, SyncHarness, contacts};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// One test per (adapter, backend) from an async body taking a connected harness.
-macro_rules! each_crm_and_backend {
-    ($name:ident, |$h:ident| $body:block) => {
-        mod $name {
-            use super::*;
-
-            async fn run($h: SyncHarness) $body
-
-            async fn start(backend: Backend, crm: Crm) -> Option<SyncHarness> {
-                SyncHarness::start(backend, crm, crm_sim::knobs::Knobs::default()).await
-            }
-
-            #[tokio::test]
-            async fn salesforce_sqlite() {
-                run(start(Backend::Sqlite, Crm::Salesforce).await.unwrap()).await;
-            }
-
-            #[tokio::test]
-            async fn salesforce_postgres() {
-                let Some(h) = start(Backend::Postgres, Crm::Salesforce).await else { return };
-                run(h).await;
-            }
-
-            #[tokio::test]
-            async fn hubspot_sqlite() {
-                run(start(Backend::Sqlite, Crm::Hubspot).await.unwrap()).await;
-            }
-
-            #[tokio::test]
-            async fn hubspot_postgres() {
-                let Some(h) = start(Backend::Postgres, Crm::Hubspot).await else { return };
-                run(h).await;
-            }
-        }
-    };
-}
-
 fn ids(range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| format!("c{i}")).collect()
 }
