@@ -17,6 +17,7 @@ pub mod routes;
 mod rules;
 mod schedule;
 pub mod sync;
+mod sync_health;
 mod webhooks;
 pub mod wire;
 mod workspaces;
@@ -49,6 +50,7 @@ fn routes() -> Routes {
         .merge(conflicts::router())
         .merge(mappings::router())
         .merge(rules::router())
+        .merge(sync_health::router())
         .merge(schedule::router())
         .merge(webhooks::router())
 }

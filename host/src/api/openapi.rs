@@ -256,6 +256,9 @@ impl Modify for SecuritySchemes {
         super::conflicts::show,
         super::conflicts::resolve,
         super::conflicts::ignore,
+        super::sync_health::health,
+        super::sync_health::failures,
+        super::sync_health::retry_failures,
         super::rules::put_rule,
         super::rules::delete_rule,
         super::mappings::suggest,
@@ -279,6 +282,7 @@ impl Modify for SecuritySchemes {
         (name = "sync", description = "Push, pull and two-way sync runs, their history and progress."),
         (name = "conflicts", description = "Records changed on both sides, waiting for a user."),
         (name = "schedule", description = "Pausing and resuming automatic sync."),
+        (name = "health", description = "Sync health: records by status, what is failing now by cause, retrying a cause."),
         (name = "webhooks", description = "CRM change events, verified by the plugin."),
     )
 )]

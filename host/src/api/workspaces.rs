@@ -27,10 +27,18 @@ pub(super) async fn list_integrations(
     Authorized { caller, .. }: Authorized<at_least::Member>,
     State(state): State<AppState>,
 ) -> ApiResult<Json<IntegrationList>> {
-    let integrations = state.store.list_integrations(&caller.workspace).await?;
-    let integrations = integrations
-        .into_iter()
-        .map(|i| IntegrationSummary {
+    let mut summaries = Vec::new();
+    for i in state.store.list_integrations(&caller.workspace).await? {
+        let health = match crate::domain::PluginSlug::parse(&i.integration_slug) {
+            Ok(slug) => state.sync.health(&caller.workspace, &slug).await.ok().map(|h| HealthBrief {
+                failing_records: h.failing_records,
+                pending_conflicts: h.pending_conflicts,
+                failure_streak: h.failure_streak,
+                last_run_status: h.last_run.map(|r| r.status),
+            }),
+            Err(_) => None,
+        };
+        summaries.push(IntegrationSummary {
             slug: i.integration_slug,
             status: i.status,
             account: i.metadata.get("account").cloned().unwrap_or(Value::Null),
@@ -40,9 +48,10 @@ pub(super) async fn list_integrations(
             token_expires_at: i.token_expires_at,
             next_sync_at: i.next_sync_at,
             status_reason: i.status_reason,
-        })
-        .collect();
-    Ok(Json(IntegrationList { integrations }))
+            health,
+        });
+    }
+    Ok(Json(IntegrationList { integrations: summaries }))
 }
 
 /// A workspace's integrations.
@@ -74,6 +83,21 @@ pub(super) struct IntegrationSummary {
     next_sync_at: Option<DateTime<Utc>>,
     /// Why it is not syncing on schedule, if it is not.
     status_reason: Option<String>,
+    /// Its sync health in brief (`GET …/integrations/{slug}/health` has the detail).
+    health: Option<HealthBrief>,
+}
+
+/// An integration's sync health in brief.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct HealthBrief {
+    /// Records whose last sync failed.
+    failing_records: i64,
+    /// Conflicts waiting for a user.
+    pending_conflicts: i64,
+    /// Scheduled runs in a row that failed as a whole.
+    failure_streak: i64,
+    /// How the newest run ended (or `running`).
+    last_run_status: Option<crate::domain::RunStatus>,
 }
 
 /// A page of the audit log.

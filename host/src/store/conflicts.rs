@@ -218,6 +218,14 @@ impl Store {
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
+    /// How many conflicts of an integration wait for a user.
+    pub async fn pending_conflict_count(&self, workspace: &WorkspaceId, slug: &PluginSlug) -> StoreResult<i64> {
+        let sql = "select count(*) from sync_conflicts where workspace_id = $1 and integration_slug = $2 \
+                   and status = 'pending'";
+        Ok(with_pool!(self, pool => sqlx::query_scalar(sql)
+            .bind(workspace.as_str()).bind(slug.as_str()).fetch_one(pool).await)?)
+    }
+
     /// Closes a pending conflict as `resolved` or `ignored`; `false` if it was no longer pending.
     pub async fn close_conflict(
         &self,

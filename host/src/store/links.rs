@@ -421,17 +421,42 @@ impl Store {
         Ok(())
     }
 
-    /// How many links of an integration's entity are in each status.
+    /// How many links of an integration are in each status, per entity.
+    #[tracing::instrument(name = "store.link_status_counts", skip_all, fields(workspace = %workspace, slug = %slug))]
     pub async fn link_status_counts(
         &self,
         workspace: &WorkspaceId,
         slug: &PluginSlug,
-        entity: &EntityName,
-    ) -> StoreResult<Vec<(String, i64)>> {
-        let sql = "select sync_status, count(*) from record_links where workspace_id = $1 and integration_slug = $2 \
-                   and entity = $3 group by sync_status order by sync_status";
-        let rows: Vec<(String, i64)> = with_pool!(self, pool => sqlx::query_as(sql)
-            .bind(workspace.as_str()).bind(slug.as_str()).bind(entity.as_str()).fetch_all(pool).await)?;
-        Ok(rows)
+    ) -> StoreResult<Vec<(String, LinkStatus, i64)>> {
+        let sql = "select entity, sync_status, count(*) from record_links where workspace_id = $1 \
+                   and integration_slug = $2 group by entity, sync_status order by entity, sync_status";
+        let rows: Vec<(String, String, i64)> = with_pool!(self, pool => sqlx::query_as(sql)
+            .bind(workspace.as_str()).bind(slug.as_str()).fetch_all(pool).await)?;
+        rows.into_iter()
+            .map(|(entity, status, n)| {
+                let status =
+                    LinkStatus::parse(&status).ok_or_else(|| StoreError::Corrupt(format!("link status `{status}`")))?;
+                Ok((entity, status, n))
+            })
+            .collect()
+    }
+
+    /// An integration's failed links (every entity), by entity and record id, at most `limit`.
+    #[tracing::instrument(name = "store.failed_links", skip_all, fields(workspace = %workspace, slug = %slug))]
+    pub async fn failed_links(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        entity: Option<&EntityName>,
+        limit: i64,
+    ) -> StoreResult<Vec<RecordLink>> {
+        let sql = format!(
+            "select {COLUMNS} from record_links where workspace_id = $1 and integration_slug = $2 \
+             and sync_status = 'failed' and ($3 = '' or entity = $3) order by entity, record_id limit $4"
+        );
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
+            .bind(workspace.as_str()).bind(slug.as_str()).bind(entity.map_or("", EntityName::as_str)).bind(limit)
+            .fetch_all(pool).await)?;
+        rows.into_iter().map(TryInto::try_into).collect()
     }
 }

@@ -55,4 +55,5 @@ mod sandbox;
 mod sandbox_mode;
 mod store;
 mod sync;
+mod sync_health;
 mod workspaces;
