@@ -340,6 +340,10 @@ pub(super) struct HistoryQuery {
     /// Only runs started so.
     #[param(inline)]
     trigger: Option<Trigger>,
+    /// Only runs started at or after this RFC 3339 instant.
+    from: Option<DateTime<Utc>>,
+    /// Only runs started before this RFC 3339 instant.
+    to: Option<DateTime<Utc>>,
     /// Page size (default 50).
     #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
@@ -372,8 +376,21 @@ pub(super) async fn history(
             Some((run.started_at, run.run_id))
         }
     };
-    let filter =
-        RunFilter { status: q.status, direction: q.direction, entity: q.entity, trigger: q.trigger, before, limit };
+    if let (Some(from), Some(to)) = (q.from, q.to)
+        && from >= to
+    {
+        return Err(ApiError::BadRequest("`from` must be before `to`".to_owned()));
+    }
+    let filter = RunFilter {
+        status: q.status,
+        direction: q.direction,
+        entity: q.entity,
+        trigger: q.trigger,
+        before,
+        limit,
+        started_from: q.from,
+        started_to: q.to,
+    };
     let runs = state.store.list_runs(&caller.workspace, &slug, &filter).await?;
     let next_before = (runs.len() as i64 == limit).then(|| runs.last().map(|r| r.run_id.clone())).flatten();
     Ok(Json(RunHistory { runs: runs.iter().map(RunView::from).collect(), next_before }))

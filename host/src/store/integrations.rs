@@ -25,6 +25,12 @@ pub enum IntegrationStatus {
 }
 
 impl IntegrationStatus {
+    /// Whether the scheduler (and webhooks) run it: connected, or in `error` (retried with
+    /// backoff until a run succeeds).
+    pub fn runs_on_schedule(self) -> bool {
+        matches!(self, Self::Connected | Self::Error)
+    }
+
     /// The stored text.
     pub fn as_str(self) -> &'static str {
         match self {

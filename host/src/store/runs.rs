@@ -159,6 +159,10 @@ pub struct RunFilter {
     pub trigger: Option<Trigger>,
     /// Continue below this `(started_at, run_id)`.
     pub before: Option<(DateTime<Utc>, RunId)>,
+    /// Only runs started at or after this instant.
+    pub started_from: Option<DateTime<Utc>>,
+    /// Only runs started before this instant.
+    pub started_to: Option<DateTime<Utc>>,
     /// At most this many.
     pub limit: i64,
 }
@@ -277,7 +281,7 @@ impl Store {
             "select {COLUMNS} from sync_history where workspace_id = $1 and integration_slug = $2 \
              and ($3 = '' or status = $3) and ($4 = '' or direction = $4) and ($5 = '' or entity = $5) \
              and (started_at < $6 or (started_at = $6 and $7 <> '' and run_id < $7)) \
-             and ($9 = '' or trigger = $9) \
+             and ($9 = '' or trigger = $9) and started_at >= $10 and started_at < $11 \
              order by started_at desc, run_id desc limit $8"
         );
         let rows = with_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
@@ -290,6 +294,8 @@ impl Store {
             .bind(before_id)
             .bind(filter.limit.clamp(1, 500))
             .bind(filter.trigger.map_or("", Trigger::as_str))
+            .bind(filter.started_from.unwrap_or(DateTime::<Utc>::UNIX_EPOCH))
+            .bind(filter.started_to.unwrap_or(far))
             .fetch_all(pool)
             .await)?;
         rows.into_iter().map(TryInto::try_into).collect()

@@ -71,7 +71,7 @@ impl Store {
             Backend::Postgres => {
                 "update integrations set lease_owner = $1, lease_expires_at = $2 \
                  from (select integration_id as due_id, lease_owner as previous_owner from integrations \
-                       where status = 'connected' and next_sync_at <= $3 \
+                       where status in ('connected', 'error') and next_sync_at <= $3 \
                        and (lease_owner is null or lease_expires_at < $3) \
                        order by next_sync_at limit $4 for update skip locked) due \
                  where integrations.integration_id = due.due_id \
@@ -82,7 +82,7 @@ impl Store {
             Backend::Sqlite => {
                 "update integrations set lease_owner = $1, lease_expires_at = $2 \
                  where integration_id in (select integration_id from integrations \
-                       where status = 'connected' and next_sync_at <= $3 \
+                       where status in ('connected', 'error') and next_sync_at <= $3 \
                        and (lease_owner is null or lease_expires_at < $3) \
                        order by next_sync_at limit $4) \
                  returning workspace_id, integration_slug, null"

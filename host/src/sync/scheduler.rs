@@ -111,7 +111,7 @@ pub(super) async fn after_run(
     }
     let state = store.schedule_state(workspace, slug).await.ok()?;
     let integration = store.get_integration(workspace, slug).await.ok()?;
-    if integration.status != IntegrationStatus::Connected {
+    if !integration.status.runs_on_schedule() {
         // Paused or needs re-authorization during the run: that stopped the schedule, and its
         // reason stands (reconnecting or resuming starts it again).
         return Some(ScheduleUpdate {
@@ -124,6 +124,9 @@ pub(super) async fn after_run(
     if matches!(end.status, RunStatus::Failed | RunStatus::Interrupted) {
         let streak = state.failure_streak + 1;
         let retry_at = now + options.backoff(streak);
+        if streak >= ERROR_AFTER_FAILURES && integration.status == IntegrationStatus::Connected {
+            set_status(store, workspace, slug, IntegrationStatus::Error).await;
+        }
         let reason = format!(
             "the last {streak} scheduled run(s) failed ({}); retrying at {}",
             end.error.as_deref().unwrap_or("see the sync history"),
@@ -135,7 +138,20 @@ pub(super) async fn after_run(
             status_reason: Some(reason),
         });
     }
+    if integration.status == IntegrationStatus::Error {
+        set_status(store, workspace, slug, IntegrationStatus::Connected).await;
+    }
     Some(ScheduleUpdate { next_sync_at: regular, failure_streak: 0, status_reason: None })
+}
+
+/// Scheduled runs failing as a whole in a row after which the integration shows `error` (a
+/// success clears it).
+pub const ERROR_AFTER_FAILURES: i64 = 3;
+
+async fn set_status(store: &Store, workspace: &WorkspaceId, slug: &PluginSlug, status: IntegrationStatus) {
+    if let Err(err) = store.set_integration_status(workspace, slug, status).await {
+        tracing::warn!(error = %err, status = status.as_str(), "could not record the integration's status");
+    }
 }
 
 impl SyncEngine {
@@ -292,9 +308,7 @@ impl SyncEngine {
         let settings = SyncSettings::from_stored(&integration.settings);
         // A reason that stopped the schedule (needs re-authorization) stands until it is fixed;
         // one about past failures or deferrals belongs to the old schedule.
-        let reason = (integration.status != IntegrationStatus::Connected)
-            .then_some(integration.status_reason.as_deref())
-            .flatten();
+        let reason = (!integration.status.runs_on_schedule()).then_some(integration.status_reason.as_deref()).flatten();
         self.store.set_schedule(&workspace, &slug, settings.frequency.first_due(Utc::now()), reason).await?;
         Ok(())
     }

@@ -19,7 +19,6 @@ use crate::domain::{CrmId, EntityName, PluginSlug, WorkspaceId};
 use crate::plugins::CallContext;
 use crate::plugins::bindings::AdapterError;
 use crate::plugins::bindings::adapter::WebhookRequest;
-use crate::store::IntegrationStatus;
 
 /// How long the drain waits for more events of a burst before starting their pulls.
 const COALESCE: Duration = Duration::from_millis(200);
@@ -171,7 +170,7 @@ impl SyncEngine {
         let integrations = self.store.integrations_for_account(slug, account).await?;
         Ok(integrations
             .into_iter()
-            .filter(|i| i.status == IntegrationStatus::Connected)
+            .filter(|i| i.status.runs_on_schedule())
             .filter_map(|i| {
                 let settings = SyncSettings::from_stored(&i.settings);
                 let live = settings.frequency == Frequency::Realtime && settings.direction.pulls();

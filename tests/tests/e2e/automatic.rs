@@ -276,6 +276,10 @@ async fn a_run_that_fails_as_a_whole_backs_off_and_the_schedule_recovers() {
     let listed = h.listed_integration().await;
     let reason = listed["status_reason"].as_str().unwrap_or_default();
     assert!(reason.contains("failed") && reason.contains("retrying at"), "{listed}");
+    // Three whole-run failures in a row: the integration shows `error` (and keeps retrying).
+    let errored = eventually(Duration::from_secs(60), || async { h.listed_integration().await["status"] == "error" });
+    assert!(errored.await, "{}", h.listed_integration().await);
+    assert!(h.finished_runs("schedule").await.len() >= crmhost::sync::scheduler::ERROR_AFTER_FAILURES as usize);
     // Backoff: the second failed run started at least the base backoff after the first ended.
     let first_end = instant(&failed[failed.len() - 1]["completed_at"]);
     let second_start = instant(&failed[failed.len() - 2]["started_at"]);
@@ -286,6 +290,7 @@ async fn a_run_that_fails_as_a_whole_backs_off_and_the_schedule_recovers() {
     let recovered =
         eventually(Duration::from_secs(20), || async { h.listed_integration().await["status_reason"].is_null() }).await;
     assert!(recovered, "{}", h.listed_integration().await);
+    assert_eq!(h.listed_integration().await["status"], "connected", "a success clears `error`");
 }
 
 #[tokio::test]

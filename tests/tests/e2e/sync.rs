@@ -273,6 +273,18 @@ each_crm_and_backend!(per_record_failures_carry_the_crms_message_and_retry_runs_
     assert_eq!(runs[0]["run_id"], retried["run_id"]);
     let (_, partial) = SyncHarness::send(h.api(Method::GET, &h.integration_path("/sync-history?status=partial"))).await;
     assert_eq!(partial["runs"].as_array().unwrap().len(), 1);
+    // By date: runs started in [from, to).
+    let started = str_of(&runs[1], "started_at").to_owned();
+    let between =
+        |from: &str, to: &str| h.api(Method::GET, &h.integration_path(&format!("/sync-history?from={from}&to={to}")));
+    let (_, window) = SyncHarness::send(between(&started, "2100-01-01T00:00:00Z")).await;
+    assert_eq!(window["runs"].as_array().unwrap().len(), 2, "{window}");
+    let (_, before) = SyncHarness::send(between("2000-01-01T00:00:00Z", &started)).await;
+    assert_eq!(before["runs"].as_array().unwrap().len(), 0, "`to` is exclusive: {before}");
+    let (status, _) = SyncHarness::send(between("2100-01-01T00:00:00Z", "2000-01-01T00:00:00Z")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = SyncHarness::send(between("yesterday", "2000-01-01T00:00:00Z")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 });
 
 #[tokio::test]
