@@ -25,7 +25,7 @@ use crate::auth::Caller;
 use crate::connections::ConnectionError;
 use crate::domain::{EntityName, ItemOutcome, PluginSlug, RecordId, RunId, RunStatus, SyncDirection, Trigger};
 use crate::state::AppState;
-use crate::store::{RunFilter, RunItem, StoreResultExt, SyncRun};
+use crate::store::{PhaseSpan, RunFilter, RunItem, StoreResultExt, SyncRun};
 use crate::sync::{MAX_BATCH, Operation, Progress, check_batch, input};
 
 const BASE: &str = "/api/v1/workspaces/{id}/integrations/{slug}";
@@ -78,6 +78,9 @@ pub struct RunView {
     pub error: Option<String>,
     /// The run it retries.
     pub retry_of: Option<RunId>,
+    /// How many records it expected to handle when it started (null: not known in advance, as
+    /// for a two-way sync).
+    pub estimated_records: Option<i64>,
     /// What it was asked to do (`operation`, `entity`, `record_ids`, `entities`, …).
     #[schema(value_type = Object)]
     pub request: Value,
@@ -103,6 +106,7 @@ impl From<&SyncRun> for RunView {
             duration_ms: run.duration_ms,
             error: run.error.clone(),
             retry_of: run.retry_of.clone(),
+            estimated_records: run.estimated_records,
             request: run.params.clone(),
         }
     }
@@ -143,6 +147,8 @@ pub struct RunDetail {
     /// The run.
     #[serde(flatten)]
     pub run: RunView,
+    /// Its phases (`pulling contact`, `pushing contact`, …) with start and end times.
+    pub timeline: Vec<PhaseSpan>,
     /// Per-record outcomes, in order.
     pub items: Vec<RunItem>,
     /// Pass as `?items_after=` for the next page; null on the last.
@@ -433,7 +439,7 @@ pub(super) async fn run(
     let run = find_run(&state, &caller, &slug, &run_id).await?;
     let items = state.store.run_items(&run.run_id, q.outcome, q.items_after.unwrap_or(-1), limit).await?;
     let next_items_after = (items.len() as i64 == limit).then(|| items.last().map(|i| i.index)).flatten();
-    Ok(Json(RunDetail { run: RunView::from(&run), items, next_items_after }))
+    Ok(Json(RunDetail { run: RunView::from(&run), timeline: run.timeline.clone(), items, next_items_after }))
 }
 
 #[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/sync-runs/{run_id}/retry", tag = "sync", operation_id = "retry_sync_run", params(RunPath, WaitQuery), security(("workspace_jwt" = [])), responses((status = 200, description = "With `?wait=true`: the retry as it ended.", body = RunView), (status = 202, description = "The retry, started (member+).", body = RunStarted, links(("GetRun" = (operation_id = "get_sync_run", parameters(("id" = "$request.path.id"), ("slug" = "$request.path.slug"), ("run_id" = "$response.body#/run_id")))), ("RunEvents" = (operation_id = "sync_run_events", parameters(("id" = "$request.path.id"), ("slug" = "$request.path.slug"), ("run_id" = "$response.body#/run_id")))), ("RetryRun" = (operation_id = "retry_sync_run", parameters(("id" = "$request.path.id"), ("slug" = "$request.path.slug"), ("run_id" = "$response.body#/run_id")))))), ErrorResponses))]

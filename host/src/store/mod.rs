@@ -34,7 +34,7 @@ pub use links::{LinkStatus, LinkWrite, RecordLink};
 pub use mappings::StoredMapping;
 pub use oauth_states::{NewOAuthState, PendingOAuth, StateRejection};
 pub use records::{RecordChange, RecordQuery, StoredRecord, UpsertOutcome};
-pub use runs::{NewRun, RunCounts, RunFilter, RunItem, SyncRun};
+pub use runs::{NewRun, PhaseSpan, RunCounts, RunFilter, RunItem, SyncRun};
 pub use schedule::{Lease, ScheduleState, ScheduleUpdate};
 
 /// `Result` with [`StoreError`].

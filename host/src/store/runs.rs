@@ -25,6 +25,17 @@ pub struct RunCounts {
     pub skipped: i64,
 }
 
+/// One phase of a run (`pulling contact`, `pushing contact`, …) and when it ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct PhaseSpan {
+    /// What the run was doing.
+    pub phase: String,
+    /// When it began.
+    pub started_at: DateTime<Utc>,
+    /// When it ended (null while it goes on).
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
 /// A run to record.
 #[derive(Debug, Clone)]
 pub struct NewRun {
@@ -48,6 +59,8 @@ pub struct NewRun {
     pub retry_of: Option<RunId>,
     /// The process running it.
     pub owner_id: String,
+    /// How many records it expects to handle, when known in advance.
+    pub estimated_records: Option<i64>,
 }
 
 /// A stored run.
@@ -83,6 +96,10 @@ pub struct SyncRun {
     pub params: Value,
     /// The run it retries.
     pub retry_of: Option<RunId>,
+    /// How many records it expected to handle when it started, when known.
+    pub estimated_records: Option<i64>,
+    /// Its phases so far, oldest first.
+    pub timeline: Vec<PhaseSpan>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -105,6 +122,8 @@ struct Row {
     error: Option<String>,
     params: Json<Value>,
     retry_of: Option<String>,
+    estimated_records: Option<i64>,
+    timeline: Option<Json<Vec<PhaseSpan>>>,
 }
 
 /// A stored spelling of one of the run enums, or [`StoreError::Corrupt`] naming the column.
@@ -138,13 +157,15 @@ impl TryFrom<Row> for SyncRun {
             error: r.error,
             params: r.params.0,
             retry_of: r.retry_of.map(RunId::from_stored),
+            estimated_records: r.estimated_records,
+            timeline: r.timeline.map(|t| t.0).unwrap_or_default(),
         })
     }
 }
 
 const COLUMNS: &str = "run_id, workspace_id, integration_slug, direction, entity, trigger, status, record_count, \
                        success_count, failure_count, conflict_count, skipped_count, started_by, started_at, \
-                       completed_at, error, params, retry_of";
+                       completed_at, error, params, retry_of, estimated_records, timeline";
 
 /// Filters for the run history.
 #[derive(Debug, Clone, Default)]
@@ -203,8 +224,8 @@ impl Store {
         let now = Utc::now();
         let sql = format!(
             "insert into sync_history (run_id, workspace_id, integration_slug, direction, entity, trigger, status, \
-             started_by, started_at, params, retry_of, owner_id, heartbeat_at) \
-             values ($1, $2, $3, $4, $5, $6, 'running', $7, $8, $9, $10, $11, $8) returning {COLUMNS}"
+             started_by, started_at, params, retry_of, owner_id, heartbeat_at, estimated_records) \
+             values ($1, $2, $3, $4, $5, $6, 'running', $7, $8, $9, $10, $11, $8, $12) returning {COLUMNS}"
         );
         let row = with_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
             .bind(run.run_id.as_str())
@@ -218,18 +239,25 @@ impl Store {
             .bind(Json(&run.params))
             .bind(run.retry_of.as_ref().map(RunId::as_str))
             .bind(&run.owner_id)
+            .bind(run.estimated_records)
             .fetch_one(pool)
             .await)?;
         row.try_into()
     }
 
-    /// Stores the counters of a running run and beats its heartbeat.
-    pub async fn update_run_counts(&self, run_id: &RunId, counts: &RunCounts) -> StoreResult<()> {
+    /// Stores the counters and timeline of a running run and beats its heartbeat.
+    pub async fn update_run_counts(
+        &self,
+        run_id: &RunId,
+        counts: &RunCounts,
+        timeline: &[PhaseSpan],
+    ) -> StoreResult<()> {
         let sql = "update sync_history set record_count = $1, success_count = $2, failure_count = $3, \
-                   conflict_count = $4, skipped_count = $5, heartbeat_at = $6 where run_id = $7 and status = 'running'";
+                   conflict_count = $4, skipped_count = $5, heartbeat_at = $6, timeline = $8 \
+                   where run_id = $7 and status = 'running'";
         with_pool!(self, pool => sqlx::query(sql)
             .bind(counts.records).bind(counts.succeeded).bind(counts.failed).bind(counts.conflicts).bind(counts.skipped)
-            .bind(Utc::now()).bind(run_id.as_str()).execute(pool).await.map(|_| ()))?;
+            .bind(Utc::now()).bind(run_id.as_str()).bind(Json(timeline)).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 

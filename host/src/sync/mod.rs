@@ -100,6 +100,18 @@ impl Operation {
         }
     }
 
+    /// How many records the operation will handle, when that is known before it runs: the
+    /// records named, or a pull's limit. (A sync's count depends on what changed on both sides.)
+    fn estimated_records(&self) -> Option<i64> {
+        let count = |n: usize| i64::try_from(n).ok();
+        match self {
+            Self::Push { record_ids, .. } => count(record_ids.len()),
+            Self::Pull { crm_ids, .. } if !crm_ids.is_empty() => count(crm_ids.len()),
+            Self::Pull { limit, .. } => limit.map(i64::from),
+            Self::Sync { .. } => None,
+        }
+    }
+
     fn entity_label(&self) -> Option<String> {
         match self {
             Self::Push { entity, .. } | Self::Pull { entity, .. } => Some(entity.to_string()),
@@ -329,6 +341,7 @@ impl SyncEngine {
                 started_by: Some(started_by.to_owned()),
                 retry_of: retry_of.clone(),
                 owner_id: self.owner_id.clone(),
+                estimated_records: operation.estimated_records(),
             })
             .await?;
         let details = serde_json::json!({

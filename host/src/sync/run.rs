@@ -21,7 +21,7 @@ use super::settings::SyncSettings;
 use crate::domain::{CrmId, EntityName, ItemOutcome, PluginSlug, RunId, RunStatus, WorkspaceId};
 use crate::plugins::bindings::{AdapterError, RateLimitPolicy};
 use crate::plugins::{CallContext, CallError, CallResult, LoadedPlugin, adapter_error_summary};
-use crate::store::{RunCounts, RunItem, Store};
+use crate::store::{PhaseSpan, RunCounts, RunItem, Store};
 
 /// Why a run (or an entity of it) cannot go on.
 #[derive(Debug, Clone)]
@@ -107,6 +107,8 @@ pub(super) struct Run {
     items: Vec<RunItem>,
     next_index: i64,
     phase: String,
+    /// Every phase so far, with when it began and ended (stored with the counters).
+    timeline: Vec<PhaseSpan>,
     progress: watch::Sender<Progress>,
 }
 
@@ -135,6 +137,7 @@ impl Run {
             items: Vec::new(),
             next_index: 0,
             phase: "starting".to_owned(),
+            timeline: Vec::new(),
             progress,
         }
     }
@@ -148,6 +151,7 @@ impl Run {
             Ok(()) => tracing::Instrument::instrument(self.execute(operation), span).await,
             Err(fatal) => Err(fatal),
         };
+        self.end_phase();
         let flushed = self.flush().await;
         let error = match (&result, &flushed) {
             (Err(Fatal(message)), _) => Some(message.clone()),
@@ -264,8 +268,19 @@ impl Run {
     }
 
     fn set_phase(&mut self, phase: String) {
+        self.end_phase();
+        self.timeline.push(PhaseSpan { phase: phase.clone(), started_at: Utc::now(), ended_at: None });
         self.phase = phase;
         self.report();
+    }
+
+    /// Marks the current phase of the timeline ended.
+    fn end_phase(&mut self) {
+        if let Some(last) = self.timeline.last_mut()
+            && last.ended_at.is_none()
+        {
+            last.ended_at = Some(Utc::now());
+        }
     }
 
     fn report(&self) {
@@ -322,7 +337,7 @@ impl Run {
         }
         let items = std::mem::take(&mut self.items);
         self.store.add_run_items(&self.run_id, &items).await.map_err(store_fatal)?;
-        self.store.update_run_counts(&self.run_id, &self.counts).await.map_err(store_fatal)?;
+        self.store.update_run_counts(&self.run_id, &self.counts, &self.timeline).await.map_err(store_fatal)?;
         self.report();
         Ok(())
     }
@@ -484,11 +499,12 @@ mod tests {
                 started_by: Some("user-1".to_owned()),
                 retry_of: None,
                 owner_id: "owner".to_owned(),
+                estimated_records: None,
             })
             .await
             .unwrap();
         let counts = RunCounts { records: 7, succeeded: 5, failed: 2, ..RunCounts::default() };
-        store.update_run_counts(&run_id, &counts).await.unwrap();
+        store.update_run_counts(&run_id, &counts, &[]).await.unwrap();
         (store, workspace, run_id)
     }
 

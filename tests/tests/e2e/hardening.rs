@@ -204,6 +204,7 @@ async fn a_run_whose_process_died_is_marked_interrupted_within_the_sweep_not_at_
                 started_by: Some("user-1".to_owned()),
                 retry_of: None,
                 owner_id: "a-killed-process".to_owned(),
+                estimated_records: None,
             })
             .await
             .unwrap();

@@ -128,6 +128,13 @@ each_crm_and_backend!(two_way_sync_moves_one_sided_changes_and_never_echoes_its_
     assert_eq!((quiet["success_count"].as_i64(), quiet["conflict_count"].as_i64()), (Some(0), Some(0)), "{quiet}");
     let detail = h.run_detail(str_of(&quiet, "run_id")).await;
     assert_eq!(detail["items"].as_array().unwrap().len(), 0, "{detail}");
+    // Its stored timeline: pull then push, each ended, in order; a sync's size is not known ahead.
+    let timeline = detail["timeline"].as_array().unwrap();
+    let phases: Vec<&str> = timeline.iter().map(|p| p["phase"].as_str().unwrap()).collect();
+    assert_eq!(phases, ["pulling contact", "pushing contact"], "{detail}");
+    assert!(timeline.iter().all(|p| p["ended_at"].is_string()), "{detail}");
+    assert!(timeline[0]["ended_at"].as_str() <= timeline[1]["started_at"].as_str(), "{detail}");
+    assert!(detail["estimated_records"].is_null(), "{detail}");
 });
 
 each_crm_and_backend!(the_same_change_on_both_sides_is_not_a_conflict, |h| {
@@ -244,6 +251,7 @@ each_crm_and_backend!(per_record_failures_carry_the_crms_message_and_retry_runs_
     h.put_records("contact", records).await;
     let run = h.run("push", json!({ "entity": "contact", "record_ids": ids(0..4) })).await;
     assert_eq!((str_of(&run, "status"), run["failure_count"].as_i64()), ("partial", Some(1)), "{run}");
+    assert_eq!(run["estimated_records"], 4, "a push knows its size: {run}");
     let detail = h.run_detail(str_of(&run, "run_id")).await;
     let failed: Vec<&Value> = detail["items"].as_array().unwrap().iter().filter(|i| i["outcome"] == "failed").collect();
     assert_eq!(failed.len(), 1);
