@@ -29,6 +29,10 @@ pub(super) struct ScheduleView {
     status_reason: Option<String>,
     /// When the next scheduled run is due (null: none).
     next_sync_at: Option<DateTime<Utc>>,
+    /// The same instant on the schedule's clock (RFC 3339 with the zone's offset).
+    next_sync_local: Option<String>,
+    /// The schedule's IANA time zone (UTC unless the frequency names one).
+    time_zone: String,
     /// When a run last ended.
     last_sync_at: Option<DateTime<Utc>>,
 }
@@ -36,10 +40,13 @@ pub(super) struct ScheduleView {
 impl ScheduleView {
     /// The schedule of a stored integration.
     pub(super) fn of(integration: &Integration) -> Self {
+        let zone = crate::sync::SyncSettings::from_stored(&integration.settings).frequency.zone();
         Self {
             status: integration.status,
             status_reason: integration.status_reason.clone(),
             next_sync_at: integration.next_sync_at,
+            next_sync_local: integration.next_sync_at.map(|t| t.with_timezone(&zone).to_rfc3339()),
+            time_zone: zone.name().to_owned(),
             last_sync_at: integration.last_sync_at,
         }
     }

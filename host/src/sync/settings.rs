@@ -27,7 +27,8 @@ pub struct SyncSettings {
     /// Which way scheduled, webhook and two-way runs move records.
     pub direction: SyncDirection,
     /// How often it syncs by itself: `manual`, `realtime`, `hourly`, `daily`,
-    /// `{"every_minutes": N}` or `{"daily_at": "HH:MM"}`.
+    /// `{"every_minutes": N}`, `{"hourly_at": M}` or `{"daily_at": "HH:MM"}`, the last two with
+    /// an optional IANA `time_zone`.
     #[schema(value_type = serde_json::Value)]
     pub frequency: Frequency,
     /// Per entity: only records passing every filter sync, in either direction.

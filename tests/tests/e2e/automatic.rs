@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use crmhost::sync::RetryBackoff;
 use crmhost::sync::SchedulerOptions;
 use crmhost_tests::{AppOptions, Backend, Crm, SyncHarness, TestApp, contacts, eventually};
@@ -92,6 +92,8 @@ async fn settings_are_validated_and_a_new_schedule_runs_at_once_then_on_its_inte
         (json!({"frequency": {"every_minutes": 0}}), "every_minutes"),
         (json!({"frequency": "weekly"}), "frequency must be"),
         (json!({"frequency": {"daily_at": "25:61"}}), "daily_at"),
+        (json!({"frequency": {"hourly_at": 60}}), "hourly_at"),
+        (json!({"frequency": {"hourly_at": 15, "time_zone": "Europe/Atlantis"}}), "IANA time zone"),
         (json!({"direction": "sideways"}), "direction"),
         (json!({"filters": {"contact": [{"field": "title", "op": "like", "value": "x"}]}}), "op one of"),
         (json!({"filters": {"contact": [{"field": "title", "op": "in", "value": []}]}}), "non-empty list"),
@@ -108,6 +110,19 @@ async fn settings_are_validated_and_a_new_schedule_runs_at_once_then_on_its_inte
     }
     // Nothing of the refused patches was kept, and nothing is scheduled.
     assert!(h.listed_integration().await["next_sync_at"].is_null());
+
+    // Hourly at :15 in Paris: due at a quarter past, shown in UTC and on Paris's clock.
+    let body = set(&h, json!({"frequency": {"hourly_at": 15, "time_zone": "Europe/Paris"}})).await;
+    assert_eq!(body["settings"]["frequency"], json!({"hourly_at": 15, "time_zone": "Europe/Paris"}));
+    let due = instant(&body["schedule"]["next_sync_at"]);
+    assert_eq!((due.minute(), due.second()), (15, 0), "{body}");
+    assert!(due > Utc::now() && due - Utc::now() <= chrono::Duration::hours(1), "{body}");
+    assert_eq!(body["schedule"]["time_zone"], "Europe/Paris");
+    let local = body["schedule"]["next_sync_local"].as_str().unwrap();
+    let local = chrono::DateTime::parse_from_rfc3339(local).unwrap();
+    assert_eq!(local.with_timezone(&Utc), due, "{body}");
+    assert!([3600, 7200].contains(&local.offset().local_minus_utc()), "Paris is UTC+1 or +2: {body}");
+    set(&h, json!({"frequency": "manual"})).await;
 
     h.put_records("contact", contacts(0..10, "")).await;
     let before = Utc::now();
