@@ -281,28 +281,20 @@ mod tests {
     fn a_field_rule_overrides_the_strategy_for_its_field_only() {
         let app = obj(json!({"email": "a@x.com", "name": "App", "phone": "9", "note": "n"}));
         let crm = obj(json!({"email": "a@x.com", "name": "Crm", "phone": "8", "status": "open"}));
-        let rules: FieldRules = [(FieldName::parse("name").unwrap(), FieldRule::Crm)].into_iter().collect();
         let base = obj(base());
-        let out = merge(
-            &mappings(),
-            Side { values: &app, changed_at: at(T2) },
-            Side { values: &crm, changed_at: at(T1) },
-            Some(&base),
-            Strategies { default: ConflictStrategy::ManualReview, rules: Some(&rules) },
-        );
+        let merged = |rules: &[(&str, FieldRule)]| {
+            let rules: FieldRules = rules.iter().map(|(f, r)| (FieldName::parse(f).unwrap(), *r)).collect();
+            merge(
+                &mappings(),
+                Side { values: &app, changed_at: at(T2) },
+                Side { values: &crm, changed_at: at(T1) },
+                Some(&base),
+                Strategies { default: ConflictStrategy::ManualReview, rules: Some(&rules) },
+            )
+        };
         // `phone` has no rule: manual review holds the whole record back.
-        assert_eq!(out.conflicts, ["phone"]);
-        let rules: FieldRules =
-            [(FieldName::parse("name").unwrap(), FieldRule::Crm), (FieldName::parse("phone").unwrap(), FieldRule::App)]
-                .into_iter()
-                .collect();
-        let out = merge(
-            &mappings(),
-            Side { values: &app, changed_at: at(T2) },
-            Side { values: &crm, changed_at: at(T1) },
-            Some(&base),
-            Strategies { default: ConflictStrategy::ManualReview, rules: Some(&rules) },
-        );
+        assert_eq!(merged(&[("name", FieldRule::Crm)]).conflicts, ["phone"]);
+        let out = merged(&[("name", FieldRule::Crm), ("phone", FieldRule::App)]);
         assert!(out.conflicts.is_empty(), "{out:?}");
         assert_eq!(out.to_app, obj(json!({"name": "Crm"})), "the CRM wins `name` although the app changed last");
         assert_eq!(out.to_crm, ["phone"]);
