@@ -99,7 +99,7 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut response = (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response();
+        let mut response = (status, Json(error_body(code, &message))).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -190,6 +190,11 @@ fn crm_code(kind: &str) -> &'static str {
 
 /// `Result` with [`ApiError`].
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The one JSON error shape, `{"error": {"code", "message"}}` (documented as `ErrorBody`).
+pub(crate) fn error_body(code: &str, message: &str) -> serde_json::Value {
+    json!({ "error": { "code": code, "message": message } })
+}
 
 #[cfg(test)]
 mod tests {

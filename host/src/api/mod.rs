@@ -68,9 +68,7 @@ pub fn router(state: AppState, max_request_bytes: usize) -> Router {
         .method_not_allowed_fallback(|| async {
             (
                 StatusCode::METHOD_NOT_ALLOWED,
-                axum::Json(serde_json::json!({
-                    "error": { "code": "method_not_allowed", "message": "this route does not accept that method" }
-                })),
+                axum::Json(error::error_body("method_not_allowed", "this route does not accept that method")),
             )
         })
         .layer(DefaultBodyLimit::max(max_request_bytes))

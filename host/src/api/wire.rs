@@ -60,7 +60,7 @@ fn json_answer(status: StatusCode) -> Vec<u8> {
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ("headers_too_large", "the request's headers are too large"),
         _ => ("bad_request", "the request is not well-formed HTTP"),
     };
-    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+    let body = super::error::error_body(code, message).to_string();
     format!(
         "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         status.as_u16(),
