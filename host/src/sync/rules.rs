@@ -54,7 +54,8 @@ impl From<FieldRule> for Pick {
 
 impl SyncEngine {
     /// Sets (or with `None` removes) the rule of workspace fields of an entity, in one settings
-    /// write, audited. Each field must be mapped.
+    /// write, audited. A field given a rule must be mapped (a rule left by a mapping since removed
+    /// can still be removed).
     pub async fn set_field_rules(
         &self,
         workspace: &WorkspaceId,
@@ -65,7 +66,8 @@ impl SyncEngine {
     ) -> Result<FieldRules, SyncError> {
         let plugin = self.plugin(slug)?;
         let mappings = self.mappings_for(workspace, &plugin, entity).await?;
-        if let Some((field, _)) = changes.iter().find(|(f, _)| !mappings.active().any(|m| m.app_field == *f)) {
+        let unmapped = |field: &FieldName| !mappings.active().any(|m| m.app_field == *field);
+        if let Some((field, _)) = changes.iter().find(|(f, rule)| rule.is_some() && unmapped(f)) {
             let mapped: Vec<&str> = mappings.active().map(|m| m.app_field.as_str()).collect();
             return Err(SyncError::Unprocessable(format!(
                 "`{field}` is not a mapped field of `{entity}` (mapped: {})",

@@ -144,4 +144,10 @@ each_crm_and_backend!(a_rule_route_settles_pending_conflicts_and_refuses_what_it
     let member =
         h.app.as_role(Method::DELETE, &format!("/api/v1/workspaces/w1{rule}"), "w1", crmhost::auth::Role::Member);
     assert_eq!(SyncHarness::send(member).await.0, StatusCode::FORBIDDEN);
+
+    // A rule outlives its field's mapping only until someone removes it, which stays possible.
+    let mapping = h.integration_path("/field-mappings/contact/first_name");
+    assert_eq!(SyncHarness::send(h.api(Method::DELETE, &mapping)).await.0, StatusCode::OK);
+    let (status, body) = SyncHarness::send(h.api(Method::DELETE, &rule)).await;
+    assert_eq!((status, body["rules"].clone()), (StatusCode::OK, json!({})), "{body}");
 });
