@@ -282,7 +282,7 @@ impl Modify for SecuritySchemes {
         (name = "sync", description = "Push, pull and two-way sync runs, their history and progress."),
         (name = "conflicts", description = "Records changed on both sides, waiting for a user."),
         (name = "schedule", description = "Pausing and resuming automatic sync."),
-        (name = "health", description = "Sync health: records by status, what is failing now by cause, retrying a cause."),
+        (name = "sync_health", description = "Sync health: records by status, what is failing now by cause, retrying a cause."),
         (name = "webhooks", description = "CRM change events, verified by the plugin."),
     )
 )]
@@ -398,6 +398,21 @@ mod tests {
         assert_eq!(links["GetRun"]["operationId"], "get_sync_run", "{links}");
         let events = &doc["paths"]["/api/v1/workspaces/{id}/integrations/{slug}/sync-runs/{run_id}/events"]["get"];
         assert!(events["responses"]["200"]["content"]["text/event-stream"].is_object(), "{events}");
+    }
+
+    #[test]
+    fn every_tag_is_declared_once_and_every_operation_uses_a_declared_one() {
+        let doc = serde_json::to_value(document()).unwrap();
+        let tags: Vec<&str> = doc["tags"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+        let unique: BTreeSet<&str> = tags.iter().copied().collect();
+        assert_eq!(unique.len(), tags.len(), "a tag declared twice: {tags:?}");
+        for item in doc["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values().filter(|op| op.get("tags").is_some()) {
+                for tag in op["tags"].as_array().unwrap() {
+                    assert!(unique.contains(tag.as_str().unwrap()), "undeclared tag {tag} on {}", op["operationId"]);
+                }
+            }
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub fn router() -> Routes {
         .post(&format!("{BASE}/failures/retry"), retry_failures)
 }
 
-#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/health", tag = "health", operation_id = "sync_health", params(IntegrationPath), security(("workspace_jwt" = [])), responses((status = 200, description = "Records by sync status per entity, the last run, the failing streak and pending conflicts (member+).", body = SyncHealth), ErrorResponses))]
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/health", tag = "sync_health", operation_id = "sync_health", params(IntegrationPath), security(("workspace_jwt" = [])), responses((status = 200, description = "Records by sync status per entity, the last run, the failing streak and pending conflicts (member+).", body = SyncHealth), ErrorResponses))]
 pub(super) async fn health(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
@@ -33,7 +33,7 @@ pub(super) async fn health(
     Ok(Json(state.sync.health(&caller.workspace, &slug).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/failures", tag = "health", operation_id = "sync_failures", params(IntegrationPath), security(("workspace_jwt" = [])), responses((status = 200, description = "Records whose last sync failed, grouped by cause (entity, error kind, CRM code, field), largest group first, with a few samples each (member+).", body = FailureReport), ErrorResponses))]
+#[utoipa::path(get, path = "/api/v1/workspaces/{id}/integrations/{slug}/failures", tag = "sync_health", operation_id = "sync_failures", params(IntegrationPath), security(("workspace_jwt" = [])), responses((status = 200, description = "Records whose last sync failed, grouped by cause (entity, error kind, CRM code, field), largest group first, with a few samples each (member+).", body = FailureReport), ErrorResponses))]
 pub(super) async fn failures(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,
@@ -48,7 +48,7 @@ pub(super) struct RetriedGroup {
     runs: Vec<RunView>,
 }
 
-#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/failures/retry", tag = "health", operation_id = "retry_failure_group", params(IntegrationPath), request_body = FailureCause, security(("workspace_jwt" = [])), responses((status = 202, description = "Push runs started for every record failing for this cause (member+).", body = RetriedGroup), ErrorResponses))]
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/failures/retry", tag = "sync_health", operation_id = "retry_failure_group", params(IntegrationPath), request_body = FailureCause, security(("workspace_jwt" = [])), responses((status = 202, description = "Push runs started for every record failing for this cause (member+).", body = RetriedGroup), ErrorResponses))]
 pub(super) async fn retry_failures(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Member>,
     State(state): State<AppState>,

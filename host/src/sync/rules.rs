@@ -3,14 +3,14 @@
 //! settle the pending conflicts it now decides, each resolved (and audited) as a user would.
 
 use serde::Serialize;
-use serde_json::{Map, Value as Json, json};
+use serde_json::json;
 
 use super::merge::{FieldRule, FieldRules};
 use super::resolve::{Pick, Resolution};
 use super::settings::SyncSettings;
 use super::{SyncEngine, SyncError};
 use crate::domain::{ConflictId, ConflictStatus, EntityName, FieldName, PluginSlug, WorkspaceId};
-use crate::store::{AuditAction, AuditTarget, ConflictFilter, StoreResultExt};
+use crate::store::{ConflictFilter, StoreResultExt};
 
 /// Most pending conflicts one rule change settles at once (the rest stay for the next change or
 /// a user).
@@ -77,29 +77,18 @@ impl SyncEngine {
         let integration = self.store.get_integration(workspace, slug).await.or_not_found(|| {
             SyncError::Connection(crate::connections::ConnectionError::NotConnected(slug.to_string()))
         })?;
-        let mut stored = integration.settings.as_object().cloned().unwrap_or_default();
-        let all_rules = stored.entry("conflict_rules").or_insert_with(|| json!({}));
-        if !all_rules.is_object() {
-            *all_rules = json!({});
-        }
-        let entity_rules = all_rules
-            .as_object_mut()
-            .map(|all| all.entry(entity.to_string()).or_insert_with(|| json!({})))
-            .and_then(Json::as_object_mut)
-            .ok_or_else(|| SyncError::BadInput("stored conflict rules are not an object".to_owned()))?;
+        // The whole map goes through the settings' own patch: validated and audited as any
+        // settings change.
+        let mut rules = SyncSettings::from_stored(&integration.settings).conflict_rules;
+        let entity_rules = rules.entry(entity.clone()).or_default();
         for (field, rule) in changes {
             match rule {
-                Some(rule) => entity_rules.insert(field.to_string(), json!(rule)),
-                None => entity_rules.remove(field.as_str()),
+                Some(rule) => entity_rules.insert(field.clone(), *rule),
+                None => entity_rules.remove(field),
             };
         }
-        let settings = Json::Object(stored);
-        self.store.set_integration_settings(workspace, slug, &settings).await?;
-        let audited: Map<String, Json> = changes.iter().map(|(f, r)| (f.to_string(), json!(r))).collect();
-        let details = json!({ "changes": { "conflict_rules": { entity.as_str(): audited } } });
-        let target = AuditTarget::Integration(slug.clone());
-        self.audit(workspace, user, AuditAction::SettingsUpdated, target, details).await;
-        let now = SyncSettings::from_stored(&settings);
+        rules.retain(|_, entity_rules| !entity_rules.is_empty());
+        let (_, now) = self.update_settings(workspace, slug, &json!({ "conflict_rules": rules }), user).await?;
         Ok(now.conflict_rules.get(entity).cloned().unwrap_or_default())
     }
 
