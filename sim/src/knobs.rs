@@ -30,6 +30,8 @@ pub struct Knobs {
     pub hubspot_search_per_second: u32,
     /// HubSpot daily limit (private-app style); `None` = no daily cap, as for OAuth apps.
     pub hubspot_daily_limit: Option<u64>,
+    /// HubSpot grants the `optional_scope`s an app asks for (off: the account lacks them).
+    pub hubspot_grants_optional_scopes: bool,
 }
 
 impl Default for Knobs {
@@ -47,6 +49,7 @@ impl Default for Knobs {
             hubspot_ten_second_limit: 100,
             hubspot_search_per_second: 4,
             hubspot_daily_limit: None,
+            hubspot_grants_optional_scopes: true,
         }
     }
 }

@@ -76,6 +76,8 @@ pub struct AppOptions {
     pub allowed_return_origins: Vec<String>,
     /// The scheduler (default: on, with production timings).
     pub scheduler: crmhost::sync::SchedulerOptions,
+    /// The operator's plugin settings (the emulators' endpoints are added to them).
+    pub operator: OperatorPluginConfig,
 }
 
 impl Default for AppOptions {
@@ -92,6 +94,7 @@ impl Default for AppOptions {
             previous_master_keys: Vec::new(),
             allowed_return_origins: Vec::new(),
             scheduler: crmhost::sync::SchedulerOptions::default(),
+            operator: OperatorPluginConfig::default(),
         }
     }
 }
@@ -110,7 +113,7 @@ impl TestApp {
         };
         let data_dir = tempfile::tempdir().expect("temp dir");
         let plugins = tempfile::tempdir().expect("temp dir");
-        let mut operator = OperatorPluginConfig::default();
+        let mut operator = options.operator.clone();
         if let Some(sim) = &options.sim {
             crmhost::sandbox::point_plugins_at(sim, &mut operator);
         }

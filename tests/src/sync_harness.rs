@@ -268,7 +268,11 @@ impl SyncHarness {
 
     /// Edits a contact in the emulator as a CRM user would (its modification time moves).
     pub fn edit_crm_contact(&self, crm_id: &str, app_field: &str, value: &str) {
-        let field = self.crm.contact_field(app_field);
+        self.edit_crm_contact_field(crm_id, self.crm.contact_field(app_field), value);
+    }
+
+    /// [`SyncHarness::edit_crm_contact`] by the CRM's own field name.
+    pub fn edit_crm_contact_field(&self, crm_id: &str, field: &str, value: &str) {
         let now = self.sim.sim().clock.now();
         match self.crm {
             Crm::Salesforce => {

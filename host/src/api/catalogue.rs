@@ -1,11 +1,19 @@
-//! `GET /api/v1/integrations`: the public catalogue of CRMs this server can connect to.
+//! `GET /api/v1/integrations`: the public catalogue of CRMs this server can connect to, and
+//! `GET /api/v1/integrations/{slug}/logo.svg`: each one's logo, for provider cards.
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::error::ApiError;
+use super::extract::{ApiPath, slug_of};
+use super::openapi::{ErrorResponses, SlugPath};
 use super::routes::Routes;
+use crate::connections::ConnectionError;
+use crate::plugins::branding::{Category, LogoOrigin};
 use crate::plugins::description::{CapabilitySet, MappingDescription};
 use crate::state::AppState;
 
@@ -27,6 +35,12 @@ pub(super) struct CatalogueEntry {
     version: String,
     /// What it connects to.
     description: String,
+    /// What kind of system it is (the console groups provider cards by it).
+    category: Category,
+    /// Its logo, an SVG image (public; the operator's, the plugin's own, or a generic icon).
+    logo_url: String,
+    /// Where the logo came from.
+    logo_origin: LogoOrigin,
     /// `oauth2` or `none`.
     #[schema(value_type = String)]
     auth_type: &'static str,
@@ -50,7 +64,22 @@ pub(super) struct CatalogueEntity {
 }
 
 pub fn router() -> Routes {
-    Routes::new().get("/api/v1/integrations", list)
+    Routes::new().get("/api/v1/integrations", list).get("/api/v1/integrations/{slug}/logo.svg", logo)
+}
+
+/// A plugin's logo. Served with a policy that keeps any SVG inert even when opened on its own.
+#[utoipa::path(get, path = "/api/v1/integrations/{slug}/logo.svg", tag = "catalogue", operation_id = "integration_logo", params(SlugPath), responses((status = 200, description = "The plugin's logo (SVG).", content_type = "image/svg+xml", body = String), ErrorResponses))]
+pub(super) async fn logo(State(state): State<AppState>, ApiPath(slug): ApiPath<String>) -> Result<Response, ApiError> {
+    let slug = slug_of(&slug)?;
+    let plugin = state.plugins.get(&slug).ok_or_else(|| ConnectionError::UnknownPlugin(slug.to_string()))?;
+    let svg = plugin.branding().logo.svg.to_string();
+    let headers = [
+        (header::CONTENT_TYPE, "image/svg+xml"),
+        (header::CONTENT_SECURITY_POLICY, "default-src 'none'; style-src 'unsafe-inline'; sandbox"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::CACHE_CONTROL, "public, max-age=300"),
+    ];
+    Ok((headers, svg).into_response())
 }
 
 /// Lists the serving plugins, by slug.
@@ -67,6 +96,9 @@ pub(super) async fn list(State(state): State<AppState>) -> Json<Catalogue> {
                 name: d.name.clone(),
                 version: d.version.clone(),
                 description: d.description.clone(),
+                category: plugin.branding().category,
+                logo_url: format!("/api/v1/integrations/{}/logo.svg", d.slug),
+                logo_origin: plugin.branding().logo.origin,
                 auth_type: match d.auth {
                     crate::plugins::description::AuthDescription::Oauth2(_) => "oauth2",
                     crate::plugins::description::AuthDescription::None => "none",

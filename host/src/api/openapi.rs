@@ -228,6 +228,7 @@ impl Modify for SecuritySchemes {
         super::health::sandbox,
         openapi_json,
         super::catalogue::list,
+        super::catalogue::logo,
         super::admin::list_plugins,
         super::admin::reload_plugins,
         super::workspaces::list_integrations,

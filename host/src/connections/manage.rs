@@ -95,7 +95,11 @@ impl Connections {
     pub async fn test(&self, workspace: &WorkspaceId, slug: &PluginSlug) -> Result<TestReport, ConnectionError> {
         let (plugin, context) = self.call_context(workspace, slug).await?;
         let report = match plugin.test_connection(context).await {
-            Ok(Ok(account)) => TestReport { ok: true, account: Some(super::account_json(&account)), error: None },
+            Ok(Ok(account)) => {
+                let account = super::account_json(&account);
+                self.deps.store.refresh_integration_account(workspace, slug, &account).await?;
+                TestReport { ok: true, account: Some(account), error: None }
+            }
             Ok(Err(err)) => {
                 let (kind, message) = adapter_error_summary(&err);
                 TestReport {

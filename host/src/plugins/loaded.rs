@@ -55,6 +55,7 @@ pub struct LoadedPlugin {
     pub(super) secrets: Arc<PluginSecrets>,
     pub(super) settings: std::collections::BTreeMap<String, String>,
     pub(super) oauth_overrides: super::operator::OAuthOverrides,
+    pub(super) branding: super::branding::Branding,
     pub(super) stats: Arc<super::stats::CallStats>,
 }
 
@@ -76,6 +77,11 @@ impl LoadedPlugin {
     /// The validated description.
     pub fn description(&self) -> &PluginDescription {
         &self.description
+    }
+
+    /// Its catalogue category and logo.
+    pub fn branding(&self) -> &super::branding::Branding {
+        &self.branding
     }
 
     /// The slug.

@@ -9,6 +9,7 @@ use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
 use super::bindings::CrmAdapterPre;
+use super::branding::{self, Branding};
 use super::cache::{CacheOutcome, ComponentCache};
 use super::capability::http::build_client;
 use super::capability::secrets::PluginSecrets;
@@ -64,7 +65,16 @@ impl PluginLoader {
         self.check_imports(&component)?;
         let pre = self.link(&component)?;
         let description = self.describe(&pre).await?;
-        self.finish(description, source, sha256, cache_outcome, pre)
+        let branding = self.branding(&description, &source).await?;
+        self.finish(description, source, sha256, cache_outcome, pre, branding)
+    }
+
+    /// The catalogue category and logo, with the operator's choices first.
+    async fn branding(&self, description: &PluginDescription, source: &PluginSource) -> Result<Branding, LoadError> {
+        let overrides = self.operator.branding(&description.slug);
+        branding::resolve(&description.slug, &description.name, source, overrides)
+            .await
+            .map_err(|detail| LoadError::Config { slug: description.slug.to_string(), detail })
     }
 
     /// Compiles on a blocking thread, off the async runtime (or loads the cached compilation).
@@ -129,6 +139,7 @@ impl PluginLoader {
         sha256: String,
         cache_outcome: CacheOutcome,
         pre: CrmAdapterPre<CallState>,
+        branding: Branding,
     ) -> Result<LoadedPlugin, LoadError> {
         let slug = description.slug.clone();
         let config_error = |detail: String| LoadError::Config { slug: slug.to_string(), detail };
@@ -160,6 +171,7 @@ impl PluginLoader {
             secrets: Arc::new(policy.secrets),
             settings: policy.settings,
             oauth_overrides: policy.oauth,
+            branding,
             stats: Arc::new(super::stats::CallStats::default()),
         })
     }

@@ -10,6 +10,7 @@
 //!    timeout, bound to one connection ([`context`]); the [`egress`] policy governs `http.send`.
 
 pub mod bindings;
+pub mod branding;
 mod bundled;
 pub mod cache;
 pub mod capability;

@@ -53,6 +53,11 @@ pub struct PluginOverrides {
     /// OAuth endpoints and client credentials replacing what the plugin describes (sandbox, a
     /// Salesforce sandbox org at test.salesforce.com, a My Domain login host).
     pub oauth: Option<OAuthOverrides>,
+    /// The catalogue category (`crm` unless set).
+    pub category: Option<super::branding::Category>,
+    /// An SVG logo for the catalogue, replacing the plugin's own (a path, relative to the working
+    /// directory). Only per plugin: a default logo for every plugin would name none of them.
+    pub logo: Option<std::path::PathBuf>,
 }
 
 /// Operator overrides of a plugin's OAuth settings; unset fields keep the plugin's values.
@@ -97,6 +102,15 @@ pub struct ResolvedPluginPolicy {
 }
 
 impl OperatorPluginConfig {
+    /// The branding settings of `slug` (a category may be set for all plugins, a logo only per plugin).
+    pub fn branding(&self, slug: &PluginSlug) -> super::branding::BrandingOverrides<'_> {
+        let own = self.plugins.get(slug);
+        super::branding::BrandingOverrides {
+            category: own.and_then(|o| o.category).or(self.plugin_defaults.category),
+            logo: own.and_then(|o| o.logo.as_deref()),
+        }
+    }
+
     /// Resolves the policy of `slug`, given the hosts it declared.
     pub fn resolve(
         &self,

@@ -91,6 +91,14 @@ pub struct Integration {
     pub crm_account_id: Option<String>,
 }
 
+impl Integration {
+    /// What the CRM's record-owner fields hold for the connected user, as the plugin reported it
+    /// at connect (`account.details.owner_id`).
+    pub fn connected_owner_id(&self) -> Option<&str> {
+        self.metadata.pointer("/account/details/owner_id").and_then(serde_json::Value::as_str)
+    }
+}
+
 #[derive(sqlx::FromRow)]
 pub(super) struct IntegrationRow {
     integration_id: String,
@@ -251,6 +259,29 @@ impl Store {
             .fetch_one(pool)
             .await)?;
         row.try_into()
+    }
+
+    /// Replaces the stored account (`metadata.account`) when the CRM account is still the same one
+    /// (a test of the connection refreshes what the plugin reports: the user, owner id, scopes).
+    #[tracing::instrument(name = "store.refresh_integration_account", skip_all, fields(workspace = %workspace, slug = %slug))]
+    pub async fn refresh_integration_account(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        account: &serde_json::Value,
+    ) -> StoreResult<()> {
+        let mut metadata = self.get_integration(workspace, slug).await?.metadata;
+        let same_account = metadata.pointer("/account/id").is_some_and(|id| Some(id) == account.get("id"));
+        let Some(slot) = metadata.get_mut("account").filter(|_| same_account) else {
+            return Ok(());
+        };
+        *slot = account.clone();
+        let sql =
+            "update integrations set metadata = $1, updated_at = $2 where workspace_id = $3 and integration_slug = $4";
+        with_pool!(self, pool => sqlx::query(sql)
+            .bind(Json(&metadata)).bind(Utc::now()).bind(workspace.as_str()).bind(slug.as_str())
+            .execute(pool).await.map(|_| ()))?;
+        Ok(())
     }
 
     /// Records that a sync run of the integration finished.

@@ -1,9 +1,11 @@
 //! Record filters: which records of an entity sync, tested against workspace field names on both
 //! sides (a workspace record before a push, a CRM record's mapped view before a pull). All of an
-//! entity's filters must hold.
+//! entity's filters must hold. A value may name the connected CRM user (`{"connected_user": true}`),
+//! resolved to the connection's owner id when a run starts, so "only records I own" follows the
+//! connection rather than a hard-coded id.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value as Json};
+use serde_json::{Map, Value as Json, json};
 
 use super::values::{parse_instant, same_value};
 
@@ -35,7 +37,8 @@ pub struct Filter {
     pub field: String,
     /// The comparison.
     pub op: FilterOp,
-    /// What to compare with (a list for `in`, optional for `exists`).
+    /// What to compare with (a list for `in`, optional for `exists`). `{"connected_user": true}`
+    /// (for `eq`, `neq`, or in an `in` list) stands for the connected CRM user's owner id.
     #[serde(default, skip_serializing_if = "Json::is_null")]
     #[schema(value_type = serde_json::Value)]
     pub value: Json,
@@ -48,7 +51,15 @@ impl Filter {
         if field.is_empty() {
             return Err("a filter needs a `field`".to_owned());
         }
-        let scalar = |v: &Json| matches!(v, Json::String(_) | Json::Number(_) | Json::Bool(_));
+        let scalar = |v: &Json| matches!(v, Json::String(_) | Json::Number(_) | Json::Bool(_)) || is_connected_user(v);
+        if let Some(bad) = self.value_items().find(|v| v.is_object() && !is_connected_user(v)) {
+            return Err(format!(
+                "filter on `{field}`: {bad} is not a value; the only object value is {{\"connected_user\": true}}"
+            ));
+        }
+        if self.names_connected_user() && !matches!(self.op, FilterOp::Eq | FilterOp::Neq | FilterOp::In) {
+            return Err(format!("filter on `{field}`: {{\"connected_user\": true}} works with `eq`, `neq` and `in`"));
+        }
         match self.op {
             FilterOp::Eq | FilterOp::Neq if !scalar(&self.value) => {
                 Err(format!("filter on `{field}`: `{:?}` needs a text, number or boolean value", self.op))
@@ -66,6 +77,40 @@ impl Filter {
                 Err(format!("filter on `{field}`: `exists` takes true, false or no value"))
             }
             _ => Ok(()),
+        }
+    }
+
+    /// Whether the value names the connected CRM user.
+    pub fn names_connected_user(&self) -> bool {
+        self.value_items().any(is_connected_user)
+    }
+
+    /// The filter with `{"connected_user": true}` replaced by `owner_id`; an error (naming the
+    /// field) when it names the connected user but the connection reported no owner id.
+    pub fn resolved(&self, owner_id: Option<&str>) -> Result<Filter, String> {
+        if !self.names_connected_user() {
+            return Ok(self.clone());
+        }
+        let Some(owner_id) = owner_id else {
+            return Err(format!(
+                "filter on `{}` names the connected user, but the connection did not report its CRM user id; \
+                 reconnect (HubSpot needs the `crm.objects.owners.read` scope) or filter on an explicit id",
+                self.field
+            ));
+        };
+        let owner = |v: &Json| if is_connected_user(v) { Json::String(owner_id.to_owned()) } else { v.clone() };
+        let value = match &self.value {
+            Json::Array(items) => Json::Array(items.iter().map(owner).collect()),
+            one => owner(one),
+        };
+        Ok(Filter { value, ..self.clone() })
+    }
+
+    /// The value, or each element of a list.
+    fn value_items(&self) -> impl Iterator<Item = &Json> {
+        match &self.value {
+            Json::Array(items) => items.iter(),
+            one => std::slice::from_ref(one).iter(),
         }
     }
 
@@ -91,6 +136,11 @@ impl Filter {
 /// Whether every filter passes.
 pub fn all_match(filters: &[Filter], fields: &Map<String, Json>) -> bool {
     filters.iter().all(|f| f.matches(fields))
+}
+
+/// The placeholder for the connected CRM user.
+fn is_connected_user(v: &Json) -> bool {
+    *v == json!({"connected_user": true})
 }
 
 fn is_empty(v: &Json) -> bool {
@@ -183,5 +233,36 @@ mod tests {
             assert!(filter(bad.clone()).validate().is_err(), "{bad}");
         }
         assert!(serde_json::from_value::<Filter>(json!({"field": "a", "op": "like", "value": "x"})).is_err());
+    }
+
+    #[test]
+    fn the_connected_user_resolves_to_the_owner_id() {
+        let me = json!({"connected_user": true});
+        for good in [
+            json!({"field": "owner", "op": "eq", "value": me}),
+            json!({"field": "owner", "op": "neq", "value": me}),
+            json!({"field": "owner", "op": "in", "value": ["005X", me]}),
+        ] {
+            assert!(filter(good.clone()).validate().is_ok(), "{good}");
+        }
+        for bad in [
+            json!({"field": "owner", "op": "eq", "value": {"connected_user": false}}),
+            json!({"field": "owner", "op": "eq", "value": {"user": true}}),
+            json!({"field": "owner", "op": "contains", "value": me}),
+            json!({"field": "owner", "op": "gt", "value": me}),
+            json!({"field": "owner", "op": "in", "value": [{"x": 1}]}),
+        ] {
+            assert!(filter(bad.clone()).validate().is_err(), "{bad}");
+        }
+
+        let mine = filter(json!({"field": "owner", "op": "in", "value": ["005X", me]}));
+        let resolved = mine.resolved(Some("005ME")).unwrap();
+        assert_eq!(resolved.value, json!(["005X", "005ME"]));
+        assert!(resolved.matches(json!({"owner": "005me"}).as_object().unwrap()));
+        assert!(!resolved.matches(json!({"owner": "005OTHER"}).as_object().unwrap()));
+        let unknown = mine.resolved(None).unwrap_err();
+        assert!(unknown.contains("`owner`") && unknown.contains("connected user"), "{unknown}");
+        let plain = filter(json!({"field": "stage", "op": "eq", "value": "x"}));
+        assert_eq!(plain.resolved(None).unwrap(), plain);
     }
 }

@@ -315,7 +315,9 @@ impl SyncEngine {
                 "the `{slug}` integration is paused: resume it (POST …/integrations/{slug}/resume) to run syncs"
             )));
         }
-        Ok(SyncSettings::from_stored(&integration.settings))
+        SyncSettings::from_stored(&integration.settings)
+            .with_connected_user(integration.connected_owner_id())
+            .map_err(SyncError::Unprocessable)
     }
 
     /// Records the run as `running` (the caller gets it at once) and audits its start.

@@ -107,6 +107,17 @@ impl SyncSettings {
         self.filters.get(entity).map(Vec::as_slice).unwrap_or_default()
     }
 
+    /// The settings with every filter value naming the connected CRM user replaced by
+    /// `owner_id` (what the connection reported); the message names the field when it is unknown.
+    pub fn with_connected_user(mut self, owner_id: Option<&str>) -> Result<Self, String> {
+        for filters in self.filters.values_mut() {
+            for filter in filters.iter_mut() {
+                *filter = filter.resolved(owner_id)?;
+            }
+        }
+        Ok(self)
+    }
+
     /// Applies a PATCH body to the stored settings, validating every key against the plugin;
     /// returns the new stored JSON. The message names the key and what is accepted.
     pub fn patch(stored: &Json, patch: &Json, plugin: &PluginDescription) -> Result<Json, String> {

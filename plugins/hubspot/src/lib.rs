@@ -38,6 +38,8 @@ impl Adapter for HubSpot {
         );
         oauth.revoke_url = Some("https://api.hubapi.com/oauth/v3/token/revoke".to_owned());
         oauth.pkce = true;
+        // Owners name the connected user in record-owner filters; an app without the scope still connects.
+        oauth.optional_scopes = vec!["crm.objects.owners.read".to_owned()];
         oauth.token_response_facts = vec!["hub_id".to_owned(), "user_id".to_owned()];
 
         PluginInfo::builder("hubspot", "HubSpot", env!("CARGO_PKG_VERSION"))

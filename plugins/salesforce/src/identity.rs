@@ -52,6 +52,8 @@ pub fn test_connection() -> Result<AccountInfo> {
     };
     let mut details = vec![("organization_id".to_owned(), org.clone())];
     if let Some(user_id) = identity.user_id {
+        // `OwnerId` holds user ids: filters on "records owned by the connected user" compare with it.
+        details.push(("owner_id".to_owned(), user_id.clone()));
         details.push(("user_id".to_owned(), user_id));
     }
     if let Some(instance) = connection::get("instance_url") {

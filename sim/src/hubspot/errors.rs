@@ -41,6 +41,21 @@ pub fn validation(sim: &Sim, message: impl Into<String>) -> HsError {
     error(sim, StatusCode::BAD_REQUEST, "VALIDATION_ERROR", message)
 }
 
+/// 403 MISSING_SCOPES: the token was not granted `scope`.
+pub fn missing_scope(sim: &Sim, scope: &str) -> HsError {
+    let mut e = error(
+        sim,
+        StatusCode::FORBIDDEN,
+        "MISSING_SCOPES",
+        "This app hasn't been granted all required scopes to make this call. Read more about required scopes here: https://developers.hubspot.com/scopes.",
+    );
+    e.body["errors"] = json!([{
+        "message": "One or more of the following scopes are required.",
+        "context": { "requiredGranularScopes": [scope] },
+    }]);
+    e
+}
+
 /// 404 OBJECT_NOT_FOUND.
 pub fn not_found(sim: &Sim) -> HsError {
     error(sim, StatusCode::NOT_FOUND, "OBJECT_NOT_FOUND", "resource not found")

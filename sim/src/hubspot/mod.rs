@@ -6,6 +6,7 @@
 pub mod errors;
 mod oauth_routes;
 mod objects;
+pub mod owners;
 pub mod properties;
 mod search;
 pub mod webhooks;
@@ -373,6 +374,7 @@ pub(crate) fn with_headers(mut response: Response, headers: &[(&'static str, Str
 pub fn router(sim: Arc<Sim>) -> Router {
     let api = objects::router(sim.clone())
         .merge(search::router(sim.clone()))
+        .merge(owners::router(sim.clone()))
         .route_layer(axum::middleware::from_fn_with_state((sim.clone(), Crm::Hubspot), crate::server::faults));
     Router::new()
         .merge(api)

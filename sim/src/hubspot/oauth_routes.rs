@@ -57,8 +57,14 @@ async fn authorize(State(sim): State<Arc<Sim>>, Query(q): Query<BTreeMap<String,
         ));
     }
     let code = sim.token_gen().uuid_like();
-    let scopes: Vec<String> =
-        q.get("scope").map(|s| s.split_whitespace().map(str::to_owned).collect()).unwrap_or_default();
+    // Optional scopes are granted when the account has them (the knob says whether it does).
+    let optional = if sim.knobs().hubspot_grants_optional_scopes { q.get("optional_scope") } else { None };
+    let scopes: Vec<String> = [q.get("scope"), optional]
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s.split_whitespace())
+        .map(str::to_owned)
+        .collect();
     let now = sim.clock.now();
     sim.hubspot().oauth.codes.insert(
         code.clone(),

@@ -136,6 +136,16 @@ pub fn properties(object: &str) -> Vec<Property> {
             grouped(ro(prop("hs_lastmodifieddate", "Last Modified Date", DateTime, "date")), "dealinformation"),
         ],
     };
+    let owner_label = match object {
+        "contacts" => "Contact owner",
+        "companies" => "Company owner",
+        _ => "Deal owner",
+    };
+    // HubSpot's owner property: an enumeration whose options are the account's owner ids.
+    list.push(grouped(
+        Property { options: super::owners::OWNER_IDS, ..prop("hubspot_owner_id", owner_label, Enumeration, "select") },
+        "sales_properties",
+    ));
     list.push(grouped(ro(prop("createdate", "Create Date", DateTime, "date")), "system"));
     list.push(grouped(Property { unique: true, ..ro(prop("hs_object_id", "Record ID", Number, "number")) }, "system"));
     list

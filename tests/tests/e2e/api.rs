@@ -1,6 +1,6 @@
 //! The HTTP API on a real listener (port 0).
 
-use crmhost_tests::{ADMIN_TOKEN, AppOptions, Backend, TestApp, fixture_v1};
+use crmhost_tests::{ADMIN_TOKEN, AppOptions, Backend, TestApp, fixture_v1, fixture_v2};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -24,6 +24,68 @@ async fn the_catalogue_lists_both_bundled_crms_with_entities_and_default_mapping
     assert_eq!(entities, ["contact", "lead", "account", "opportunity"]);
     let mapping = &salesforce["entities"][0]["default_field_mappings"][0];
     assert_eq!((mapping["app_field"].as_str(), mapping["crm_field"].as_str()), (Some("email"), Some("Email")));
+}
+
+/// `GET` a plugin's logo: the SVG text, after checking it is served as an inert image.
+async fn logo(app: &TestApp, url: &str) -> String {
+    let response = app.get(url).await;
+    assert_eq!(response.status(), StatusCode::OK, "{url}");
+    let header = |name: &str| response.headers()[name].to_str().unwrap().to_owned();
+    assert_eq!(header("content-type"), "image/svg+xml");
+    assert!(header("content-security-policy").contains("sandbox"), "scripts in an SVG never run");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    response.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn every_catalogue_entry_has_a_category_and_a_logo_from_the_operator_the_plugin_or_a_generic_icon() {
+    // The operator files Salesforce under `other` with its own logo; HubSpot keeps its shipped one.
+    let branding = tempfile::tempdir().unwrap();
+    let operator_logo = branding.path().join("sf.svg");
+    std::fs::write(&operator_logo, "<svg xmlns=\"http://www.w3.org/2000/svg\" aria-label=\"ours\"/>").unwrap();
+    let mut operator = crmhost::plugins::OperatorPluginConfig::default();
+    let overrides = crmhost::plugins::operator::PluginOverrides {
+        category: Some(crmhost::plugins::branding::Category::Other),
+        logo: Some(operator_logo),
+        ..Default::default()
+    };
+    operator.plugins.insert(crmhost::domain::PluginSlug::parse("salesforce").unwrap(), overrides);
+    let app = TestApp::spawn(AppOptions { operator, ..AppOptions::default() }).await.unwrap();
+
+    let catalogue: Value = app.get("/api/v1/integrations").await.json().await.unwrap();
+    let entry = |slug: &str| -> Value {
+        catalogue["integrations"].as_array().unwrap().iter().find(|i| i["slug"] == slug).cloned().unwrap()
+    };
+    let (hubspot, salesforce) = (entry("hubspot"), entry("salesforce"));
+    assert_eq!((hubspot["category"].as_str(), hubspot["logo_origin"].as_str()), (Some("crm"), Some("plugin")));
+    assert_eq!(hubspot["logo_url"], "/api/v1/integrations/hubspot/logo.svg");
+    assert!(logo(&app, "/api/v1/integrations/hubspot/logo.svg").await.contains("aria-label=\"HubSpot\""));
+    assert_eq!(
+        (salesforce["category"].as_str(), salesforce["logo_origin"].as_str()),
+        (Some("other"), Some("operator"))
+    );
+    assert!(logo(&app, salesforce["logo_url"].as_str().unwrap()).await.contains("aria-label=\"ours\""));
+
+    // A third-party plugin whose logo beside it has a script gets the generic icon…
+    app.install_plugin("fixture.svg", b"<svg><script>alert(1)</script></svg>");
+    app.install_plugin("fixture.wasm", &fixture_v1());
+    let reload = app.admin(reqwest::Method::POST, "/api/v1/admin/plugins/reload").send().await.unwrap();
+    assert_eq!(reload.status(), StatusCode::OK);
+    let generic = logo(&app, "/api/v1/integrations/fixture/logo.svg").await;
+    assert!(generic.contains(">F</text>") && !generic.contains("script"), "{generic}");
+    // …and its own once a new version ships a clean one.
+    app.install_plugin("fixture.svg", b"<svg xmlns=\"http://www.w3.org/2000/svg\" aria-label=\"Fixture\"/>");
+    app.install_plugin("fixture.wasm", &fixture_v2());
+    app.admin(reqwest::Method::POST, "/api/v1/admin/plugins/reload").send().await.unwrap();
+    let catalogue: Value = app.get("/api/v1/integrations").await.json().await.unwrap();
+    let fixture = catalogue["integrations"].as_array().unwrap().iter().find(|i| i["slug"] == "fixture").cloned();
+    assert_eq!(fixture.unwrap()["logo_origin"], "plugin");
+    assert!(logo(&app, "/api/v1/integrations/fixture/logo.svg").await.contains("aria-label=\"Fixture\""));
+
+    let unknown = app.get("/api/v1/integrations/pipedrive/logo.svg").await;
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let body: Value = unknown.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unknown_integration");
 }
 
 #[tokio::test]

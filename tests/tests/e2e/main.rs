@@ -49,6 +49,7 @@ mod hardening;
 mod hot_reload;
 mod hubspot;
 mod mapping_assist;
+mod owner_filters;
 mod plugin_calls;
 mod salesforce;
 mod sandbox;
