@@ -52,6 +52,7 @@ pub use bindings::exports::crmhost::adapter::adapter::{
     FieldMapping, FieldType, MappingDirection, Oauth2Info, Page, PluginInfo, PullRequest, PushOutcome, PushRecord,
     RateLimit, SettingInfo, WebhookRequest,
 };
+pub use bindings::exports::crmhost::adapter::counting::CountRequest;
 
 /// `Result` with [`AdapterError`] as the error.
 pub type Result<T, E = AdapterError> = core::result::Result<T, E>;
@@ -101,6 +102,14 @@ pub trait Adapter {
         let _ = request;
         Err(AdapterError::not_supported("webhooks"))
     }
+
+    /// How many records a pull of `request.entity` since `request.modified_since` would return,
+    /// when the CRM can tell in one cheap request (`Ok(None)` otherwise, the default). The host
+    /// shows it as a run's `estimated_records`; it is never used to decide what to sync.
+    fn count(request: CountRequest) -> Result<Option<u64>> {
+        let _ = request;
+        Ok(None)
+    }
 }
 
 /// Glue between the generated export trait and [`Adapter`]; not part of the public API.
@@ -131,6 +140,12 @@ impl<T: Adapter> bindings::exports::crmhost::adapter::adapter::Guest for __Expor
     }
 }
 
+impl<T: Adapter> bindings::exports::crmhost::adapter::counting::Guest for __Exported<T> {
+    fn count(request: CountRequest) -> Result<Option<u64>> {
+        T::count(request)
+    }
+}
+
 /// Registers a type implementing [`Adapter`] as the plugin's export. Use it once per plugin crate.
 #[macro_export]
 macro_rules! export_adapter {
@@ -155,8 +170,8 @@ macro_rules! export_adapter {
 pub mod prelude {
     pub use crate::http::{Method, Request, Response};
     pub use crate::{
-        AccountInfo, Adapter, AdapterError, Capabilities, ChangeEvent, ChangeKind, CrmRecord, DeleteOutcome,
-        EntityInfo, FieldInfo, FieldMapping, FieldType, FieldValue, MappingDirection, Page, PluginInfo, PullRequest,
-        PushOutcome, PushRecord, RateLimitPolicy, Result, Value, WebhookRequest, connection,
+        AccountInfo, Adapter, AdapterError, Capabilities, ChangeEvent, ChangeKind, CountRequest, CrmRecord,
+        DeleteOutcome, EntityInfo, FieldInfo, FieldMapping, FieldType, FieldValue, MappingDirection, Page, PluginInfo,
+        PullRequest, PushOutcome, PushRecord, RateLimitPolicy, Result, Value, WebhookRequest, connection,
     };
 }

@@ -19,6 +19,13 @@ pub fn fixture_v2() -> Vec<u8> {
     std::fs::read(env!("FIXTURE_V2_WASM")).expect("fixture v2 was built by build.rs")
 }
 
+/// The fixture plugin 1.0.0 as built against the first published contract (`crm-adapter` world,
+/// exporting `adapter` only), kept as a file: newer hosts must keep loading it.
+pub fn fixture_contract_0_1_0() -> Vec<u8> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/plugins/contract-0.1.0/fixture.wasm");
+    std::fs::read(path).expect("the contract-0.1.0 fixture is committed")
+}
+
 /// The hostile plugin.
 pub fn hostile() -> Vec<u8> {
     std::fs::read(env!("HOSTILE_WASM")).expect("hostile was built by build.rs")

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::bindings::{AdapterError, CrmAdapterPre, adapter};
+use super::bindings::{AdapterError, AdapterPre, adapter, counting};
 use super::cache::CacheOutcome;
 use super::capability::secrets::PluginSecrets;
 use super::context::CallContext;
@@ -47,7 +47,7 @@ pub struct LoadedPlugin {
     pub(super) loaded_at: DateTime<Utc>,
     pub(super) cache: CacheOutcome,
     pub(super) engine: Arc<PluginEngine>,
-    pub(super) pre: CrmAdapterPre<CallState>,
+    pub(super) pre: AdapterPre<CallState>,
     pub(super) slug: Arc<str>,
     pub(super) limits: PluginLimits,
     pub(super) policy: Arc<EgressPolicy>,
@@ -194,18 +194,14 @@ impl LoadedPlugin {
     /// `describe()`.
     pub async fn describe(&self, context: CallContext) -> Result<adapter::PluginInfo, CallError> {
         let context = self.with_operator_settings(context);
-        self.target()
-            .run(context, "describe", |store, a| Box::pin(a.crmhost_adapter_adapter().call_describe(store)))
-            .await
+        self.target().run(context, "describe", |store, a| Box::pin(a.adapter().call_describe(store))).await
     }
 
     /// `test-connection()`.
     pub async fn test_connection(&self, context: CallContext) -> CallResult<adapter::AccountInfo> {
         let context = self.with_operator_settings(context);
         self.target()
-            .run(context, "test-connection", |store, a| {
-                Box::pin(a.crmhost_adapter_adapter().call_test_connection(store))
-            })
+            .run(context, "test-connection", |store, a| Box::pin(a.adapter().call_test_connection(store)))
             .await
     }
 
@@ -215,7 +211,7 @@ impl LoadedPlugin {
         self.target()
             .run(context, "list-fields", |store, a| {
                 let entity = entity.to_owned();
-                Box::pin(async move { a.crmhost_adapter_adapter().call_list_fields(store, &entity).await })
+                Box::pin(async move { a.adapter().call_list_fields(store, &entity).await })
             })
             .await
     }
@@ -226,7 +222,26 @@ impl LoadedPlugin {
         self.target()
             .run(context, "pull", |store, a| {
                 let request = request.clone();
-                Box::pin(async move { a.crmhost_adapter_adapter().call_pull(store, &request).await })
+                Box::pin(async move { a.adapter().call_pull(store, &request).await })
+            })
+            .await
+    }
+
+    /// `counting.count(request)`: `None` without a call when the plugin does not export `counting`.
+    pub async fn count(&self, context: CallContext, request: &counting::CountRequest) -> CallResult<Option<u64>> {
+        if !self.pre.counts() {
+            return Ok(Ok(None));
+        }
+        let context = self.with_operator_settings(context);
+        self.target()
+            .run(context, "count", |store, a| {
+                let request = request.clone();
+                Box::pin(async move {
+                    match a.counting() {
+                        Some(counting) => counting.call_count(store, &request).await,
+                        None => Ok(Ok(None)),
+                    }
+                })
             })
             .await
     }
@@ -243,9 +258,7 @@ impl LoadedPlugin {
         self.target()
             .run(context, "push", |store, a| {
                 let (entity, match_key, records) = (entity.to_owned(), match_key.to_owned(), records.to_vec());
-                Box::pin(
-                    async move { a.crmhost_adapter_adapter().call_push(store, &entity, &match_key, &records).await },
-                )
+                Box::pin(async move { a.adapter().call_push(store, &entity, &match_key, &records).await })
             })
             .await
     }
@@ -261,7 +274,7 @@ impl LoadedPlugin {
         self.target()
             .run(context, "delete", |store, a| {
                 let (entity, ids) = (entity.to_owned(), ids.to_vec());
-                Box::pin(async move { a.crmhost_adapter_adapter().call_delete(store, &entity, &ids).await })
+                Box::pin(async move { a.adapter().call_delete(store, &entity, &ids).await })
             })
             .await
     }
@@ -276,7 +289,7 @@ impl LoadedPlugin {
         self.target()
             .run(context, "parse-webhook", |store, a| {
                 let request = request.clone();
-                Box::pin(async move { a.crmhost_adapter_adapter().call_parse_webhook(store, &request).await })
+                Box::pin(async move { a.adapter().call_parse_webhook(store, &request).await })
             })
             .await
     }

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
-use super::bindings::CrmAdapterPre;
+use super::bindings::AdapterPre;
 use super::branding::{self, Branding};
 use super::cache::{CacheOutcome, ComponentCache};
 use super::capability::http::build_client;
@@ -100,15 +100,15 @@ impl PluginLoader {
     }
 
     /// Links against the host's imports; a component built for another contract fails here.
-    fn link(&self, component: &Component) -> Result<CrmAdapterPre<CallState>, LoadError> {
+    fn link(&self, component: &Component) -> Result<AdapterPre<CallState>, LoadError> {
         let incompatible =
             |e: wasmtime::Error| LoadError::Incompatible { contract: CONTRACT_VERSION, detail: format!("{e:#}") };
         let instance_pre = self.engine.linker.instantiate_pre(component).map_err(incompatible)?;
-        CrmAdapterPre::new(instance_pre).map_err(incompatible)
+        AdapterPre::new(instance_pre).map_err(incompatible)
     }
 
     /// Smoke test: `describe()` with no connection, no egress and a tight budget, validated.
-    async fn describe(&self, pre: &CrmAdapterPre<CallState>) -> Result<PluginDescription, LoadError> {
+    async fn describe(&self, pre: &AdapterPre<CallState>) -> Result<PluginDescription, LoadError> {
         let probe_limits = PluginLimits { cpu_ms: 1_000, wall_ms: 5_000, ..PluginLimits::default() };
         let deny_all = Arc::new(EgressPolicy::deny_all());
         let probe_client = build_client(deny_all.clone()).map_err(|e| LoadError::Compile(e.to_string()))?;
@@ -124,9 +124,7 @@ impl PluginLoader {
             stats: &Arc::new(super::stats::CallStats::default()),
         };
         let info = target
-            .run(CallContext::detached(), "describe", |store, adapter| {
-                Box::pin(adapter.crmhost_adapter_adapter().call_describe(store))
-            })
+            .run(CallContext::detached(), "describe", |store, adapter| Box::pin(adapter.adapter().call_describe(store)))
             .await?;
         PluginDescription::try_from(info).map_err(LoadError::InvalidDescription)
     }
@@ -138,7 +136,7 @@ impl PluginLoader {
         source: PluginSource,
         sha256: String,
         cache_outcome: CacheOutcome,
-        pre: CrmAdapterPre<CallState>,
+        pre: AdapterPre<CallState>,
         branding: Branding,
     ) -> Result<LoadedPlugin, LoadError> {
         let slug = description.slug.clone();

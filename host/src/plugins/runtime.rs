@@ -12,7 +12,7 @@ use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use super::bindings::{CrmAdapter, CrmAdapterPre};
+use super::bindings::{AdapterPre, Exports};
 use super::capability::http::PluginHttp;
 use super::capability::log::PluginLog;
 use super::capability::secrets::PluginSecrets;
@@ -78,7 +78,7 @@ impl ResourceLimiter for MemoryLimiter {
 /// What a call needs from the loaded plugin.
 pub(crate) struct CallTarget<'a> {
     pub engine: &'a PluginEngine,
-    pub pre: &'a CrmAdapterPre<CallState>,
+    pub pre: &'a AdapterPre<CallState>,
     pub slug: &'a Arc<str>,
     pub limits: &'a PluginLimits,
     pub policy: &'a Arc<EgressPolicy>,
@@ -97,7 +97,7 @@ impl CallTarget<'_> {
     pub(crate) async fn run<R, F>(&self, context: CallContext, operation: &'static str, call: F) -> Result<R, CallError>
     where
         R: Send,
-        F: for<'s> FnOnce(&'s mut Store<CallState>, &'s CrmAdapter) -> CallFuture<'s, R> + Send,
+        F: for<'s> FnOnce(&'s mut Store<CallState>, &'s Exports) -> CallFuture<'s, R> + Send,
     {
         let wall = Duration::from_millis(self.limits.wall_ms);
         // Waiting for a slot counts against the wall clock too: a caller is never stuck forever.

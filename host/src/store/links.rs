@@ -314,6 +314,23 @@ impl Store {
         Ok(())
     }
 
+    /// About how many records of `entity` a push would send now: live records never linked,
+    /// pending, failed, or changed since they last synced (conflicts wait for a resolution).
+    #[tracing::instrument(name = "store.count_records_to_push", skip_all, fields(workspace = %workspace, slug = %slug))]
+    pub async fn count_records_to_push(
+        &self,
+        workspace: &WorkspaceId,
+        slug: &PluginSlug,
+        entity: &EntityName,
+    ) -> StoreResult<i64> {
+        let sql = "select count(*) from records r left join record_links l on l.workspace_id = r.workspace_id \
+                   and l.integration_slug = $2 and l.entity = r.entity and l.record_id = r.record_id \
+                   where r.workspace_id = $1 and r.entity = $3 and r.deleted_at is null and (l.record_id is null \
+                   or l.sync_status in ('pending', 'failed') or (l.sync_status = 'synced' and r.version > l.synced_version))";
+        Ok(with_pool!(self, pool => sqlx::query_scalar(sql)
+            .bind(workspace.as_str()).bind(slug.as_str()).bind(entity.as_str()).fetch_one(pool).await)?)
+    }
+
     /// Live records of an entity that have something to push to this integration: never linked,
     /// changed since their last sync, pending, or failed and due again (`retry_due(attempts,
     /// failed_at)`, the sync engine's policy). Records in conflict wait for a user.

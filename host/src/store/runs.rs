@@ -246,6 +246,14 @@ impl Store {
     }
 
     /// Stores the counters and timeline of a running run and beats its heartbeat.
+    /// Sets how many records the run expects to handle (known only once it has started).
+    #[tracing::instrument(name = "store.set_run_estimate", skip_all, fields(run = %run_id))]
+    pub async fn set_run_estimate(&self, run_id: &RunId, records: i64) -> StoreResult<()> {
+        let sql = "update sync_history set estimated_records = $1 where run_id = $2";
+        with_pool!(self, pool => sqlx::query(sql).bind(records).bind(run_id.as_str()).execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
     pub async fn update_run_counts(
         &self,
         run_id: &RunId,

@@ -7,6 +7,7 @@ mod assist;
 mod backoff;
 mod configure;
 mod error;
+mod estimate;
 pub mod filters;
 pub mod frequency;
 mod health;
@@ -301,6 +302,7 @@ impl SyncEngine {
             settings: settings.clone(),
             retry_backoff: self.options.record_retry,
             progress: self.live.start(&run.run_id),
+            count_incremental: trigger == Trigger::Manual,
         });
         let handle =
             self.spawn_run(active, operation, Launch { trigger, actor: started_by.to_owned(), settings, webhooks });

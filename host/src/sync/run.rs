@@ -86,6 +86,8 @@ pub(super) struct RunParts {
     pub retry_backoff: RetryBackoff,
     /// Where its live progress goes.
     pub progress: watch::Sender<Progress>,
+    /// Spend a CRM request per entity counting an incremental pull (runs a person started).
+    pub count_incremental: bool,
 }
 
 /// A run, executing.
@@ -102,6 +104,8 @@ pub(super) struct Run {
     pub retry_backoff: RetryBackoff,
     /// Raised when another process took the integration's lease over: the run must stop.
     pub lease_lost: Option<Arc<AtomicBool>>,
+    /// See [`RunParts::count_incremental`].
+    pub count_incremental: bool,
     deferred_until: Mutex<Option<DateTime<Utc>>>,
     counts: RunCounts,
     items: Vec<RunItem>,
@@ -120,7 +124,18 @@ impl Run {
 
     /// A run about to execute, counting from zero.
     pub fn new(parts: RunParts) -> Self {
-        let RunParts { store, plugin, context, workspace, slug, run_id, settings, retry_backoff, progress } = parts;
+        let RunParts {
+            store,
+            plugin,
+            context,
+            workspace,
+            slug,
+            run_id,
+            settings,
+            retry_backoff,
+            progress,
+            count_incremental,
+        } = parts;
         Self {
             store,
             plugin,
@@ -132,6 +147,7 @@ impl Run {
             settings,
             retry_backoff,
             lease_lost: None,
+            count_incremental,
             deferred_until: Mutex::new(None),
             counts: RunCounts::default(),
             items: Vec::new(),
@@ -221,6 +237,7 @@ impl Run {
     }
 
     async fn execute(&mut self, operation: Operation) -> Result<(), Fatal> {
+        self.estimate(&operation).await?;
         match operation {
             Operation::Push { entity, record_ids } => {
                 let mappings = self.mappings(&entity).await?;

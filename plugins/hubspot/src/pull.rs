@@ -85,6 +85,24 @@ pub fn pull(request: PullRequest) -> Result<Page> {
     }
 }
 
+/// `count`: one search for a single record, reading its `total` (archived records are not searched).
+pub fn count(request: CountRequest) -> Result<Option<u64>> {
+    let object = object(&request.entity)?;
+    let filters = match &request.modified_since {
+        Some(since) => {
+            let at = chrono::DateTime::parse_from_rfc3339(since)
+                .map_err(|_| AdapterError::invalid(format!("modified-since `{since}` is not an RFC 3339 instant")))?
+                .timestamp_millis();
+            json!([{ "filters": [{ "propertyName": object.modified, "operator": "GTE", "value": at.to_string() }] }])
+        }
+        None => json!([]),
+    };
+    let body = json!({ "filterGroups": filters, "properties": ["hs_object_id"], "limit": 1 });
+    let listing: Listing =
+        api::post_json(&format!("/crm/v3/objects/{}/search", object.path), &body, "counting records")?;
+    Ok(listing.total)
+}
+
 fn parse_search(cursor: &str) -> Result<SearchCursor> {
     serde_json::from_str(&cursor[2..]).map_err(|_| AdapterError::invalid(format!("unrecognised cursor `{cursor}`")))
 }

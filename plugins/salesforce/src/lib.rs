@@ -109,6 +109,10 @@ impl Adapter for Salesforce {
         pull::pull(request)
     }
 
+    fn count(request: CountRequest) -> Result<Option<u64>> {
+        pull::count(request)
+    }
+
     fn push(entity: String, match_key: String, records: Vec<PushRecord>) -> Result<Vec<PushOutcome>> {
         push::push(&entity, &match_key, records)
     }

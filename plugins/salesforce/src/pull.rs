@@ -114,6 +114,21 @@ pub fn pull(request: PullRequest) -> Result<Page> {
     Ok(Page { records, next_cursor })
 }
 
+/// `count`: `SELECT COUNT()` over what a pull since `modified_since` would read (deleted records
+/// left out: `query`, not `queryAll`). One request; Salesforce answers `totalSize`.
+pub fn count(request: CountRequest) -> Result<Option<u64>> {
+    let api = Api::from_connection()?;
+    let object = sobject(&request.entity)?;
+    let mut soql = format!("SELECT COUNT() FROM {object}");
+    if let Some(since) = &request.modified_since {
+        let at = datetime_literal(since)
+            .ok_or_else(|| AdapterError::invalid(format!("modified-since `{since}` is not an RFC 3339 instant")))?;
+        soql.push_str(&format!(" WHERE SystemModstamp >= {at}"));
+    }
+    let answer: Json = api.get_json(format!("{}?q={}", api.url("/query"), encode_query(&soql)), "counting records")?;
+    Ok(answer.get("totalSize").and_then(Json::as_u64))
+}
+
 /// Percent-encodes a SOQL query for `?q=`.
 pub fn encode_query(soql: &str) -> String {
     let mut out = String::with_capacity(soql.len() * 3 / 2);

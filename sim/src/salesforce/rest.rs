@@ -465,6 +465,10 @@ fn run_query(sim: &Sim, soql_text: &str, include_deleted: bool, v: &str, resourc
         .filter(|r| parsed.condition.as_ref().is_none_or(|c| c.eval(&getter(store, r))))
         .collect();
     rows.sort_by(|a, b| soql::order(&parsed.order, &getter(store, a), &getter(store, b)));
+    if parsed.count {
+        let total = rows.len().saturating_sub(parsed.offset.unwrap_or(0)).min(parsed.limit.unwrap_or(usize::MAX));
+        return Ok(Json(json!({ "totalSize": total, "done": true, "records": [] })).into_response());
+    }
     let offset = parsed.offset.unwrap_or(0);
     let projected: Vec<Value> = rows
         .into_iter()

@@ -175,8 +175,10 @@ pub struct OrderKey {
 /// A parsed query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
-    /// Selected fields, as written.
+    /// Selected fields, as written (none for `SELECT COUNT()`).
     pub fields: Vec<String>,
+    /// `SELECT COUNT()`: the answer is `totalSize` with no records.
+    pub count: bool,
     /// The object.
     pub object: String,
     /// The condition.
@@ -320,10 +322,20 @@ impl Parser {
 pub fn parse(soql: &str) -> Result<Query, QueryError> {
     let mut p = Parser { tokens: tokenize(soql)?, pos: 0 };
     p.expect_keyword("SELECT")?;
-    let mut fields = vec![p.ident()?];
-    while p.peek() == Some(&Token::Comma) {
-        p.pos += 1;
+    let count = p.tokens.get(p.pos..p.pos + 3).is_some_and(|t| {
+        matches!(&t[0], Token::Ident(w) if w.eq_ignore_ascii_case("COUNT"))
+            && t[1] == Token::LParen
+            && t[2] == Token::RParen
+    });
+    let mut fields = Vec::new();
+    if count {
+        p.pos += 3;
+    } else {
         fields.push(p.ident()?);
+        while p.peek() == Some(&Token::Comma) {
+            p.pos += 1;
+            fields.push(p.ident()?);
+        }
     }
     p.expect_keyword("FROM")?;
     let object = p.ident()?;
@@ -367,7 +379,11 @@ pub fn parse(soql: &str) -> Result<Query, QueryError> {
     if p.peek().is_some() {
         return Err(p.unexpected("expecting the end of the query"));
     }
-    Ok(Query { fields, object, condition, order, limit, offset })
+    if count && !order.is_empty() {
+        // Salesforce: "ORDER BY not supported with COUNT() aggregate function" (MALFORMED_QUERY).
+        return Err(QueryError("ORDER BY is not supported with COUNT()".to_owned()));
+    }
+    Ok(Query { fields, count, object, condition, order, limit, offset })
 }
 
 /// A record value viewed for comparison.
@@ -573,6 +589,14 @@ mod tests {
         assert!(eval("SELECT Id FROM Contact WHERE NOT LastName = 'Jones'"));
         assert!(eval("SELECT Id FROM Contact WHERE Title = null AND Email != null"));
         assert!(!eval("SELECT Id FROM Contact WHERE Email NOT IN ('ann@example.com')"));
+    }
+
+    #[test]
+    fn count_queries_select_no_fields() {
+        let q = parse("SELECT COUNT() FROM Contact WHERE SystemModstamp >= 2024-01-01T00:00:00Z").unwrap();
+        assert!(q.count && q.fields.is_empty() && q.condition.is_some());
+        assert!(!parse("SELECT Id FROM Contact").unwrap().count);
+        assert!(parse("SELECT COUNT() FROM Contact ORDER BY Id").is_err());
     }
 
     #[test]

@@ -70,8 +70,7 @@ each_crm_and_backend!(only_records_owned_by_the_connected_user_are_pulled, |h| {
 #[tokio::test]
 async fn a_connection_that_names_no_user_refuses_the_filter_with_the_reason() {
     // HubSpot without the owners API (an app lacking the optional scope): the connection has no owner id.
-    let mut knobs = crm_sim::knobs::Knobs::default();
-    knobs.hubspot_grants_optional_scopes = false;
+    let knobs = crm_sim::knobs::Knobs { hubspot_grants_optional_scopes: false, ..Default::default() };
     let h = SyncHarness::start(Backend::Sqlite, Crm::Hubspot, knobs).await.expect("sqlite");
     let listed = h.listed_integration().await;
     assert!(listed["account"]["details"].get("owner_id").is_none(), "{listed}");

@@ -25,6 +25,43 @@ async fn connection_facts_reach_the_plugin_and_operator_settings_fill_gaps() {
 }
 
 #[tokio::test]
+async fn plugins_count_records_when_they_export_counting_and_older_ones_still_load_and_run() {
+    use crmhost::plugins::bindings::counting::CountRequest;
+    let request = |entity: &str, since: Option<&str>| CountRequest {
+        entity: entity.to_owned(),
+        modified_since: since.map(str::to_owned),
+    };
+    let current = load(fixture_v1(), operator("")).await;
+    async fn count(plugin: &crmhost::plugins::LoadedPlugin, request: CountRequest) -> Option<u64> {
+        plugin.count(CallContext::detached(), &request).await.unwrap().unwrap()
+    }
+    assert_eq!(count(&current, request("contact", None)).await, Some(42));
+    assert_eq!(count(&current, request("contact", Some("2024-01-01T00:00:00Z"))).await, Some(7));
+    assert_eq!(count(&current, request("deal", None)).await, None);
+
+    // Built before `counting` existed: it loads, describes itself, pulls, and simply cannot count.
+    let legacy = load(crmhost_tests::fixture_contract_0_1_0(), operator("")).await;
+    assert_eq!(legacy.description().slug.as_str(), "fixture");
+    let page = legacy
+        .pull(
+            CallContext::detached(),
+            &PullRequest {
+                entity: "contact".to_owned(),
+                cursor: None,
+                modified_since: None,
+                ids: vec![],
+                fields: vec![],
+                limit: 5,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(page.records.len(), 1);
+    assert_eq!(count(&legacy, request("contact", None)).await, None);
+}
+
+#[tokio::test]
 async fn typed_values_and_pull_parameters_round_trip() {
     let plugin = load(fixture_v1(), operator("")).await;
     let request = PullRequest {

@@ -134,7 +134,21 @@ each_crm_and_backend!(two_way_sync_moves_one_sided_changes_and_never_echoes_its_
     assert_eq!(phases, ["pulling contact", "pushing contact"], "{detail}");
     assert!(timeline.iter().all(|p| p["ended_at"].is_string()), "{detail}");
     assert!(timeline[0]["ended_at"].as_str() <= timeline[1]["started_at"].as_str(), "{detail}");
-    assert!(detail["estimated_records"].is_null(), "{detail}");
+    // A manual sync counts what its pull will read since the cursor (our own writes, at or after
+    // it) plus what waits to be pushed (nothing).
+    assert!(detail["estimated_records"].as_i64().is_some_and(|n| (0..=5).contains(&n)), "{detail}");
+});
+
+each_crm_and_backend!(a_run_knows_its_size_from_the_crm_and_the_workspace_before_it_starts, |h| {
+    // Seven contacts only in the CRM, three only in the workspace.
+    h.sim.sim().seed("contact", 7).expect("seeded");
+    h.put_records("contact", contacts(0..3, "")).await;
+    let first = h.run("sync", json!({ "entities": ["contact"] })).await;
+    assert_eq!(first["estimated_records"], 10, "7 to pull (the CRM's count) + 3 to push: {first}");
+    assert_eq!(first["success_count"], 10, "{first}");
+    // A whole-entity pull: the CRM counts all ten now.
+    let pull = h.run("pull", json!({ "entity": "contact" })).await;
+    assert_eq!(pull["estimated_records"], 10, "{pull}");
 });
 
 each_crm_and_backend!(the_same_change_on_both_sides_is_not_a_conflict, |h| {
