@@ -40,6 +40,7 @@ pub mod connections;
 pub mod domain;
 /// `crmhost keys`: master-key generation and rotation of stored credentials.
 pub mod keys;
+pub mod markup;
 /// OAuth 2.0 as the host does it: state, authorize URL, code exchange, refresh, revocation.
 pub mod oauth;
 /// The plugin host: engine, runtime, capabilities, registry, hot reload.

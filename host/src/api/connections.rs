@@ -175,9 +175,7 @@ fn with_outcome(url: &str, pairs: &[(&str, &str)]) -> String {
 }
 
 fn page(title: &str, message: &str) -> String {
-    let escape = |s: &str| {
-        s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
-    };
+    use crate::markup::escape;
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title></head>\
          <body style=\"font-family:system-ui,sans-serif;max-width:40em;margin:4em auto\"><h1>{t}</h1><p>{m}</p></body></html>",

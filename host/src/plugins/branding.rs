@@ -174,17 +174,7 @@ fn event_handler(lower: &str) -> Option<String> {
 /// A neutral rounded square with the plugin's initial.
 fn generic_logo(name: &str) -> String {
     let initial = name.chars().find(|c| c.is_alphanumeric()).map_or('?', |c| c.to_ascii_uppercase());
-    let label: String = name
-        .chars()
-        .map(|c| match c {
-            '&' => "&amp;".to_owned(),
-            '<' => "&lt;".to_owned(),
-            '>' => "&gt;".to_owned(),
-            '"' => "&quot;".to_owned(),
-            c if c.is_control() => String::new(),
-            c => c.to_string(),
-        })
-        .collect();
+    let label = crate::markup::escape(name);
     let initial = if initial.is_ascii_alphanumeric() { initial.to_string() } else { "?".to_owned() };
     format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 64 64\" role=\"img\" aria-label=\"{label}\">\

@@ -288,10 +288,12 @@ impl SyncEngine {
         })?;
         let next =
             SyncSettings::patch(&integration.settings, patch, plugin.description()).map_err(SyncError::BadInput)?;
-        // A filter naming the connected user must resolve now, not fail every later run.
-        SyncSettings::from_stored(&next)
-            .with_connected_user(integration.connected_owner_id())
-            .map_err(SyncError::Unprocessable)?;
+        // New filters naming the connected user must resolve now, not fail every later run.
+        if patch.get("filters").is_some() {
+            SyncSettings::from_stored(&next)
+                .with_connected_user(integration.connected_owner_id())
+                .map_err(SyncError::Unprocessable)?;
+        }
         let mut updated = self.store.set_integration_settings(workspace, slug, &next).await?;
         if patch.get("frequency").is_some() {
             self.reschedule(&updated).await?;

@@ -209,7 +209,7 @@ impl HubspotState {
         let object = object_type(entity)?;
         let start = self.objects[object].records.len();
         for i in start + 1..=start + count {
-            let props: BTreeMap<String, String> = match object {
+            let mut props: BTreeMap<String, String> = match object {
                 "contacts" => [
                     ("email", format!("contact{i}@example.com")),
                     ("firstname", format!("First{i}")),
@@ -232,6 +232,8 @@ impl HubspotState {
                 .map(|(k, v)| (k.to_owned(), v))
                 .collect(),
             };
+            // Records belong to the account's owners in turn, as in a team's portal.
+            props.insert("hubspot_owner_id".to_owned(), owners::OWNER_IDS[i % owners::OWNER_IDS.len()].to_owned());
             let id = self.new_id();
             let record = HsRecord { id, properties: props, created_at: now, updated_at: now, archived_at: None };
             if let Some(store) = self.objects.get_mut(object) {

@@ -64,14 +64,14 @@ fn api(sim: &Sim, headers: &HeaderMap, body: impl FnOnce() -> Result<Response, H
 }
 
 /// Query parameters, with `properties` accepted repeated and comma-joined.
-struct Params(Vec<(String, String)>);
+pub(super) struct Params(Vec<(String, String)>);
 
 impl Params {
-    fn new(raw: Option<String>) -> Self {
+    pub(super) fn new(raw: Option<String>) -> Self {
         Self(raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default())
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(super) fn get(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 

@@ -11,6 +11,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::errors::{self, HsError};
+use super::objects::Params;
 use super::{ExtraHeaders, USER_EMAIL, USER_ID, authorize, with_headers};
 use crate::Sim;
 
@@ -70,18 +71,13 @@ fn authorize_owners(sim: &Sim, headers: &HeaderMap) -> Result<ExtraHeaders, HsEr
     if granted { Ok(extra) } else { Err(errors::missing_scope(sim, OWNERS_SCOPE)) }
 }
 
-fn query(raw: Option<String>) -> Vec<(String, String)> {
-    raw.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
-}
-
 /// `GET /crm/v3/owners?email=`: one page holding every owner (or the one with that email).
 async fn list(State(sim): State<Arc<Sim>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
     let extra = match authorize_owners(&sim, &headers) {
         Ok(extra) => extra,
         Err(e) => return e.into_response(),
     };
-    let params = query(raw);
-    let email = params.iter().find(|(k, _)| k == "email").map(|(_, v)| v.to_lowercase());
+    let email = Params::new(raw).get("email").map(str::to_lowercase);
     let results: Vec<Value> =
         OWNERS.iter().filter(|o| email.as_deref().is_none_or(|e| o.email == e)).map(|o| o.to_json()).collect();
     with_headers(Json(json!({ "results": results })).into_response(), &extra)
@@ -98,8 +94,7 @@ async fn read(
         Ok(extra) => extra,
         Err(e) => return e.into_response(),
     };
-    let params = query(raw);
-    let by_user = match params.iter().find(|(k, _)| k == "idProperty").map(|(_, v)| v.as_str()) {
+    let by_user = match Params::new(raw).get("idProperty") {
         None | Some("id") => false,
         Some("userId") => true,
         Some(other) => {

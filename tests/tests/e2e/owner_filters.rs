@@ -23,18 +23,12 @@ each_crm_and_backend!(only_records_owned_by_the_connected_user_are_pulled, |h| {
     let listed = h.listed_integration().await;
     assert_eq!(listed["account"]["details"]["owner_id"], me.as_str(), "{listed}");
 
-    // Six CRM contacts: three of mine, two of another rep's, one without an owner.
+    // Six CRM contacts: three of mine, three of another rep's.
     h.sim.sim().seed("contact", 6).expect("seeded");
     let ids: Vec<String> = h.crm_contacts().into_keys().collect();
     assert_eq!(ids.len(), 6);
     for (i, id) in ids.iter().enumerate() {
-        match i {
-            0..=2 => h.edit_crm_contact_field(id, owner_field, &me),
-            3 | 4 => h.edit_crm_contact_field(id, owner_field, other),
-            // Salesforce always has an owner: the sixth becomes another rep's there too.
-            _ if h.crm == Crm::Salesforce => h.edit_crm_contact_field(id, owner_field, other),
-            _ => {}
-        }
+        h.edit_crm_contact_field(id, owner_field, if i < 3 { &me } else { other });
     }
 
     // Map the owner into the workspace and keep only the connected user's records.
