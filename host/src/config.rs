@@ -171,6 +171,9 @@ pub struct FileConfig {
     /// `[plugins.<slug>]`.
     #[serde(default)]
     pub plugins: std::collections::BTreeMap<PluginSlug, PluginOverrides>,
+    /// `[console]`.
+    #[serde(default)]
+    pub console: crate::console::ConsoleFileSettings,
 }
 
 /// Where the data lives.
@@ -219,6 +222,8 @@ pub struct Config {
     pub allowed_return_origins: Vec<url::Origin>,
     /// The scheduler, leases and retry backoff.
     pub scheduler: SchedulerOptions,
+    /// The console's branding.
+    pub console: crate::console::ConsoleBranding,
 }
 
 /// A configuration problem: one line saying what to fix.
@@ -320,6 +325,7 @@ impl Config {
             return Err(ConfigError("[engine] max_plugin_memory_bytes: use 1 MiB to 4 GiB".to_owned()));
         }
         let scheduler = file.scheduler.resolve()?;
+        let console = crate::console::ConsoleBranding::from_file(file.console).map_err(ConfigError)?;
         let mut plugins = OperatorPluginConfig { plugin_defaults: file.plugin_defaults, plugins: file.plugins };
         // Validate every per-plugin block now rather than when that plugin loads.
         for slug in plugins.plugins.keys() {
@@ -348,6 +354,7 @@ impl Config {
             public_url,
             allowed_return_origins,
             scheduler,
+            console,
         })
     }
 

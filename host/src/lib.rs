@@ -36,6 +36,7 @@ pub mod auth;
 pub mod config;
 /// Connecting workspaces to CRMs: the OAuth flow, credentials with refresh, test, disconnect.
 pub mod connections;
+pub mod console;
 /// Newtype ids and parsed inputs.
 pub mod domain;
 /// `crmhost keys`: master-key generation and rotation of stored credentials.

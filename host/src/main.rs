@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use crmhost::auth::TokenArgs;
+use crmhost::auth::{ConsoleLinkArgs, TokenArgs};
 use crmhost::config::{Config, ServeArgs};
 use crmhost::keys::RotateArgs;
 use crmhost::startup::Application;
@@ -22,6 +22,8 @@ enum Command {
     Serve(ServeArgs),
     /// Print a workspace bearer token signed with CRMHOST_JWT_SECRET (for operators, demos and tests).
     Token(TokenArgs),
+    /// Print a sign-in link to the web console (`<public-url>/console/#token=…`) for a workspace user.
+    ConsoleLink(ConsoleLinkArgs),
     /// Master keys: `generate` prints a new one; `rotate` re-seals stored credentials under it.
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -40,18 +42,8 @@ enum KeysCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let cli = match cli.command {
-        Command::Token(args) => {
-            return match crmhost::auth::mint_token(args) {
-                Ok(token) => {
-                    println!("{token}");
-                    ExitCode::SUCCESS
-                }
-                Err(message) => {
-                    eprintln!("error: {message}");
-                    ExitCode::FAILURE
-                }
-            };
-        }
+        Command::Token(args) => return print_or_fail(crmhost::auth::mint_token(args)),
+        Command::ConsoleLink(args) => return print_or_fail(crmhost::auth::console_link(args)),
         Command::Keys(KeysCommand::Generate) => {
             println!("{}", crmhost::vault::MasterKey::generate().to_base64());
             return ExitCode::SUCCESS;
@@ -68,7 +60,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Token(_) | Command::Keys(KeysCommand::Generate) => Ok(()),
+            Command::Token(_) | Command::ConsoleLink(_) | Command::Keys(KeysCommand::Generate) => Ok(()),
             Command::Keys(KeysCommand::Rotate(args)) => {
                 crmhost::keys::rotate_from_cli(args).await.map(|summary| println!("{summary}"))
             }
@@ -83,6 +75,20 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             tracing::error!("{message}");
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints a one-line answer of a command that needs no server, or its error.
+fn print_or_fail(result: Result<String, String>) -> ExitCode {
+    match result {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }

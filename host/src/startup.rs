@@ -6,7 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 
 use crate::config::{Config, DatabaseTarget};
@@ -68,6 +68,7 @@ impl Application {
         let watcher = watch_plugins(&config, &store, &registry)?;
         let listener = bind(&config).await?;
         let public_url = public_url(&config, &listener)?;
+        print_sandbox_console_link(&config, &public_url);
         let connections = Arc::new(crate::connections::Connections::new(
             store.clone(),
             vault.clone(),
@@ -88,6 +89,7 @@ impl Application {
                 .map_err(StartupError)?
                 .map(Arc::new),
             sandbox: sandbox.as_ref().map(|s| Arc::new(s.info())),
+            console: Arc::new(config.console.clone()),
         };
         let router = crate::api::router(state.clone(), config.max_request_bytes);
         Ok(Self { listener, state, router, _watcher: watcher, sandbox, background })
@@ -139,6 +141,11 @@ async fn start_sandbox(config: &mut Config) -> Result<Option<Arc<crate::sandbox:
         .await
         .map_err(|e| StartupError(format!("--sandbox: cannot start the CRM emulators: {e}")))?;
     sandbox.configure(&mut config.plugins);
+    if config.jwt_secret.is_none() && config.jwt_public_key.is_none() {
+        // A demo needs tokens the server accepts: sign them with a key that lives as long as this run.
+        config.jwt_secret = Some(SecretString::from(crate::vault::MasterKey::generate().to_base64()));
+        tracing::info!("sandbox: workspace tokens are signed with a key generated for this run");
+    }
     let info = sandbox.info();
     tracing::info!(
         salesforce = %info.salesforce_url,
@@ -213,6 +220,20 @@ async fn bind(config: &Config) -> Result<TcpListener, StartupError> {
     TcpListener::bind(config.bind)
         .await
         .map_err(|e| StartupError(format!("CRMHOST_BIND: cannot listen on {}: {e}", config.bind)))
+}
+
+/// In sandbox mode, prints (to the terminal, never to the logs: it holds a token) a console link
+/// that signs in to the demo workspace as an admin for eight hours.
+fn print_sandbox_console_link(config: &Config, public_url: &url::Url) {
+    let Some(secret) = config.jwt_secret.as_ref().filter(|_| config.sandbox) else { return };
+    let demo = crate::domain::WorkspaceId::parse("demo").expect("`demo` is a valid workspace id");
+    let ttl = std::time::Duration::from_secs(8 * 3600);
+    match crate::auth::workspace_token(secret, &demo, crate::auth::Role::Admin, "demo-admin", ttl) {
+        Ok(token) => {
+            println!("\n  Console (demo workspace, admin, 8 h): {}\n", crate::console::link(public_url, &token))
+        }
+        Err(err) => tracing::warn!("sandbox: no console link: {err}"),
+    }
 }
 
 /// The URL browsers and CRMs reach this server at: configured, else the bound address.

@@ -26,6 +26,8 @@ pub struct AppState {
     pub sync: Arc<crate::sync::SyncEngine>,
     /// The emulators' addresses, in sandbox mode.
     pub sandbox: Option<Arc<crate::sandbox::SandboxInfo>>,
+    /// The console's branding.
+    pub console: Arc<crate::console::ConsoleBranding>,
 }
 
 impl std::fmt::Debug for AppState {

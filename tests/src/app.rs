@@ -78,6 +78,8 @@ pub struct AppOptions {
     pub scheduler: crmhost::sync::SchedulerOptions,
     /// The operator's plugin settings (the emulators' endpoints are added to them).
     pub operator: OperatorPluginConfig,
+    /// The console's branding.
+    pub console: crmhost::console::ConsoleBranding,
 }
 
 impl Default for AppOptions {
@@ -95,6 +97,7 @@ impl Default for AppOptions {
             allowed_return_origins: Vec::new(),
             scheduler: crmhost::sync::SchedulerOptions::default(),
             operator: OperatorPluginConfig::default(),
+            console: crmhost::console::ConsoleBranding::default(),
         }
     }
 }
@@ -139,6 +142,7 @@ impl TestApp {
                 .map(|o| url::Url::parse(o).expect("origin URL").origin())
                 .collect(),
             scheduler: options.scheduler,
+            console: options.console,
         };
         let app = Application::build_with_bundled(config, options.bundled).await.expect("app builds");
         let base = format!("http://{}", app.local_addr());

@@ -7,6 +7,7 @@
 
 mod adapter;
 mod app;
+mod browser;
 mod db;
 mod egress;
 mod logs;
@@ -17,6 +18,7 @@ mod sync_harness;
 
 pub use adapter::*;
 pub use app::*;
+pub use browser::*;
 pub use db::*;
 pub use egress::*;
 pub use logs::*;

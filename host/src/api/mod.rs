@@ -64,6 +64,7 @@ pub fn route_table() -> Vec<RouteInfo> {
 pub fn router(state: AppState, max_request_bytes: usize) -> Router {
     routes()
         .into_router()
+        .merge(crate::console::router())
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
         .method_not_allowed_fallback(|| async {
             (

@@ -162,16 +162,47 @@ pub fn mint_token(args: TokenArgs) -> Result<String, String> {
     if args.jwt_secret.len() < 32 {
         return Err("CRMHOST_JWT_SECRET: use at least 32 characters".to_owned());
     }
+    workspace_token(&SecretString::from(args.jwt_secret), &workspace, args.role, &args.user, ttl)
+}
+
+/// A workspace token for `user` with `role`, valid for `ttl`, signed HS256 with `secret`.
+pub fn workspace_token(
+    secret: &SecretString,
+    workspace: &crate::domain::WorkspaceId,
+    role: Role,
+    user: &str,
+    ttl: std::time::Duration,
+) -> Result<String, String> {
     let now = chrono::Utc::now().timestamp();
     let claims = Claims {
-        sub: args.user,
+        sub: user.to_owned(),
         workspace: workspace.to_string(),
-        role: args.role,
+        role,
         exp: now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
         iat: now,
     };
-    let secret = SecretString::from(args.jwt_secret);
-    sign_hs256(&secret, &claims)
+    sign_hs256(secret, &claims)
+}
+
+/// `crmhost console-link`'s arguments: a token's, and where browsers reach crmhost.
+#[derive(Debug, clap::Args)]
+pub struct ConsoleLinkArgs {
+    /// The token's workspace, role, user, lifetime and signing secret.
+    #[command(flatten)]
+    pub token: TokenArgs,
+    /// Where browsers reach crmhost.
+    #[arg(long, env = "CRMHOST_PUBLIC_URL", default_value = "http://127.0.0.1:8787")]
+    pub public_url: String,
+}
+
+/// `crmhost console-link`: a sign-in link to the console, or what is wrong with the arguments.
+pub fn console_link(args: ConsoleLinkArgs) -> Result<String, String> {
+    let public_url = url::Url::parse(&args.public_url).map_err(|e| format!("--public-url: {e}"))?;
+    if !matches!(public_url.scheme(), "http" | "https") {
+        return Err("--public-url: use an http or https URL".to_owned());
+    }
+    let token = mint_token(args.token)?;
+    Ok(crate::console::link(&public_url, &token))
 }
 
 #[cfg(test)]

@@ -1,0 +1,209 @@
+//! The web console in a real Chromium (WebDriver): what a person sees and can do, asserted on the
+//! page's text and the state of its controls, with the API as the witness. Screenshots of each
+//! screen go to `target/console-screens/`.
+
+use std::time::Duration;
+
+use crmhost::auth::Role;
+use crmhost_tests::{AppOptions, Backend, Browser, TestApp, eventually, token};
+use fantoccini::Locator;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+/// An app whose bundled plugins point at fresh emulators, and a browser; `None` when the backend
+/// or the browser is unavailable (and not required).
+async fn start(backend: Backend, console: crmhost::console::ConsoleBranding) -> Option<(TestApp, Browser)> {
+    let sim = std::sync::Arc::new(crm_sim::start(crm_sim::SimOptions::both_on_free_ports()).await.expect("emulators"));
+    let app = TestApp::spawn(AppOptions { backend, sim: Some(sim), console, ..AppOptions::default() }).await?;
+    let browser = Browser::start(1280, 900).await?;
+    Some((app, browser))
+}
+
+fn console_url(app: &TestApp, token: &str) -> String {
+    format!("{}/console/#token={token}", app.base)
+}
+
+async fn api_json(app: &TestApp, method: Method, path: &str) -> Value {
+    let response = app.as_role(method, path, "w1", Role::Admin).send().await.expect("request");
+    response.json().await.expect("json")
+}
+
+/// Connect Salesforce through the emulator's consent page, configure it, use every card action.
+async fn connect_configure_and_manage(backend: Backend, shots: &str) {
+    let Some((app, browser)) = start(backend, Default::default()).await else { return };
+    browser.open(&console_url(&app, &token("w1", Role::Admin))).await;
+    browser.wait_for_text("No CRM connected yet").await;
+    let hash = browser.script("return location.hash").await;
+    assert_eq!(hash, "#/integrations", "the token left the address bar");
+    browser.screenshot(&format!("{shots}integrations-empty")).await;
+
+    // Out to the CRM's consent page and back into the configure step.
+    browser.click("Connect Salesforce").await;
+    browser.wait_for_text("Connected to Salesforce").await;
+    browser.screenshot(&format!("{shots}connect-configure")).await;
+    let frequency = browser.client.find(Locator::Css("#frequency")).await.expect("frequency");
+    frequency.select_by_value("15").await.expect("select");
+    browser.client.find(Locator::Css("input[value=lead]")).await.expect("lead").click().await.expect("untick");
+    browser.click("Save and continue").await;
+    browser.wait_for_text("Salesforce is ready").await;
+    browser.screenshot(&format!("{shots}connect-done")).await;
+    let settings = api_json(&app, Method::GET, "/api/v1/workspaces/w1/integrations/salesforce/settings").await;
+    assert_eq!(settings["settings"]["frequency"], json!({"every_minutes": 15}), "{settings}");
+    assert_eq!(settings["settings"]["entities"], json!(["contact", "account", "opportunity"]), "{settings}");
+
+    // The card: status in words, who it is connected as, the schedule.
+    browser.click("Back to integrations").await;
+    browser.wait_for_text("Connected as").await;
+    let card = browser.page_text().await;
+    for expected in
+        ["Salesforce", "Connected", "Sim Admin", "Next sync", "failing records", "Add a CRM", "Connect HubSpot"]
+    {
+        assert!(card.contains(expected), "{expected:?} on the card:\n{card}");
+    }
+    browser.screenshot(&format!("{shots}integrations")).await;
+
+    // Sync now starts a run the history shows.
+    browser.click("Sync now").await;
+    browser.wait_for_text("Salesforce: sync started.").await;
+    let history_path = "/api/v1/workspaces/w1/integrations/salesforce/sync-history";
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            api_json(&app, Method::GET, history_path).await["runs"].as_array().is_some_and(|r| !r.is_empty())
+        })
+        .await,
+        "a run was recorded"
+    );
+
+    // Pause, then resume, from the card.
+    browser.click("Pause").await;
+    browser.wait_for_text("Salesforce paused.").await;
+    browser.control("Resume").await;
+    assert!(browser.page_text().await.contains("Paused"));
+    browser.click("Resume").await;
+    browser.wait_for_text("Salesforce resumed.").await;
+    browser.control("Pause").await;
+
+    // Disconnect asks first; cancelling keeps it, confirming removes it.
+    browser.click("Disconnect").await;
+    browser.wait_for_text("Disconnect Salesforce?").await;
+    browser
+        .client
+        .find(Locator::Css("dialog button[value=cancel]"))
+        .await
+        .expect("cancel")
+        .click()
+        .await
+        .expect("cancel");
+    browser.control("Sync now").await;
+    browser.click("Disconnect").await;
+    browser
+        .client
+        .find(Locator::Css("dialog button[value=confirm]"))
+        .await
+        .expect("confirm")
+        .click()
+        .await
+        .expect("confirm");
+    browser.wait_for_text("No CRM connected yet").await;
+    let listed = api_json(&app, Method::GET, "/api/v1/workspaces/w1/integrations").await;
+    assert_eq!(listed["integrations"][0]["status"], "disconnected", "{listed}");
+
+    // Nothing the console loaded came from another origin.
+    let loaded = browser.script("return performance.getEntriesByType('resource').map(e => e.name)").await;
+    let foreign: Vec<&Value> = loaded
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter(|u| !u.as_str().unwrap_or("").starts_with(&app.base))
+        .collect();
+    assert!(foreign.is_empty(), "requests to other origins: {foreign:?}");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn an_admin_connects_salesforce_configures_it_and_manages_it_from_its_card() {
+    connect_configure_and_manage(Backend::Sqlite, "").await;
+}
+
+#[tokio::test]
+async fn the_connect_journey_works_on_postgres_too() {
+    connect_configure_and_manage(Backend::Postgres, "postgres-").await;
+}
+
+#[tokio::test]
+async fn a_member_sees_admin_actions_refused_with_the_reason() {
+    let Some((app, browser)) = start(Backend::Sqlite, Default::default()).await else { return };
+    assert_eq!(app.connect("w1", "hubspot").await.status(), reqwest::StatusCode::OK);
+    browser.open(&console_url(&app, &token("w1", Role::Member))).await;
+    browser.wait_for_text("Connected as").await;
+    for admin_only in ["Pause", "Disconnect", "Connect Salesforce"] {
+        let control = browser.control(admin_only).await;
+        assert_eq!(control.attr("aria-disabled").await.expect("attr").as_deref(), Some("true"), "{admin_only}");
+        let title = control.attr("title").await.expect("attr").unwrap_or_default();
+        assert_eq!(title, "Only admins and above can do this.", "{admin_only}");
+    }
+    assert_eq!(browser.control("Sync now").await.attr("aria-disabled").await.expect("attr"), None);
+    browser.click("Pause").await;
+    browser.wait_for_text("Only admins and above can do this.").await;
+    let listed = api_json(&app, Method::GET, "/api/v1/workspaces/w1/integrations").await;
+    assert_eq!(listed["integrations"][0]["status"], "connected", "nothing was paused: {listed}");
+    browser.screenshot("integrations-member").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn an_expired_or_refused_token_asks_to_sign_in_again() {
+    let Some((app, browser)) = start(Backend::Sqlite, Default::default()).await else { return };
+    let secret = secrecy::SecretString::from(crmhost_tests::JWT_SECRET);
+    let w1 = crmhost::domain::WorkspaceId::parse("w1").expect("id");
+    let expired = crmhost::auth::workspace_token(&secret, &w1, Role::Admin, "u", Duration::ZERO).expect("token");
+    browser.open(&console_url(&app, &expired)).await;
+    browser.wait_for_text("Your session has expired.").await;
+    assert!(browser.page_text().await.contains("Sign in again"));
+
+    // Signed with another key: the page only learns from the API's 401.
+    let other = secrecy::SecretString::from("another-secret-that-is-long-enough-0000");
+    let forged =
+        crmhost::auth::workspace_token(&other, &w1, Role::Admin, "u", Duration::from_secs(600)).expect("token");
+    browser.open(&console_url(&app, &forged)).await;
+    browser.client.refresh().await.expect("reload");
+    browser.wait_for_text("Your session has ended.").await;
+    browser.screenshot("signed-out").await;
+
+    // No token at all.
+    browser.script("sessionStorage.clear(); return null").await;
+    browser.open(&format!("{}/console/", app.base)).await;
+    browser.wait_for_text("Sign in from your app").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn an_operator_brands_the_console_and_it_is_served_under_a_strict_policy() {
+    let branding = crmhost::console::ConsoleBranding::from_file(
+        toml::from_str(
+            "product_name = \"Acme Sync\"\nbrand_color = \"#7c3aed\"\ntheme = \"dark\"\n\
+                        frame_ancestors = [\"https://app.acme.example\"]",
+        )
+        .expect("toml"),
+    )
+    .expect("branding");
+    let Some((app, browser)) = start(Backend::Sqlite, branding).await else { return };
+    let page = app.get("/console/").await;
+    let policy = page.headers()["content-security-policy"].to_str().expect("ascii").to_owned();
+    for part in
+        ["default-src 'none'", "script-src 'self'", "connect-src 'self'", "frame-ancestors https://app.acme.example"]
+    {
+        assert!(policy.contains(part), "{part} in {policy}");
+    }
+    assert_eq!(app.get("/console/js/nope.js").await.status(), reqwest::StatusCode::NOT_FOUND);
+
+    assert_eq!(app.connect("w1", "salesforce").await.status(), reqwest::StatusCode::OK);
+    browser.open(&console_url(&app, &token("w1", Role::Admin))).await;
+    browser.wait_for_text("Connected as").await;
+    assert_eq!(browser.script("return document.title").await, "Acme Sync");
+    let header = browser.script("return getComputedStyle(document.querySelector('header.top')).backgroundColor").await;
+    assert_eq!(header, "rgb(124, 58, 237)");
+    assert_eq!(browser.script("return document.documentElement.dataset.theme").await, "dark");
+    browser.screenshot("integrations-branded-dark").await;
+    browser.close().await;
+}
