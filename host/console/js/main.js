@@ -6,12 +6,17 @@ import { currentSession, expired, takeTokenFromUrl } from "./session.js";
 import { banner, h, show } from "./ui.js";
 import { integrationsScreen } from "./screens/integrations.js";
 import { configureScreen, takeConnectOutcome } from "./screens/connect.js";
+import { settingsScreen } from "./screens/settings.js";
+import { historyScreen, runScreen } from "./screens/history.js";
 
 /** Routes: a pattern over the hash and the screen it draws. */
 const ROUTES = [
   [/^#\/integrations$/, () => integrationsScreen()],
   [/^#\/connect\/([a-z0-9-]+)$/, (slug) => configureScreen(slug)],
   [/^#\/connected\/([a-z0-9-]+)$/, () => integrationsScreen()],
+  [/^#\/integrations\/([a-z0-9-]+)\/settings$/, (slug) => settingsScreen(slug)],
+  [/^#\/integrations\/([a-z0-9-]+)\/history(?:\?(.*))?$/, (slug, query) => historyScreen(slug, new URLSearchParams(query ?? ""))],
+  [/^#\/integrations\/([a-z0-9-]+)\/history\/([0-9a-f-]{36})$/, (slug, run) => runScreen(slug, run)],
 ];
 
 /** Where a screen not built yet sends people: somewhere that works, saying so. */

@@ -28,6 +28,9 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("js/ui.js", JS, include_str!("../../console/js/ui.js")),
     ("js/screens/integrations.js", JS, include_str!("../../console/js/screens/integrations.js")),
     ("js/screens/connect.js", JS, include_str!("../../console/js/screens/connect.js")),
+    ("js/screens/integration-header.js", JS, include_str!("../../console/js/screens/integration-header.js")),
+    ("js/screens/settings.js", JS, include_str!("../../console/js/screens/settings.js")),
+    ("js/screens/history.js", JS, include_str!("../../console/js/screens/history.js")),
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";

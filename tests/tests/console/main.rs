@@ -207,3 +207,109 @@ async fn an_operator_brands_the_console_and_it_is_served_under_a_strict_policy()
     browser.screenshot("integrations-branded-dark").await;
     browser.close().await;
 }
+
+/// Sets an input's value as a person would: select what is there, type over it.
+async fn type_into(browser: &Browser, css: &str, text: &str) {
+    let input = browser.client.find(Locator::Css(css)).await.unwrap_or_else(|_| panic!("no {css}"));
+    input.clear().await.expect("clear");
+    input.send_keys(text).await.expect("type");
+}
+
+#[tokio::test]
+async fn settings_change_the_schedule_filters_and_options_and_errors_show_beside_the_setting() {
+    let Some((app, browser)) = start(Backend::Sqlite, Default::default()).await else { return };
+    assert_eq!(app.connect("w1", "salesforce").await.status(), reqwest::StatusCode::OK);
+    browser.open(&console_url(&app, &token("w1", Role::Admin))).await;
+    browser.click("Configure").await;
+    browser.wait_for_text("How often").await;
+
+    // Hourly at :15 in Europe/Paris, only contacts titled Buyer, no creating.
+    let kind = browser.client.find(Locator::Css("#schedule-kind")).await.expect("kind");
+    kind.select_by_value("hourly").await.expect("hourly");
+    type_into(&browser, "#hourly-minute", "15").await;
+    type_into(&browser, "#time-zone", "Europe/Paris").await;
+    browser.click("Add a rule").await;
+    type_into(&browser, "[aria-label='Rule 1: field'], [aria-label$=': field']", "title").await;
+    type_into(&browser, "[aria-label$=': value']", "Buyer").await;
+    browser.client.find(Locator::Css("input[name=create_missing]")).await.expect("box").click().await.expect("untick");
+    browser.click("Save settings").await;
+    browser.wait_for_text("Settings saved.").await;
+    let path = "/api/v1/workspaces/w1/integrations/salesforce/settings";
+    let saved = api_json(&app, Method::GET, path).await;
+    assert_eq!(saved["settings"]["frequency"], json!({"hourly_at": 15, "time_zone": "Europe/Paris"}), "{saved}");
+    assert_eq!(saved["settings"]["filters"], json!({"contact": [{"field": "title", "op": "eq", "value": "Buyer"}]}));
+    assert_eq!(saved["settings"]["create_missing"], false);
+    browser.wait_for_text("Europe/Paris (").await;
+    browser.script("window.scrollTo(0, 0); return null").await;
+    browser.screenshot("settings").await;
+
+    // A rule the API refuses: its message appears beside the filters, nothing is saved.
+    let op = browser.client.find(Locator::Css("[aria-label$=': comparison']")).await.expect("op");
+    op.select_by_value("in").await.expect("in");
+    type_into(&browser, "[aria-label$=': value']", " ").await;
+    browser.click("Save settings").await;
+    browser.wait_for_text("The settings were not saved").await;
+    let beside = browser.client.find(Locator::Css("#error-filters")).await.expect("slot").text().await.expect("text");
+    assert!(beside.contains("non-empty list"), "{beside}");
+    let unchanged = api_json(&app, Method::GET, path).await;
+    assert_eq!(unchanged["settings"]["filters"], saved["settings"]["filters"]);
+    browser.screenshot("settings-error").await;
+
+    // Pause and resume from the settings.
+    browser.click("Pause syncing").await;
+    browser.wait_for_text("Syncing paused.").await;
+    browser.control("Resume syncing").await;
+    assert_eq!(api_json(&app, Method::GET, path).await["schedule"]["status"], "paused");
+    browser.click("Resume syncing").await;
+    browser.wait_for_text("Syncing resumed.").await;
+    browser.control("Pause syncing").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn history_shows_runs_failures_by_cause_and_a_run_with_its_errors_and_retries_them() {
+    let Some((app, browser)) = start(Backend::Sqlite, Default::default()).await else { return };
+    assert_eq!(app.connect("w1", "salesforce").await.status(), reqwest::StatusCode::OK);
+    // Four contacts, one with an email Salesforce refuses, pushed once.
+    let records: Vec<Value> = (0..4)
+        .map(|i| json!({"id": format!("c{i}"), "fields": {"email": if i == 2 { "not-an-email".to_owned() } else { format!("c{i}@example.com") }, "last_name": format!("L{i}")}}))
+        .collect();
+    let put = app
+        .as_role(Method::PUT, "/api/v1/workspaces/w1/records/contact", "w1", Role::Admin)
+        .json(&json!({"records": records}));
+    assert!(put.send().await.expect("put").status().is_success());
+    let push = app
+        .as_role(Method::POST, "/api/v1/workspaces/w1/integrations/salesforce/push?wait=true", "w1", Role::Admin)
+        .json(&json!({"entity": "contact", "record_ids": ["c0", "c1", "c2", "c3"]}));
+    let run: Value = push.send().await.expect("push").json().await.expect("json");
+    assert_eq!(run["failure_count"], 1, "{run}");
+
+    browser.open(&console_url(&app, &token("w1", Role::Member))).await;
+    browser.wait_for_text("Connected as").await;
+    browser.open(&format!("{}/console/#/integrations/salesforce/history", app.base)).await;
+    browser.wait_for_text("What is failing now: 1 record").await;
+    let page = browser.page_text().await;
+    assert!(page.contains("partial"), "{page}");
+    browser.screenshot("history").await;
+
+    // The group names its cause and its record.
+    browser.client.find(Locator::Css("details.group summary")).await.expect("group").click().await.expect("open");
+    browser.wait_for_text("c2 —").await;
+
+    // The run: its failed record with the CRM's message, then a retry that runs again.
+    browser.client.find(Locator::Css("tbody a")).await.expect("run link").click().await.expect("open run");
+    browser.wait_for_text("Failed records (1)").await;
+    let detail = browser.page_text().await;
+    assert!(detail.contains("c2") && detail.to_lowercase().contains("email"), "{detail}");
+    browser.screenshot("history-run").await;
+    browser.click("Retry failed records").await;
+    browser.wait_for_text("(retry)").await;
+
+    // Filters: a date range before today shows nothing.
+    browser.open(&format!("{}/console/#/integrations/salesforce/history", app.base)).await;
+    browser.wait_for_text("Runs").await;
+    type_into(&browser, "#to", "01/01/2020").await;
+    browser.click("Apply").await;
+    browser.wait_for_text("No runs match these filters.").await;
+    browser.close().await;
+}
