@@ -120,6 +120,13 @@ impl Browser {
         self.control(label).await.click().await.expect("click");
     }
 
+    /// Clicks the element `css` selects (for controls without a unique label: a dialog's button,
+    /// a checkbox, a row's link).
+    pub async fn click_css(&self, css: &str) {
+        let found = self.client.find(Locator::Css(css)).await.unwrap_or_else(|_| panic!("nothing matches {css}"));
+        found.click().await.unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+    }
+
     /// Runs a script and returns its JSON value.
     pub async fn script(&self, source: &str) -> serde_json::Value {
         self.client.execute(source, vec![]).await.expect("script runs")

@@ -33,6 +33,17 @@ async fn connect_configure_and_manage(backend: Backend, shots: &str) {
     let Some((app, browser)) = start(backend, Default::default()).await else { return };
     browser.open(&console_url(&app, &token("w1", Role::Admin))).await;
     browser.wait_for_text("No CRM connected yet").await;
+    // The first load: its size (HTML, CSS, JavaScript, uncompressed) and when it was interactive.
+    let first_load = browser
+        .script(
+            "const nav = performance.getEntriesByType('navigation')[0];\
+             const assets = performance.getEntriesByType('resource').filter(e => ['script', 'link', 'css'].includes(e.initiatorType));\
+             return { bytes: nav.decodedBodySize + assets.reduce((sum, e) => sum + e.decodedBodySize, 0),\
+                      files: assets.length + 1, interactive_ms: Math.round(nav.domInteractive) }",
+        )
+        .await;
+    eprintln!("console first load ({backend:?}): {first_load}");
+    assert!(first_load["bytes"].as_u64().is_some_and(|b| b > 10_000 && b < 200_000), "{first_load}");
     let hash = browser.script("return location.hash").await;
     assert_eq!(hash, "#/integrations", "the token left the address bar");
     browser.screenshot(&format!("{shots}integrations-empty")).await;
@@ -43,7 +54,7 @@ async fn connect_configure_and_manage(backend: Backend, shots: &str) {
     browser.screenshot(&format!("{shots}connect-configure")).await;
     let frequency = browser.client.find(Locator::Css("#frequency")).await.expect("frequency");
     frequency.select_by_value("15").await.expect("select");
-    browser.client.find(Locator::Css("input[value=lead]")).await.expect("lead").click().await.expect("untick");
+    browser.click_css("input[value=lead]").await;
     browser.click("Save and continue").await;
     browser.wait_for_text("Salesforce is ready").await;
     browser.screenshot(&format!("{shots}connect-done")).await;
@@ -86,24 +97,10 @@ async fn connect_configure_and_manage(backend: Backend, shots: &str) {
     // Disconnect asks first; cancelling keeps it, confirming removes it.
     browser.click("Disconnect").await;
     browser.wait_for_text("Disconnect Salesforce?").await;
-    browser
-        .client
-        .find(Locator::Css("dialog button[value=cancel]"))
-        .await
-        .expect("cancel")
-        .click()
-        .await
-        .expect("cancel");
+    browser.click_css("dialog button[value=cancel]").await;
     browser.control("Sync now").await;
     browser.click("Disconnect").await;
-    browser
-        .client
-        .find(Locator::Css("dialog button[value=confirm]"))
-        .await
-        .expect("confirm")
-        .click()
-        .await
-        .expect("confirm");
+    browser.click_css("dialog button[value=confirm]").await;
     browser.wait_for_text("No CRM connected yet").await;
     let listed = api_json(&app, Method::GET, "/api/v1/workspaces/w1/integrations").await;
     assert_eq!(listed["integrations"][0]["status"], "disconnected", "{listed}");
@@ -231,7 +228,7 @@ async fn settings_change_the_schedule_filters_and_options_and_errors_show_beside
     browser.click("Add a rule").await;
     type_into(&browser, "[aria-label='Rule 1: field'], [aria-label$=': field']", "title").await;
     type_into(&browser, "[aria-label$=': value']", "Buyer").await;
-    browser.client.find(Locator::Css("input[name=create_missing]")).await.expect("box").click().await.expect("untick");
+    browser.click_css("input[name=create_missing]").await;
     browser.click("Save settings").await;
     browser.wait_for_text("Settings saved.").await;
     let path = "/api/v1/workspaces/w1/integrations/salesforce/settings";
@@ -293,11 +290,11 @@ async fn history_shows_runs_failures_by_cause_and_a_run_with_its_errors_and_retr
     browser.screenshot("history").await;
 
     // The group names its cause and its record.
-    browser.client.find(Locator::Css("details.group summary")).await.expect("group").click().await.expect("open");
+    browser.click_css("details.group summary").await;
     browser.wait_for_text("c2 —").await;
 
     // The run: its failed record with the CRM's message, then a retry that runs again.
-    browser.client.find(Locator::Css("tbody a")).await.expect("run link").click().await.expect("open run");
+    browser.click_css("tbody a").await;
     browser.wait_for_text("Failed records (1)").await;
     let detail = browser.page_text().await;
     assert!(detail.contains("c2") && detail.to_lowercase().contains("email"), "{detail}");
