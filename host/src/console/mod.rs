@@ -5,8 +5,6 @@
 
 pub mod branding;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
@@ -114,6 +112,3 @@ fn with_policy(state: &AppState, mut response: Response) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
-
-/// The console's branding, shared with the handlers.
-pub type SharedBranding = Arc<ConsoleBranding>;
