@@ -94,6 +94,31 @@ impl Browser {
         }
     }
 
+    /// Waits until the page's text no longer contains `text`.
+    pub async fn wait_for_no_text(&self, text: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let body = self.page_text().await;
+            if !body.contains(text) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the page still shows {text:?}:\n{body}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The text of the element `css` selects (waiting for it to appear).
+    pub async fn text_of(&self, css: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(found) = self.client.find(Locator::Css(css)).await {
+                return found.text().await.unwrap_or_default();
+            }
+            assert!(Instant::now() < deadline, "nothing matches {css}:\n{}", self.page_text().await);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The visible text of the page.
     pub async fn page_text(&self) -> String {
         match self.client.find(Locator::Css("body")).await {

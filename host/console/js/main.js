@@ -3,24 +3,27 @@
 
 import { ApiError, SESSION_ENDED } from "./api.js";
 import { currentSession, expired, takeTokenFromUrl } from "./session.js";
-import { banner, h, show } from "./ui.js";
+import { bannerOnNextScreen, h, show, showCarriedBanner } from "./ui.js";
 import { integrationsScreen } from "./screens/integrations.js";
 import { configureScreen, takeConnectOutcome } from "./screens/connect.js";
 import { settingsScreen } from "./screens/settings.js";
 import { historyScreen, runScreen } from "./screens/history.js";
+import { mappingsScreen } from "./screens/mappings.js";
+import { conflictScreen, conflictsScreen } from "./screens/conflicts.js";
 
 /** Routes: a pattern over the hash and the screen it draws. */
 const ROUTES = [
   [/^#\/integrations$/, () => integrationsScreen()],
   [/^#\/connect\/([a-z0-9-]+)$/, (slug) => configureScreen(slug)],
   [/^#\/connected\/([a-z0-9-]+)$/, () => integrationsScreen()],
+  [/^#\/integrations\/([a-z0-9-]+)\/mappings(?:\/([a-z][a-z0-9_]*))?$/, (slug, entity) => mappingsScreen(slug, entity)],
   [/^#\/integrations\/([a-z0-9-]+)\/settings$/, (slug) => settingsScreen(slug)],
   [/^#\/integrations\/([a-z0-9-]+)\/history(?:\?(.*))?$/, (slug, query) => historyScreen(slug, new URLSearchParams(query ?? ""))],
   [/^#\/integrations\/([a-z0-9-]+)\/history\/([0-9a-f-]{36})$/, (slug, run) => runScreen(slug, run)],
+  [/^#\/integrations\/([a-z0-9-]+)\/conflicts(?:\?(.*))?$/, (slug, query) => conflictsScreen(slug, new URLSearchParams(query ?? ""))],
+  [/^#\/integrations\/([a-z0-9-]+)\/conflicts\/([0-9a-f-]{36})$/, (slug, id) => conflictScreen(slug, id)],
 ];
 
-/** Where a screen not built yet sends people: somewhere that works, saying so. */
-const COMING = /^#\/integrations\/([a-z0-9-]+)\/(\w+)$/;
 
 async function boot() {
   takeTokenFromUrl();
@@ -59,22 +62,26 @@ function drawShell(session) {
   document.getElementById("who").textContent = `${session.workspace} · ${session.role}`;
 }
 
+/** The address last routed. */
+let lastRouted = null;
+
 async function route() {
+  // A new sign-in link opened in this tab changes only the fragment: no reload, so take it here.
+  if (location.hash.startsWith("#token=")) takeTokenFromUrl();
   const session = currentSession();
   if (!session) return signedOut(null);
   if (expired(session)) return signedOut("Your session has expired.");
   drawShell(session);
+  // Screen-wide notices belong to the screen they were raised on; a redraw of the same one keeps them.
+  if (location.hash !== lastRouted) showCarriedBanner();
+  lastRouted = location.hash;
   const hash = location.hash || "#/integrations";
   for (const [pattern, screen] of ROUTES) {
     const match = hash.match(pattern);
     if (match) return run(() => screen(...match.slice(1)));
   }
-  const coming = hash.match(COMING);
-  if (coming) {
-    banner(`The ${coming[2]} screen is not in this version of the console yet; the API has it.`, "warn");
-    location.hash = "#/integrations";
-    return;
-  }
+  // An address that names no screen (an old bookmark, a typo): somewhere that works, saying so.
+  bannerOnNextScreen("That address names no screen of the console; here are the integrations.", "warn");
   location.hash = "#/integrations";
 }
 

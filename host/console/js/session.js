@@ -8,10 +8,13 @@ const RANK = { viewer: 0, member: 1, admin: 2, owner: 3 };
 
 /** Moves a token from the address bar into this tab's storage, and out of sight. */
 export function takeTokenFromUrl() {
-  const match = location.hash.match(/^#token=([^&]+)/);
+  const match = location.hash.match(/^#token=([^&]+)(?:&next=([^&]*))?/);
   if (!match) return;
   sessionStorage.setItem(KEY, decodeURIComponent(match[1]));
-  history.replaceState(null, "", `${location.pathname}${location.search}#/integrations`);
+  // `next` deep-links a screen (`&next=/integrations/salesforce/mappings`); only console paths.
+  const next = decodeURIComponent(match[2] ?? "");
+  const screen = /^\/[a-z0-9_/?=&.-]*$/.test(next) && !next.startsWith("//") ? next : "/integrations";
+  history.replaceState(null, "", `${location.pathname}${location.search}#${screen}`);
 }
 
 /** The signed-in session, or null. The claims are read, not verified: the API verifies them. */

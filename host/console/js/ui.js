@@ -81,6 +81,19 @@ export function banner(message, kind = "bad") {
   slot.replaceChildren(...(message ? [h("div", { class: `notice ${kind}` }, message)] : []));
 }
 
+let carried = null;
+
+/** A banner for the next screen drawn: redirects clear the banner, so it is carried over them. */
+export function bannerOnNextScreen(message, kind = "bad") {
+  carried = [message, kind];
+}
+
+/** Called as each screen is drawn: shows the carried banner, or clears the last screen's. */
+export function showCarriedBanner() {
+  banner(...(carried ?? [null]));
+  carried = null;
+}
+
 /** Asks for confirmation in a modal dialog; resolves true when confirmed. */
 export function confirmDialog(title, text, confirmLabel) {
   return new Promise((resolve) => {

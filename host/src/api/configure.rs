@@ -14,6 +14,7 @@ use super::openapi::{ErrorResponses, IntegrationPath};
 use super::records::entity_of;
 use super::routes::Routes;
 use super::schedule::ScheduleView;
+use crate::plugins::bindings::adapter::FieldType;
 use crate::state::AppState;
 use crate::store::StoreResultExt;
 use crate::sync::{EntityMappings, MappingInput, SyncSettings};
@@ -49,7 +50,7 @@ pub(super) async fn fields(
     let fields = fields
         .into_iter()
         .map(|f| FieldView {
-            field_type: format!("{:?}", f.field_type).to_lowercase(),
+            field_type: field_type_name(f.field_type),
             name: f.name,
             label: f.label,
             required: f.required,
@@ -77,9 +78,13 @@ pub(super) struct FieldView {
     name: String,
     /// A human label.
     label: String,
-    /// `text`, `email`, `phone`, `number`, `date`, `date_time`, `picklist`, `reference`, …
+    /// The kind of value the field holds.
     #[serde(rename = "type")]
-    field_type: String,
+    #[schema(
+        example = "email",
+        pattern = "^(text|textarea|email|phone|url|integer|number|currency|percent|boolean|date|date_time|picklist|multi_picklist|reference|id|other)$"
+    )]
+    field_type: &'static str,
     /// Must be set when creating a record.
     required: bool,
     /// Can be written.
@@ -88,6 +93,29 @@ pub(super) struct FieldView {
     unique: bool,
     /// For picklists: the allowed values.
     options: Vec<String>,
+}
+
+/// The wire name of a field type (the contract's names, with `_` for `-`).
+fn field_type_name(field_type: FieldType) -> &'static str {
+    match field_type {
+        FieldType::Text => "text",
+        FieldType::Textarea => "textarea",
+        FieldType::Email => "email",
+        FieldType::Phone => "phone",
+        FieldType::Url => "url",
+        FieldType::Integer => "integer",
+        FieldType::Number => "number",
+        FieldType::Currency => "currency",
+        FieldType::Percent => "percent",
+        FieldType::Boolean => "boolean",
+        FieldType::Date => "date",
+        FieldType::DateTime => "date_time",
+        FieldType::Picklist => "picklist",
+        FieldType::MultiPicklist => "multi_picklist",
+        FieldType::Reference => "reference",
+        FieldType::Id => "id",
+        FieldType::Other => "other",
+    }
 }
 
 /// The CRM's fields of an entity.

@@ -29,6 +29,8 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("js/screens/integration-header.js", JS, include_str!("../../console/js/screens/integration-header.js")),
     ("js/screens/settings.js", JS, include_str!("../../console/js/screens/settings.js")),
     ("js/screens/history.js", JS, include_str!("../../console/js/screens/history.js")),
+    ("js/screens/mappings.js", JS, include_str!("../../console/js/screens/mappings.js")),
+    ("js/screens/conflicts.js", JS, include_str!("../../console/js/screens/conflicts.js")),
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";

@@ -2,6 +2,9 @@
 //! page's text and the state of its controls, with the API as the witness. Screenshots of each
 //! screen go to `target/console-screens/`.
 
+mod conflicts;
+mod mappings;
+
 use std::time::Duration;
 
 use crmhost::auth::Role;
@@ -28,8 +31,37 @@ async fn api_json(app: &TestApp, method: Method, path: &str) -> Value {
     response.json().await.expect("json")
 }
 
-/// Connect Salesforce through the emulator's consent page, configure it, use every card action.
-async fn connect_configure_and_manage(backend: Backend, shots: &str) {
+/// What a journey needs to know about a bundled CRM.
+struct CrmCase {
+    slug: &'static str,
+    name: &'static str,
+    /// An entity checked by default that the journey unticks.
+    untick: &'static str,
+    /// The entities left.
+    entities: [&'static str; 2],
+    /// Part of the connected account's label.
+    account: &'static str,
+}
+
+const SALESFORCE: CrmCase = CrmCase {
+    slug: "salesforce",
+    name: "Salesforce",
+    untick: "lead",
+    entities: ["contact", "account"],
+    account: "Sim Admin",
+};
+
+const HUBSPOT: CrmCase = CrmCase {
+    slug: "hubspot",
+    name: "HubSpot",
+    untick: "deal",
+    entities: ["contact", "company"],
+    account: "HubSpot account",
+};
+
+/// Connect a CRM through the emulator's consent page, configure it, land on its field mappings,
+/// then use every card action.
+async fn connect_configure_and_manage(backend: Backend, crm: CrmCase, shots: &str) {
     let Some((app, browser)) = start(backend, Default::default()).await else { return };
     browser.open(&console_url(&app, &token("w1", Role::Admin))).await;
     browser.wait_for_text("No CRM connected yet").await;
@@ -49,37 +81,44 @@ async fn connect_configure_and_manage(backend: Backend, shots: &str) {
     browser.screenshot(&format!("{shots}integrations-empty")).await;
 
     // Out to the CRM's consent page and back into the configure step.
-    browser.click("Connect Salesforce").await;
-    browser.wait_for_text("Connected to Salesforce").await;
+    browser.click(&format!("Connect {}", crm.name)).await;
+    browser.wait_for_text(&format!("Connected to {}", crm.name)).await;
     browser.screenshot(&format!("{shots}connect-configure")).await;
     let frequency = browser.client.find(Locator::Css("#frequency")).await.expect("frequency");
     frequency.select_by_value("15").await.expect("select");
-    browser.click_css("input[value=lead]").await;
+    browser.click_css(&format!("input[value={}]", crm.untick)).await;
     browser.click("Save and continue").await;
-    browser.wait_for_text("Salesforce is ready").await;
+    browser.wait_for_text(&format!("{} is ready", crm.name)).await;
     browser.screenshot(&format!("{shots}connect-done")).await;
-    let settings = api_json(&app, Method::GET, "/api/v1/workspaces/w1/integrations/salesforce/settings").await;
+    let settings_path = format!("/api/v1/workspaces/w1/integrations/{}/settings", crm.slug);
+    let settings = api_json(&app, Method::GET, &settings_path).await;
     assert_eq!(settings["settings"]["frequency"], json!({"every_minutes": 15}), "{settings}");
-    assert_eq!(settings["settings"]["entities"], json!(["contact", "account", "opportunity"]), "{settings}");
+    let entities = settings["settings"]["entities"].as_array().expect("entities").clone();
+    assert!(!entities.contains(&json!(crm.untick)), "{settings}");
+    assert!(crm.entities.iter().all(|e| entities.contains(&json!(e))), "{settings}");
+
+    // On to the field mappings, which start from the plugin's defaults.
+    browser.click("Configure field mappings").await;
+    browser.wait_for_text(&format!("Using {}'s default mappings.", crm.name)).await;
+    browser.wait_for_text("Preview").await;
 
     // The card: status in words, who it is connected as, the schedule.
-    browser.click("Back to integrations").await;
+    browser.click("← Integrations").await;
     browser.wait_for_text("Connected as").await;
     let card = browser.page_text().await;
-    for expected in
-        ["Salesforce", "Connected", "Sim Admin", "Next sync", "failing records", "Add a CRM", "Connect HubSpot"]
-    {
+    let other = if crm.slug == "salesforce" { "Connect HubSpot" } else { "Connect Salesforce" };
+    for expected in [crm.name, "Connected", crm.account, "Next sync", "failing records", "Add a CRM", other] {
         assert!(card.contains(expected), "{expected:?} on the card:\n{card}");
     }
     browser.screenshot(&format!("{shots}integrations")).await;
 
     // Sync now starts a run the history shows.
     browser.click("Sync now").await;
-    browser.wait_for_text("Salesforce: sync started.").await;
-    let history_path = "/api/v1/workspaces/w1/integrations/salesforce/sync-history";
+    browser.wait_for_text(&format!("{}: sync started.", crm.name)).await;
+    let history_path = format!("/api/v1/workspaces/w1/integrations/{}/sync-history", crm.slug);
     assert!(
         eventually(Duration::from_secs(20), || async {
-            api_json(&app, Method::GET, history_path).await["runs"].as_array().is_some_and(|r| !r.is_empty())
+            api_json(&app, Method::GET, &history_path).await["runs"].as_array().is_some_and(|r| !r.is_empty())
         })
         .await,
         "a run was recorded"
@@ -87,16 +126,16 @@ async fn connect_configure_and_manage(backend: Backend, shots: &str) {
 
     // Pause, then resume, from the card.
     browser.click("Pause").await;
-    browser.wait_for_text("Salesforce paused.").await;
+    browser.wait_for_text(&format!("{} paused.", crm.name)).await;
     browser.control("Resume").await;
     assert!(browser.page_text().await.contains("Paused"));
     browser.click("Resume").await;
-    browser.wait_for_text("Salesforce resumed.").await;
+    browser.wait_for_text(&format!("{} resumed.", crm.name)).await;
     browser.control("Pause").await;
 
     // Disconnect asks first; cancelling keeps it, confirming removes it.
     browser.click("Disconnect").await;
-    browser.wait_for_text("Disconnect Salesforce?").await;
+    browser.wait_for_text(&format!("Disconnect {}?", crm.name)).await;
     browser.click_css("dialog button[value=cancel]").await;
     browser.control("Sync now").await;
     browser.click("Disconnect").await;
@@ -119,12 +158,18 @@ async fn connect_configure_and_manage(backend: Backend, shots: &str) {
 
 #[tokio::test]
 async fn an_admin_connects_salesforce_configures_it_and_manages_it_from_its_card() {
-    connect_configure_and_manage(Backend::Sqlite, "").await;
+    connect_configure_and_manage(Backend::Sqlite, SALESFORCE, "").await;
+}
+
+#[tokio::test]
+async fn an_admin_connects_hubspot_the_same_way() {
+    connect_configure_and_manage(Backend::Sqlite, HUBSPOT, "hubspot-").await;
 }
 
 #[tokio::test]
 async fn the_connect_journey_works_on_postgres_too() {
-    connect_configure_and_manage(Backend::Postgres, "postgres-").await;
+    connect_configure_and_manage(Backend::Postgres, SALESFORCE, "postgres-").await;
+    connect_configure_and_manage(Backend::Postgres, HUBSPOT, "postgres-hubspot-").await;
 }
 
 #[tokio::test]
@@ -158,12 +203,12 @@ async fn an_expired_or_refused_token_asks_to_sign_in_again() {
     browser.wait_for_text("Your session has expired.").await;
     assert!(browser.page_text().await.contains("Sign in again"));
 
-    // Signed with another key: the page only learns from the API's 401.
+    // Signed with another key, opened in the same tab (only the fragment changes, so the page does
+    // not reload): the page takes the new token and learns from the API's 401.
     let other = secrecy::SecretString::from("another-secret-that-is-long-enough-0000");
     let forged =
         crmhost::auth::workspace_token(&other, &w1, Role::Admin, "u", Duration::from_secs(600)).expect("token");
     browser.open(&console_url(&app, &forged)).await;
-    browser.client.refresh().await.expect("reload");
     browser.wait_for_text("Your session has ended.").await;
     browser.screenshot("signed-out").await;
 

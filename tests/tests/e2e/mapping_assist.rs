@@ -201,3 +201,34 @@ each_crm_and_backend!(one_mapping_is_added_changed_and_removed_keeping_the_other
     let (status, body) = SyncHarness::send(h.api(Method::DELETE, &path("email"))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "the match key stays mapped: {body}");
 });
+
+each_crm_and_backend!(the_crms_fields_are_listed_with_their_types_wire_names, |h| {
+    let (status, body) = SyncHarness::send(h.api(Method::GET, &h.integration_path("/fields?entity=contact"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let fields = body["fields"].as_array().unwrap();
+    let email = fields.iter().find(|f| f["name"] == crm_field(h.crm, "email")).unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(email["type"], "email", "{email}");
+    let allowed = [
+        "text",
+        "textarea",
+        "email",
+        "phone",
+        "url",
+        "integer",
+        "number",
+        "currency",
+        "percent",
+        "boolean",
+        "date",
+        "date_time",
+        "picklist",
+        "multi_picklist",
+        "reference",
+        "id",
+        "other",
+    ];
+    for field in fields {
+        let kind = field["type"].as_str().unwrap();
+        assert!(allowed.contains(&kind), "{field}");
+    }
+});

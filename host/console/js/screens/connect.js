@@ -2,7 +2,7 @@
 // first choices — direction, frequency, entities — and on to field mappings.
 
 import { api, integration } from "../api.js";
-import { banner, h, show, toast } from "../ui.js";
+import { bannerOnNextScreen, h, show, toast } from "../ui.js";
 
 /** Starts OAuth for `slug`: the browser leaves for the CRM and comes back to the console. */
 export async function startConnect(slug) {
@@ -28,7 +28,7 @@ export function takeConnectOutcome() {
   history.replaceState(null, "", `${location.pathname}${location.hash}`);
   if (result === "connected") return `#/connect/${encodeURIComponent(slug)}`;
   const why = params.get("error_description") ?? params.get("error") ?? "the CRM did not say why";
-  banner(`Connecting ${slug || "the CRM"} failed: ${why}`);
+  bannerOnNextScreen(`Connecting ${slug || "the CRM"} failed: ${why}`);
   return "#/integrations";
 }
 
