@@ -4,6 +4,7 @@
 //! `/api/v1`, so everything it does a platform can do through the API.
 
 pub mod branding;
+mod csp_report;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -44,6 +45,11 @@ pub fn router() -> Router<AppState> {
         .route("/console/config.json", get(config))
         .route("/console/brand.css", get(brand_css))
         .route("/console/logo.svg", get(logo))
+        .route(
+            csp_report::PATH,
+            axum::routing::post(csp_report::receive)
+                .layer(axum::extract::DefaultBodyLimit::max(csp_report::MAX_REPORT_BYTES + 1)),
+        )
         .route("/console/{*path}", get(asset))
 }
 
@@ -102,8 +108,9 @@ async fn logo(State(state): State<AppState>) -> Response {
 fn with_policy(state: &AppState, mut response: Response) -> Response {
     let policy = format!(
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
-         base-uri 'none'; form-action 'self'; frame-ancestors {}",
-        state.console.frame_ancestors_source()
+         base-uri 'none'; form-action 'self'; frame-ancestors {}; report-uri {}",
+        state.console.frame_ancestors_source(),
+        csp_report::PATH
     );
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(&policy) {

