@@ -39,6 +39,17 @@ impl Browser {
     /// A headless Chromium at `width`×`height`; `None` (with a note) when chromium or
     /// chromedriver is missing, unless this run requires them.
     pub async fn start(width: u32, height: u32) -> Option<Self> {
+        Self::launch(width, height, None).await
+    }
+
+    /// A headless Chromium emulating a phone's viewport of `width`×`height` CSS pixels (a desktop
+    /// window cannot be made narrower than about 500 px).
+    pub async fn start_phone(width: u32, height: u32) -> Option<Self> {
+        let metrics = serde_json::json!({"deviceMetrics": {"width": width, "height": height, "pixelRatio": 2.0}});
+        Self::launch(width.max(500), height, Some(metrics)).await
+    }
+
+    async fn launch(width: u32, height: u32, mobile_emulation: Option<serde_json::Value>) -> Option<Self> {
         let (Some(chromium), Some(chromedriver)) = (on_path("chromium"), on_path("chromedriver")) else {
             assert!(!browser_required(), "CRMHOST_REQUIRE_BROWSER=1 but chromium or chromedriver is not on PATH");
             eprintln!("skipped: install chromium and chromium-driver to run the console's browser tests");
@@ -52,14 +63,15 @@ impl Browser {
             .spawn()
             .expect("chromedriver starts");
         let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".to_owned(),
-            serde_json::json!({
-                "binary": chromium,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         format!("--window-size={width},{height}"), "--lang=en-US"],
-            }),
-        );
+        let mut options = serde_json::json!({
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     format!("--window-size={width},{height}"), "--lang=en-US"],
+        });
+        if let Some(emulation) = mobile_emulation {
+            options["mobileEmulation"] = emulation;
+        }
+        capabilities.insert("goog:chromeOptions".to_owned(), options);
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + PATIENCE;
         let client = loop {
@@ -150,6 +162,17 @@ impl Browser {
     pub async fn click_css(&self, css: &str) {
         let found = self.client.find(Locator::Css(css)).await.unwrap_or_else(|_| panic!("nothing matches {css}"));
         found.click().await.unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+    }
+
+    /// Presses and releases a key as a keyboard would (`fantoccini::key::Key::Tab`, `Enter`, …),
+    /// on whatever has the focus.
+    pub async fn press(&self, key: fantoccini::key::Key) {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let value: char = key.into();
+        let keys = KeyActions::new("keyboard".to_owned())
+            .then(KeyAction::Down { value })
+            .then(KeyAction::Up { value });
+        self.client.perform_actions(keys).await.expect("key press");
     }
 
     /// Runs a script and returns its JSON value.

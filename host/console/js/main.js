@@ -72,6 +72,8 @@ async function route() {
   if (!session) return signedOut(null);
   if (expired(session)) return signedOut("Your session has expired.");
   drawShell(session);
+  // A dialog belongs to the screen that opened it (Back or a link must not carry it along).
+  document.querySelectorAll("dialog[open]").forEach((dialog) => dialog.close());
   // Screen-wide notices belong to the screen they were raised on; a redraw of the same one keeps them.
   if (location.hash !== lastRouted) showCarriedBanner();
   lastRouted = location.hash;

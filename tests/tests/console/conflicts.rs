@@ -13,7 +13,7 @@ use super::{assert_no_csp_violations, type_into};
 
 /// Contacts in step on both sides under `manual_review`, then `first_name` changed differently on
 /// both sides of all of them and `last_name` too on `c0`; a sync finds the conflicts.
-async fn conflicts(h: &SyncHarness, count: usize) {
+pub(super) async fn conflicts(h: &SyncHarness, count: usize) {
     let ids: Vec<String> = (0..count).map(|i| format!("c{i}")).collect();
     h.put_records("contact", contacts(0..count, "")).await;
     let run = h.run("push", json!({"entity": "contact", "record_ids": ids})).await;

@@ -2,6 +2,7 @@
 //! page's text and the state of its controls, with the API as the witness. Screenshots of each
 //! screen go to `target/console-screens/`.
 
+mod accessibility;
 mod conflicts;
 mod mappings;
 
