@@ -169,9 +169,7 @@ impl Browser {
     pub async fn press(&self, key: fantoccini::key::Key) {
         use fantoccini::actions::{InputSource, KeyAction, KeyActions};
         let value: char = key.into();
-        let keys = KeyActions::new("keyboard".to_owned())
-            .then(KeyAction::Down { value })
-            .then(KeyAction::Up { value });
+        let keys = KeyActions::new("keyboard".to_owned()).then(KeyAction::Down { value }).then(KeyAction::Up { value });
         self.client.perform_actions(keys).await.expect("key press");
     }
 

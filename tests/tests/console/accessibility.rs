@@ -106,9 +106,10 @@ async fn every_control_is_named_every_screen_fits_a_phone_and_a_keyboard_reaches
     let Some(h) = SyncHarness::start(Backend::Sqlite, Crm::Salesforce, Default::default()).await else { return };
     let Some(phone) = Browser::start_phone(390, 844).await else { return };
     conflicts(&h, 2).await;
-    let failing = h.app.as_role(Method::PUT, "/api/v1/workspaces/w1/records/contact", "w1", Role::Admin).json(
-        &json!({"records": [{"id": "bad", "fields": {"email": "not-an-email", "last_name": "Bad"}}]}),
-    );
+    let failing = h
+        .app
+        .as_role(Method::PUT, "/api/v1/workspaces/w1/records/contact", "w1", Role::Admin)
+        .json(&json!({"records": [{"id": "bad", "fields": {"email": "not-an-email", "last_name": "Bad"}}]}));
     assert!(failing.send().await.expect("put").status().is_success());
     let run = h.run("push", json!({"entity": "contact", "record_ids": ["bad"]})).await;
     let run_id = run["run_id"].as_str().expect("run id").to_owned();
