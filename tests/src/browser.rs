@@ -154,14 +154,31 @@ impl Browser {
 
     /// Clicks the button or link labelled `label`.
     pub async fn click(&self, label: &str) {
-        self.control(label).await.click().await.expect("click");
+        let xpath = format!("//*[self::button or self::a][normalize-space()={}]", xpath_literal(label));
+        self.click_found(Locator::XPath(&xpath), label).await;
     }
 
     /// Clicks the element `css` selects (for controls without a unique label: a dialog's button,
     /// a checkbox, a row's link).
     pub async fn click_css(&self, css: &str) {
-        let found = self.client.find(Locator::Css(css)).await.unwrap_or_else(|_| panic!("nothing matches {css}"));
-        found.click().await.unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+        self.click_found(Locator::Css(css), css).await;
+    }
+
+    /// Finds and clicks, again while the page is still redrawing (a screen replaced by the next
+    /// one leaves a found element stale), until [`PATIENCE`] runs out.
+    async fn click_found(&self, locator: Locator<'_>, what: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let outcome = match self.client.find(locator).await {
+                Ok(found) => found.click().await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match outcome {
+                Ok(()) => return,
+                Err(e) if Instant::now() >= deadline => panic!("clicking {what}: {e}\n{}", self.page_text().await),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
     }
 
     /// Presses and releases a key as a keyboard would (`fantoccini::key::Key::Tab`, `Enter`, …),

@@ -412,6 +412,9 @@ async fn history_journey(backend: Backend) {
         .as_role(Method::PUT, "/api/v1/workspaces/w1/records/contact", "w1", Role::Admin)
         .json(&json!({"records": [{"id": "c2", "fields": {"email": "c2@example.com", "last_name": "L2"}}]}));
     assert!(fix.send().await.expect("put").status().is_success());
+    // By way of another screen, so the wait below cannot match the history screen already shown.
+    browser.open(&format!("{}/console/#/integrations", app.base)).await;
+    browser.wait_for_text("Connected as").await;
     browser.open(&format!("{}/console/#/integrations/salesforce/history?status=partial", app.base)).await;
     browser.wait_for_text("What is failing now: 1 record").await;
     browser.click_css("details.group summary").await;
