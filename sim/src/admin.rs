@@ -8,6 +8,10 @@
 //! - `POST /__sim/clock` `{"set": "2024-01-01T00:00:00Z"}` | `{"advance_secs": 3600}` | `{"release": true}`.
 //! - `POST /__sim/webhooks` `{"target_url", "client_secret"?, "max_attempts"?, "retry_base_ms"?}` (or
 //!   `null` to stop): HubSpot delivers change events there; `GET /__sim/webhooks`: the delivery log.
+//! - `POST /__sim/salesforce/notifications` `{"objects": ["Contact"], "url", "format": "apex" |
+//!   "outbound_message", "secret"?, "max_attempts"?, "retry_base_ms"?}` (or `null` to stop):
+//!   Salesforce notifies that URL of changes to those objects as an Apex trigger (JSON with
+//!   `X-Webhook-Secret`) or a workflow Outbound Message (SOAP) would; `GET`: the delivery log.
 //! - `POST /__sim/clients` `{"id", "secret", "redirect_uris": []}`: registers an OAuth client on both CRMs.
 
 use std::sync::Arc;
@@ -36,6 +40,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/__sim/clock", post(clock))
         .route("/__sim/clients", post(add_client))
         .route("/__sim/webhooks", get(webhook_log).post(set_webhooks))
+        .route("/__sim/salesforce/notifications", get(notification_log).post(set_notifications))
         .with_state(sim)
 }
 
@@ -148,5 +153,31 @@ async fn webhook_log(State(sim): State<Arc<Sim>>) -> Json<Value> {
         "target": state.webhooks.target,
         "pending": state.webhooks.pending.len(),
         "attempts": state.webhooks.attempts,
+    }))
+}
+
+async fn set_notifications(
+    State(sim): State<Arc<Sim>>,
+    Json(subscription): Json<Option<crate::salesforce::notifications::Subscription>>,
+) -> (StatusCode, Json<Value>) {
+    if let Some(s) = &subscription
+        && url::Url::parse(&s.url).is_err()
+    {
+        return bad("url must be an absolute URL");
+    }
+    sim.salesforce().subscribe(subscription);
+    (StatusCode::OK, Json(json!({ "ok": true })))
+}
+
+async fn notification_log(State(sim): State<Arc<Sim>>) -> Json<Value> {
+    let state = sim.salesforce();
+    // The subscriber's secret is not shown back.
+    let subscription = state.notifications.subscription.clone().map(|mut s| {
+        s.secret = s.secret.map(|_| "(set)".to_owned());
+        s
+    });
+    Json(json!({
+        "subscription": subscription,
+        "attempts": state.notifications.attempts,
     }))
 }

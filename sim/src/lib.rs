@@ -292,6 +292,7 @@ pub async fn start(options: SimOptions) -> std::io::Result<SimHandle> {
         let bound = listener.local_addr()?;
         sim.salesforce().base_url = format!("{scheme}://{bound}");
         tasks.push(serve(listener, salesforce::router(sim.clone())));
+        tasks.push(salesforce::notifications::spawn_delivery(sim.clone()));
         salesforce_addr = Some(bound);
     }
     if let Some(addr) = options.hubspot {

@@ -18,6 +18,7 @@ mod rules;
 mod schedule;
 pub mod sync;
 mod sync_health;
+mod webhook_secrets;
 mod webhooks;
 pub mod wire;
 mod workspaces;
@@ -53,6 +54,7 @@ fn routes() -> Routes {
         .merge(sync_health::router())
         .merge(schedule::router())
         .merge(webhooks::router())
+        .merge(webhook_secrets::router())
 }
 
 /// Every routed method and path, sorted: what the router serves, for tests and documents.

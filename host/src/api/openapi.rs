@@ -166,6 +166,18 @@ pub struct MappingPath {
     pub app_field: String,
 }
 
+/// `{slug}` and `{id}`: a public per-workspace delivery route.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct WebhookWorkspacePath {
+    /// The plugin's slug.
+    #[param(pattern = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")]
+    pub slug: String,
+    /// The workspace id.
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    pub id: String,
+}
+
 /// `{slug}` alone: a public per-plugin route.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -203,6 +215,14 @@ impl Modify for SecuritySchemes {
                     .description(Some("The operator's `CRMHOST_ADMIN_TOKEN`."))
                     .build(),
             ),
+        );
+        components.add_security_scheme(
+            "webhook_secret",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Webhook-Secret",
+                "The workspace's webhook secret (made with `POST …/integrations/{slug}/webhook-secret`), for CRMs \
+                 that cannot sign their deliveries; checked by the host in constant time.",
+            ))),
         );
         components.add_security_scheme(
             "hubspot_signature",
@@ -269,6 +289,11 @@ impl Modify for SecuritySchemes {
         super::schedule::pause,
         super::schedule::resume,
         super::webhooks::webhook,
+        super::webhooks::workspace_webhook,
+        super::webhooks::outbound_message,
+        super::webhook_secrets::rotate,
+        super::webhook_secrets::show,
+        super::webhook_secrets::revoke,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&SecuritySchemes),

@@ -6,6 +6,7 @@
 
 mod caller;
 mod duration;
+pub mod webhook_secret;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};

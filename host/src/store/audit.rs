@@ -38,6 +38,10 @@ stored_enum!(
         ConflictResolved = "conflict.resolved",
         /// A user ignored a conflict.
         ConflictIgnored = "conflict.ignored",
+        /// An admin made or rotated the integration's webhook secret.
+        WebhookSecretRotated = "webhook_secret.rotated",
+        /// An admin removed the integration's webhook secret.
+        WebhookSecretRevoked = "webhook_secret.revoked",
     }
 );
 

@@ -17,6 +17,7 @@ mod oauth_states;
 mod records;
 mod runs;
 mod schedule;
+mod webhook_secrets;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -36,6 +37,7 @@ pub use oauth_states::{NewOAuthState, PendingOAuth, StateRejection};
 pub use records::{RecordChange, RecordQuery, StoredRecord, UpsertOutcome};
 pub use runs::{NewRun, PhaseSpan, RunCounts, RunFilter, RunItem, SyncRun};
 pub use schedule::{Lease, ScheduleState, ScheduleUpdate};
+pub use webhook_secrets::StoredWebhookSecret;
 
 /// `Result` with [`StoreError`].
 pub type StoreResult<T> = Result<T, StoreError>;

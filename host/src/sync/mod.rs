@@ -24,6 +24,7 @@ mod run;
 pub mod scheduler;
 pub mod settings;
 pub mod values;
+mod webhook_secrets;
 mod webhooks;
 
 use std::collections::HashMap;
@@ -45,6 +46,7 @@ pub use resolve::Resolution;
 pub use rules::{LeftPending, RuleChange};
 pub use scheduler::SchedulerOptions;
 pub use settings::SyncSettings;
+pub use webhook_secrets::{IssuedWebhookSecret, WebhookSecretInfo};
 pub use webhooks::WebhookReport;
 
 use crate::connections::Connections;
@@ -291,7 +293,10 @@ impl SyncEngine {
         check_operation(&plugin, slug, &operation)?;
         let settings = self.runnable_settings(workspace, slug).await?;
         let run = self.record_start(workspace, slug, &operation, trigger, started_by, retry_of).await?;
-        let webhooks = plugin.description().capabilities.webhooks;
+        // Webhooks flow for the plugin's signed deliveries, or once the workspace has a secret
+        // for the deliveries its CRM cannot sign; either way the real-time pull can be rarer.
+        let webhooks =
+            plugin.description().capabilities.webhooks || self.store.webhook_secret(workspace, slug).await?.is_some();
         let active = run::Run::new(run::RunParts {
             store: self.store.clone(),
             plugin,

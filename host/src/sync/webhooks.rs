@@ -19,6 +19,7 @@ use crate::domain::{CrmId, EntityName, PluginSlug, WorkspaceId};
 use crate::plugins::CallContext;
 use crate::plugins::bindings::AdapterError;
 use crate::plugins::bindings::adapter::WebhookRequest;
+use crate::store::Integration;
 
 /// How long the drain waits for more events of a burst before starting their pulls.
 const COALESCE: Duration = Duration::from_millis(200);
@@ -99,11 +100,19 @@ pub struct WebhookReport {
 
 impl SyncEngine {
     /// Verifies a webhook delivery with the plugin and queues pulls of the records it names.
-    /// A bad signature is `Unauthorized`; nothing is queued then.
+    /// A bad signature is `Unauthorized`; nothing is queued then. `verified_for`: the workspace
+    /// whose secret the host already checked (deliveries a CRM cannot sign); its events go to that
+    /// workspace's integration only, whatever account they name.
     #[tracing::instrument(name = "sync.webhook", skip_all, fields(slug = %slug))]
-    pub async fn accept_webhook(&self, slug: &PluginSlug, request: WebhookRequest) -> Result<WebhookReport, SyncError> {
+    pub async fn accept_webhook(
+        &self,
+        slug: &PluginSlug,
+        request: WebhookRequest,
+        verified_for: Option<&WorkspaceId>,
+    ) -> Result<WebhookReport, SyncError> {
         let plugin = self.plugin(slug).map_err(|_| SyncError::NotFound(format!("no plugin `{slug}`")))?;
-        if !plugin.description().capabilities.webhooks {
+        // Unsigned deliveries are taken only when the host authenticated them per workspace.
+        if verified_for.is_none() && !plugin.description().capabilities.webhooks {
             return Err(SyncError::NotFound(format!("`{slug}` does not take webhooks")));
         }
         let events = match plugin.parse_webhook(CallContext::detached(), &request).await {
@@ -127,7 +136,10 @@ impl SyncEngine {
                 continue;
             }
             if !by_account.contains_key(&event.account_id) {
-                let takers = self.realtime_integrations(slug, &event.account_id).await?;
+                let takers = match verified_for {
+                    Some(workspace) => self.realtime_integration_of(slug, workspace).await?,
+                    None => self.realtime_integrations(slug, &event.account_id).await?,
+                };
                 by_account.insert(event.account_id.clone(), Some(takers));
             }
             let takers = by_account.get(&event.account_id).and_then(Option::as_ref);
@@ -168,15 +180,31 @@ impl SyncEngine {
         account: &str,
     ) -> Result<Vec<(WorkspaceId, SyncSettings)>, SyncError> {
         let integrations = self.store.integrations_for_account(slug, account).await?;
-        Ok(integrations
-            .into_iter()
-            .filter(|i| i.status.runs_on_schedule())
-            .filter_map(|i| {
-                let settings = SyncSettings::from_stored(&i.settings);
-                let live = settings.frequency == Frequency::Realtime && settings.direction.pulls();
-                let workspace = WorkspaceId::parse(&i.workspace_id).ok()?;
-                live.then_some((workspace, settings))
-            })
-            .collect())
+        Ok(integrations.into_iter().filter_map(live_taker).collect())
     }
+
+    /// The workspace's integration, if it syncs in real time and pulls.
+    async fn realtime_integration_of(
+        &self,
+        slug: &PluginSlug,
+        workspace: &WorkspaceId,
+    ) -> Result<Vec<(WorkspaceId, SyncSettings)>, SyncError> {
+        let integration = match self.store.get_integration(workspace, slug).await {
+            Ok(integration) => integration,
+            Err(crate::store::StoreError::NotFound) => return Ok(Vec::new()),
+            Err(other) => return Err(other.into()),
+        };
+        Ok(live_taker(integration).into_iter().collect())
+    }
+}
+
+/// An integration that takes webhook events: connected (not paused), real time, pulling.
+fn live_taker(integration: Integration) -> Option<(WorkspaceId, SyncSettings)> {
+    if !integration.status.runs_on_schedule() {
+        return None;
+    }
+    let settings = SyncSettings::from_stored(&integration.settings);
+    let live = settings.frequency == Frequency::Realtime && settings.direction.pulls();
+    let workspace = WorkspaceId::parse(&integration.workspace_id).ok()?;
+    live.then_some((workspace, settings))
 }

@@ -1,5 +1,6 @@
 //! The Salesforce adapter: Contact, Lead, Account and Opportunity over the REST API — SOQL with a
-//! keyset cursor for pulls, sObject Collections for pushes and deletes (200 per request).
+//! keyset cursor for pulls, sObject Collections for pushes and deletes (200 per request), and
+//! change notifications (Apex callouts, Outbound Messages) the host authenticated.
 
 mod api;
 mod errors;
@@ -9,6 +10,7 @@ mod objects;
 mod pull;
 mod push;
 mod soql;
+mod webhooks;
 
 use crmhost_sdk::Oauth2Info;
 use crmhost_sdk::prelude::*;
@@ -91,6 +93,8 @@ impl Adapter for Salesforce {
                     .map("stage", "StageName")
                     .map("close_date", "CloseDate"),
             )
+            // Not `WEBHOOKS`: Salesforce does not sign deliveries app-wide; each workspace's
+            // deliveries are authenticated by the host with that workspace's secret.
             .capabilities(Capabilities::PUSH | Capabilities::PULL | Capabilities::INCREMENTAL | Capabilities::DELETE)
             .setting("api_version", "REST API version, without the leading `v`.", Some(DEFAULT_API_VERSION))
             .setting("instance_url", "The org's instance URL, captured from the token response.", None)
@@ -119,6 +123,10 @@ impl Adapter for Salesforce {
 
     fn delete(entity: String, ids: Vec<String>) -> Result<Vec<DeleteOutcome>> {
         push::delete(&entity, ids)
+    }
+
+    fn parse_webhook(request: WebhookRequest) -> Result<Vec<ChangeEvent>> {
+        webhooks::parse_webhook(request)
     }
 }
 

@@ -6,6 +6,7 @@
 //! talks to the emulator without further configuration.
 
 pub mod errors;
+pub mod notifications;
 mod oauth_routes;
 pub mod records;
 mod rest;
@@ -56,6 +57,8 @@ pub struct SalesforceState {
     pub api_usage: u64,
     /// Open query cursors by locator.
     pub cursors: BTreeMap<String, QueryCursor>,
+    /// Change notifications to a subscriber (Apex callouts, Outbound Messages).
+    pub notifications: notifications::NotificationState,
 }
 
 impl SalesforceState {
@@ -67,6 +70,7 @@ impl SalesforceState {
             objects: schema::objects().into_iter().map(ObjectStore::new).collect(),
             api_usage: 0,
             cursors: BTreeMap::new(),
+            notifications: notifications::NotificationState::default(),
         }
     }
 

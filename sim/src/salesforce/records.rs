@@ -2,6 +2,7 @@
 //! collection endpoints (field validation, required fields, unique external ids, system fields,
 //! `LastModifiedDate` / `SystemModstamp` on every write).
 
+use super::notifications::Change;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -47,13 +48,15 @@ pub struct ObjectStore {
     pub schema: ObjectSchema,
     /// Records by id.
     pub records: BTreeMap<String, SfRecord>,
+    /// Changes since the notifier last took them, while a subscriber watches this object.
+    pub journal: Option<Vec<(String, Change)>>,
     next: u64,
 }
 
 impl ObjectStore {
     /// An empty store for `schema`.
     pub fn new(schema: ObjectSchema) -> Self {
-        Self { schema, records: BTreeMap::new(), next: 0 }
+        Self { schema, records: BTreeMap::new(), journal: None, next: 0 }
     }
 
     /// A live (not deleted) record.
@@ -211,6 +214,7 @@ impl ObjectStore {
             id.clone(),
             SfRecord { id: id.clone(), fields: values, created: now, modified: now, modstamp: now, deleted_at: None },
         );
+        self.journal_change(&id, Change::Created);
         Ok(id)
     }
 
@@ -222,6 +226,7 @@ impl ObjectStore {
         record.fields.extend(values);
         record.modified = now;
         record.modstamp = now;
+        self.journal_change(id, Change::Updated);
         Ok(())
     }
 
@@ -232,7 +237,14 @@ impl ObjectStore {
             record.deleted_at = Some(now);
             record.modstamp = now;
         }
+        self.journal_change(id, Change::Deleted);
         Ok(())
+    }
+
+    fn journal_change(&mut self, id: &str, change: Change) {
+        if let Some(journal) = &mut self.journal {
+            journal.push((id.to_owned(), change));
+        }
     }
 
     fn lookup_for_write(&self, id: &str) -> Result<&SfRecord, SfError> {

@@ -202,6 +202,7 @@ fn real_value(param: &str, run_id: &str) -> String {
         "run_id" => run_id.to_owned(),
         "cid" => "no-such-conflict".to_owned(),
         "app_field" => "first_name".to_owned(),
+        "secret" => "whsec_not-the-secret".to_owned(),
         other => panic!("the fuzz suite has no real value for path parameter `{{{other}}}`: add one"),
     }
 }

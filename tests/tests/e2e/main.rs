@@ -52,6 +52,7 @@ mod mapping_assist;
 mod owner_filters;
 mod plugin_calls;
 mod salesforce;
+mod salesforce_webhooks;
 mod sandbox;
 mod sandbox_mode;
 mod store;
