@@ -293,6 +293,28 @@ impl SyncHarness {
     }
 }
 
+impl SyncHarness {
+    /// Deletes a contact in the emulator as a CRM user would (Salesforce: into the recycle bin;
+    /// HubSpot: archived), with no webhook.
+    pub fn delete_crm_contact(&self, crm_id: &str) {
+        let now = self.sim.sim().clock.now();
+        match self.crm {
+            Crm::Salesforce => {
+                let mut state = self.sim.sim().salesforce();
+                let contacts = state.objects.iter_mut().find(|o| o.schema.name == "Contact").expect("Contact");
+                contacts.delete(crm_id, now).expect("deleted");
+            }
+            Crm::Hubspot => {
+                let mut state = self.sim.sim().hubspot();
+                let id: u64 = crm_id.parse().expect("numeric id");
+                let record = state.objects.get_mut("contacts").and_then(|o| o.records.get_mut(&id)).expect("contact");
+                record.archived_at = Some(now);
+                record.updated_at = now;
+            }
+        }
+    }
+}
+
 /// What [`SyncHarness::edits_from_three_places`] measured.
 #[derive(Debug, Clone, Copy)]
 pub struct ThreePlaces {

@@ -1,7 +1,10 @@
 //! `pull`. Incremental pulls use the search API sorted by the last-modified property; search
 //! stops at 10,000 results per query, so before `after` would cross that cap the cursor re-anchors:
 //! a new query from the last timestamp seen, skipping the records already returned at exactly that
-//! timestamp. Full pulls walk the list endpoint with `after`; pulls by id use `batch/read`.
+//! timestamp. Search never returns archived (deleted) records, so an incremental pull ends by
+//! walking the archived list (`?archived=true`) for those archived since it started, returned as
+//! deleted. Full pulls walk the list endpoint with `after`; pulls by id use `batch/read`, then
+//! `batch/read?archived=true` for the ids it did not find (a webhook's deletion names one).
 
 use crmhost_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -22,6 +25,8 @@ struct HsObject {
     updated_at: Option<String>,
     #[serde(default)]
     archived: bool,
+    #[serde(rename = "archivedAt")]
+    archived_at: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -52,6 +57,19 @@ struct SearchCursor {
     /// The latest timestamp returned so far, and the ids returned at exactly that timestamp.
     last: i64,
     seen: Vec<String>,
+    /// Where the pull started (epoch ms): archived records are looked for from there. Absent in
+    /// cursors from before archived records were pulled (the anchor stands in).
+    #[serde(default)]
+    since: Option<i64>,
+}
+
+/// Where the archived phase of an incremental pull stands.
+#[derive(Serialize, Deserialize, Default, Debug, PartialEq)]
+struct ArchivedCursor {
+    /// Records archived at or after this instant (epoch ms) are returned.
+    since: i64,
+    /// The list's paging token.
+    after: Option<String>,
 }
 
 /// One page.
@@ -69,6 +87,7 @@ pub fn pull(request: PullRequest) -> Result<Page> {
     match (cursor, &request.modified_since) {
         (Some(c), _) if c.starts_with("s:") => search(&object, &properties, request.limit, parse_search(c)?),
         (Some(c), _) if c.starts_with("l:") => list(&object, &properties, request.limit, Some(&c[2..])),
+        (Some(c), _) if c.starts_with("a:") => archived(&object, &properties, parse_archived(c)?),
         (Some(c), _) => Err(AdapterError::invalid(format!("unrecognised cursor `{c}`"))),
         (None, Some(since)) => {
             let anchor = chrono::DateTime::parse_from_rfc3339(since)
@@ -78,7 +97,7 @@ pub fn pull(request: PullRequest) -> Result<Page> {
                 &object,
                 &properties,
                 request.limit,
-                SearchCursor { anchor, last: anchor, ..SearchCursor::default() },
+                SearchCursor { anchor, last: anchor, since: Some(anchor), ..SearchCursor::default() },
             )
         }
         (None, None) => list(&object, &properties, request.limit, None),
@@ -107,12 +126,18 @@ fn parse_search(cursor: &str) -> Result<SearchCursor> {
     serde_json::from_str(&cursor[2..]).map_err(|_| AdapterError::invalid(format!("unrecognised cursor `{cursor}`")))
 }
 
+fn parse_archived(cursor: &str) -> Result<ArchivedCursor> {
+    serde_json::from_str(&cursor[2..]).map_err(|_| AdapterError::invalid(format!("unrecognised cursor `{cursor}`")))
+}
+
 fn to_record(raw: HsObject, properties: &[String]) -> CrmRecord {
     let fields = properties
         .iter()
         .map(|p| FieldValue::new(p.clone(), raw.properties.get(p).map(Value::from_json).unwrap_or(Value::Null)))
         .collect();
-    CrmRecord { id: raw.id, fields, modified_at: raw.updated_at, deleted: raw.archived }
+    // An archived record last changed when it was archived.
+    let modified_at = if raw.archived { raw.archived_at.or(raw.updated_at) } else { raw.updated_at };
+    CrmRecord { id: raw.id, fields, modified_at, deleted: raw.archived }
 }
 
 fn modified_ms(raw: &HsObject, object: &Object) -> Option<i64> {
@@ -124,7 +149,8 @@ fn search(object: &Object, properties: &[String], limit: u32, mut cursor: Search
     let limit = if limit == 0 { 200 } else { limit.min(200) } as u64;
     // Re-anchor before the next page would cross the cap.
     if cursor.after + limit > SEARCH_CAP {
-        cursor = SearchCursor { anchor: cursor.last, after: 0, last: cursor.last, seen: cursor.seen };
+        let since = cursor.since.or(Some(cursor.anchor));
+        cursor = SearchCursor { anchor: cursor.last, after: 0, last: cursor.last, seen: cursor.seen, since };
     }
     let body = json!({
         "filterGroups": [{ "filters": [{ "propertyName": object.modified, "operator": "GTE", "value": cursor.anchor.to_string() }] }],
@@ -153,11 +179,44 @@ fn search(object: &Object, properties: &[String], limit: u32, mut cursor: Search
         cursor.seen.push(raw.id.clone());
         records.push(to_record(raw, properties));
     }
-    let next_cursor = (more && returned > 0).then(|| {
+    let next_cursor = if more && returned > 0 {
         cursor.after += returned;
         format!("s:{}", serde_json::to_string(&cursor).unwrap_or_default())
-    });
+    } else {
+        // Search is done; the records archived since the pull began come next.
+        let archived = ArchivedCursor { since: cursor.since.unwrap_or(cursor.anchor), after: None };
+        format!("a:{}", serde_json::to_string(&archived).unwrap_or_default())
+    };
+    Ok(Page { records, next_cursor: Some(next_cursor) })
+}
+
+/// One page of the archived list, keeping those archived since the pull began. The list is not
+/// ordered by archive time, so every page is read (100 a request).
+fn archived(object: &Object, properties: &[String], mut cursor: ArchivedCursor) -> Result<Page> {
+    let mut request = Request::get(api::url(&format!("/crm/v3/objects/{}", object.path)))
+        .query("archived", "true")
+        .query("limit", "100")
+        .query("properties", properties.join(","));
+    if let Some(after) = &cursor.after {
+        request = request.query("after", after);
+    }
+    let listing: Listing = api::send(request, "listing archived records")?.json()?;
+    let since = cursor.since;
+    let records = listing
+        .results
+        .into_iter()
+        .filter(|raw| archived_ms(raw).is_none_or(|at| at >= since))
+        .map(|raw| to_record(raw, properties))
+        .collect();
+    cursor.after = listing.paging.and_then(|p| p.next).map(|n| n.after);
+    let next_cursor =
+        cursor.after.is_some().then(|| format!("a:{}", serde_json::to_string(&cursor).unwrap_or_default()));
     Ok(Page { records, next_cursor })
+}
+
+fn archived_ms(raw: &HsObject) -> Option<i64> {
+    let at = raw.archived_at.as_deref().or(raw.updated_at.as_deref())?;
+    chrono::DateTime::parse_from_rfc3339(at).ok().map(|d| d.timestamp_millis())
 }
 
 fn list(object: &Object, properties: &[String], limit: u32, after: Option<&str>) -> Result<Page> {
@@ -176,13 +235,31 @@ fn list(object: &Object, properties: &[String], limit: u32, after: Option<&str>)
 fn by_ids(object: &Object, properties: &[String], ids: &[String]) -> Result<Page> {
     let mut records = Vec::new();
     for chunk in ids.chunks(100) {
-        let inputs: Vec<Json> = chunk.iter().map(|id| json!({ "id": id })).collect();
-        let body = json!({ "properties": properties, "inputs": inputs });
-        let listing: Listing =
-            api::post_json(&format!("/crm/v3/objects/{}/batch/read", object.path), &body, "reading records")?;
-        records.extend(listing.results.into_iter().map(|r| to_record(r, properties)));
+        let live = batch_read(object, properties, chunk, false)?;
+        let missing: Vec<String> = chunk.iter().filter(|id| !live.iter().any(|r| &r.id == *id)).cloned().collect();
+        records.extend(live.into_iter().map(|r| to_record(r, properties)));
+        if missing.is_empty() {
+            continue;
+        }
+        let archived = batch_read(object, properties, &missing, true)?;
+        // Neither live nor archived: gone for good (a GDPR delete, or archived past retention).
+        let gone: Vec<CrmRecord> = missing
+            .iter()
+            .filter(|id| !archived.iter().any(|r| &r.id == *id))
+            .map(|id| CrmRecord { id: id.clone(), fields: Vec::new(), modified_at: None, deleted: true })
+            .collect();
+        records.extend(archived.into_iter().map(|r| to_record(r, properties)));
+        records.extend(gone);
     }
     Ok(Page { records, next_cursor: None })
+}
+
+fn batch_read(object: &Object, properties: &[String], ids: &[String], archived: bool) -> Result<Vec<HsObject>> {
+    let inputs: Vec<Json> = ids.iter().map(|id| json!({ "id": id })).collect();
+    let body = json!({ "properties": properties, "inputs": inputs });
+    let path = format!("/crm/v3/objects/{}/batch/read{}", object.path, if archived { "?archived=true" } else { "" });
+    let listing: Listing = api::post_json(&path, &body, "reading records")?;
+    Ok(listing.results)
 }
 
 #[cfg(test)]
@@ -191,9 +268,14 @@ mod tests {
 
     #[test]
     fn search_cursors_round_trip() {
-        let cursor = SearchCursor { anchor: 1, after: 200, last: 5, seen: vec!["9".to_owned()] };
+        let cursor = SearchCursor { anchor: 1, after: 200, last: 5, seen: vec!["9".to_owned()], since: Some(1) };
         let text = format!("s:{}", serde_json::to_string(&cursor).unwrap());
         assert_eq!(parse_search(&text).unwrap(), cursor);
         assert!(parse_search("s:{nope").is_err());
+        let old = parse_search(r#"s:{"anchor":1,"after":0,"last":1,"seen":[]}"#).unwrap();
+        assert_eq!(old.since, None, "a cursor from before archived pulls still reads");
+        let archived = ArchivedCursor { since: 7, after: Some("42".to_owned()) };
+        let text = format!("a:{}", serde_json::to_string(&archived).unwrap());
+        assert_eq!(parse_archived(&text).unwrap(), archived);
     }
 }

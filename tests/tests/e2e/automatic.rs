@@ -495,6 +495,39 @@ async fn a_hubspot_webhook_brings_the_change_into_the_workspace_within_two_secon
     }
 }
 
+#[tokio::test]
+async fn a_hubspot_deletion_webhook_deletes_the_workspace_record_within_seconds() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(h) = webhook_harness(backend).await else { continue };
+        h.put_records("contact", contacts(0..3, "")).await;
+        set(&h, json!({"frequency": "realtime", "propagate_deletes": true})).await;
+        assert!(eventually(Duration::from_secs(30), || async { h.crm_contacts().len() == 3 }).await);
+        assert!(!h.wait_for_runs("schedule", 1, Duration::from_secs(30)).await.is_empty());
+        h.webhooks_settled().await;
+        h.wait_until_idle().await;
+
+        // Deleted through HubSpot's API, which sends `contact.deletion`.
+        let crm_id = h.crm_id_of("c1@example.com");
+        let token = {
+            let state = h.sim.sim().hubspot();
+            state.oauth.access.iter().find(|(_, t)| !t.revoked).map(|(k, _)| k.clone()).unwrap()
+        };
+        let url = format!("{}/crm/v3/objects/contacts/{crm_id}", h.sim.hubspot_url().unwrap());
+        let deleted = reqwest::Client::new().delete(url).bearer_auth(token).send().await.unwrap();
+        assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+        let gone =
+            eventually(Duration::from_secs(10), || async { h.record("contact", "c1").await["deleted_at"].is_string() })
+                .await;
+        assert!(gone, "{backend:?}: the deletion never reached the workspace");
+        let runs = h.finished_runs("webhook").await;
+        let items = h.run_detail(runs[0]["run_id"].as_str().unwrap()).await;
+        let outcome =
+            items["items"].as_array().unwrap().iter().any(|i| i["record_id"] == "c1" && i["outcome"] == "deleted");
+        assert!(outcome, "a webhook run deleted it: {items}");
+        assert_eq!(h.record("contact", "c0").await["deleted_at"], Value::Null, "the others stay");
+    }
+}
+
 /// A delivery as HubSpot signs it.
 fn signed_delivery(h: &SyncHarness, body: &str, timestamp_ms: i64) -> reqwest::RequestBuilder {
     let url = format!("{}/api/v1/webhooks/hubspot", h.app.base);
@@ -611,15 +644,11 @@ each_crm_and_backend!(filters_create_missing_and_propagated_deletes_shape_what_s
     let items = h.run_detail(run["run_id"].as_str().unwrap()).await;
     assert!(items["items"].as_array().unwrap().iter().any(|i| i["record_id"] == "c1" && i["outcome"] == "deleted"));
 
-    // Salesforce reports CRM deletes in incremental pulls (queryAll): they propagate back.
-    if crm == Crm::Salesforce {
+    // A CRM delete reaches the workspace through the incremental pull, webhooks or not
+    // (Salesforce: `queryAll`; HubSpot: the archived list after the search).
+    {
         let c2 = h.crm_id_of("c2@example.com");
-        {
-            let mut state = h.sim.sim().salesforce();
-            let now = h.sim.sim().clock.now();
-            let contacts = state.objects.iter_mut().find(|o| o.schema.name == "Contact").unwrap();
-            contacts.delete(&c2, now).unwrap();
-        }
+        h.delete_crm_contact(&c2);
         let run = h.run("sync", json!({"entities": ["contact"]})).await;
         assert_eq!(run["status"], "completed", "{run}");
         let items = h.run_detail(run["run_id"].as_str().unwrap()).await;
