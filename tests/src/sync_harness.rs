@@ -294,6 +294,45 @@ impl SyncHarness {
 }
 
 impl SyncHarness {
+    /// Deletes a record of `entity` in the emulator as a CRM user would (Salesforce: into the
+    /// recycle bin; HubSpot: archived), with no webhook.
+    pub fn delete_crm_record(&self, entity: &str, crm_id: &str) {
+        let now = self.sim.sim().clock.now();
+        match self.crm {
+            Crm::Salesforce => {
+                let mut state = self.sim.sim().salesforce();
+                let store = state.object_mut(entity).expect("a Salesforce object");
+                store.delete(crm_id, now).expect("deleted");
+            }
+            Crm::Hubspot => {
+                let mut state = self.sim.sim().hubspot();
+                let id: u64 = crm_id.parse().expect("numeric id");
+                let record = state
+                    .objects
+                    .get_mut(hubspot_object(entity))
+                    .and_then(|o| o.records.get_mut(&id))
+                    .expect("a HubSpot record");
+                record.archived_at = Some(now);
+                record.updated_at = now;
+            }
+        }
+    }
+
+    /// Whether the CRM record of `entity` exists and is not deleted.
+    pub fn crm_record_live(&self, entity: &str, crm_id: &str) -> bool {
+        match self.crm {
+            Crm::Salesforce => {
+                let state = self.sim.sim().salesforce();
+                state.object(entity).is_some_and(|s| s.live(crm_id).is_some())
+            }
+            Crm::Hubspot => {
+                let state = self.sim.sim().hubspot();
+                let id: u64 = crm_id.parse().unwrap_or_default();
+                state.objects[hubspot_object(entity)].records.get(&id).is_some_and(|r| r.archived_at.is_none())
+            }
+        }
+    }
+
     /// Deletes a contact in the emulator as a CRM user would (Salesforce: into the recycle bin;
     /// HubSpot: archived), with no webhook.
     pub fn delete_crm_contact(&self, crm_id: &str) {
@@ -469,4 +508,13 @@ pub fn contacts(range: std::ops::Range<usize>, prefix: &str) -> Vec<serde_json::
             })
         })
         .collect()
+}
+
+/// The HubSpot object of an entity.
+fn hubspot_object(entity: &str) -> &'static str {
+    match entity {
+        "company" => "companies",
+        "deal" => "deals",
+        _ => "contacts",
+    }
 }

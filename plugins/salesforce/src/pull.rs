@@ -1,8 +1,8 @@
 //! `pull`: SOQL over the requested fields, ordered by `(SystemModstamp, Id)` with a keyset cursor
 //! on that pair, so records sharing a timestamp are never skipped and paging never depends on a
 //! server-side query locator that could expire. Within one page `nextRecordsUrl` is followed until
-//! the host's limit is reached. Incremental pulls use `queryAll` so deletions come through as
-//! records with `deleted` set.
+//! the host's limit is reached. Incremental pulls and pulls by id use `queryAll` so deletions
+//! come through as records with `deleted` set.
 
 use crmhost_sdk::prelude::*;
 use serde::Deserialize;
@@ -50,7 +50,9 @@ pub fn pull(request: PullRequest) -> Result<Page> {
     let api = Api::from_connection()?;
     let object = sobject(&request.entity)?;
     let limit = if request.limit == 0 { 200 } else { request.limit.min(MAX_PAGE) } as usize;
-    let incremental = request.modified_since.is_some();
+    // Incremental pulls and pulls by id (a notification names a record that may have just been
+    // deleted) read the recycle bin too (`queryAll`), so deletions come through.
+    let incremental = request.modified_since.is_some() || !request.ids.is_empty();
 
     let mut fields: Vec<String> =
         if request.fields.is_empty() { default_fields(&request.entity) } else { request.fields.clone() };

@@ -43,6 +43,7 @@ mod api;
 mod automatic;
 mod connect;
 mod contract;
+mod deletes;
 mod field_rules;
 mod fuzz;
 mod hardening;

@@ -196,3 +196,24 @@ async fn outbound_messages_are_acknowledged_and_bring_changes_in() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(!response.text().await.unwrap().contains("<Ack>true</Ack>"));
 }
+
+#[tokio::test]
+async fn a_record_deleted_in_salesforce_is_deleted_in_the_workspace_by_its_notification() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(h) = SyncHarness::start(backend, Crm::Salesforce, Default::default()).await else { continue };
+        in_step_in_real_time(&h).await;
+        let (status, body) = h.patch_settings(json!({"propagate_deletes": true})).await;
+        assert!(status.is_success(), "{body}");
+        let made = make_secret(&h).await;
+        subscribe(&h, made["url"].as_str().unwrap(), NotificationFormat::Apex, made["secret"].as_str());
+
+        // The trigger reports `"change": "deleted"`; the pull by id reads the recycle bin.
+        h.delete_crm_contact(&h.crm_id_of("c1@example.com"));
+        let gone =
+            eventually(Duration::from_secs(10), || async { h.record("contact", "c1").await["deleted_at"].is_string() })
+                .await;
+        assert!(gone, "{backend:?}: the deletion never reached the workspace");
+        assert!(webhook_runs(&h).await >= 1);
+        assert!(h.record("contact", "c0").await["deleted_at"].is_null(), "the others stay");
+    }
+}
