@@ -76,6 +76,9 @@ pub(super) async fn upsert(
     }
     let batch: Vec<_> = valid.iter().map(|(_, r)| (r.id.clone(), r.fields.clone())).collect();
     let written = state.store.upsert_records(&caller.workspace, &entity, &batch).await?;
+    if written.iter().any(|(outcome, _)| *outcome != UpsertOutcome::Unchanged) {
+        state.sync.workspace_records_changed(&caller.workspace, &entity).await?;
+    }
     for ((index, _), (outcome, record)) in valid.iter().zip(written) {
         results[*index] = Some(UpsertItem {
             index: *index,
@@ -284,6 +287,7 @@ pub(super) async fn remove(
     if !state.store.delete_record(&caller.workspace, &entity, &record_id).await? {
         return Err(ApiError::NotFound(format!("no live `{entity}` record `{record_id}`")));
     }
+    state.sync.workspace_records_changed(&caller.workspace, &entity).await?;
     Ok(Json(RecordDeleted { id: record_id.to_string(), deleted: true }))
 }
 

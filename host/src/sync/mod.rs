@@ -13,6 +13,7 @@ pub mod frequency;
 mod health;
 pub mod input;
 mod lease;
+mod live_push;
 pub mod mapping;
 pub mod merge;
 mod progress;
@@ -160,6 +161,7 @@ pub struct SyncEngine {
     owner_id: String,
     options: SchedulerOptions,
     webhook_queue: Arc<webhooks::WebhookQueue>,
+    change_queue: Arc<live_push::ChangeQueue>,
     scheduler_passes: tokio::sync::watch::Sender<u64>,
 }
 
@@ -189,6 +191,7 @@ impl SyncEngine {
             owner_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
             options,
             webhook_queue: Arc::default(),
+            change_queue: Arc::default(),
             scheduler_passes: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -205,9 +208,10 @@ impl SyncEngine {
         self.scheduler_passes.subscribe()
     }
 
-    /// Whether every CRM change accepted by webhook so far has its pull run recorded.
+    /// Whether every CRM change accepted by webhook so far has its pull run recorded, and every
+    /// workspace change noted for a real-time push has its push run recorded.
     pub fn webhooks_settled(&self) -> bool {
-        self.webhook_queue.is_settled()
+        self.webhook_queue.is_settled() && self.change_queue.is_settled()
     }
 
     /// Live progress of this process's runs.

@@ -156,9 +156,12 @@ async fn set_status(store: &Store, workspace: &WorkspaceId, slug: &PluginSlug, s
 
 impl SyncEngine {
     /// Starts the background work of this process: the scheduler loop (when enabled), the
-    /// webhook queue and the pruning of old webhook event ids. Returns the tasks' handles.
+    /// webhook queue, the real-time push queue and the pruning of old webhook event ids. Returns the tasks' handles.
     pub fn spawn_background(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
-        let mut tasks = vec![self.webhook_queue.clone().spawn_drain(Arc::downgrade(self))];
+        let mut tasks = vec![
+            self.webhook_queue.clone().spawn_drain(Arc::downgrade(self)),
+            self.change_queue.clone().spawn_drain(Arc::downgrade(self)),
+        ];
         if self.options.enabled {
             let engine = self.clone();
             tasks.push(tokio::spawn(async move { engine.scheduler_loop().await }));

@@ -167,6 +167,8 @@ const fn external_id() -> Field {
     f
 }
 
+const PLATFORM_STATUSES: &[&str] = &["Draft", "Sent", "Signed", "Needs Legal Review"];
+
 const LEAD_SOURCES: &[&str] = &["Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other"];
 const INDUSTRIES: &[&str] = &[
     "Agriculture",
@@ -400,6 +402,8 @@ pub fn objects() -> Vec<ObjectSchema> {
                 field("Probability", "Probability (%)", Percent),
                 picklist(field("LeadSource", "Lead Source", Picklist), LEAD_SOURCES),
                 len(field("Description", "Description", TextArea), 32_000),
+                // A customer's own field, as orgs add them: the platform's status of the deal.
+                picklist(field("Platform_Status__c", "Platform Status", Picklist), PLATFORM_STATUSES),
                 external_id(),
             ]),
         },

@@ -52,6 +52,7 @@ mod hubspot;
 mod mapping_assist;
 mod owner_filters;
 mod plugin_calls;
+mod realtime_push;
 mod salesforce;
 mod salesforce_webhooks;
 mod sandbox;

@@ -1,0 +1,104 @@
+//! Real-time pushes of workspace changes. A record written or deleted through the API queues its
+//! entity for every integration of the workspace that syncs in real time and pushes that entity;
+//! a drain task waits for the burst to end (200 ms), then starts one push-only sync per queued
+//! (integration, entity), which sends every change waiting, deletes too with `propagate_deletes`.
+//! Runs of one integration already wait their turn, so these never overlap with each other or
+//! with scheduled runs, and the pacer keeps them within the CRM's limits. A change made while a
+//! run is going is queued again and picked up by the next.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use super::frequency::Frequency;
+use super::settings::SyncSettings;
+use super::{Operation, SyncEngine, SyncError, Trigger};
+use crate::domain::{EntityName, PluginSlug, SyncDirection, WorkspaceId};
+
+/// How long the drain waits for more changes of a burst before starting their runs.
+const COALESCE: Duration = Duration::from_millis(200);
+
+/// Who the history names as having started these runs.
+pub const STARTED_BY: &str = "workspace-change";
+
+type QueueKey = (WorkspaceId, PluginSlug, EntityName);
+
+/// Entities with workspace changes waiting for their push.
+#[derive(Debug, Default)]
+pub(super) struct ChangeQueue {
+    pending: Mutex<BTreeSet<QueueKey>>,
+    wake: tokio::sync::Notify,
+    /// Raised while the drain hands taken keys to runs (set before they leave `pending`).
+    draining: AtomicBool,
+}
+
+impl ChangeQueue {
+    fn add(&self, key: QueueKey) {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner).insert(key);
+    }
+
+    fn take(&self) -> BTreeSet<QueueKey> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Whether every change noted so far has its push run recorded.
+    pub(super) fn is_settled(&self) -> bool {
+        let empty = self.pending.lock().unwrap_or_else(PoisonError::into_inner).is_empty();
+        empty && !self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Starts the task that turns queued entities into push runs (it ends with the engine).
+    pub(super) fn spawn_drain(self: Arc<Self>, engine: Weak<SyncEngine>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                self.wake.notified().await;
+                tokio::time::sleep(COALESCE).await;
+                let Some(engine) = engine.upgrade() else { return };
+                self.draining.store(true, Ordering::SeqCst);
+                for (workspace, slug, entity) in self.take() {
+                    let operation = Operation::Sync { entities: vec![entity], direction: SyncDirection::Push };
+                    if let Err(err) =
+                        engine.start(&workspace, &slug, operation, Trigger::Webhook, STARTED_BY, None).await
+                    {
+                        // The next scheduled run pushes it.
+                        tracing::warn!(workspace = %workspace, slug = %slug, error = %err, "real-time push not started");
+                    }
+                }
+                self.draining.store(false, Ordering::SeqCst);
+            }
+        })
+    }
+}
+
+impl SyncEngine {
+    /// Notes that workspace records of `entity` changed through the API: each integration of the
+    /// workspace that syncs in real time and pushes the entity gets a push run shortly.
+    pub async fn workspace_records_changed(
+        &self,
+        workspace: &WorkspaceId,
+        entity: &EntityName,
+    ) -> Result<(), SyncError> {
+        let mut queued = false;
+        for integration in self.store.list_integrations(workspace).await? {
+            if !integration.status.runs_on_schedule() {
+                continue;
+            }
+            let settings = SyncSettings::from_stored(&integration.settings);
+            let takes_entity = settings.entities.is_empty() || settings.entities.contains(entity);
+            if settings.frequency != Frequency::Realtime || !settings.direction.pushes() || !takes_entity {
+                continue;
+            }
+            let Ok(slug) = PluginSlug::parse(&integration.integration_slug) else { continue };
+            let Ok(plugin) = self.plugin(&slug) else { continue };
+            if plugin.description().entities.iter().any(|e| e.name == entity.as_str()) {
+                self.change_queue.add((workspace.clone(), slug, entity.clone()));
+                queued = true;
+            }
+        }
+        if queued {
+            self.change_queue.wake.notify_one();
+        }
+        Ok(())
+    }
+}
