@@ -32,6 +32,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("js/screens/history.js", JS, include_str!("../../console/js/screens/history.js")),
     ("js/screens/mappings.js", JS, include_str!("../../console/js/screens/mappings.js")),
     ("js/screens/conflicts.js", JS, include_str!("../../console/js/screens/conflicts.js")),
+    ("js/screens/webhook-secret.js", JS, include_str!("../../console/js/screens/webhook-secret.js")),
 ];
 
 const JS: &str = "text/javascript; charset=utf-8";

@@ -443,3 +443,58 @@ async fn history_shows_runs_failures_by_cause_and_a_run_with_its_errors_and_retr
 async fn the_sync_journey_works_on_postgres_too() {
     history_journey(Backend::Postgres).await;
 }
+
+/// A delivery as an Apex trigger would post it, with `secret` in `X-Webhook-Secret`.
+async fn apex_delivery(app: &TestApp, secret: &str) -> reqwest::StatusCode {
+    reqwest::Client::new()
+        .post(format!("{}/api/v1/webhooks/salesforce/workspaces/w1", app.base))
+        .header("x-webhook-secret", secret)
+        .json(&json!({"records": []}))
+        .send()
+        .await
+        .expect("delivery")
+        .status()
+}
+
+#[tokio::test]
+async fn an_admin_sets_up_real_time_updates_from_salesforce_in_the_settings() {
+    let Some((app, browser)) = start(Backend::Sqlite, Default::default()).await else { return };
+    assert_eq!(app.connect("w1", "salesforce").await.status(), reqwest::StatusCode::OK);
+    let admin = format!("{}&next=/integrations/salesforce/settings", console_url(&app, &token("w1", Role::Admin)));
+    browser.open(&admin).await;
+    browser.wait_for_text("Real-time updates from Salesforce").await;
+    browser.wait_for_text("No secret yet").await;
+    let secret_shown = "return document.getElementById('realtime-secret')?.value ?? null";
+
+    // Made: shown once, and Salesforce's deliveries with it are taken.
+    browser.click("Make a secret").await;
+    browser.wait_for_text("Copy the secret now").await;
+    let first = browser.script(secret_shown).await.as_str().expect("the secret is shown").to_owned();
+    assert!(first.starts_with("whsec_"), "{first}");
+    assert_eq!(apex_delivery(&app, &first).await, reqwest::StatusCode::OK);
+    browser.script("document.getElementById('realtime-title').scrollIntoView(); return null").await;
+    browser.screenshot("settings-realtime").await;
+
+    // Rotated (after a confirmation): the old secret stops at once.
+    browser.click("Rotate the secret").await;
+    browser.click_css("dialog button[value=confirm]").await;
+    browser.wait_for_text("The secret was rotated.").await;
+    let second = browser.script(secret_shown).await.as_str().expect("the new secret").to_owned();
+    assert_ne!(second, first);
+    assert_eq!(apex_delivery(&app, &first).await, reqwest::StatusCode::UNAUTHORIZED);
+    assert_eq!(apex_delivery(&app, &second).await, reqwest::StatusCode::OK);
+
+    // Removed: refused; reloading never shows a secret again.
+    browser.click("Remove the secret").await;
+    browser.click_css("dialog button[value=confirm]").await;
+    browser.wait_for_text("No secret yet").await;
+    assert_eq!(apex_delivery(&app, &second).await, reqwest::StatusCode::UNAUTHORIZED);
+    assert_eq!(browser.script(secret_shown).await, Value::Null);
+
+    // A member is told who can.
+    let member = format!("{}&next=/integrations/salesforce/settings", console_url(&app, &token("w1", Role::Member)));
+    browser.open(&member).await;
+    browser.wait_for_text("Only admins and above can set this up.").await;
+    assert_no_csp_violations(&app.base);
+    browser.close().await;
+}

@@ -6,6 +6,7 @@ import { api, integration } from "../api.js";
 import { can, currentSession } from "../session.js";
 import { actionButton, h, show, toast } from "../ui.js";
 import { integrationHeader, loadIntegration } from "./integration-header.js";
+import { webhookSecretPanel } from "./webhook-secret.js";
 
 const STRATEGIES = [
   ["last_write_wins", "Last change wins", "The side that changed the field last keeps it."],
@@ -114,7 +115,7 @@ export async function settingsScreen(slug) {
     }
   });
 
-  show(integrationHeader(provider, item, "settings"), form);
+  show(integrationHeader(provider, item, "settings"), form, webhookSecretPanel(slug, provider));
 }
 
 /** The schedule: kind, its number or time, the time zone, and when it next runs. */
