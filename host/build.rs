@@ -8,7 +8,10 @@ const BUNDLED: &[(&str, &str)] =
 
 fn main() {
     let workspace = guest_build::workspace_root();
-    for watched in ["wit", "sdk/src", "sdk/Cargo.toml", "plugins/salesforce", "plugins/hubspot", "Cargo.lock"] {
+    // `migrations`: `sqlx::migrate!` embeds them, and cargo cannot see a new file by itself.
+    for watched in
+        ["wit", "sdk/src", "sdk/Cargo.toml", "plugins/salesforce", "plugins/hubspot", "Cargo.lock", "migrations"]
+    {
         println!("cargo:rerun-if-changed={}", workspace.join(watched).display());
     }
     let target_dir = guest_build::target_dir(&workspace);

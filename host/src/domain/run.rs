@@ -131,6 +131,8 @@ stored_enum!(
         Webhook = "webhook",
         /// A retry of an earlier run.
         Retry = "retry",
+        /// A workspace record written or deleted, with the integration syncing in real time.
+        Change = "change",
     }
 );
 

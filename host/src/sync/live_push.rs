@@ -59,7 +59,7 @@ impl ChangeQueue {
                 for (workspace, slug, entity) in self.take() {
                     let operation = Operation::Sync { entities: vec![entity], direction: SyncDirection::Push };
                     if let Err(err) =
-                        engine.start(&workspace, &slug, operation, Trigger::Webhook, STARTED_BY, None).await
+                        engine.start(&workspace, &slug, operation, Trigger::Change, STARTED_BY, None).await
                     {
                         // The next scheduled run pushes it.
                         tracing::warn!(workspace = %workspace, slug = %slug, error = %err, "real-time push not started");

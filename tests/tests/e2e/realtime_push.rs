@@ -21,7 +21,7 @@ fn platform_status(h: &SyncHarness, crm_id: &str) -> Option<Value> {
 }
 
 async fn pushes_for_changes(h: &SyncHarness) -> Vec<Value> {
-    h.history("trigger=webhook").await.into_iter().filter(|r| r["started_by"] == "workspace-change").collect()
+    h.history("trigger=change").await.into_iter().filter(|r| r["started_by"] == "workspace-change").collect()
 }
 
 #[tokio::test]

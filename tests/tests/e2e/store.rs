@@ -203,3 +203,69 @@ on_both_backends!(concurrent_callbacks_with_one_state_succeed_once, |store| {
     }
     assert_eq!(successes, 1);
 });
+
+/// Migration 0006 rebuilds SQLite's run table (to allow the `change` trigger): a database made by
+/// the earlier migrations keeps its runs and their items, and deleting a run still deletes its
+/// items (the foreign key follows the rebuilt table).
+#[tokio::test]
+async fn the_run_table_rebuild_keeps_runs_and_their_items() {
+    use sqlx::Connection as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("upgrade.db");
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations/sqlite");
+    let mut earlier = sqlx::migrate::Migrator::new(migrations.as_path()).await.unwrap();
+    earlier.migrations = earlier.migrations.iter().filter(|m| m.version < 6).cloned().collect::<Vec<_>>().into();
+    {
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("pragma foreign_keys = on").execute(&mut conn).await.unwrap();
+        earlier.run(&mut conn).await.unwrap();
+        sqlx::query(
+            "insert into sync_history (run_id, workspace_id, integration_slug, direction, entity, trigger, status, \
+             started_at, params, timeline) values ('r1', 'w1', 'salesforce', 'push', 'contact', 'webhook', \
+             'completed', '2026-12-01T00:00:00Z', '{\"entity\":\"contact\"}', '[]')",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        sqlx::query(
+            "insert into sync_run_items (run_id, item_index, entity, record_id, crm_id, outcome) \
+             values ('r1', 0, 'contact', 'c1', '003A', 'created'), ('r1', 1, 'contact', 'c2', '003B', 'updated')",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn.close().await.unwrap();
+    }
+
+    let store = crmhost::store::Store::open_sqlite_file(&path).await.unwrap();
+    store.migrate().await.unwrap();
+    drop(store);
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("pragma foreign_keys = on").execute(&mut conn).await.unwrap();
+    let (trigger, params): (String, String) =
+        sqlx::query_as("select trigger, params from sync_history where run_id = 'r1'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!((trigger.as_str(), params.as_str()), ("webhook", "{\"entity\":\"contact\"}"));
+    let items: i64 = sqlx::query_scalar("select count(*) from sync_run_items").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(items, 2, "the run's items came along");
+    sqlx::query(
+        "insert into sync_history (run_id, workspace_id, integration_slug, direction, trigger, status, started_at) \
+         values ('r2', 'w1', 'salesforce', 'push', 'change', 'running', '2026-12-02T00:00:00Z')",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("the new trigger is allowed");
+    let refused = sqlx::query(
+        "insert into sync_history (run_id, workspace_id, integration_slug, direction, trigger, status, started_at) \
+         values ('r3', 'w1', 'salesforce', 'push', 'cron', 'running', '2026-12-02T00:00:00Z')",
+    )
+    .execute(&mut conn)
+    .await;
+    assert!(refused.is_err(), "the check still refuses unknown triggers");
+    sqlx::query("delete from sync_history where run_id = 'r1'").execute(&mut conn).await.unwrap();
+    let items: i64 = sqlx::query_scalar("select count(*) from sync_run_items").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(items, 0, "deleting a run still deletes its items");
+}
