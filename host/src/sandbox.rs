@@ -1,5 +1,6 @@
-//! `crmhost serve --sandbox`: both CRM emulators (`crm-sim`) in-process on free loopback ports,
-//! seeded with sample records, and the bundled plugins pointed at them: OAuth endpoints and the
+//! `crmhost serve --sandbox`: both CRM emulators (`crm-sim`) in-process on loopback — on the two
+//! ports after crmhost's own when they are free (so a restarted sandbox keeps its addresses and its
+//! stored connections still point at them), else on free ports — seeded with sample records, and the bundled plugins pointed at them: OAuth endpoints and the
 //! emulators' default client (`crm-sim-client` / `crm-sim-secret`), API base URLs, and an egress
 //! policy that allows exactly the emulators' loopback addresses over plain HTTP.
 
@@ -37,17 +38,36 @@ pub struct SandboxInfo {
 const SEED: &[(&str, usize)] =
     &[("contact", 25), ("lead", 10), ("account", 10), ("opportunity", 10), ("company", 10), ("deal", 10)];
 
+/// The loopback addresses after crmhost's port (`8787` → `8788`, `8789`); none for port 0 (a
+/// port picked at start would not be the same next time anyway).
+fn steady_ports(server_port: u16) -> Option<(std::net::SocketAddr, std::net::SocketAddr)> {
+    let first = server_port.checked_add(1).filter(|_| server_port != 0)?;
+    let second = first.checked_add(1)?;
+    let at = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    Some((at(first), at(second)))
+}
+
 impl Sandbox {
-    /// Starts both emulators on free loopback ports.
-    pub async fn start() -> std::io::Result<Self> {
-        let options = crm_sim::SimOptions {
+    /// Starts both emulators: on the two loopback ports after `server_port` when it is set and
+    /// they are free, else on free ports.
+    pub async fn start(server_port: u16) -> std::io::Result<Self> {
+        let seeded = || crm_sim::SimOptions {
             seed_records: SEED
                 .iter()
                 .map(|(entity, count)| crm_sim::SeedSpec { entity: (*entity).to_owned(), count: *count })
                 .collect(),
             ..crm_sim::SimOptions::both_on_free_ports()
         };
-        Ok(Self { handle: crm_sim::start(options).await? })
+        if let Some((salesforce, hubspot)) = steady_ports(server_port) {
+            let options = crm_sim::SimOptions { salesforce: Some(salesforce), hubspot: Some(hubspot), ..seeded() };
+            match crm_sim::start(options).await {
+                Ok(handle) => return Ok(Self { handle }),
+                Err(err) => {
+                    tracing::info!(error = %err, "sandbox: the ports after crmhost's are taken; using free ones")
+                }
+            }
+        }
+        Ok(Self { handle: crm_sim::start(seeded()).await? })
     }
 
     /// The emulators' addresses and client.
@@ -116,5 +136,45 @@ pub fn point_plugins_at(handle: &crm_sim::SimHandle, config: &mut OperatorPlugin
             entry.secrets.insert("client_secret".to_owned(), secrecy::SecretString::from(client.secret.clone()));
             entry.oauth = Some(oauth);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A port whose next two are free right now.
+    fn port_with_two_free_after() -> u16 {
+        loop {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = probe.local_addr().unwrap().port();
+            let next_free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+            if port < 65000 && next_free(port + 1) && next_free(port + 2) {
+                return port;
+            }
+        }
+    }
+
+    #[test]
+    fn the_steady_ports_follow_crmhosts_own() {
+        let (sf, hs) = steady_ports(8787).unwrap();
+        assert_eq!((sf.port(), hs.port()), (8788, 8789));
+        assert!(sf.ip().is_loopback());
+        assert_eq!(steady_ports(0), None, "a port picked at start is not steady");
+        assert_eq!(steady_ports(65535), None);
+    }
+
+    #[tokio::test]
+    async fn a_sandbox_takes_the_ports_after_crmhosts_or_free_ones_when_those_are_taken() {
+        let port = port_with_two_free_after();
+        let first = Sandbox::start(port).await.unwrap();
+        let info = first.info();
+        assert_eq!(info.salesforce_url, format!("http://127.0.0.1:{}", port + 1));
+        assert_eq!(info.hubspot_url, format!("http://127.0.0.1:{}", port + 2));
+        // While the first holds them, a second sandbox takes free ports instead of failing.
+        let second = Sandbox::start(port).await.unwrap();
+        assert_ne!(second.info().salesforce_url, info.salesforce_url);
+        drop(second);
+        drop(first);
     }
 }

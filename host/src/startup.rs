@@ -137,7 +137,7 @@ async fn start_sandbox(config: &mut Config) -> Result<Option<Arc<crate::sandbox:
     if !config.sandbox {
         return Ok(None);
     }
-    let sandbox = crate::sandbox::Sandbox::start()
+    let sandbox = crate::sandbox::Sandbox::start(config.bind.port())
         .await
         .map_err(|e| StartupError(format!("--sandbox: cannot start the CRM emulators: {e}")))?;
     sandbox.configure(&mut config.plugins);
