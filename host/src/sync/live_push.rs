@@ -7,17 +7,13 @@
 //! run is going is queued again and picked up by the next.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Duration;
+use std::sync::Arc;
 
+use super::coalesce::Coalescing;
 use super::frequency::Frequency;
 use super::settings::SyncSettings;
 use super::{Operation, SyncEngine, SyncError, Trigger};
 use crate::domain::{EntityName, PluginSlug, SyncDirection, WorkspaceId};
-
-/// How long the drain waits for more changes of a burst before starting their runs.
-const COALESCE: Duration = Duration::from_millis(200);
 
 /// Who the history names as having started these runs.
 pub const STARTED_BY: &str = "workspace-change";
@@ -25,49 +21,16 @@ pub const STARTED_BY: &str = "workspace-change";
 type QueueKey = (WorkspaceId, PluginSlug, EntityName);
 
 /// Entities with workspace changes waiting for their push.
-#[derive(Debug, Default)]
-pub(super) struct ChangeQueue {
-    pending: Mutex<BTreeSet<QueueKey>>,
-    wake: tokio::sync::Notify,
-    /// Raised while the drain hands taken keys to runs (set before they leave `pending`).
-    draining: AtomicBool,
-}
+pub(super) type ChangeQueue = Coalescing<BTreeSet<QueueKey>>;
 
-impl ChangeQueue {
-    fn add(&self, key: QueueKey) {
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner).insert(key);
-    }
-
-    fn take(&self) -> BTreeSet<QueueKey> {
-        std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// Whether every change noted so far has its push run recorded.
-    pub(super) fn is_settled(&self) -> bool {
-        let empty = self.pending.lock().unwrap_or_else(PoisonError::into_inner).is_empty();
-        empty && !self.draining.load(Ordering::SeqCst)
-    }
-
-    /// Starts the task that turns queued entities into push runs (it ends with the engine).
-    pub(super) fn spawn_drain(self: Arc<Self>, engine: Weak<SyncEngine>) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            loop {
-                self.wake.notified().await;
-                tokio::time::sleep(COALESCE).await;
-                let Some(engine) = engine.upgrade() else { return };
-                self.draining.store(true, Ordering::SeqCst);
-                for (workspace, slug, entity) in self.take() {
-                    let operation = Operation::Sync { entities: vec![entity], direction: SyncDirection::Push };
-                    if let Err(err) =
-                        engine.start(&workspace, &slug, operation, Trigger::Change, STARTED_BY, None).await
-                    {
-                        // The next scheduled run pushes it.
-                        tracing::warn!(workspace = %workspace, slug = %slug, error = %err, "real-time push not started");
-                    }
-                }
-                self.draining.store(false, Ordering::SeqCst);
-            }
-        })
+/// Starts a push-only sync for each entity a burst of changes touched.
+pub(super) async fn start_pushes(engine: Arc<SyncEngine>, taken: BTreeSet<QueueKey>) {
+    for (workspace, slug, entity) in taken {
+        let operation = Operation::Sync { entities: vec![entity], direction: SyncDirection::Push };
+        if let Err(err) = engine.start(&workspace, &slug, operation, Trigger::Change, STARTED_BY, None).await {
+            // The next scheduled run pushes it.
+            tracing::warn!(workspace = %workspace, slug = %slug, error = %err, "real-time push not started");
+        }
     }
 }
 
@@ -79,7 +42,6 @@ impl SyncEngine {
         workspace: &WorkspaceId,
         entity: &EntityName,
     ) -> Result<(), SyncError> {
-        let mut queued = false;
         for integration in self.store.list_integrations(workspace).await? {
             if !integration.status.runs_on_schedule() {
                 continue;
@@ -92,12 +54,10 @@ impl SyncEngine {
             let Ok(slug) = PluginSlug::parse(&integration.integration_slug) else { continue };
             let Ok(plugin) = self.plugin(&slug) else { continue };
             if plugin.description().entities.iter().any(|e| e.name == entity.as_str()) {
-                self.change_queue.add((workspace.clone(), slug, entity.clone()));
-                queued = true;
+                self.change_queue.add(|pending| {
+                    pending.insert((workspace.clone(), slug, entity.clone()));
+                });
             }
-        }
-        if queued {
-            self.change_queue.wake.notify_one();
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 
 mod assist;
 mod backoff;
+mod coalesce;
 mod configure;
 mod error;
 mod estimate;

@@ -159,8 +159,8 @@ impl SyncEngine {
     /// webhook queue, the real-time push queue and the pruning of old webhook event ids. Returns the tasks' handles.
     pub fn spawn_background(self: &Arc<Self>) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = vec![
-            self.webhook_queue.clone().spawn_drain(Arc::downgrade(self)),
-            self.change_queue.clone().spawn_drain(Arc::downgrade(self)),
+            self.webhook_queue.clone().spawn_drain(Arc::downgrade(self), super::webhooks::start_pulls),
+            self.change_queue.clone().spawn_drain(Arc::downgrade(self), super::live_push::start_pushes),
         ];
         if self.options.enabled {
             let engine = self.clone();

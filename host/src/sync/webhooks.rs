@@ -6,12 +6,11 @@
 //! incremental pull, which stays the source of truth.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Duration;
+use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::coalesce::Coalescing;
 use super::frequency::Frequency;
 use super::settings::SyncSettings;
 use super::{MAX_BATCH, Operation, SyncEngine, SyncError, Trigger};
@@ -21,66 +20,23 @@ use crate::plugins::bindings::AdapterError;
 use crate::plugins::bindings::adapter::WebhookRequest;
 use crate::store::Integration;
 
-/// How long the drain waits for more events of a burst before starting their pulls.
-const COALESCE: Duration = Duration::from_millis(200);
-
 type QueueKey = (WorkspaceId, PluginSlug, EntityName);
 
 /// Changed CRM ids waiting for their pull.
-#[derive(Debug, Default)]
-pub(super) struct WebhookQueue {
-    pending: Mutex<HashMap<QueueKey, BTreeSet<CrmId>>>,
-    wake: tokio::sync::Notify,
-    /// Raised while the drain hands taken ids to runs (set before the ids leave `pending`).
-    draining: AtomicBool,
-}
+pub(super) type WebhookQueue = Coalescing<HashMap<QueueKey, BTreeSet<CrmId>>>;
 
-impl WebhookQueue {
-    fn add(&self, key: QueueKey, crm_id: CrmId) {
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner).entry(key).or_default().insert(crm_id);
-    }
-
-    fn take(&self) -> HashMap<QueueKey, BTreeSet<CrmId>> {
-        std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner))
-    }
-
-    /// Whether no change waits for its pull and none is being handed to a run: every change
-    /// accepted so far has its run recorded.
-    pub(super) fn is_settled(&self) -> bool {
-        // `pending` first: ids leave it only after `draining` is raised, so an empty queue read
-        // before a lowered flag means nothing is in between.
-        let empty = self.pending.lock().unwrap_or_else(PoisonError::into_inner).is_empty();
-        empty && !self.draining.load(Ordering::SeqCst)
-    }
-
-    /// Starts the task that turns queued ids into pulls (it ends with the engine).
-    pub(super) fn spawn_drain(self: Arc<Self>, engine: Weak<SyncEngine>) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
-            loop {
-                self.wake.notified().await;
-                tokio::time::sleep(COALESCE).await;
-                let Some(engine) = engine.upgrade() else { return };
-                self.draining.store(true, Ordering::SeqCst);
-                for ((workspace, slug, entity), ids) in self.take() {
-                    let ids: Vec<CrmId> = ids.into_iter().collect();
-                    for chunk in ids.chunks(MAX_BATCH) {
-                        let operation = Operation::Pull {
-                            entity: entity.clone(),
-                            since: None,
-                            limit: None,
-                            crm_ids: chunk.to_vec(),
-                        };
-                        if let Err(err) =
-                            engine.start(&workspace, &slug, operation, Trigger::Webhook, "webhook", None).await
-                        {
-                            // The scheduled pull catches it up.
-                            tracing::warn!(workspace = %workspace, slug = %slug, error = %err, "webhook pull not started");
-                        }
-                    }
-                }
-                self.draining.store(false, Ordering::SeqCst);
+/// Starts the pulls of the ids a burst of deliveries named, at most a batch a run.
+pub(super) async fn start_pulls(engine: Arc<SyncEngine>, taken: HashMap<QueueKey, BTreeSet<CrmId>>) {
+    for ((workspace, slug, entity), ids) in taken {
+        let ids: Vec<CrmId> = ids.into_iter().collect();
+        for chunk in ids.chunks(MAX_BATCH) {
+            let operation =
+                Operation::Pull { entity: entity.clone(), since: None, limit: None, crm_ids: chunk.to_vec() };
+            if let Err(err) = engine.start(&workspace, &slug, operation, Trigger::Webhook, "webhook", None).await {
+                // The scheduled pull catches it up.
+                tracing::warn!(workspace = %workspace, slug = %slug, error = %err, "webhook pull not started");
             }
-        })
+        }
     }
 }
 
@@ -150,7 +106,10 @@ impl SyncEngine {
             let mut taken = false;
             for (workspace, settings) in takers.into_iter().flatten() {
                 if settings.entities.is_empty() || settings.entities.contains(&entity) {
-                    self.webhook_queue.add((workspace.clone(), slug.clone(), entity.clone()), crm_id.clone());
+                    let key = (workspace.clone(), slug.clone(), entity.clone());
+                    self.webhook_queue.add(|pending| {
+                        pending.entry(key).or_default().insert(crm_id.clone());
+                    });
                     taken = true;
                 }
             }
@@ -159,9 +118,6 @@ impl SyncEngine {
             } else {
                 report.ignored += 1;
             }
-        }
-        if report.queued > 0 {
-            self.webhook_queue.wake.notify_one();
         }
         tracing::info!(
             events = report.events,
