@@ -174,6 +174,9 @@ pub struct FileConfig {
     /// `[console]`.
     #[serde(default)]
     pub console: crate::console::ConsoleFileSettings,
+    /// `[outbound_webhooks]`.
+    #[serde(default)]
+    pub outbound_webhooks: crate::notify::NotifyFileSettings,
 }
 
 /// Where the data lives.
@@ -224,6 +227,8 @@ pub struct Config {
     pub scheduler: SchedulerOptions,
     /// The console's branding.
     pub console: crate::console::ConsoleBranding,
+    /// Outbound webhooks: where endpoints may be, retries, retention.
+    pub outbound_webhooks: crate::notify::NotifyOptions,
 }
 
 /// A configuration problem: one line saying what to fix.
@@ -326,6 +331,7 @@ impl Config {
         }
         let scheduler = file.scheduler.resolve()?;
         let console = crate::console::ConsoleBranding::from_file(file.console).map_err(ConfigError)?;
+        let outbound_webhooks = file.outbound_webhooks.resolve().map_err(ConfigError)?;
         let mut plugins = OperatorPluginConfig { plugin_defaults: file.plugin_defaults, plugins: file.plugins };
         // Validate every per-plugin block now rather than when that plugin loads.
         for slug in plugins.plugins.keys() {
@@ -355,6 +361,7 @@ impl Config {
             allowed_return_origins,
             scheduler,
             console,
+            outbound_webhooks,
         })
     }
 

@@ -42,6 +42,8 @@ pub mod domain;
 /// `crmhost keys`: master-key generation and rotation of stored credentials.
 pub mod keys;
 pub mod markup;
+/// Outbound webhooks: signed events to the platform's endpoints, retried, logged, replayable.
+pub mod notify;
 /// OAuth 2.0 as the host does it: state, authorize URL, code exchange, refresh, revocation.
 pub mod oauth;
 /// The plugin host: engine, runtime, capabilities, registry, hot reload.

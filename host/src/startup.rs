@@ -31,7 +31,7 @@ pub struct Application {
     background: BackgroundTasks,
 }
 
-/// The scheduler and webhook tasks: they stop when the server does.
+/// The scheduler, webhook and outbound delivery tasks: they stop when the server does.
 struct BackgroundTasks(Vec<tokio::task::JoinHandle<()>>);
 
 impl Drop for BackgroundTasks {
@@ -69,18 +69,26 @@ impl Application {
         let listener = bind(&config).await?;
         let public_url = public_url(&config, &listener)?;
         print_sandbox_console_link(&config, &public_url);
+        let notifier = Arc::new(
+            crate::notify::Notifier::new(store.clone(), vault.clone(), config.outbound_webhooks.clone())
+                .map_err(StartupError)?,
+        );
         let connections = Arc::new(crate::connections::Connections::new(
             store.clone(),
             vault.clone(),
             registry.clone(),
             public_url,
             config.allowed_return_origins.clone(),
+            notifier.clone(),
         ));
-        let sync = start_sync(&config, &store, &connections).await?;
-        let background = BackgroundTasks(sync.spawn_background());
+        let sync = start_sync(&config, &store, &connections, &notifier).await?;
+        let mut tasks = sync.spawn_background();
+        tasks.push(notifier.spawn_worker());
+        let background = BackgroundTasks(tasks);
         let state = AppState {
             store,
             sync,
+            notifier,
             connections,
             plugins: registry,
             admin_token: config.admin_token.clone().map(Arc::new),
@@ -254,9 +262,14 @@ async fn start_sync(
     config: &Config,
     store: &Store,
     connections: &Arc<crate::connections::Connections>,
+    notifier: &Arc<crate::notify::Notifier>,
 ) -> Result<Arc<crate::sync::SyncEngine>, StartupError> {
-    let sync =
-        Arc::new(crate::sync::SyncEngine::with_options(store.clone(), connections.clone(), config.scheduler.clone()));
+    let sync = Arc::new(crate::sync::SyncEngine::with_options(
+        store.clone(),
+        connections.clone(),
+        config.scheduler.clone(),
+        notifier.clone(),
+    ));
     sync.recover_interrupted_runs()
         .await
         .map_err(|e| StartupError(format!("cannot check for interrupted sync runs: {e}")))?;

@@ -24,6 +24,8 @@ pub struct AppState {
     pub connections: Arc<crate::connections::Connections>,
     /// The sync engine: runs, mappings, settings, conflicts.
     pub sync: Arc<crate::sync::SyncEngine>,
+    /// Outbound webhooks: endpoints, deliveries.
+    pub notifier: Arc<crate::notify::Notifier>,
     /// The emulators' addresses, in sandbox mode.
     pub sandbox: Option<Arc<crate::sandbox::SandboxInfo>>,
     /// The console's branding.

@@ -45,6 +45,7 @@ pub struct TestApp {
     _data_dir: tempfile::TempDir,
     _plugins: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     sandbox: Option<Arc<crmhost::sandbox::Sandbox>>,
     sim: Option<Arc<crm_sim::SimHandle>>,
     /// The database URL (another app can share it through [`AppOptions::database_url`]).
@@ -80,6 +81,9 @@ pub struct AppOptions {
     pub operator: OperatorPluginConfig,
     /// The console's branding.
     pub console: crmhost::console::ConsoleBranding,
+    /// Outbound webhooks (default: loopback and plain http allowed, for [`crate::Receiver`];
+    /// production retry timings).
+    pub outbound_webhooks: crmhost::notify::NotifyOptions,
 }
 
 impl Default for AppOptions {
@@ -98,6 +102,11 @@ impl Default for AppOptions {
             scheduler: crmhost::sync::SchedulerOptions::default(),
             operator: OperatorPluginConfig::default(),
             console: crmhost::console::ConsoleBranding::default(),
+            outbound_webhooks: crmhost::notify::NotifyOptions {
+                allow_private_addresses: true,
+                allow_http: true,
+                ..Default::default()
+            },
         }
     }
 }
@@ -143,13 +152,14 @@ impl TestApp {
                 .collect(),
             scheduler: options.scheduler,
             console: options.console,
+            outbound_webhooks: options.outbound_webhooks,
         };
         let app = Application::build_with_bundled(config, options.bundled).await.expect("app builds");
         let base = format!("http://{}", app.local_addr());
         let state = app.state().clone();
         let sandbox = app.sandbox().cloned();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(app.run_until(async move {
+        let server = tokio::spawn(app.run_until(async move {
             let _ = rx.await;
         }));
         Some(Self {
@@ -160,11 +170,23 @@ impl TestApp {
             _data_dir: data_dir,
             _plugins: plugins,
             shutdown: Some(tx),
+            server: Some(server),
             sandbox,
             sim: options.sim,
             database_url,
             _db: db,
         })
+    }
+
+    /// Stops the server and its background work (scheduler, delivery worker) and waits until they
+    /// have stopped, keeping its database for another app to open.
+    pub async fn shut_down(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
     }
 
     /// The emulators this app talks to (sandbox mode or [`AppOptions::sim`]).

@@ -14,6 +14,7 @@ mod logs;
 mod metrics;
 mod plugins;
 mod python;
+mod receiver;
 mod sync_harness;
 
 pub use adapter::*;
@@ -25,4 +26,5 @@ pub use logs::*;
 pub use metrics::*;
 pub use plugins::*;
 pub use python::*;
+pub use receiver::*;
 pub use sync_harness::*;

@@ -66,11 +66,22 @@ impl SyncHarness {
         knobs: crm_sim::knobs::Knobs,
         scheduler: crmhost::sync::SchedulerOptions,
     ) -> Option<Self> {
+        Self::start_configured(backend, crm, knobs, |options| options.scheduler = scheduler).await
+    }
+
+    /// [`SyncHarness::start`] with the app's options adjusted by `configure`.
+    pub async fn start_configured(
+        backend: Backend,
+        crm: Crm,
+        knobs: crm_sim::knobs::Knobs,
+        configure: impl FnOnce(&mut AppOptions),
+    ) -> Option<Self> {
         let mut options = crm_sim::SimOptions::both_on_free_ports();
         options.knobs = knobs;
         let sim = Arc::new(crm_sim::start(options).await.expect("emulators start"));
-        let app =
-            TestApp::spawn(AppOptions { backend, sim: Some(sim.clone()), scheduler, ..AppOptions::default() }).await?;
+        let mut app_options = AppOptions { backend, sim: Some(sim.clone()), ..AppOptions::default() };
+        configure(&mut app_options);
+        let app = TestApp::spawn(app_options).await?;
         let connected = app.connect("w1", crm.slug()).await;
         assert_eq!(connected.status(), reqwest::StatusCode::OK, "connect {}", crm.slug());
         Some(Self { app, sim, crm })

@@ -232,6 +232,10 @@ fn parse<T: DeserializeOwned>(headers: &HeaderMap, bytes: &[u8]) -> Result<T, Ap
     }
     let value: Value =
         serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+    // Every body of this API is an object; serde would otherwise read a struct from an array.
+    if !value.is_object() {
+        return Err(ApiError::BadRequest("the JSON body must be an object (`{…}`)".to_owned()));
+    }
     if let Some(at) = nul_position(&value) {
         return Err(ApiError::BadRequest(format!(
             "`{at}` contains a NUL character (\\u0000); text may not contain one"

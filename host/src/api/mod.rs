@@ -18,6 +18,7 @@ mod rules;
 mod schedule;
 pub mod sync;
 mod sync_health;
+mod webhook_endpoints;
 mod webhook_secrets;
 mod webhooks;
 pub mod wire;
@@ -55,6 +56,7 @@ fn routes() -> Routes {
         .merge(schedule::router())
         .merge(webhooks::router())
         .merge(webhook_secrets::router())
+        .merge(webhook_endpoints::router())
 }
 
 /// Every routed method and path, sorted: what the router serves, for tests and documents.

@@ -148,6 +148,33 @@ pub struct ConflictPath {
     pub cid: String,
 }
 
+/// `{id}` and `{endpoint_id}`: one outbound webhook endpoint.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct EndpointPath {
+    /// The workspace id.
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    pub id: String,
+    /// The endpoint id (a lower-case hyphenated UUID).
+    #[param(pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+    pub endpoint_id: String,
+}
+
+/// `{id}`, `{endpoint_id}` and `{delivery_id}`: one delivery of an endpoint.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct DeliveryPath {
+    /// The workspace id.
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    pub id: String,
+    /// The endpoint id.
+    #[param(pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+    pub endpoint_id: String,
+    /// The delivery id.
+    #[param(pattern = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+    pub delivery_id: String,
+}
+
 /// `{id}`, `{slug}`, `{entity}` and `{app_field}`: one field's mapping or conflict rule.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -294,6 +321,16 @@ impl Modify for SecuritySchemes {
         super::webhook_secrets::rotate,
         super::webhook_secrets::show,
         super::webhook_secrets::revoke,
+        super::webhook_endpoints::create,
+        super::webhook_endpoints::list,
+        super::webhook_endpoints::show,
+        super::webhook_endpoints::update,
+        super::webhook_endpoints::remove,
+        super::webhook_endpoints::rotate_secret,
+        super::webhook_endpoints::ping,
+        super::webhook_endpoints::deliveries,
+        super::webhook_endpoints::delivery,
+        super::webhook_endpoints::redeliver,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&SecuritySchemes),
@@ -310,6 +347,7 @@ impl Modify for SecuritySchemes {
         (name = "schedule", description = "Pausing and resuming automatic sync."),
         (name = "sync_health", description = "Sync health: records by status, what is failing now by cause, retrying a cause."),
         (name = "webhooks", description = "CRM change events, verified by the plugin."),
+        (name = "outbound_webhooks", description = "Signed events crmhost sends the platform: endpoints, delivery log, redelivery."),
     )
 )]
 pub struct ApiDoc;

@@ -66,6 +66,7 @@ pub(super) struct CredentialDeps {
     pub vault: Arc<Vault>,
     pub flights: Arc<RefreshFlights>,
     pub public_url: Url,
+    pub notifier: Arc<crate::notify::Notifier>,
 }
 
 #[derive(Clone)]
@@ -180,6 +181,9 @@ impl ConnectionCredentials {
                 lock.mark_needs_reauth().await.map_err(unusable)?;
                 tracing::warn!(workspace = %self.workspace, slug = %self.slug, "refresh token rejected; connection needs re-authorization");
                 self.audit_refresh_failure("invalid_grant", &reason, IntegrationStatus::NeedsReauth).await;
+                let scope = crate::notify::event::Scope { workspace: &self.workspace, slug: &self.slug };
+                let why = format!("the CRM rejected the refresh token ({reason})");
+                self.deps.notifier.emit(vec![crate::notify::Event::needs_reauth(scope, &why)]).await;
                 Err(CredentialError(format!(
                     "the CRM rejected the refresh token ({reason}); the `{}` connection needs to be authorized again",
                     self.slug

@@ -40,15 +40,18 @@ impl std::fmt::Debug for Connections {
 
 impl Connections {
     /// A service over the store, vault and plugins; `public_url` is where browsers reach crmhost,
-    /// `return_origins` the extra origins a `return_url` may point at.
+    /// `return_origins` the extra origins a `return_url` may point at; `notifier` tells the
+    /// platform when a connection needs to be authorized again.
     pub fn new(
         store: Store,
         vault: Arc<Vault>,
         plugins: Arc<PluginRegistry>,
         public_url: Url,
         return_origins: Vec<Origin>,
+        notifier: Arc<crate::notify::Notifier>,
     ) -> Self {
-        let deps = CredentialDeps { store, vault, flights: Arc::new(RefreshFlights::default()), public_url };
+        let flights = Arc::new(RefreshFlights::default());
+        let deps = CredentialDeps { store, vault, flights, public_url, notifier };
         Self { deps, plugins, return_origins, pacers: Pacers::default() }
     }
 

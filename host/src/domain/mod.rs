@@ -7,7 +7,7 @@ mod slug;
 pub mod storable;
 mod workspace;
 
-pub use names::{ConflictId, CrmId, EntityName, FieldName, RecordId, RunId};
+pub use names::{ConflictId, CrmId, DeliveryId, EndpointId, EntityName, EventId, FieldName, RecordId, RunId};
 pub(crate) use run::stored_enum;
 pub use run::{ConflictStatus, ItemOutcome, RunStatus, SyncDirection, Trigger};
 pub use slug::PluginSlug;

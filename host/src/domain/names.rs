@@ -111,6 +111,27 @@ string_newtype!(
     "conflict id: conflicts are named by a lower-case hyphenated UUID"
 );
 
+string_newtype!(
+    /// An outbound webhook endpoint's id: a UUID crmhost made when it was registered.
+    EndpointId,
+    is_uuid_text,
+    "endpoint id: endpoints are named by a lower-case hyphenated UUID"
+);
+
+string_newtype!(
+    /// One delivery of an event to an endpoint: a UUID (a redelivery gets its own).
+    DeliveryId,
+    is_uuid_text,
+    "delivery id: deliveries are named by a lower-case hyphenated UUID"
+);
+
+string_newtype!(
+    /// An event's id: a UUID, the same in every delivery of the event (receivers deduplicate on it).
+    EventId,
+    is_uuid_text,
+    "event id: events are named by a lower-case hyphenated UUID"
+);
+
 impl RunId {
     /// A fresh one.
     pub fn generate() -> Self {
@@ -119,6 +140,27 @@ impl RunId {
 }
 
 impl ConflictId {
+    /// A fresh one.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().hyphenated().to_string())
+    }
+}
+
+impl EndpointId {
+    /// A fresh one.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().hyphenated().to_string())
+    }
+}
+
+impl DeliveryId {
+    /// A fresh one.
+    pub fn generate() -> Self {
+        Self(uuid::Uuid::new_v4().hyphenated().to_string())
+    }
+}
+
+impl EventId {
     /// A fresh one.
     pub fn generate() -> Self {
         Self(uuid::Uuid::new_v4().hyphenated().to_string())

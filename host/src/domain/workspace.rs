@@ -24,6 +24,11 @@ impl WorkspaceId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// One read back from the store, which holds only ids parsed on their way in.
+    pub(crate) fn from_stored(s: String) -> Self {
+        Self(s)
+    }
 }
 
 impl fmt::Display for WorkspaceId {

@@ -89,6 +89,9 @@ impl std::fmt::Display for HostPattern {
 #[derive(Debug, Clone)]
 pub struct EgressPolicy {
     hosts: Vec<HostPattern>,
+    /// Any host passes the host check (outbound webhooks go wherever a workspace points them; the
+    /// address and scheme checks still apply).
+    any_host: bool,
     allow_private: bool,
     allow_http: bool,
 }
@@ -96,7 +99,13 @@ pub struct EgressPolicy {
 impl EgressPolicy {
     /// A policy allowing `hosts`, with private addresses and plain HTTP as the operator decided.
     pub fn new(hosts: Vec<HostPattern>, allow_private: bool, allow_http: bool) -> Self {
-        Self { hosts, allow_private, allow_http }
+        Self { hosts, any_host: false, allow_private, allow_http }
+    }
+
+    /// A policy for destinations chosen at run time: any host name, public addresses only unless
+    /// `allow_private`, https only unless `allow_http`.
+    pub fn any_host(allow_private: bool, allow_http: bool) -> Self {
+        Self { hosts: Vec::new(), any_host: true, allow_private, allow_http }
     }
 
     /// A policy that allows nothing (used while validating a plugin: `describe()` must not call out).
@@ -132,7 +141,7 @@ impl EgressPolicy {
             None => return Err("the URL has no host".to_owned()),
         };
         let port = url.port().unwrap_or(default_port);
-        if !self.hosts.iter().any(|p| p.matches(&host, port, default_port)) {
+        if !self.any_host && !self.hosts.iter().any(|p| p.matches(&host, port, default_port)) {
             return Err(format!("host `{host}:{port}` is not in the plugin's allowed hosts"));
         }
         // IP literals never reach the resolver, so check them here.

@@ -42,6 +42,16 @@ stored_enum!(
         WebhookSecretRotated = "webhook_secret.rotated",
         /// An admin removed the integration's webhook secret.
         WebhookSecretRevoked = "webhook_secret.revoked",
+        /// An admin registered an outbound webhook endpoint.
+        WebhookEndpointCreated = "webhook_endpoint.created",
+        /// An admin changed an endpoint (URL, events, filter, enabled).
+        WebhookEndpointUpdated = "webhook_endpoint.updated",
+        /// An admin rotated an endpoint's signing secret.
+        WebhookEndpointSecretRotated = "webhook_endpoint.secret_rotated",
+        /// An admin removed an endpoint.
+        WebhookEndpointDeleted = "webhook_endpoint.deleted",
+        /// An admin asked for an event to be delivered again.
+        WebhookRedelivered = "webhook_endpoint.redelivered",
     }
 );
 
@@ -54,6 +64,8 @@ pub enum AuditTarget {
     Conflict(ConflictId),
     /// The plugin set (`plugins`).
     Plugins,
+    /// An outbound webhook endpoint (`webhook_endpoint:<id>`).
+    WebhookEndpoint(crate::domain::EndpointId),
 }
 
 impl std::fmt::Display for AuditTarget {
@@ -62,6 +74,7 @@ impl std::fmt::Display for AuditTarget {
             Self::Integration(slug) => write!(f, "integration:{slug}"),
             Self::Conflict(id) => write!(f, "conflict:{id}"),
             Self::Plugins => f.write_str("plugins"),
+            Self::WebhookEndpoint(id) => write!(f, "webhook_endpoint:{id}"),
         }
     }
 }

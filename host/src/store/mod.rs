@@ -17,6 +17,8 @@ mod oauth_states;
 mod records;
 mod runs;
 mod schedule;
+mod webhook_deliveries;
+mod webhook_endpoints;
 mod webhook_secrets;
 
 use std::path::Path;
@@ -37,6 +39,8 @@ pub use oauth_states::{NewOAuthState, PendingOAuth, StateRejection};
 pub use records::{RecordChange, RecordQuery, StoredRecord, UpsertOutcome};
 pub use runs::{NewRun, PhaseSpan, RunCounts, RunFilter, RunItem, SyncRun};
 pub use schedule::{Lease, ScheduleState, ScheduleUpdate};
+pub use webhook_deliveries::{AttemptRecord, DeliveryFilter, DeliveryStatus, DueDelivery, NewDelivery, StoredDelivery};
+pub use webhook_endpoints::{EndpointChanges, StoredEndpoint};
 pub use webhook_secrets::StoredWebhookSecret;
 
 /// `Result` with [`StoreError`].

@@ -157,6 +157,7 @@ impl IntegrationLocks {
 pub struct SyncEngine {
     store: Store,
     connections: Arc<Connections>,
+    notifier: Arc<crate::notify::Notifier>,
     live: LiveRuns,
     locks: Arc<IntegrationLocks>,
     owner_id: String,
@@ -176,17 +177,19 @@ impl std::fmt::Debug for SyncEngine {
 pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl SyncEngine {
-    /// An engine over the store and connections with default scheduling options.
-    pub fn new(store: Store, connections: Arc<Connections>) -> Self {
-        Self::with_options(store, connections, SchedulerOptions::default())
-    }
-
-    /// An engine with explicit scheduling options. Its owner id (a process id and a random
-    /// part) names this process in run rows and leases.
-    pub fn with_options(store: Store, connections: Arc<Connections>, options: SchedulerOptions) -> Self {
+    /// An engine over the store and connections with scheduling options, telling the platform
+    /// what happens through `notifier`. Its owner id (a process id and a random part) names this
+    /// process in run rows and leases.
+    pub fn with_options(
+        store: Store,
+        connections: Arc<Connections>,
+        options: SchedulerOptions,
+        notifier: Arc<crate::notify::Notifier>,
+    ) -> Self {
         Self {
             store,
             connections,
+            notifier,
             live: LiveRuns::default(),
             locks: Arc::default(),
             owner_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
@@ -313,6 +316,7 @@ impl SyncEngine {
             retry_backoff: self.options.record_retry,
             progress: self.live.start(&run.run_id),
             count_incremental: trigger == Trigger::Manual,
+            notifier: self.notifier.clone(),
         });
         let handle =
             self.spawn_run(active, operation, Launch { trigger, actor: started_by.to_owned(), settings, webhooks });
@@ -374,6 +378,8 @@ impl SyncEngine {
         let (owner, options) = (self.owner_id.clone(), self.options.clone());
         let (workspace, slug, run_id) = (active.workspace.clone(), active.slug.clone(), active.run_id.clone());
         let heartbeat = HeartbeatGuard::start(store.clone(), run_id.clone());
+        let notifier = self.notifier.clone();
+        let (direction, entity) = (operation.direction(), operation.entity_label());
         tokio::spawn(async move {
             let _heartbeat = heartbeat;
             let _serialized = lock.lock().await;
@@ -396,7 +402,7 @@ impl SyncEngine {
                 trigger: launch.trigger,
                 webhooks: launch.webhooks,
             };
-            let update = scheduler::after_run(&store, &options, &scope, &outcome).await;
+            let update = scheduler::after_run(&store, &notifier, &options, &scope, &outcome).await;
             lease.release(update.as_ref()).await;
             let details = serde_json::json!({
                 "run_id": run_id, "status": outcome.status, "counts": outcome.counts, "error": outcome.error,
@@ -404,6 +410,21 @@ impl SyncEngine {
             let (action, target) = (AuditAction::SyncFinished, AuditTarget::Integration(slug.clone()));
             store.audit(NewAuditEntry::in_workspace(&workspace, &launch.actor, action, target, details)).await;
             live.end(&run_id);
+            // An automatic run that found nothing to do is not news.
+            let automatic = matches!(launch.trigger, Trigger::Schedule | Trigger::Webhook | Trigger::Change);
+            if !(automatic && outcome.counts.records == 0 && outcome.error.is_none()) {
+                let scope = crate::notify::event::Scope { workspace: &workspace, slug: &slug };
+                let facts = crate::notify::event::RunFacts {
+                    run_id: &run_id,
+                    direction,
+                    entity: entity.as_deref(),
+                    trigger: launch.trigger,
+                    status: outcome.status,
+                    counts: &outcome.counts,
+                    error: outcome.error.as_deref(),
+                };
+                notifier.emit(vec![crate::notify::Event::run_ended(scope, facts)]).await;
+            }
         })
     }
 

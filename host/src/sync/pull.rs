@@ -20,7 +20,9 @@ use super::push::{Done, LinkBatch};
 use super::run::{Fatal, Run, host_error, required, store_fatal};
 use super::values::{coerce_like, fields_by_name, parse_instant};
 use crate::domain::storable::nul_position;
-use crate::domain::{CrmId, EntityName, FieldName, ItemOutcome, RecordId};
+use crate::domain::{ConflictId, CrmId, EntityName, FieldName, ItemOutcome, RecordId};
+use crate::notify::Event;
+use crate::notify::event::{RecordChange as RecordChangeKind, RecordFacts};
 use crate::plugins::bindings::adapter::{CrmRecord, PullRequest};
 use crate::store::{LinkStatus, LinkWrite, NewConflict, RecordChange, RecordLink, StoredRecord};
 
@@ -426,7 +428,11 @@ impl Run {
             Strategies { default: self.strategy, rules: self.settings.conflict_rules.get(&mappings.entity) },
         );
         if !out.conflicts.is_empty() {
-            let (write, done) = self.record_conflict(mappings, crm, &record, &app_view, base, &out).await?;
+            let (write, done, conflict_id) =
+                self.record_conflict(mappings, crm, &record, &app_view, base, &out).await?;
+            let facts = self.record_facts(&mappings.entity, &record.id, &crm.id);
+            let event = Event::conflict_detected(self.event_scope(), facts, conflict_id.as_str(), &out.conflicts);
+            self.note_event(event);
             plan.links.push(write, done);
             return Ok(());
         }
@@ -452,7 +458,7 @@ impl Run {
         app_view: &Map<String, Json>,
         base: Option<&Map<String, Json>>,
         out: &MergeOutcome,
-    ) -> Result<(LinkWrite, Done), Fatal> {
+    ) -> Result<(LinkWrite, Done, ConflictId), Fatal> {
         let conflict = NewConflict {
             slug: &self.slug,
             entity: mappings.entity.as_str(),
@@ -475,7 +481,26 @@ impl Run {
             ..LinkWrite::status(&record.id, LinkStatus::Conflict, Some(error))
         };
         let detail = serde_json::json!({ "kind": "conflict", "conflict_id": conflict_id, "fields": out.conflicts });
-        Ok((write, Done::new(&record.id, Some(&crm.id), ItemOutcome::Conflict, Some(detail))))
+        Ok((write, Done::new(&record.id, Some(&crm.id), ItemOutcome::Conflict, Some(detail)), conflict_id))
+    }
+
+    /// Which record an event is about.
+    fn record_facts<'a>(&'a self, entity: &'a EntityName, record_id: &'a str, crm_id: &'a CrmId) -> RecordFacts<'a> {
+        RecordFacts { run_id: &self.run_id, entity, record_id, crm_id: Some(crm_id) }
+    }
+
+    /// Notes that a CRM change was written to a workspace record.
+    fn note_record_changed(
+        &mut self,
+        entity: &EntityName,
+        record_id: &str,
+        crm_id: &CrmId,
+        change: RecordChangeKind,
+        values: Map<String, Json>,
+    ) {
+        let event =
+            Event::record_changed(self.event_scope(), self.record_facts(entity, record_id, crm_id), change, values);
+        self.note_event(event);
     }
 
     /// Links every planned record after the page's writes: imports as synced, merges as synced
@@ -492,6 +517,14 @@ impl Run {
     ) -> Result<(), Fatal> {
         for plan in plans {
             let result = plan.change.and_then(|i| written.get(i).cloned().flatten());
+            if let (Some(i), Some(record)) = (plan.change, &result) {
+                let change = if matches!(plan.kind, PlanKind::Import) {
+                    RecordChangeKind::Created
+                } else {
+                    RecordChangeKind::Updated
+                };
+                self.note_record_changed(&mappings.entity, &record.id, &plan.crm.id, change, changes[i].fields.clone());
+            }
             match plan.kind {
                 PlanKind::Import => {
                     let record = match result {
@@ -601,6 +634,7 @@ impl Run {
             let id = RecordId::parse(record_id).map_err(Fatal)?;
             self.store.delete_record(&self.workspace, entity, &id).await.map_err(store_fatal)?;
             self.record(entity, Some(record_id), Some(crm_id), ItemOutcome::Deleted, None);
+            self.note_record_changed(entity, record_id, crm_id, RecordChangeKind::Deleted, Map::new());
             unlinked.push(record_id.clone());
         }
         self.store.delete_links(&self.workspace, &self.slug, entity, &unlinked).await.map_err(store_fatal)

@@ -88,6 +88,8 @@ pub(super) struct RunParts {
     pub progress: watch::Sender<Progress>,
     /// Spend a CRM request per entity counting an incremental pull (runs a person started).
     pub count_incremental: bool,
+    /// Tells the platform about the records the run changes and the conflicts it finds.
+    pub notifier: Arc<crate::notify::Notifier>,
 }
 
 /// A run, executing.
@@ -114,6 +116,9 @@ pub(super) struct Run {
     /// Every phase so far, with when it began and ended (stored with the counters).
     timeline: Vec<PhaseSpan>,
     progress: watch::Sender<Progress>,
+    notifier: Arc<crate::notify::Notifier>,
+    /// Events noted since the last flush, emitted with it.
+    events: Vec<crate::notify::Event>,
 }
 
 impl Run {
@@ -135,6 +140,7 @@ impl Run {
             retry_backoff,
             progress,
             count_incremental,
+            notifier,
         } = parts;
         Self {
             store,
@@ -155,7 +161,19 @@ impl Run {
             phase: "starting".to_owned(),
             timeline: Vec::new(),
             progress,
+            notifier,
+            events: Vec::new(),
         }
+    }
+
+    /// Notes an event for the platform; it is emitted once the run's items so far are stored.
+    pub fn note_event(&mut self, event: crate::notify::Event) {
+        self.events.push(event);
+    }
+
+    /// Where this run's events happen.
+    pub fn event_scope(&self) -> crate::notify::event::Scope<'_> {
+        crate::notify::event::Scope { workspace: &self.workspace, slug: &self.slug }
     }
 
     /// Runs the operation to its end and records how it ended. Never fails: failures become the
@@ -356,6 +374,9 @@ impl Run {
         self.store.add_run_items(&self.run_id, &items).await.map_err(store_fatal)?;
         self.store.update_run_counts(&self.run_id, &self.counts, &self.timeline).await.map_err(store_fatal)?;
         self.report();
+        if !self.events.is_empty() {
+            self.notifier.emit(std::mem::take(&mut self.events)).await;
+        }
         Ok(())
     }
 

@@ -87,6 +87,7 @@ pub(super) struct RunScope<'a> {
 /// What the end of a run means for the integration's schedule (`None`: leave it as it is).
 pub(super) async fn after_run(
     store: &Store,
+    notifier: &crate::notify::Notifier,
     options: &SchedulerOptions,
     scope: &RunScope<'_>,
     end: &RunEnd,
@@ -124,14 +125,16 @@ pub(super) async fn after_run(
     if matches!(end.status, RunStatus::Failed | RunStatus::Interrupted) {
         let streak = state.failure_streak + 1;
         let retry_at = now + options.backoff(streak);
-        if streak >= ERROR_AFTER_FAILURES && integration.status == IntegrationStatus::Connected {
-            set_status(store, workspace, slug, IntegrationStatus::Error).await;
-        }
         let reason = format!(
             "the last {streak} scheduled run(s) failed ({}); retrying at {}",
             end.error.as_deref().unwrap_or("see the sync history"),
             retry_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         );
+        if streak >= ERROR_AFTER_FAILURES && integration.status == IntegrationStatus::Connected {
+            set_status(store, workspace, slug, IntegrationStatus::Error).await;
+            let scope = crate::notify::event::Scope { workspace, slug };
+            notifier.emit(vec![crate::notify::Event::integration_error(scope, &reason, streak)]).await;
+        }
         return Some(ScheduleUpdate {
             next_sync_at: regular.map(|_| retry_at),
             failure_streak: streak,

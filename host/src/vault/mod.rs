@@ -37,6 +37,32 @@ impl std::fmt::Debug for Sealed {
     }
 }
 
+impl Sealed {
+    /// One line of text for a text column: `v1.<key version>.<nonce>.<ciphertext>` (base64url).
+    pub fn to_text(&self) -> String {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        format!("v1.{}.{}.{}", self.key_version, b64.encode(&self.nonce), b64.encode(&self.ciphertext))
+    }
+
+    /// Reads [`Sealed::to_text`]'s form back; `None` if it is not that form.
+    pub fn from_text(text: &str) -> Option<Self> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut parts = text.split('.');
+        let (Some("v1"), Some(version), Some(nonce), Some(ciphertext), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        Some(Self {
+            key_version: version.parse().ok()?,
+            nonce: b64.decode(nonce).ok()?,
+            ciphertext: b64.decode(ciphertext).ok()?,
+        })
+    }
+}
+
 /// What a sealed value is for; part of the AAD, so a token blob cannot be opened as a PKCE verifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -44,6 +70,8 @@ pub enum Purpose {
     Tokens,
     /// A pending OAuth flow's PKCE verifier.
     PkceVerifier,
+    /// An outbound webhook endpoint's signing secret (bound to the endpoint's id).
+    EndpointSecret,
 }
 
 impl Purpose {
@@ -51,6 +79,7 @@ impl Purpose {
         match self {
             Self::Tokens => "tokens",
             Self::PkceVerifier => "pkce-verifier",
+            Self::EndpointSecret => "endpoint-secret",
         }
     }
 }
@@ -86,8 +115,10 @@ impl std::fmt::Debug for Vault {
     }
 }
 
-fn aad(purpose: Purpose, workspace: &WorkspaceId, slug: &PluginSlug) -> Vec<u8> {
-    format!("crmhost/v1\0{}\0{workspace}\0{slug}", purpose.label()).into_bytes()
+/// Binds a ciphertext to its purpose, workspace and subject (an integration's slug, or the id of
+/// what else it belongs to).
+fn aad(purpose: Purpose, workspace: &WorkspaceId, subject: &str) -> Vec<u8> {
+    format!("crmhost/v1\0{}\0{workspace}\0{subject}", purpose.label()).into_bytes()
 }
 
 impl Vault {
@@ -113,9 +144,15 @@ impl Vault {
 
     /// Encrypts `plaintext` for a workspace, integration and purpose.
     pub fn seal(&self, purpose: Purpose, workspace: &WorkspaceId, slug: &PluginSlug, plaintext: &[u8]) -> Sealed {
+        self.seal_for(purpose, workspace, slug.as_str(), plaintext)
+    }
+
+    /// Encrypts `plaintext` for a workspace, purpose and subject (what it belongs to: an
+    /// endpoint's id, say); only [`Vault::open_for`] with the same three opens it.
+    pub fn seal_for(&self, purpose: Purpose, workspace: &WorkspaceId, subject: &str, plaintext: &[u8]) -> Sealed {
         let mut nonce = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let payload = Payload { msg: plaintext, aad: &aad(purpose, workspace, slug) };
+        let payload = Payload { msg: plaintext, aad: &aad(purpose, workspace, subject) };
         let ciphertext = Self::cipher(&self.current, workspace)
             .encrypt(Nonce::from_slice(&nonce), payload)
             .expect("AES-GCM encryption of an in-memory buffer cannot fail");
@@ -130,6 +167,17 @@ impl Vault {
         slug: &PluginSlug,
         sealed: &Sealed,
     ) -> Result<SecretBox<Vec<u8>>, VaultError> {
+        self.open_for(purpose, workspace, slug.as_str(), sealed)
+    }
+
+    /// Decrypts what [`Vault::seal_for`] produced for the same workspace, purpose and subject.
+    pub fn open_for(
+        &self,
+        purpose: Purpose,
+        workspace: &WorkspaceId,
+        subject: &str,
+        sealed: &Sealed,
+    ) -> Result<SecretBox<Vec<u8>>, VaultError> {
         let key = std::iter::once(&self.current)
             .chain(&self.previous)
             .find(|k| k.fingerprint() == sealed.key_version)
@@ -137,7 +185,7 @@ impl Vault {
         if sealed.nonce.len() != 12 {
             return Err(VaultError::BadNonce);
         }
-        let payload = Payload { msg: &sealed.ciphertext, aad: &aad(purpose, workspace, slug) };
+        let payload = Payload { msg: &sealed.ciphertext, aad: &aad(purpose, workspace, subject) };
         let plaintext = Self::cipher(key, workspace)
             .decrypt(Nonce::from_slice(&sealed.nonce), payload)
             .map_err(|_| VaultError::Tampered)?;
@@ -174,6 +222,26 @@ mod tests {
     }
     fn vault() -> Vault {
         Vault::new(MasterKey::generate(), Vec::new())
+    }
+
+    #[test]
+    fn a_value_sealed_for_a_subject_opens_only_for_that_subject_and_survives_its_text_form() {
+        let v = vault();
+        let sealed = v.seal_for(Purpose::EndpointSecret, &ws("w1"), "endpoint-a", b"whsec");
+        let back = Sealed::from_text(&sealed.to_text()).unwrap();
+        assert_eq!(back, sealed);
+        assert_eq!(
+            v.open_for(Purpose::EndpointSecret, &ws("w1"), "endpoint-a", &back).unwrap().expose_secret(),
+            b"whsec"
+        );
+        assert_eq!(
+            v.open_for(Purpose::EndpointSecret, &ws("w1"), "endpoint-b", &back).err(),
+            Some(VaultError::Tampered)
+        );
+        assert_eq!(v.open_for(Purpose::Tokens, &ws("w1"), "endpoint-a", &back).err(), Some(VaultError::Tampered));
+        for bad in ["", "v1.1.2", "v2.1.AA.AA", "v1.x.AA.AA", "v1.1.AA.AA.AA", "v1.1.!!.AA"] {
+            assert!(Sealed::from_text(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

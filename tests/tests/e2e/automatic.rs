@@ -35,6 +35,15 @@ async fn harness(backend: Backend, crm: Crm, knobs: crm_sim::knobs::Knobs) -> Op
     SyncHarness::start_with(backend, crm, knobs, fast(Duration::from_secs(2))).await
 }
 
+/// A receiver registered (as an outbound webhook endpoint of `w1`) for `events`.
+async fn notified(h: &SyncHarness, events: &[&str]) -> crmhost_tests::Receiver {
+    let hook = crmhost_tests::Receiver::start().await;
+    let body = json!({"url": hook.url("/events"), "events": events});
+    let (status, created) = SyncHarness::send(h.api(reqwest::Method::POST, "/webhook-endpoints").json(&body)).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{created}");
+    hook
+}
+
 fn instant(v: &Value) -> DateTime<Utc> {
     v.as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| t.with_timezone(&Utc)).unwrap_or_else(|| {
         panic!("not an instant: {v}");
@@ -282,6 +291,7 @@ async fn failed_records_are_retried_with_backoff_until_the_cap_then_again_once_f
 #[tokio::test]
 async fn a_run_that_fails_as_a_whole_backs_off_and_the_schedule_recovers() {
     let h = harness(Backend::Sqlite, Crm::Salesforce, Default::default()).await.unwrap();
+    let hook = notified(&h, &["integration.error", "sync.failed"]).await;
     h.put_records("contact", contacts(0..5, "")).await;
     h.sim.sim().update_knobs(|k| k.failure_rate = 1.0).unwrap();
     set(&h, json!({"frequency": "realtime"})).await;
@@ -295,6 +305,21 @@ async fn a_run_that_fails_as_a_whole_backs_off_and_the_schedule_recovers() {
     let errored = eventually(Duration::from_secs(60), || async { h.listed_integration().await["status"] == "error" });
     assert!(errored.await, "{}", h.listed_integration().await);
     assert!(h.finished_runs("schedule").await.len() >= crmhost::sync::scheduler::ERROR_AFTER_FAILURES as usize);
+    // The platform was told: each failed run, and once that the integration is in `error`.
+    let told = hook
+        .wait_for(Duration::from_secs(10), |r| r.iter().any(|x| x.header("crmhost-event-type") == "integration.error"));
+    assert!(told.await, "{:?}", hook.received().iter().map(|r| r.json()).collect::<Vec<_>>());
+    let error = hook.of_type("integration.error")[0].json();
+    assert_eq!(
+        (error["data"]["integration"].as_str(), error["data"]["status"].as_str()),
+        (Some("salesforce"), Some("error"))
+    );
+    assert!(error["data"]["reason"].as_str().unwrap().contains("failed"), "{error}");
+    let failed_runs = hook.of_type("sync.failed");
+    assert!(failed_runs.len() >= 2, "{}", failed_runs.len());
+    assert!(
+        failed_runs.iter().all(|r| r.json()["data"]["trigger"] == "schedule" && r.json()["data"]["status"] == "failed")
+    );
     // Backoff: the second failed run started at least the base backoff after the first ended.
     let first_end = instant(&failed[failed.len() - 1]["completed_at"]);
     let second_start = instant(&failed[failed.len() - 2]["started_at"]);
@@ -311,6 +336,7 @@ async fn a_run_that_fails_as_a_whole_backs_off_and_the_schedule_recovers() {
 #[tokio::test]
 async fn needs_reauth_stops_the_schedule_and_says_why() {
     let h = harness(Backend::Sqlite, Crm::Hubspot, Default::default()).await.unwrap();
+    let hook = notified(&h, &["integration.needs_reauth"]).await;
     h.put_records("contact", contacts(0..3, "")).await;
     set(&h, json!({"frequency": "realtime"})).await;
     assert!(!h.wait_for_runs("schedule", 1, Duration::from_secs(20)).await.is_empty());
@@ -328,6 +354,12 @@ async fn needs_reauth_stops_the_schedule_and_says_why() {
     assert!(stopped, "{}", h.listed_integration().await);
     let listed = h.listed_integration().await;
     assert!(listed["status_reason"].as_str().unwrap_or_default().contains("reconnect"), "{listed}");
+    assert!(hook.wait_for(Duration::from_secs(10), |r| !r.is_empty()).await, "the platform was told");
+    let told = hook.received()[0].json();
+    assert_eq!(
+        (told["type"].as_str(), told["data"]["integration"].as_str()),
+        (Some("integration.needs_reauth"), Some("hubspot"))
+    );
     let runs = h.history("").await.len();
     h.scheduler_passes(25).await;
     assert_eq!(h.history("").await.len(), runs, "the schedule stopped");
