@@ -54,6 +54,22 @@ pub use bindings::exports::crmhost::adapter::adapter::{
 };
 pub use bindings::exports::crmhost::adapter::counting::CountRequest;
 
+/// The field a deleted [`CrmRecord`] carries when the CRM merged it into another record: its
+/// value (text) is the surviving record's CRM id. The host then moves the workspace record's link
+/// to the survivor instead of deleting it. Contract 0.1 has no field for it, so this name is the
+/// convention; [`merged_record`] builds such a record.
+pub const MERGED_INTO_FIELD: &str = "crmhost:merged-into";
+
+/// A tombstone for a record the CRM merged into `survivor`.
+pub fn merged_record(id: impl Into<String>, survivor: impl Into<String>, modified_at: Option<String>) -> CrmRecord {
+    CrmRecord {
+        id: id.into(),
+        fields: vec![FieldValue::new(MERGED_INTO_FIELD.to_owned(), Value::Text(survivor.into()))],
+        modified_at,
+        deleted: true,
+    }
+}
+
 /// `Result` with [`AdapterError`] as the error.
 pub type Result<T, E = AdapterError> = core::result::Result<T, E>;
 
@@ -171,7 +187,8 @@ pub mod prelude {
     pub use crate::http::{Method, Request, Response};
     pub use crate::{
         AccountInfo, Adapter, AdapterError, Capabilities, ChangeEvent, ChangeKind, CountRequest, CrmRecord,
-        DeleteOutcome, EntityInfo, FieldInfo, FieldMapping, FieldType, FieldValue, MappingDirection, Page, PluginInfo,
-        PullRequest, PushOutcome, PushRecord, RateLimitPolicy, Result, Value, WebhookRequest, connection,
+        DeleteOutcome, EntityInfo, FieldInfo, FieldMapping, FieldType, FieldValue, MERGED_INTO_FIELD, MappingDirection,
+        Page, PluginInfo, PullRequest, PushOutcome, PushRecord, RateLimitPolicy, Result, Value, WebhookRequest,
+        connection, merged_record,
     };
 }

@@ -344,6 +344,48 @@ impl SyncHarness {
         }
     }
 
+    /// Creates a contact in the emulator as a CRM user would (no webhook); its CRM id.
+    pub fn create_crm_contact(&self, email: &str, first_name: &str, last_name: &str) -> String {
+        let now = self.sim.sim().clock.now();
+        let field = |f: &str| self.crm.contact_field(f).to_owned();
+        let values = [(field("email"), email), (field("first_name"), first_name), (field("last_name"), last_name)];
+        match self.crm {
+            Crm::Salesforce => {
+                let mut state = self.sim.sim().salesforce();
+                let input: serde_json::Map<String, serde_json::Value> =
+                    values.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect();
+                let user = crm_sim::salesforce::USER_ID;
+                state.object_mut("Contact").expect("Contact").create(&input, now, user).expect("created")
+            }
+            Crm::Hubspot => {
+                let mut state = self.sim.sim().hubspot();
+                let id = state.new_id();
+                let properties = values.iter().map(|(k, v)| (k.clone(), (*v).to_owned())).collect();
+                let record =
+                    crm_sim::hubspot::HsRecord { id, properties, created_at: now, updated_at: now, archived_at: None };
+                state.objects.get_mut("contacts").expect("contacts").records.insert(id, record);
+                id.to_string()
+            }
+        }
+    }
+
+    /// Merges the contact `merged` into `survivor` in the emulator, as a CRM user would
+    /// (Salesforce: `merge()`, the loser deleted with `MasterRecordId`; HubSpot: `…/merge`).
+    pub fn merge_crm_contacts(&self, survivor: &str, merged: &str) {
+        let now = self.sim.sim().clock.now();
+        match self.crm {
+            Crm::Salesforce => {
+                let mut state = self.sim.sim().salesforce();
+                state.object_mut("Contact").expect("Contact").merge(survivor, &[merged], now).expect("merged");
+            }
+            Crm::Hubspot => {
+                let mut state = self.sim.sim().hubspot();
+                let (survivor, merged) = (survivor.parse().expect("id"), merged.parse().expect("id"));
+                state.objects.get_mut("contacts").expect("contacts").merge(survivor, merged, now).expect("merged");
+            }
+        }
+    }
+
     /// Deletes a contact in the emulator as a CRM user would (Salesforce: into the recycle bin;
     /// HubSpot: archived), with no webhook.
     pub fn delete_crm_contact(&self, crm_id: &str) {

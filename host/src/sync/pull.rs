@@ -101,6 +101,22 @@ struct Pulled {
     view: Map<String, Json>,
     modified_at: Option<DateTime<Utc>>,
     deleted: bool,
+    /// For a record the CRM merged into another: the survivor's id.
+    merged_into: Option<CrmId>,
+}
+
+/// The field a merged-away record names its survivor in (see the contract's `crm-record`).
+pub const MERGED_INTO_FIELD: &str = "crmhost:merged-into";
+
+/// The survivor a deleted record names, if the CRM merged it.
+fn merged_into(record: &CrmRecord) -> Option<CrmId> {
+    let field = record.fields.iter().find(|f| f.name == MERGED_INTO_FIELD)?;
+    let survivor = super::values::to_app_value(&field.value);
+    survivor
+        .as_str()
+        .filter(|_| record.deleted)
+        .and_then(|id| CrmId::parse(id).ok())
+        .filter(|id| id.as_str() != record.id)
 }
 
 /// What the workspace already has for a page: links to its CRM records, the records they link,
@@ -220,6 +236,7 @@ impl Run {
             };
             match problem {
                 Ok(id) => accepted.push(Pulled {
+                    merged_into: merged_into(&record),
                     id,
                     view,
                     modified_at: record.modified_at.as_deref().and_then(parse_instant),
@@ -258,7 +275,11 @@ impl Run {
     /// match key.
     async fn load_known(&self, mappings: &EntityMappings, page: &[Pulled]) -> Result<Known, Fatal> {
         let (ws, slug, entity) = (&self.workspace, &self.slug, &mappings.entity);
-        let crm_ids: Vec<CrmId> = page.iter().map(|r| r.id.clone()).collect();
+        // Survivors of merges too: whether one is linked decides what the merge does.
+        let mut crm_ids: Vec<CrmId> = page.iter().map(|r| r.id.clone()).collect();
+        crm_ids.extend(page.iter().filter_map(|r| r.merged_into.clone()));
+        crm_ids.sort();
+        crm_ids.dedup();
         let links: HashMap<CrmId, RecordLink> = self
             .store
             .links_for_crm_ids(ws, slug, entity, &crm_ids)
@@ -329,8 +350,17 @@ impl Run {
         let settings = self.settings.clone();
         let filters = settings.filters_of(&entity);
         let mut plan = PagePlan::default();
+        // Merges first, so a survivor later in the page finds the workspace record moved to it.
+        for crm in page.iter().filter(|r| r.deleted) {
+            if let (Some(survivor), Some(link)) = (&crm.merged_into, known.links.get(&crm.id).cloned()) {
+                self.plan_crm_merge(&entity, crm, survivor, link, known, &mut plan);
+            }
+        }
         for crm in page {
             let link = known.links.get(&crm.id).cloned();
+            if crm.deleted && crm.merged_into.is_some() {
+                continue;
+            }
             if crm.deleted {
                 if let Some(link) = link {
                     self.plan_crm_deletion(&entity, &link, &crm.id, &mut plan);
@@ -359,6 +389,56 @@ impl Run {
         } else {
             let why = host_error("deleted", "deleted in the CRM (deletes are not propagated)");
             self.record(entity, Some(&link.record_id), Some(crm_id), ItemOutcome::Skipped, Some(why));
+        }
+    }
+
+    /// A linked record the CRM merged into `survivor`. If no workspace record follows the
+    /// survivor yet, this one does: its link moves to the survivor, keeping its merge base, so the
+    /// survivor's values merge into it like any CRM change. If another workspace record already
+    /// follows the survivor, the two were duplicates: this one goes the way of a deletion.
+    fn plan_crm_merge(
+        &mut self,
+        entity: &EntityName,
+        merged: &Pulled,
+        survivor: &CrmId,
+        link: RecordLink,
+        known: &mut Known,
+        plan: &mut PagePlan<'_>,
+    ) {
+        known.links.remove(&merged.id);
+        match known.links.get(survivor) {
+            Some(existing) if existing.record_id == link.record_id => {}
+            Some(existing) => {
+                let message = format!(
+                    "merged in the CRM into {survivor}, which workspace record `{}` follows; this duplicate is treated as deleted",
+                    existing.record_id
+                );
+                tracing::info!(record = %link.record_id, merged = %merged.id, %survivor, "CRM merge of two linked records");
+                if self.settings.propagate_deletes {
+                    plan.deletions.push((link.record_id.clone(), merged.id.clone()));
+                } else {
+                    let why = host_error("merged", message);
+                    self.record(entity, Some(&link.record_id), Some(&merged.id), ItemOutcome::Skipped, Some(why));
+                }
+            }
+            None => {
+                let write = LinkWrite {
+                    record_id: link.record_id.clone(),
+                    crm_id: Some(survivor.clone()),
+                    status: link.status,
+                    base: link.base.clone(),
+                    synced_version: Some(link.synced_version),
+                    crm_modified_at: None,
+                    last_error: None,
+                    synced: false,
+                };
+                let detail = serde_json::json!({
+                    "kind": "merged", "merged_id": merged.id, "into": survivor,
+                    "message": format!("merged in the CRM into {survivor}; the record now follows it"),
+                });
+                plan.links.push(write, Done::new(&link.record_id, Some(survivor), ItemOutcome::Linked, Some(detail)));
+                known.links.insert(survivor.clone(), RecordLink { crm_id: Some(survivor.clone()), ..link });
+            }
         }
     }
 

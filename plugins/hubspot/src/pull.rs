@@ -4,7 +4,9 @@
 //! timestamp. Search never returns archived (deleted) records, so an incremental pull ends by
 //! walking the archived list (`?archived=true`) for those archived since it started, returned as
 //! deleted. Full pulls walk the list endpoint with `after`; pulls by id use `batch/read`, then
-//! `batch/read?archived=true` for the ids it did not find (a webhook's deletion names one).
+//! `batch/read?archived=true` for the ids it did not find (a webhook's deletion names one). A
+//! record that absorbed others in a merge lists them in `hs_merged_object_ids`; each comes back as a
+//! tombstone naming the survivor (`merged_record`), and reading a merged-away id reads the survivor.
 
 use crmhost_sdk::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -12,6 +14,9 @@ use serde_json::{Map, Value as Json, json};
 
 use crate::api;
 use crate::objects::{Object, default_properties, object};
+
+/// The ids merged into a record (`;`-separated): each gets a tombstone naming the survivor.
+const MERGED_IDS: &str = "hs_merged_object_ids";
 
 /// Search answers at most this many results per query.
 const SEARCH_CAP: u64 = 10_000;
@@ -77,8 +82,10 @@ pub fn pull(request: PullRequest) -> Result<Page> {
     let object = object(&request.entity)?;
     let mut properties =
         if request.fields.is_empty() { default_properties(&request.entity) } else { request.fields.clone() };
-    if !properties.iter().any(|p| p == object.modified) {
-        properties.push(object.modified.to_owned());
+    for needed in [object.modified, MERGED_IDS] {
+        if !properties.iter().any(|p| p == needed) {
+            properties.push(needed.to_owned());
+        }
     }
     if !request.ids.is_empty() {
         return by_ids(&object, &properties, &request.ids);
@@ -130,6 +137,23 @@ fn parse_archived(cursor: &str) -> Result<ArchivedCursor> {
     serde_json::from_str(&cursor[2..]).map_err(|_| AdapterError::invalid(format!("unrecognised cursor `{cursor}`")))
 }
 
+/// The ids merged into a record.
+fn merged_ids(raw: &HsObject) -> Vec<String> {
+    let listed = raw.properties.get(MERGED_IDS).and_then(Json::as_str).unwrap_or_default();
+    listed.split(';').map(str::trim).filter(|id| !id.is_empty() && *id != raw.id).map(str::to_owned).collect()
+}
+
+/// A record and, for each id merged into it, a tombstone naming it as the survivor (the host moves
+/// a workspace record linked to a merged id to the survivor).
+fn to_records(raw: HsObject, properties: &[String]) -> Vec<CrmRecord> {
+    let merged = merged_ids(&raw);
+    let record = to_record(raw, properties);
+    let mut out: Vec<CrmRecord> =
+        merged.into_iter().map(|id| merged_record(id, record.id.clone(), record.modified_at.clone())).collect();
+    out.push(record);
+    out
+}
+
 fn to_record(raw: HsObject, properties: &[String]) -> CrmRecord {
     let fields = properties
         .iter()
@@ -177,7 +201,7 @@ fn search(object: &Object, properties: &[String], limit: u32, mut cursor: Search
             cursor.seen.clear();
         }
         cursor.seen.push(raw.id.clone());
-        records.push(to_record(raw, properties));
+        records.extend(to_records(raw, properties));
     }
     let next_cursor = if more && returned > 0 {
         cursor.after += returned;
@@ -229,15 +253,19 @@ fn list(object: &Object, properties: &[String], limit: u32, after: Option<&str>)
     }
     let listing: Listing = api::send(request, "listing records")?.json()?;
     let next_cursor = listing.paging.and_then(|p| p.next).map(|n| format!("l:{}", n.after));
-    Ok(Page { records: listing.results.into_iter().map(|r| to_record(r, properties)).collect(), next_cursor })
+    Ok(Page { records: listing.results.into_iter().flat_map(|r| to_records(r, properties)).collect(), next_cursor })
 }
 
 fn by_ids(object: &Object, properties: &[String], ids: &[String]) -> Result<Page> {
     let mut records = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for chunk in ids.chunks(100) {
-        let live = batch_read(object, properties, chunk, false)?;
-        let missing: Vec<String> = chunk.iter().filter(|id| !live.iter().any(|r| &r.id == *id)).cloned().collect();
-        records.extend(live.into_iter().map(|r| to_record(r, properties)));
+        // A merged-away id reads as the record it was merged into (once, however many name it).
+        let mut live = batch_read(object, properties, chunk, false)?;
+        live.retain(|r| seen.insert(r.id.clone()));
+        let found = |id: &String| live.iter().any(|r| &r.id == id || merged_ids(r).contains(id));
+        let missing: Vec<String> = chunk.iter().filter(|id| !found(id)).cloned().collect();
+        records.extend(live.into_iter().flat_map(|r| to_records(r, properties)));
         if missing.is_empty() {
             continue;
         }

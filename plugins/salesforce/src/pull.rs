@@ -2,6 +2,7 @@
 //! on that pair, so records sharing a timestamp are never skipped and paging never depends on a
 //! server-side query locator that could expire. Within one page `nextRecordsUrl` is followed until
 //! the host's limit is reached. Incremental pulls and pulls by id use `queryAll` so deletions
+//! (and merges: a loser is deleted with `MasterRecordId` naming the survivor)
 //! come through as records with `deleted` set.
 
 use crmhost_sdk::prelude::*;
@@ -56,7 +57,10 @@ pub fn pull(request: PullRequest) -> Result<Page> {
 
     let mut fields: Vec<String> =
         if request.fields.is_empty() { default_fields(&request.entity) } else { request.fields.clone() };
-    for required in ["Id", "SystemModstamp"].into_iter().chain(incremental.then_some("IsDeleted")) {
+    // A record deleted by a merge names the survivor in `MasterRecordId` (mergeable objects only).
+    let merges = incremental && object != "Opportunity";
+    let system = ["Id", "SystemModstamp"].into_iter().chain(incremental.then_some("IsDeleted"));
+    for required in system.chain(merges.then_some("MasterRecordId")) {
         if !fields.iter().any(|f| f.eq_ignore_ascii_case(required)) {
             fields.push(required.to_owned());
         }
@@ -151,9 +155,13 @@ fn to_record(raw: &Map<String, Json>, fields: &[String]) -> Result<CrmRecord> {
         .to_owned();
     let modified_at = raw.get("SystemModstamp").and_then(Json::as_str).and_then(rfc3339);
     let deleted = raw.get("IsDeleted").and_then(Json::as_bool).unwrap_or(false);
+    let master = raw.get("MasterRecordId").and_then(Json::as_str).filter(|_| deleted);
+    if let Some(survivor) = master {
+        return Ok(merged_record(id, survivor, modified_at));
+    }
     let values = fields
         .iter()
-        .filter(|f| !matches!(f.as_str(), "Id" | "IsDeleted"))
+        .filter(|f| !matches!(f.as_str(), "Id" | "IsDeleted" | "MasterRecordId"))
         .map(|f| {
             // Relationship paths (`Account.Name`) come back nested.
             let mut value = raw.get(f.split('.').next().unwrap_or(f));

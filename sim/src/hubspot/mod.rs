@@ -54,6 +54,61 @@ pub struct HsRecord {
 pub struct HsObjectStore {
     /// Records by id.
     pub records: BTreeMap<u64, HsRecord>,
+    /// Ids merged away, each with the record it was merged into (reads follow it, as HubSpot's do).
+    pub merged: BTreeMap<u64, u64>,
+}
+
+impl HsObjectStore {
+    /// The live record an id names now: itself, or the record it was merged into.
+    pub fn current(&self, id: u64) -> Option<u64> {
+        let mut id = id;
+        // Merges chain (a survivor merged again); the chain is finite, the guard is for safety.
+        for _ in 0..32 {
+            if self.records.get(&id).is_some_and(|r| r.archived_at.is_none()) {
+                return Some(id);
+            }
+            id = *self.merged.get(&id)?;
+        }
+        None
+    }
+
+    /// Merges `secondary` into `primary` as `POST …/merge` does: the primary keeps its values and
+    /// takes the secondary's where it has none; the secondary's id (and any merged into it) is
+    /// added to `hs_merged_object_ids` and from then on names the primary.
+    pub fn merge(&mut self, primary: u64, secondary: u64, now: DateTime<Utc>) -> Result<(), &'static str> {
+        if primary == secondary {
+            return Err("a record cannot be merged into itself");
+        }
+        let live = |id: &u64| self.records.get(id).is_some_and(|r| r.archived_at.is_none());
+        if !live(&primary) || !live(&secondary) {
+            return Err("both records must exist and not be archived");
+        }
+        let Some(gone) = self.records.remove(&secondary) else { return Err("no such record") };
+        let mut ids: Vec<String> = gone
+            .properties
+            .get("hs_merged_object_ids")
+            .map(|s| s.split(';').filter(|x| !x.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default();
+        ids.push(secondary.to_string());
+        let Some(survivor) = self.records.get_mut(&primary) else { return Err("no such record") };
+        for (name, value) in gone.properties {
+            if name != "hs_merged_object_ids" {
+                survivor.properties.entry(name).or_insert(value);
+            }
+        }
+        let merged = survivor.properties.entry("hs_merged_object_ids".to_owned()).or_default();
+        for id in ids {
+            if !merged.split(';').any(|x| x == id) {
+                if !merged.is_empty() {
+                    merged.push(';');
+                }
+                merged.push_str(&id);
+            }
+        }
+        survivor.updated_at = now;
+        self.merged.insert(secondary, primary);
+        Ok(())
+    }
 }
 
 /// HubSpot's state.

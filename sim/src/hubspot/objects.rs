@@ -29,6 +29,7 @@ pub(super) fn router(sim: Arc<Sim>) -> Router {
         .route("/crm/v3/objects/{object}/batch/read", post(batch_read))
         .route("/crm/v3/objects/{object}/batch/upsert", post(batch_upsert))
         .route("/crm/v3/objects/{object}/batch/archive", post(batch_archive))
+        .route("/crm/v3/objects/{object}/merge", post(merge))
         .route("/crm/v3/properties/{object}", get(list_properties))
         .route("/crm/v3/properties/{object}/{name}", get(read_property))
         .route("/account-info/v3/details", get(account_details))
@@ -152,8 +153,36 @@ async fn list(
 fn locate(state: &HubspotState, object: &str, id: &str, id_property: Option<&str>) -> Option<u64> {
     match id_property {
         Some(prop) if prop != "hs_object_id" => state.find_by(object, prop, id),
-        _ => id.parse().ok().filter(|n| state.objects[object].records.get(n).is_some_and(|r| r.archived_at.is_none())),
+        // An id merged away names the record it was merged into.
+        _ => id.parse().ok().and_then(|n| state.objects[object].current(n)),
     }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MergeInput {
+    primary_object_id: Value,
+    object_id_to_merge: Value,
+}
+
+/// `POST /crm/v3/objects/{object}/merge`: the merged record, as the primary.
+async fn merge(State(sim): State<Arc<Sim>>, Path(object): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+    api(&sim, &headers, || {
+        let object = resolve(&sim, &object)?;
+        let input: MergeInput = serde_json::from_value(body_json(&sim, &body)?)
+            .map_err(|e| errors::validation(&sim, format!("Invalid input JSON: {e}")))?;
+        let id = |v: &Value| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()).parse::<u64>().ok();
+        let (Some(primary), Some(secondary)) = (id(&input.primary_object_id), id(&input.object_id_to_merge)) else {
+            return Err(errors::validation(&sim, "primaryObjectId and objectIdToMerge must be record ids"));
+        };
+        let now = sim.clock.now();
+        let mut state = sim.hubspot();
+        let store = state.objects.get_mut(object).ok_or_else(|| errors::not_found(&sim))?;
+        store.merge(primary, secondary, now).map_err(|why| errors::validation(&sim, why))?;
+        state.webhooks.merged(object, primary, secondary, now);
+        let record = &state.objects[object].records[&primary];
+        Ok(Json(HubspotState::to_json(object, record, None)).into_response())
+    })
 }
 
 async fn read(

@@ -148,6 +148,7 @@ pub fn properties(object: &str) -> Vec<Property> {
     ));
     list.push(grouped(ro(prop("createdate", "Create Date", DateTime, "date")), "system"));
     list.push(grouped(Property { unique: true, ..ro(prop("hs_object_id", "Record ID", Number, "number")) }, "system"));
+    list.push(grouped(ro(prop("hs_merged_object_ids", "Merged record IDs", Enumeration, "checkbox")), "system"));
     list
 }
 

@@ -105,6 +105,13 @@ impl WebhookState {
         self.push(object, "propertyChange", id, at, json!({ "propertyName": name, "propertyValue": value }));
     }
 
+    /// Records a merge of `merged` into `primary`.
+    pub fn merged(&mut self, object: &str, primary: u64, merged: u64, at: DateTime<Utc>) {
+        let extra = json!({ "primaryObjectId": primary, "mergedObjectIds": [merged], "newObjectId": primary,
+                            "numberOfPropertiesMoved": 0 });
+        self.push(object, "merge", primary, at, extra);
+    }
+
     /// Records a deletion (archive).
     pub fn deleted(&mut self, object: &str, id: u64, at: DateTime<Utc>) {
         self.push(object, "deletion", id, at, json!({ "changeFlag": "DELETED" }));

@@ -241,6 +241,36 @@ impl ObjectStore {
         Ok(())
     }
 
+    /// Merges `losers` into `master` as Salesforce's `merge()` does: each loser is deleted with
+    /// `MasterRecordId` naming the master, and the master is modified. Objects without
+    /// `MasterRecordId` (Opportunity) cannot be merged.
+    pub fn merge(&mut self, master: &str, losers: &[&str], now: DateTime<Utc>) -> Result<(), SfError> {
+        if self.schema.field("MasterRecordId").is_none() {
+            return Err(SfError::bad("INVALID_TYPE", format!("{} records cannot be merged", self.schema.name)));
+        }
+        self.lookup_for_write(master)?;
+        for loser in losers {
+            if *loser == master {
+                return Err(SfError::bad("INVALID_ID_FIELD", "a record cannot be merged into itself"));
+            }
+            self.lookup_for_write(loser)?;
+        }
+        for loser in losers {
+            if let Some(record) = self.records.get_mut(*loser) {
+                record.fields.insert("MasterRecordId", Value::String(master.to_owned()));
+                record.deleted_at = Some(now);
+                record.modstamp = now;
+            }
+            self.journal_change(loser, Change::Deleted);
+        }
+        if let Some(record) = self.records.get_mut(master) {
+            record.modified = now;
+            record.modstamp = now;
+        }
+        self.journal_change(master, Change::Updated);
+        Ok(())
+    }
+
     fn journal_change(&mut self, id: &str, change: Change) {
         if let Some(journal) = &mut self.journal {
             journal.push((id.to_owned(), change));

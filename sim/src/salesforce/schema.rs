@@ -139,6 +139,14 @@ const fn system(name: &'static str, label: &'static str, kind: FieldKind) -> Fie
     f
 }
 
+/// `MasterRecordId`: set on a record deleted by a merge, naming the record it was merged into.
+const fn merged_into() -> Field {
+    let mut f = field("MasterRecordId", "Master Record ID", FieldKind::Reference);
+    f.createable = false;
+    f.updateable = false;
+    f
+}
+
 const fn required(mut f: Field) -> Field {
     f.nillable = false;
     f
@@ -263,7 +271,7 @@ impl ObjectSchema {
                         "label": v, "validFor": null, "value": v,
                     })).collect::<Vec<_>>(),
                     "referenceTo": if f.kind == FieldKind::Reference {
-                        match f.name { "AccountId" => json!(["Account"]), _ => json!(["User"]) }
+                        match f.name { "AccountId" => json!(["Account"]), "MasterRecordId" => json!([self.name]), _ => json!(["User"]) }
                     } else { json!([]) },
                     "relationshipName": if f.kind == FieldKind::Reference { json!(f.name.trim_end_matches("Id")) } else { Value::Null },
                     "precision": if f.kind == FieldKind::Currency { 18 } else { 0 },
@@ -321,6 +329,7 @@ pub fn objects() -> Vec<ObjectSchema> {
             key_prefix: "003",
             entity: "contact",
             fields: with_common(vec![
+                merged_into(),
                 field("AccountId", "Account ID", Reference),
                 len(field("FirstName", "First Name", Text), 40),
                 required(len(field("LastName", "Last Name", Text), 80)),
@@ -344,6 +353,7 @@ pub fn objects() -> Vec<ObjectSchema> {
             key_prefix: "00Q",
             entity: "lead",
             fields: with_common(vec![
+                merged_into(),
                 len(field("FirstName", "First Name", Text), 40),
                 required(len(field("LastName", "Last Name", Text), 80)),
                 len(system("Name", "Full Name", Text), 121),
@@ -371,6 +381,7 @@ pub fn objects() -> Vec<ObjectSchema> {
             key_prefix: "001",
             entity: "account",
             fields: with_common(vec![
+                merged_into(),
                 required(len(field("Name", "Account Name", Text), 255)),
                 len(field("Website", "Website", Url), 255),
                 len(field("Phone", "Account Phone", Phone), 40),

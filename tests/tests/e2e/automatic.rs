@@ -818,3 +818,32 @@ async fn two_hosts_on_one_postgres_share_twenty_integrations_running_each_once()
 
 /// One master key for hosts that share a database (each must read the other's sealed tokens).
 const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+#[tokio::test]
+async fn a_hubspot_merge_webhook_retires_the_duplicate_within_seconds() {
+    let h = webhook_harness(Backend::Sqlite).await.unwrap();
+    h.put_records("contact", contacts(0..3, "")).await;
+    set(&h, json!({"frequency": "realtime", "propagate_deletes": true})).await;
+    assert!(eventually(Duration::from_secs(30), || async { h.crm_contacts().len() == 3 }).await);
+    assert!(!h.wait_for_runs("schedule", 1, Duration::from_secs(30)).await.is_empty());
+    h.webhooks_settled().await;
+    h.wait_until_idle().await;
+
+    // c1 merged into c0 through HubSpot's API, which sends `contact.merge` for the survivor.
+    let (survivor, merged) = (h.crm_id_of("c0@example.com"), h.crm_id_of("c1@example.com"));
+    let token = {
+        let state = h.sim.sim().hubspot();
+        state.oauth.access.iter().find(|(_, t)| !t.revoked).map(|(k, _)| k.clone()).unwrap()
+    };
+    let url = format!("{}/crm/v3/objects/contacts/merge", h.sim.hubspot_url().unwrap());
+    let body = json!({"primaryObjectId": survivor, "objectIdToMerge": merged});
+    let answer = reqwest::Client::new().post(url).bearer_auth(token).json(&body).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let retired =
+        eventually(Duration::from_secs(10), || async { h.record("contact", "c1").await["deleted_at"].is_string() })
+            .await;
+    assert!(retired, "the merged-away duplicate never left the workspace");
+    assert_eq!(h.record("contact", "c0").await["deleted_at"], Value::Null, "the survivor's record stays");
+    let runs = h.finished_runs("webhook").await;
+    assert!(runs.iter().any(|r| r["direction"] == "pull"), "{runs:?}");
+}

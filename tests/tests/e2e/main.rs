@@ -50,6 +50,7 @@ mod hardening;
 mod hot_reload;
 mod hubspot;
 mod mapping_assist;
+mod merges;
 mod outbound_webhooks;
 mod owner_filters;
 mod plugin_calls;
