@@ -177,7 +177,21 @@ pub struct FileConfig {
     /// `[outbound_webhooks]`.
     #[serde(default)]
     pub outbound_webhooks: crate::notify::NotifyFileSettings,
+    /// `[files]`.
+    #[serde(default)]
+    pub files: FilesFileSettings,
 }
+
+/// `[files]` of the configuration file: files attached to CRM records, served through the API.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesFileSettings {
+    /// The largest file the API serves, in bytes (default 100 MiB).
+    pub max_download_bytes: Option<u64>,
+}
+
+/// The largest file served by default: 100 MiB.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 100 * 1024 * 1024;
 
 /// Where the data lives.
 #[derive(Debug, Clone)]
@@ -229,6 +243,8 @@ pub struct Config {
     pub console: crate::console::ConsoleBranding,
     /// Outbound webhooks: where endpoints may be, retries, retention.
     pub outbound_webhooks: crate::notify::NotifyOptions,
+    /// The largest file attached to a CRM record the API serves.
+    pub max_file_bytes: u64,
 }
 
 /// A configuration problem: one line saying what to fix.
@@ -332,6 +348,11 @@ impl Config {
         let scheduler = file.scheduler.resolve()?;
         let console = crate::console::ConsoleBranding::from_file(file.console).map_err(ConfigError)?;
         let outbound_webhooks = file.outbound_webhooks.resolve().map_err(ConfigError)?;
+        let max_file_bytes = match file.files.max_download_bytes {
+            None => DEFAULT_MAX_FILE_BYTES,
+            Some(n) if (1..=(1u64 << 40)).contains(&n) => n,
+            Some(_) => return Err(ConfigError("[files] max_download_bytes: use 1 to 1099511627776".to_owned())),
+        };
         let mut plugins = OperatorPluginConfig { plugin_defaults: file.plugin_defaults, plugins: file.plugins };
         // Validate every per-plugin block now rather than when that plugin loads.
         for slug in plugins.plugins.keys() {
@@ -362,6 +383,7 @@ impl Config {
             scheduler,
             console,
             outbound_webhooks,
+            max_file_bytes,
         })
     }
 

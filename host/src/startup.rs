@@ -89,6 +89,7 @@ impl Application {
             store,
             sync,
             notifier,
+            max_file_bytes: config.max_file_bytes,
             connections,
             plugins: registry,
             admin_token: config.admin_token.clone().map(Arc::new),

@@ -53,6 +53,7 @@ pub use bindings::exports::crmhost::adapter::adapter::{
     RateLimit, SettingInfo, WebhookRequest,
 };
 pub use bindings::exports::crmhost::adapter::counting::CountRequest;
+pub use bindings::exports::crmhost::adapter::files::{DownloadRequest, FileInfo};
 
 /// The field a deleted [`CrmRecord`] carries when the CRM merged it into another record: its
 /// value (text) is the surviving record's CRM id. The host then moves the workspace record's link
@@ -126,6 +127,18 @@ pub trait Adapter {
         let _ = request;
         Ok(None)
     }
+
+    /// The files attached to the CRM record `record_id` of `entity`, newest first.
+    fn list_files(entity: String, record_id: String) -> Result<Vec<FileInfo>> {
+        let _ = (entity, record_id);
+        Err(AdapterError::not_supported("files"))
+    }
+
+    /// How the host fetches one of those files: a `GET` it sends itself, with the credentials.
+    fn download(entity: String, record_id: String, file_id: String) -> Result<DownloadRequest> {
+        let _ = (entity, record_id, file_id);
+        Err(AdapterError::not_supported("files"))
+    }
 }
 
 /// Glue between the generated export trait and [`Adapter`]; not part of the public API.
@@ -162,6 +175,15 @@ impl<T: Adapter> bindings::exports::crmhost::adapter::counting::Guest for __Expo
     }
 }
 
+impl<T: Adapter> bindings::exports::crmhost::adapter::files::Guest for __Exported<T> {
+    fn list_files(entity: String, record_id: String) -> Result<Vec<FileInfo>> {
+        T::list_files(entity, record_id)
+    }
+    fn download(entity: String, record_id: String, file_id: String) -> Result<DownloadRequest> {
+        T::download(entity, record_id, file_id)
+    }
+}
+
 /// Registers a type implementing [`Adapter`] as the plugin's export. Use it once per plugin crate.
 #[macro_export]
 macro_rules! export_adapter {
@@ -187,8 +209,8 @@ pub mod prelude {
     pub use crate::http::{Method, Request, Response};
     pub use crate::{
         AccountInfo, Adapter, AdapterError, Capabilities, ChangeEvent, ChangeKind, CountRequest, CrmRecord,
-        DeleteOutcome, EntityInfo, FieldInfo, FieldMapping, FieldType, FieldValue, MERGED_INTO_FIELD, MappingDirection,
-        Page, PluginInfo, PullRequest, PushOutcome, PushRecord, RateLimitPolicy, Result, Value, WebhookRequest,
-        connection, merged_record,
+        DeleteOutcome, DownloadRequest, EntityInfo, FieldInfo, FieldMapping, FieldType, FieldValue, FileInfo,
+        MERGED_INTO_FIELD, MappingDirection, Page, PluginInfo, PullRequest, PushOutcome, PushRecord, RateLimitPolicy,
+        Result, Value, WebhookRequest, connection, merged_record,
     };
 }

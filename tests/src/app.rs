@@ -84,6 +84,8 @@ pub struct AppOptions {
     /// Outbound webhooks (default: loopback and plain http allowed, for [`crate::Receiver`];
     /// production retry timings).
     pub outbound_webhooks: crmhost::notify::NotifyOptions,
+    /// The largest file the API serves (default the server's).
+    pub max_file_bytes: u64,
 }
 
 impl Default for AppOptions {
@@ -107,6 +109,7 @@ impl Default for AppOptions {
                 allow_http: true,
                 ..Default::default()
             },
+            max_file_bytes: crmhost::config::DEFAULT_MAX_FILE_BYTES,
         }
     }
 }
@@ -153,6 +156,7 @@ impl TestApp {
             scheduler: options.scheduler,
             console: options.console,
             outbound_webhooks: options.outbound_webhooks,
+            max_file_bytes: options.max_file_bytes,
         };
         let app = Application::build_with_bundled(config, options.bundled).await.expect("app builds");
         let base = format!("http://{}", app.local_addr());

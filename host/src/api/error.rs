@@ -168,6 +168,7 @@ impl From<crate::sync::SyncError> for ApiError {
             E::BadInput(_) => ApiError::BadRequest(message),
             E::Unprocessable(_) => ApiError::Unprocessable(message),
             E::NotFound(_) => ApiError::NotFound(message),
+            E::NotSupported(_) => ApiError::Coded { status: StatusCode::NOT_FOUND, code: "not_supported", message },
             E::Conflict(_) => ApiError::Conflict(message),
             E::Paused(_) => ApiError::Coded { status: StatusCode::CONFLICT, code: "integration_paused", message },
             E::Unauthorized(_) => ApiError::Unauthorized(message),

@@ -9,6 +9,7 @@ mod connections;
 mod edge;
 pub mod error;
 mod extract;
+mod files;
 mod health;
 mod mappings;
 pub mod openapi;
@@ -47,6 +48,7 @@ fn routes() -> Routes {
         .merge(workspaces::router())
         .merge(connections::router())
         .merge(records::router())
+        .merge(files::router())
         .merge(configure::router())
         .merge(sync::router())
         .merge(conflicts::router())

@@ -148,6 +148,45 @@ pub struct ConflictPath {
     pub cid: String,
 }
 
+/// `{id}`, `{slug}`, `{entity}` and `{record_id}`: a workspace record seen through one integration.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct RecordFilesPath {
+    /// The workspace id.
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    pub id: String,
+    /// The plugin's slug.
+    #[param(pattern = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")]
+    pub slug: String,
+    /// The entity.
+    #[param(pattern = r"^[a-z][a-z0-9_]{0,63}$")]
+    pub entity: String,
+    /// The workspace record id.
+    #[param(pattern = r"^[A-Za-z0-9._:@-]{1,128}$")]
+    pub record_id: String,
+}
+
+/// `{id}`, `{slug}`, `{entity}`, `{record_id}` and `{file_id}`: one file of a record.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct RecordFilePath {
+    /// The workspace id.
+    #[param(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    pub id: String,
+    /// The plugin's slug.
+    #[param(pattern = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")]
+    pub slug: String,
+    /// The entity.
+    #[param(pattern = r"^[a-z][a-z0-9_]{0,63}$")]
+    pub entity: String,
+    /// The workspace record id.
+    #[param(pattern = r"^[A-Za-z0-9._:@-]{1,128}$")]
+    pub record_id: String,
+    /// A file id from the list, or `latest` for the most recently changed file.
+    #[param(pattern = r"^[^\x00-\x1f]{1,255}$")]
+    pub file_id: String,
+}
+
 /// `{id}` and `{endpoint_id}`: one outbound webhook endpoint.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Path)]
@@ -321,6 +360,8 @@ impl Modify for SecuritySchemes {
         super::webhook_secrets::rotate,
         super::webhook_secrets::show,
         super::webhook_secrets::revoke,
+        super::files::list,
+        super::files::download,
         super::webhook_endpoints::create,
         super::webhook_endpoints::list,
         super::webhook_endpoints::show,

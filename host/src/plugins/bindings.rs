@@ -1,6 +1,6 @@
 //! The only `bindgen!` in the host: Rust types and glue for `wit/crm-adapter.wit`, and the linked
 //! form of a plugin ([`AdapterPre`]) that requires the `adapter` export and takes the optional ones
-//! (`counting`) when the plugin has them.
+//! (`counting`, `files`) when the plugin has them.
 //!
 //! Every host import is async and trappable (`wasmtime::Result<T>`): a host failure traps the call,
 //! while errors the guest should see travel inside `T`. Exports are async so calls can be
@@ -13,7 +13,7 @@ use wasmtime::component::InstancePre;
 // `adapter` is required of a plugin (see `AdapterPre`).
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "crm-adapter-counting",
+    world: "crm-adapter-full",
     imports: { default: async | trappable },
     exports: { default: async },
     // Tests and the sync engine compare values and records.
@@ -21,7 +21,7 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::crmhost::adapter::types::{AdapterError, FieldValue, RateLimitInfo, RateLimitPolicy, Value};
-pub use self::exports::crmhost::adapter::{adapter, counting};
+pub use self::exports::crmhost::adapter::{adapter, counting, files};
 
 /// A plugin linked against the host's imports, ready to instantiate: the export look-ups are done
 /// once here, not per call.
@@ -29,15 +29,22 @@ pub struct AdapterPre<T: 'static> {
     pre: InstancePre<T>,
     adapter: adapter::GuestIndices,
     counting: Option<counting::GuestIndices>,
+    files: Option<files::GuestIndices>,
 }
 
 impl<T: Send + 'static> AdapterPre<T> {
     /// Finds the exports: `adapter` must be there (else the component is for another contract);
-    /// `counting` is taken when present.
+    /// `counting` and `files` are taken when present.
     pub fn new(pre: InstancePre<T>) -> wasmtime::Result<Self> {
         let adapter = adapter::GuestIndices::new(&pre)?;
         let counting = counting::GuestIndices::new(&pre).ok();
-        Ok(Self { pre, adapter, counting })
+        let files = files::GuestIndices::new(&pre).ok();
+        Ok(Self { pre, adapter, counting, files })
+    }
+
+    /// Whether the plugin exports `files`.
+    pub fn has_files(&self) -> bool {
+        self.files.is_some()
     }
 
     /// Whether the plugin exports `counting`.
@@ -50,7 +57,8 @@ impl<T: Send + 'static> AdapterPre<T> {
         let instance = self.pre.instantiate_async(&mut store).await?;
         let adapter = self.adapter.load(&mut store, &instance)?;
         let counting = self.counting.as_ref().map(|c| c.load(&mut store, &instance)).transpose()?;
-        Ok(Exports { adapter, counting })
+        let files = self.files.as_ref().map(|f| f.load(&mut store, &instance)).transpose()?;
+        Ok(Exports { adapter, counting, files })
     }
 }
 
@@ -58,6 +66,7 @@ impl<T: Send + 'static> AdapterPre<T> {
 pub struct Exports {
     adapter: adapter::Guest,
     counting: Option<counting::Guest>,
+    files: Option<files::Guest>,
 }
 
 impl Exports {
@@ -69,5 +78,10 @@ impl Exports {
     /// The optional `counting` interface.
     pub fn counting(&self) -> Option<&counting::Guest> {
         self.counting.as_ref()
+    }
+
+    /// The optional `files` interface.
+    pub fn files(&self) -> Option<&files::Guest> {
+        self.files.as_ref()
     }
 }

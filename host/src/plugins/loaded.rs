@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::bindings::{AdapterError, AdapterPre, adapter, counting};
+use super::bindings::{AdapterError, AdapterPre, adapter, counting, files};
 use super::cache::CacheOutcome;
 use super::capability::secrets::PluginSecrets;
 use super::context::CallContext;
@@ -239,6 +239,59 @@ impl LoadedPlugin {
                 Box::pin(async move {
                     match a.counting() {
                         Some(counting) => counting.call_count(store, &request).await,
+                        None => Ok(Ok(None)),
+                    }
+                })
+            })
+            .await
+    }
+
+    /// `files.list-files(entity, record-id)`: `None` without a call when the plugin does not
+    /// export `files`.
+    pub async fn list_files(
+        &self,
+        context: CallContext,
+        entity: &str,
+        record_id: &str,
+    ) -> CallResult<Option<Vec<files::FileInfo>>> {
+        if !self.pre.has_files() {
+            return Ok(Ok(None));
+        }
+        let context = self.with_operator_settings(context);
+        self.target()
+            .run(context, "list_files", |store, a| {
+                let (entity, record_id) = (entity.to_owned(), record_id.to_owned());
+                Box::pin(async move {
+                    match a.files() {
+                        Some(files) => files.call_list_files(store, &entity, &record_id).await.map(|r| r.map(Some)),
+                        None => Ok(Ok(None)),
+                    }
+                })
+            })
+            .await
+    }
+
+    /// `files.download(entity, record-id, file-id)`: `None` without a call when the plugin does
+    /// not export `files`.
+    pub async fn file_download(
+        &self,
+        context: CallContext,
+        entity: &str,
+        record_id: &str,
+        file_id: &str,
+    ) -> CallResult<Option<files::DownloadRequest>> {
+        if !self.pre.has_files() {
+            return Ok(Ok(None));
+        }
+        let context = self.with_operator_settings(context);
+        self.target()
+            .run(context, "download", |store, a| {
+                let (entity, record_id, file_id) = (entity.to_owned(), record_id.to_owned(), file_id.to_owned());
+                Box::pin(async move {
+                    match a.files() {
+                        Some(files) => {
+                            files.call_download(store, &entity, &record_id, &file_id).await.map(|r| r.map(Some))
+                        }
                         None => Ok(Ok(None)),
                     }
                 })

@@ -19,6 +19,9 @@ pub enum SyncError {
     /// No such resource.
     #[error("{0}")]
     NotFound(String),
+    /// The plugin does not offer this (an optional export it lacks).
+    #[error("{0}")]
+    NotSupported(String),
     /// The integration is paused: it runs nothing until resumed.
     #[error("{0}")]
     Paused(String),

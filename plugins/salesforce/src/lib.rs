@@ -1,10 +1,12 @@
 //! The Salesforce adapter: Contact, Lead, Account and Opportunity over the REST API — SOQL with a
 //! keyset cursor for pulls, sObject Collections for pushes and deletes (200 per request), and
-//! change notifications (Apex callouts, Outbound Messages) the host authenticated.
+//! change notifications (Apex callouts, Outbound Messages) the host authenticated, and the files
+//! attached to records (Salesforce Files).
 
 mod api;
 mod errors;
 mod fields;
+mod files;
 mod identity;
 mod objects;
 mod pull;
@@ -127,6 +129,14 @@ impl Adapter for Salesforce {
 
     fn parse_webhook(request: WebhookRequest) -> Result<Vec<ChangeEvent>> {
         webhooks::parse_webhook(request)
+    }
+
+    fn list_files(entity: String, record_id: String) -> Result<Vec<FileInfo>> {
+        files::list_files(&entity, &record_id)
+    }
+
+    fn download(entity: String, record_id: String, file_id: String) -> Result<DownloadRequest> {
+        files::download(&entity, &record_id, &file_id)
     }
 }
 

@@ -59,6 +59,9 @@ pub struct SalesforceState {
     pub cursors: BTreeMap<String, QueryCursor>,
     /// Change notifications to a subscriber (Apex callouts, Outbound Messages).
     pub notifications: notifications::NotificationState,
+    /// File contents by ContentVersion id.
+    pub files: BTreeMap<String, Vec<u8>>,
+    next_document: u64,
 }
 
 impl SalesforceState {
@@ -71,7 +74,58 @@ impl SalesforceState {
             api_usage: 0,
             cursors: BTreeMap::new(),
             notifications: notifications::NotificationState::default(),
+            files: BTreeMap::new(),
+            next_document: 0,
         }
+    }
+
+    /// Attaches a file to `record_id` as a Salesforce user uploading one does: a ContentDocument,
+    /// its first ContentVersion (the latest) and a ContentDocumentLink to the record. Returns the
+    /// version's id (what `…/VersionData` serves).
+    pub fn attach_file(
+        &mut self,
+        record_id: &str,
+        title: &str,
+        extension: &str,
+        bytes: Vec<u8>,
+        now: DateTime<Utc>,
+    ) -> Option<String> {
+        let attached_to_a_record = self.objects.iter().any(|o| o.live(record_id).is_some());
+        if !attached_to_a_record {
+            return None;
+        }
+        self.next_document += 1;
+        let document = crate::ids::salesforce_id("069", self.next_document);
+        let file_type = match extension.to_ascii_lowercase().as_str() {
+            "pdf" => "PDF".to_owned(),
+            "docx" => "WORD_X".to_owned(),
+            "png" => "PNG".to_owned(),
+            other => other.to_ascii_uppercase(),
+        };
+        let version_fields: BTreeMap<&'static str, Value> = [
+            ("Title", Value::String(title.to_owned())),
+            ("PathOnClient", Value::String(format!("{title}.{extension}"))),
+            ("FileExtension", Value::String(extension.to_owned())),
+            ("FileType", Value::String(file_type)),
+            ("ContentSize", Value::from(bytes.len() as u64)),
+            ("ContentDocumentId", Value::String(document.clone())),
+            ("IsLatest", Value::Bool(true)),
+            ("FirstPublishLocationId", Value::String(record_id.to_owned())),
+        ]
+        .into_iter()
+        .collect();
+        let version = self.object_mut("ContentVersion")?.insert_system(version_fields, now, USER_ID);
+        let link_fields: BTreeMap<&'static str, Value> = [
+            ("ContentDocumentId", Value::String(document)),
+            ("LinkedEntityId", Value::String(record_id.to_owned())),
+            ("ShareType", Value::String("V".to_owned())),
+            ("Visibility", Value::String("AllUsers".to_owned())),
+        ]
+        .into_iter()
+        .collect();
+        self.object_mut("ContentDocumentLink")?.insert_system(link_fields, now, USER_ID);
+        self.files.insert(version.clone(), bytes);
+        Some(version)
     }
 
     /// An object by API name, case-insensitively.

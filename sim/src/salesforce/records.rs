@@ -241,6 +241,23 @@ impl ObjectStore {
         Ok(())
     }
 
+    /// Inserts a record the org makes itself (system fields a client may not write), as it
+    /// stands; returns its id.
+    pub fn insert_system(
+        &mut self,
+        mut fields: BTreeMap<&'static str, Value>,
+        now: DateTime<Utc>,
+        user_id: &str,
+    ) -> String {
+        fields.entry("OwnerId").or_insert_with(|| Value::String(user_id.to_owned()));
+        self.next += 1;
+        let id = crate::ids::salesforce_id(self.schema.key_prefix, self.next);
+        let record = SfRecord { id: id.clone(), fields, created: now, modified: now, modstamp: now, deleted_at: None };
+        self.records.insert(id.clone(), record);
+        self.journal_change(&id, Change::Created);
+        id
+    }
+
     /// Merges `losers` into `master` as Salesforce's `merge()` does: each loser is deleted with
     /// `MasterRecordId` naming the master, and the master is modified. Objects without
     /// `MasterRecordId` (Opportunity) cannot be merged.

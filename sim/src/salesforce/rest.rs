@@ -36,6 +36,7 @@ pub(super) fn router(sim: Arc<Sim>) -> Router {
         .route(&format!("{base}/sobjects/{{object}}/describe"), get(describe))
         .route(&format!("{base}/sobjects/{{object}}/updated"), get(updated))
         .route(&format!("{base}/sobjects/{{object}}/deleted"), get(deleted))
+        .route(&format!("{base}/sobjects/ContentVersion/{{id}}/VersionData"), get(version_data))
         .route(&format!("{base}/sobjects/{{object}}/{{id}}"), get(read).patch(update).delete(delete_one))
         .route(&format!("{base}/sobjects/{{object}}/{{field}}/{{value}}"), get(read_by_key).patch(upsert_by_key))
         .route(&format!("{base}/query"), get(query))
@@ -208,6 +209,22 @@ async fn read(
         let record = store.live(&id).ok_or_else(SfError::not_found)?;
         let only = select_fields(store, q.fields.as_deref())?;
         Ok(Json(store.to_json(record, only.as_deref(), &v, USER_ID)).into_response())
+    })
+}
+
+/// `GET sobjects/ContentVersion/{id}/VersionData`: the version's bytes, as
+/// `application/octetstream` (Salesforce's spelling).
+async fn version_data(
+    State(sim): State<Arc<Sim>>,
+    Path((raw, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    api(&sim, &headers, || {
+        version(&raw)?;
+        let state = sim.salesforce();
+        state.object("ContentVersion").and_then(|o| o.live(&id)).ok_or_else(SfError::not_found)?;
+        let bytes = state.files.get(&id).cloned().ok_or_else(SfError::not_found)?;
+        Ok(([(axum::http::header::CONTENT_TYPE, "application/octetstream")], bytes).into_response())
     })
 }
 

@@ -418,5 +418,38 @@ pub fn objects() -> Vec<ObjectSchema> {
                 external_id(),
             ]),
         },
+        // Salesforce Files: a document's versions, and the links that attach a document to
+        // records. The bytes live beside the store (`SalesforceState::files`), read through
+        // `sobjects/ContentVersion/{id}/VersionData`; `attach_file` makes all three.
+        ObjectSchema {
+            name: "ContentVersion",
+            label: "Content Version",
+            label_plural: "Content Versions",
+            key_prefix: "068",
+            entity: "content_version",
+            fields: with_common(vec![
+                required(len(field("Title", "Title", Text), 255)),
+                len(field("PathOnClient", "Path On Client", Text), 500),
+                len(system("FileExtension", "File Extension", Text), 40),
+                system("FileType", "File Type", Text),
+                system("ContentSize", "Size", Int),
+                system("ContentDocumentId", "ContentDocument ID", Reference),
+                system("IsLatest", "Is Latest", Boolean),
+                field("FirstPublishLocationId", "First Publish Location ID", Reference),
+            ]),
+        },
+        ObjectSchema {
+            name: "ContentDocumentLink",
+            label: "Content Document Link",
+            label_plural: "Content Document Link",
+            key_prefix: "06A",
+            entity: "content_document_link",
+            fields: with_common(vec![
+                required(field("ContentDocumentId", "ContentDocument ID", Reference)),
+                required(field("LinkedEntityId", "Linked Entity ID", Reference)),
+                len(field("ShareType", "Share Type", Text), 40),
+                len(field("Visibility", "Visibility", Text), 40),
+            ]),
+        },
     ]
 }

@@ -203,6 +203,7 @@ fn real_value(param: &str, run_id: &str) -> String {
         "cid" => "no-such-conflict".to_owned(),
         "app_field" => "first_name".to_owned(),
         "secret" => "whsec_not-the-secret".to_owned(),
+        "file_id" => "latest".to_owned(),
         "endpoint_id" => "00000000-0000-4000-8000-000000000001".to_owned(),
         "delivery_id" => "00000000-0000-4000-8000-000000000002".to_owned(),
         other => panic!("the fuzz suite has no real value for path parameter `{{{other}}}`: add one"),

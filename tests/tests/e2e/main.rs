@@ -45,6 +45,7 @@ mod connect;
 mod contract;
 mod deletes;
 mod field_rules;
+mod files;
 mod fuzz;
 mod hardening;
 mod hot_reload;

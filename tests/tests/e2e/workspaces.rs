@@ -39,6 +39,8 @@ const ROUTES: &[(&str, &str, Role)] = &[
     ("POST", "/api/v1/workspaces/w1/integrations/hubspot/webhook-secret", Role::Admin),
     ("GET", "/api/v1/workspaces/w1/integrations/hubspot/webhook-secret", Role::Admin),
     ("DELETE", "/api/v1/workspaces/w1/integrations/hubspot/webhook-secret", Role::Admin),
+    ("GET", "/api/v1/workspaces/w1/integrations/hubspot/records/contact/r1/files", Role::Member),
+    ("GET", "/api/v1/workspaces/w1/integrations/hubspot/records/contact/r1/files/latest", Role::Member),
     ("POST", "/api/v1/workspaces/w1/webhook-endpoints", Role::Admin),
     ("GET", "/api/v1/workspaces/w1/webhook-endpoints", Role::Admin),
     ("GET", "/api/v1/workspaces/w1/webhook-endpoints/00000000-0000-4000-8000-000000000001", Role::Admin),

@@ -35,7 +35,7 @@ const FORBIDDEN_HEADERS: &[&str] = &[
 ];
 
 /// Whether a plugin may set this header.
-fn header_forbidden(name: &str) -> bool {
+pub(crate) fn header_forbidden(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
     FORBIDDEN_HEADERS.contains(&name.as_str()) || name.starts_with("proxy-")
 }
