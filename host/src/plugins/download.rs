@@ -1,7 +1,8 @@
 //! Host-side file downloads for plugins exporting `files`: the plugin says which `GET` fetches a
 //! file; the host sends it under the same rules as the plugin's own `http.send` (the egress policy
 //! checked before sending and again after DNS, no redirects followed, no credential headers from
-//! the plugin, the account's pacer), attaches the connection's token (one refresh after a 401),
+//! the plugin, the account's pacer), attaches the connection's token unless the plugin says the URL
+//! is pre-signed (one refresh after a 401),
 //! and hands back the response to stream, so the bytes never enter the sandbox.
 
 use std::time::Duration;
@@ -49,9 +50,10 @@ impl LoadedPlugin {
         if let Some((name, _)) = request.headers.iter().find(|(n, _)| header_forbidden(n)) {
             return Err(DownloadError::Refused(format!("header `{name}` may not be set by a plugin")));
         }
-        let mut response = self.send_download(context, &url, &request.headers, false, timeout).await?;
-        if response.status() == reqwest::StatusCode::UNAUTHORIZED && context.credentials.is_some() {
-            response = self.send_download(context, &url, &request.headers, true, timeout).await?;
+        let credentials = if request.with_credentials { context.credentials.as_ref() } else { None };
+        let mut response = self.send_download(context, credentials, &url, &request.headers, false, timeout).await?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED && credentials.is_some() {
+            response = self.send_download(context, credentials, &url, &request.headers, true, timeout).await?;
         }
         match response.status().as_u16() {
             200 => Ok(response),
@@ -62,6 +64,7 @@ impl LoadedPlugin {
     async fn send_download(
         &self,
         context: &CallContext,
+        credentials: Option<&std::sync::Arc<dyn super::CredentialSource>>,
         url: &Url,
         headers: &[(String, String)],
         refresh: bool,
@@ -74,7 +77,7 @@ impl LoadedPlugin {
         for (name, value) in headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
-        if let Some(source) = &context.credentials {
+        if let Some(source) = credentials {
             let token = if refresh { source.refresh_after_unauthorized().await } else { source.access_token().await };
             if let Some(token) = token.map_err(|e| DownloadError::Credentials(e.to_string()))? {
                 let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))

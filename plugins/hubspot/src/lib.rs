@@ -6,6 +6,7 @@
 mod api;
 mod errors;
 mod fields;
+mod files;
 mod identity;
 mod objects;
 mod pull;
@@ -39,7 +40,8 @@ impl Adapter for HubSpot {
         oauth.revoke_url = Some("https://api.hubapi.com/oauth/v3/token/revoke".to_owned());
         oauth.pkce = true;
         // Owners name the connected user in record-owner filters; an app without the scope still connects.
-        oauth.optional_scopes = vec!["crm.objects.owners.read".to_owned()];
+        // Files attached to records need `files`; without it listing them fails, nothing else.
+        oauth.optional_scopes = vec!["crm.objects.owners.read".to_owned(), "files".to_owned()];
         oauth.token_response_facts = vec!["hub_id".to_owned(), "user_id".to_owned()];
 
         PluginInfo::builder("hubspot", "HubSpot", env!("CARGO_PKG_VERSION"))
@@ -49,6 +51,15 @@ impl Adapter for HubSpot {
             )
             .oauth2(oauth)
             .allowed_host("api.hubapi.com")
+            // Where the Files API's signed URLs point (unconfirmed list: extend with the
+            // operator's `extra_allowed_hosts` if a portal's files live elsewhere).
+            .allowed_host("*.hubspotusercontent-na1.net")
+            .allowed_host("*.hubspotusercontent-eu1.net")
+            .allowed_host("*.hubspotusercontent00.net")
+            .allowed_host("*.hubspotusercontent10.net")
+            .allowed_host("*.hubspotusercontent20.net")
+            .allowed_host("*.hubspotusercontent30.net")
+            .allowed_host("*.hubspotusercontent40.net")
             .rate_limit(
                 "app-per-account",
                 100,
@@ -123,6 +134,14 @@ impl Adapter for HubSpot {
 
     fn parse_webhook(request: WebhookRequest) -> Result<Vec<ChangeEvent>> {
         webhooks::parse_webhook(request)
+    }
+
+    fn list_files(entity: String, record_id: String) -> Result<Vec<FileInfo>> {
+        files::list_files(&entity, &record_id)
+    }
+
+    fn download(entity: String, record_id: String, file_id: String) -> Result<DownloadRequest> {
+        files::download(&entity, &record_id, &file_id)
     }
 }
 

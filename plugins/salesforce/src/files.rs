@@ -106,6 +106,7 @@ pub fn download(entity: &str, record_id: &str, file_id: &str) -> Result<Download
     Ok(DownloadRequest {
         url: api.url(&format!("/sobjects/ContentVersion/{file_id}/VersionData")),
         headers: Vec::new(),
+        with_credentials: true,
     })
 }
 

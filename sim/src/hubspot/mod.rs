@@ -3,6 +3,7 @@
 //! get, create, update, archive, batch create/update/read/upsert/archive, search), the properties
 //! API, per-token rate limits with HubSpot's headers and exact 429 bodies.
 
+pub mod attachments;
 pub mod errors;
 mod oauth_routes;
 mod objects;
@@ -128,6 +129,8 @@ pub struct HubspotState {
     daily: BTreeMap<String, u64>,
     /// Webhook events and deliveries.
     pub webhooks: webhooks::WebhookState,
+    /// Notes attaching files to records, and the files.
+    pub attachments: attachments::Attachments,
 }
 
 /// ISO 8601 with milliseconds and `Z`, as HubSpot writes instants.
@@ -157,6 +160,7 @@ impl HubspotState {
             search_windows: BTreeMap::new(),
             daily: BTreeMap::new(),
             webhooks: webhooks::WebhookState::default(),
+            attachments: attachments::Attachments::default(),
         }
     }
 
@@ -432,6 +436,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
     let api = objects::router(sim.clone())
         .merge(search::router(sim.clone()))
         .merge(owners::router(sim.clone()))
+        .merge(attachments::router(sim.clone()))
         .route_layer(axum::middleware::from_fn_with_state((sim.clone(), Crm::Hubspot), crate::server::faults));
     Router::new()
         .merge(api)

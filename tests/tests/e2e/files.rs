@@ -125,10 +125,33 @@ async fn a_file_is_served_only_through_its_record_and_within_the_operators_limit
 }
 
 #[tokio::test]
-async fn a_plugin_without_files_says_so() {
+async fn the_files_attached_to_a_hubspot_deal_through_notes_are_listed_and_fetched_by_signed_url() {
     let h = SyncHarness::start(Backend::Sqlite, Crm::Hubspot, Default::default()).await.unwrap();
-    h.put_records("contact", crmhost_tests::contacts(0..1, "")).await;
-    h.run("push", json!({"entity": "contact", "record_ids": ["c0"]})).await;
-    let (status, body) = SyncHarness::send(h.api(Method::GET, &h.integration_path("/records/contact/c0/files"))).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_supported")), "{body}");
+    let deal = json!({"id": "d1", "fields": {"name": "Acme renewal", "stage": "appointmentscheduled", "amount": 1000}});
+    h.put_records("deal", vec![deal]).await;
+    let run = h.run("push", json!({"entity": "deal", "record_ids": ["d1"]})).await;
+    assert_eq!(run["success_count"], 1, "{run}");
+    let detail = h.run_detail(run["run_id"].as_str().unwrap()).await;
+    let crm_id: u64 = detail["items"][0]["crm_id"].as_str().unwrap().parse().unwrap();
+    let now = h.sim.sim().clock.now();
+    let older = h.sim.sim().hubspot().attach_file("deals", crm_id, "NDA", "pdf", pattern(500, 6), now).unwrap();
+    let later = now + chrono::Duration::minutes(5);
+    let newer =
+        h.sim.sim().hubspot().attach_file("deals", crm_id, "Order form", "pdf", pattern(900, 7), later).unwrap();
+
+    let path = h.integration_path("/records/deal/d1/files");
+    let (status, body) = SyncHarness::send(h.api(Method::GET, &path)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let names: Vec<&str> = body["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Order form.pdf", "NDA.pdf"], "newest first: {body}");
+    assert_eq!(body["files"][0]["id"], newer.to_string());
+
+    let latest = h.api(Method::GET, &format!("{path}/latest")).send().await.unwrap();
+    assert_eq!(latest.status(), StatusCode::OK);
+    assert_eq!(latest.bytes().await.unwrap().to_vec(), pattern(900, 7));
+    let first = h.api(Method::GET, &format!("{path}/{older}")).send().await.unwrap();
+    assert_eq!(first.bytes().await.unwrap().to_vec(), pattern(500, 6));
+    // The signed URL is fetched without the HubSpot token (a CDN has no business seeing it).
+    let fetches = h.sim.sim().hubspot().attachments.signed_fetches.clone();
+    assert_eq!(fetches, [false, false], "two signed fetches, neither with a token");
 }

@@ -59,6 +59,13 @@ async fn plugins_count_records_when_they_export_counting_and_older_ones_still_lo
         .unwrap();
     assert_eq!(page.records.len(), 1);
     assert_eq!(count(&legacy, request("contact", None)).await, None);
+
+    // Files: the legacy plugin has no `files` export (no call is made); the SDK's default answers
+    // "not supported"; either way the API says `not_supported`.
+    let listed = legacy.list_files(CallContext::detached(), "contact", "1").await.unwrap().unwrap();
+    assert!(listed.is_none());
+    let listed = current.list_files(CallContext::detached(), "contact", "1").await.unwrap();
+    assert!(matches!(listed, Err(crmhost::plugins::bindings::AdapterError::NotSupported(_))), "{listed:?}");
 }
 
 #[tokio::test]
@@ -165,7 +172,9 @@ async fn bundled_hubspot_describes_its_entities_auth_and_limits() {
     assert_eq!(oauth.authorize_url, "https://app.hubspot.com/oauth/authorize");
     assert!(oauth.scopes.iter().all(|s| s.starts_with("crm.objects.")));
     assert!(d.capabilities.webhooks);
-    assert_eq!(d.allowed_hosts, ["api.hubapi.com"]);
+    // The API, and the file CDN the Files API's signed URLs point at.
+    assert_eq!(d.allowed_hosts[0], "api.hubapi.com");
+    assert!(d.allowed_hosts[1..].iter().all(|h| h.starts_with("*.hubspotusercontent")), "{:?}", d.allowed_hosts);
     assert!(d.rate_limits.iter().any(|r| r.requests == 100 && r.window_ms == 10_000));
     // Without a connection the plugin cannot reach HubSpot: test-connection fails, it does not trap.
     let err = plugin.test_connection(CallContext::detached()).await.unwrap().unwrap_err();
