@@ -103,6 +103,8 @@ pub struct SchedulerFileSettings {
     pub realtime_poll_secs: Option<u64>,
     /// The same for plugins with webhooks.
     pub realtime_poll_with_webhooks_secs: Option<u64>,
+    /// Seconds between deletion sweeps of an entity (0: on every incremental pull).
+    pub deletion_sweep_secs: Option<u64>,
 }
 
 impl SchedulerFileSettings {
@@ -150,6 +152,7 @@ impl SchedulerFileSettings {
                 5,
             )?,
             orphan_sweep: d.orphan_sweep,
+            deletion_sweep: secs(self.deletion_sweep_secs, d.deletion_sweep, "deletion_sweep_secs", 0)?,
         };
         Ok(options)
     }

@@ -319,6 +319,7 @@ impl SyncEngine {
             progress: self.live.start(&run.run_id),
             count_incremental: trigger == Trigger::Manual,
             notifier: self.notifier.clone(),
+            deletion_sweep: self.options.deletion_sweep,
         });
         let handle =
             self.spawn_run(active, operation, Launch { trigger, actor: started_by.to_owned(), settings, webhooks });

@@ -95,6 +95,33 @@ pub fn import_id(slug: &str, crm_id: &str) -> String {
     id
 }
 
+/// The fact that tells a plugin whether this pull sweeps for deletions its incremental reads
+/// cannot see: `skip`, or the instant (RFC 3339) to sweep from. Absent: the plugin decides (it
+/// sweeps from the pull's own `modified-since`). Plugins whose incremental reads see deletions
+/// (Salesforce's `queryAll`) ignore it.
+pub const DELETION_SWEEP_FACT: &str = "crmhost.deletion_sweep";
+
+/// What an incremental pull tells the plugin about sweeping for deletions.
+#[derive(Debug, Clone, Copy)]
+enum Sweep {
+    /// Nothing: not a pull that keeps the entity's cursor.
+    Unsaid,
+    /// Swept recently: skip it.
+    NotDue,
+    /// Sweep from `since` (the last sweep's start; `None` before the first), then record `started_at`.
+    Due { since: Option<DateTime<Utc>>, started_at: DateTime<Utc> },
+}
+
+impl Sweep {
+    fn fact(self) -> Option<String> {
+        match self {
+            Self::Unsaid | Self::Due { since: None, .. } => None,
+            Self::NotDue => Some("skip".to_owned()),
+            Self::Due { since: Some(at), .. } => Some(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        }
+    }
+}
+
 /// A CRM record of a page, accepted: its id parsed and its mapped fields in workspace form.
 struct Pulled {
     id: CrmId,
@@ -166,6 +193,8 @@ impl Run {
     ) -> Result<Option<String>, Fatal> {
         let save_cursor = mode == PullMode::TwoWay && scope.sees_every_change();
         let incremental = scope.since().is_some();
+        let sweep =
+            if save_cursor && incremental { self.deletion_sweep(&mappings.entity).await? } else { Sweep::Unsaid };
         let by_ids = matches!(scope, PullScope::Records(_));
         let mut newest: Option<(DateTime<Utc>, String)> = None;
         let mut remaining = scope.limit();
@@ -183,7 +212,10 @@ impl Run {
                 fields: mappings.pull_fields(),
                 limit: page_size as u32,
             };
-            let (plugin, context) = (self.plugin.clone(), self.context.clone());
+            let (plugin, mut context) = (self.plugin.clone(), self.context.clone());
+            if let Some(fact) = sweep.fact() {
+                context.facts.insert(DELETION_SWEEP_FACT.to_owned(), fact);
+            }
             let page = required("pull", self.call("pull", || plugin.pull(context.clone(), &request)).await)?;
             let mut records = page.records;
             if let Some(r) = remaining.as_mut() {
@@ -206,7 +238,23 @@ impl Run {
         if save_cursor {
             self.save_cursor(mappings, newest.as_ref()).await?;
         }
+        if let Sweep::Due { started_at, .. } = sweep {
+            let (ws, slug, entity) = (&self.workspace, &self.slug, &mappings.entity);
+            self.store.set_deletions_swept_at(ws, slug, entity, started_at).await.map_err(store_fatal)?;
+        }
         Ok(newest.map(|(_, raw)| raw))
+    }
+
+    /// Whether this incremental pull sweeps for deletions: when the last sweep is older than the
+    /// interval (or there was none), from the instant that sweep started.
+    async fn deletion_sweep(&self, entity: &EntityName) -> Result<Sweep, Fatal> {
+        let started_at = Utc::now();
+        let last = self.store.deletions_swept_at(&self.workspace, &self.slug, entity).await.map_err(store_fatal)?;
+        let interval = chrono::Duration::from_std(self.deletion_sweep).unwrap_or(chrono::Duration::zero());
+        Ok(match last {
+            Some(at) if started_at - at < interval => Sweep::NotDue,
+            since => Sweep::Due { since, started_at },
+        })
     }
 
     async fn save_cursor(

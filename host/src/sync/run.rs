@@ -90,6 +90,8 @@ pub(super) struct RunParts {
     pub count_incremental: bool,
     /// Tells the platform about the records the run changes and the conflicts it finds.
     pub notifier: Arc<crate::notify::Notifier>,
+    /// How often incremental pulls sweep for deletions (see `SchedulerOptions::deletion_sweep`).
+    pub deletion_sweep: std::time::Duration,
 }
 
 /// A run, executing.
@@ -108,6 +110,8 @@ pub(super) struct Run {
     pub lease_lost: Option<Arc<AtomicBool>>,
     /// See [`RunParts::count_incremental`].
     pub count_incremental: bool,
+    /// See [`RunParts::deletion_sweep`].
+    pub deletion_sweep: std::time::Duration,
     deferred_until: Mutex<Option<DateTime<Utc>>>,
     counts: RunCounts,
     items: Vec<RunItem>,
@@ -141,6 +145,7 @@ impl Run {
             progress,
             count_incremental,
             notifier,
+            deletion_sweep,
         } = parts;
         Self {
             store,
@@ -154,6 +159,7 @@ impl Run {
             retry_backoff,
             lease_lost: None,
             count_incremental,
+            deletion_sweep,
             deferred_until: Mutex::new(None),
             counts: RunCounts::default(),
             items: Vec::new(),

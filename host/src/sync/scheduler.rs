@@ -42,6 +42,9 @@ pub struct SchedulerOptions {
     pub realtime_poll_with_webhooks: Duration,
     /// How often runs whose heartbeat went silent (their process died) are marked interrupted.
     pub orphan_sweep: Duration,
+    /// How often an incremental pull also sweeps for deletions its CRM's incremental reads cannot
+    /// see (HubSpot's archived list, walked whole); zero sweeps on every pull.
+    pub deletion_sweep: Duration,
 }
 
 impl Default for SchedulerOptions {
@@ -57,6 +60,7 @@ impl Default for SchedulerOptions {
             realtime_poll: Duration::from_secs(60),
             realtime_poll_with_webhooks: Duration::from_secs(600),
             orphan_sweep: Duration::from_secs(30),
+            deletion_sweep: Duration::from_secs(15 * 60),
         }
     }
 }

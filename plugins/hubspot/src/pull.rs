@@ -2,8 +2,8 @@
 //! stops at 10,000 results per query, so before `after` would cross that cap the cursor re-anchors:
 //! a new query from the last timestamp seen, skipping the records already returned at exactly that
 //! timestamp. Search never returns archived (deleted) records, so an incremental pull ends by
-//! walking the archived list (`?archived=true`) for those archived since it started, returned as
-//! deleted. Full pulls walk the list endpoint with `after`; pulls by id use `batch/read`, then
+//! walking the archived list (`?archived=true`) for those archived since it started (or since the
+//! host's last sweep, which the host paces: `crmhost.deletion_sweep`), returned as deleted. Full pulls walk the list endpoint with `after`; pulls by id use `batch/read`, then
 //! `batch/read?archived=true` for the ids it did not find (a webhook's deletion names one). A
 //! record that absorbed others in a merge lists them in `hs_merged_object_ids`; each comes back as a
 //! tombstone naming the survivor (`merged_record`), and reading a merged-away id reads the survivor.
@@ -207,11 +207,35 @@ fn search(object: &Object, properties: &[String], limit: u32, mut cursor: Search
         cursor.after += returned;
         format!("s:{}", serde_json::to_string(&cursor).unwrap_or_default())
     } else {
-        // Search is done; the records archived since the pull began come next.
-        let archived = ArchivedCursor { since: cursor.since.unwrap_or(cursor.anchor), after: None };
-        format!("a:{}", serde_json::to_string(&archived).unwrap_or_default())
+        // Search is done; the records archived since the pull began (or since the host's last
+        // sweep) come next, unless the host says it swept recently.
+        match deletion_sweep() {
+            Sweep::Skip => return Ok(Page { records, next_cursor: None }),
+            Sweep::From(since) => {
+                let archived =
+                    ArchivedCursor { since: since.unwrap_or(cursor.since.unwrap_or(cursor.anchor)), after: None };
+                format!("a:{}", serde_json::to_string(&archived).unwrap_or_default())
+            }
+        }
     };
     Ok(Page { records, next_cursor: Some(next_cursor) })
+}
+
+/// What the host says about sweeping for deletions (the `crmhost.deletion_sweep` fact).
+enum Sweep {
+    /// Swept recently: no archived walk this time.
+    Skip,
+    /// Walk the archived list for records archived since this instant (epoch ms), or since the
+    /// pull's own start when the host does not say.
+    From(Option<i64>),
+}
+
+fn deletion_sweep() -> Sweep {
+    match connection::get("crmhost.deletion_sweep").as_deref() {
+        Some("skip") => Sweep::Skip,
+        Some(at) => Sweep::From(chrono::DateTime::parse_from_rfc3339(at).ok().map(|t| t.timestamp_millis())),
+        None => Sweep::From(None),
+    }
 }
 
 /// One page of the archived list, keeping those archived since the pull began. The list is not

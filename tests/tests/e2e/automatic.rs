@@ -27,6 +27,8 @@ fn fast(webhook_poll: Duration) -> SchedulerOptions {
         record_retry: RetryBackoff { base: Duration::from_secs(1), cap: Duration::from_secs(2), max_attempts: 3 },
         realtime_poll: Duration::from_secs(2),
         realtime_poll_with_webhooks: webhook_poll,
+        // Every incremental pull sweeps for deletions (HubSpot's archived walk).
+        deletion_sweep: Duration::ZERO,
         ..SchedulerOptions::default()
     }
 }

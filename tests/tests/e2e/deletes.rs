@@ -70,3 +70,52 @@ each_crm_and_backend!(deletes_travel_both_ways_for_every_entity, |h| {
         assert!(!h.crm_record_live(entity, &crm_of(&ids[1])), "{entity}: deleted in the CRM");
     }
 });
+
+/// Calls to HubSpot's list endpoint: in an incremental sync, only the archived walk lists.
+fn archived_walks(h: &SyncHarness) -> u64 {
+    h.sim.sim().call_count("hubspot GET /crm/v3/objects/{object}")
+}
+
+#[tokio::test]
+async fn hubspot_walks_its_archived_list_once_per_sweep_interval_from_the_last_sweep() {
+    let scheduler = crmhost::sync::SchedulerOptions {
+        deletion_sweep: std::time::Duration::from_secs(3600),
+        ..crmhost::sync::SchedulerOptions::default()
+    };
+    let h = SyncHarness::start_with(Backend::Sqlite, Crm::Hubspot, Default::default(), scheduler).await.unwrap();
+    let (status, body) = h.patch_settings(json!({"propagate_deletes": true})).await;
+    assert!(status.is_success(), "{body}");
+    h.put_records("contact", crmhost_tests::contacts(0..3, "")).await;
+    h.run("push", json!({"entity": "contact", "record_ids": ["c0", "c1", "c2"]})).await;
+    let sync = || async { h.run("sync", json!({"entities": ["contact"]})).await };
+    sync().await; // a full pull: sets the cursor
+    let before = archived_walks(&h);
+    sync().await; // the first incremental pull sweeps
+    assert!(archived_walks(&h) > before, "the first incremental sync walks the archived list");
+
+    // Within the interval: no walk, so a deletion waits for the next sweep...
+    h.delete_crm_contact(&h.crm_id_of("c1@example.com"));
+    // ...and a later change moves the pull's cursor past the deletion.
+    h.edit_crm_contact(&h.crm_id_of("c2@example.com"), "title", "Later change");
+    let before = archived_walks(&h);
+    sync().await;
+    assert_eq!(archived_walks(&h), before, "no walk within the interval");
+    assert!(h.record("contact", "c1").await["deleted_at"].is_null());
+    assert_eq!(h.record("contact", "c2").await["fields"]["title"], "Later change");
+
+    // The interval passes (the watermark moved back): the sweep runs from the last one's start,
+    // so the deletion behind the cursor is still found.
+    let (store, ws) = (&h.app.state.store, crmhost::domain::WorkspaceId::parse("w1").unwrap());
+    let (slug, entity) = (
+        crmhost::domain::PluginSlug::parse("hubspot").unwrap(),
+        crmhost::domain::EntityName::parse("contact").unwrap(),
+    );
+    let swept = store.deletions_swept_at(&ws, &slug, &entity).await.unwrap().expect("a sweep was recorded");
+    store.set_deletions_swept_at(&ws, &slug, &entity, swept - chrono::Duration::hours(2)).await.unwrap();
+    let before = archived_walks(&h);
+    sync().await;
+    assert!(archived_walks(&h) > before, "the sweep is due again");
+    assert!(h.record("contact", "c1").await["deleted_at"].is_string(), "found from the last sweep's start");
+    let again = store.deletions_swept_at(&ws, &slug, &entity).await.unwrap().unwrap();
+    assert!(again > swept, "the new sweep is recorded");
+}
