@@ -32,6 +32,7 @@ pub mod bindings;
 
 pub mod connection;
 mod error;
+pub mod files;
 pub mod http;
 mod info;
 pub mod log;

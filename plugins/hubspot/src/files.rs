@@ -9,6 +9,7 @@ use serde_json::{Map, Value as Json, json};
 
 use crate::api;
 use crate::objects::object;
+use crate::pull::Paging;
 
 #[derive(Deserialize)]
 struct Associations {
@@ -20,16 +21,6 @@ struct Associations {
 #[serde(rename_all = "camelCase")]
 struct Association {
     to_object_id: Json,
-}
-
-#[derive(Deserialize)]
-struct Paging {
-    next: Option<Next>,
-}
-
-#[derive(Deserialize)]
-struct Next {
-    after: String,
 }
 
 #[derive(Deserialize)]
@@ -145,24 +136,11 @@ fn file_info(file: HsFile) -> FileInfo {
     };
     FileInfo {
         id: file.id,
-        content_type: file.extension.as_deref().and_then(mime_of).map(str::to_owned),
+        content_type: file.extension.as_deref().and_then(crmhost_sdk::files::mime_type_of).map(str::to_owned),
         name,
         size: file.size,
         modified_at: file.updated_at,
     }
-}
-
-fn mime_of(extension: &str) -> Option<&'static str> {
-    Some(match extension.to_ascii_lowercase().as_str() {
-        "pdf" => "application/pdf",
-        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "csv" => "text/csv",
-        "txt" => "text/plain",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        _ => return None,
-    })
 }
 
 /// A signed URL for the file, fetched without the token (it is pre-signed, on a CDN host).

@@ -42,14 +42,16 @@ struct Listing {
     total: Option<u64>,
 }
 
+/// A listing's `paging`.
 #[derive(Deserialize)]
-struct Paging {
-    next: Option<Next>,
+pub(crate) struct Paging {
+    pub next: Option<Next>,
 }
 
+/// Where the next page starts.
 #[derive(Deserialize)]
-struct Next {
-    after: String,
+pub(crate) struct Next {
+    pub after: String,
 }
 
 /// Where an incremental pull stands.

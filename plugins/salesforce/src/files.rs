@@ -71,29 +71,9 @@ fn file_info(row: &Map<String, Json>) -> Option<FileInfo> {
     Some(FileInfo {
         id,
         name,
-        content_type: extension.and_then(mime_of).map(str::to_owned),
+        content_type: extension.and_then(crmhost_sdk::files::mime_type_of).map(str::to_owned),
         size: row.get("ContentSize").and_then(Json::as_f64).filter(|n| *n >= 0.0).map(|n| n as u64),
         modified_at: text("LastModifiedDate").and_then(crate::soql::rfc3339),
-    })
-}
-
-/// The MIME type of the common extensions (Salesforce's `FileType` is its own vocabulary).
-fn mime_of(extension: &str) -> Option<&'static str> {
-    Some(match extension.to_ascii_lowercase().as_str() {
-        "pdf" => "application/pdf",
-        "doc" => "application/msword",
-        "docx" => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-        "xls" => "application/vnd.ms-excel",
-        "xlsx" => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        "ppt" => "application/vnd.ms-powerpoint",
-        "pptx" => "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-        "csv" => "text/csv",
-        "txt" => "text/plain",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "gif" => "image/gif",
-        "zip" => "application/zip",
-        _ => return None,
     })
 }
 

@@ -15,8 +15,9 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::errors::{self, HsError};
-use super::{HubspotState, authorize, iso, object_type, with_headers};
+use super::errors;
+use super::objects::api;
+use super::{HubspotState, iso, object_type};
 use crate::Sim;
 
 /// How long a signed URL works.
@@ -96,13 +97,6 @@ pub(super) fn router(sim: Arc<Sim>) -> Router {
         .route("/files/v3/files/{id}/signed-url", get(signed_url))
         .route("/__hubfs/{token}", get(signed_download))
         .with_state(sim)
-}
-
-fn api(sim: &Sim, headers: &HeaderMap, body: impl FnOnce() -> Result<Response, HsError>) -> Response {
-    match authorize(sim, headers, false) {
-        Ok((_, extra)) => with_headers(body().unwrap_or_else(IntoResponse::into_response), &extra),
-        Err(e) => e.into_response(),
-    }
 }
 
 /// `GET /crm/v4/objects/{object}/{id}/associations/notes`: the notes associated with a record.

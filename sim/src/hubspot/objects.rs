@@ -57,7 +57,7 @@ async fn account_details(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Res
 }
 
 /// Runs an authenticated handler and adds the rate-limit headers.
-fn api(sim: &Sim, headers: &HeaderMap, body: impl FnOnce() -> Result<Response, HsError>) -> Response {
+pub(super) fn api(sim: &Sim, headers: &HeaderMap, body: impl FnOnce() -> Result<Response, HsError>) -> Response {
     match authorize(sim, headers, false) {
         Ok((_, extra)) => with_headers(body().unwrap_or_else(IntoResponse::into_response), &extra),
         Err(e) => e.into_response(),

@@ -485,10 +485,7 @@ async fn webhook_harness(backend: Backend) -> Option<SyncHarness> {
 /// Edits a HubSpot contact through the emulator's API (as another HubSpot user or integration
 /// would), which emits a `contact.propertyChange` webhook.
 async fn edit_through_hubspot_api(h: &SyncHarness, crm_id: &str, property: &str, value: &str) {
-    let token = {
-        let state = h.sim.sim().hubspot();
-        state.oauth.access.iter().find(|(_, t)| !t.revoked).map(|(k, _)| k.clone()).unwrap()
-    };
+    let token = hubspot_token(h);
     let url = format!("{}/crm/v3/objects/contacts/{crm_id}", h.sim.hubspot_url().unwrap());
     let response = reqwest::Client::new()
         .patch(url)
@@ -529,23 +526,33 @@ async fn a_hubspot_webhook_brings_the_change_into_the_workspace_within_two_secon
     }
 }
 
+/// A webhook harness with three contacts synced in real time (deletes propagated), every
+/// webhook of that first sync settled.
+async fn settled_with_three_contacts(backend: Backend) -> Option<SyncHarness> {
+    let h = webhook_harness(backend).await?;
+    h.put_records("contact", contacts(0..3, "")).await;
+    set(&h, json!({"frequency": "realtime", "propagate_deletes": true})).await;
+    assert!(eventually(Duration::from_secs(30), || async { h.crm_contacts().len() == 3 }).await);
+    assert!(!h.wait_for_runs("schedule", 1, Duration::from_secs(30)).await.is_empty());
+    h.webhooks_settled().await;
+    h.wait_until_idle().await;
+    Some(h)
+}
+
+/// A live access token of the emulated HubSpot portal (to act there as a user's app would).
+fn hubspot_token(h: &SyncHarness) -> String {
+    let state = h.sim.sim().hubspot();
+    state.oauth.access.iter().find(|(_, t)| !t.revoked).map(|(k, _)| k.clone()).unwrap()
+}
+
 #[tokio::test]
 async fn a_hubspot_deletion_webhook_deletes_the_workspace_record_within_seconds() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
-        let Some(h) = webhook_harness(backend).await else { continue };
-        h.put_records("contact", contacts(0..3, "")).await;
-        set(&h, json!({"frequency": "realtime", "propagate_deletes": true})).await;
-        assert!(eventually(Duration::from_secs(30), || async { h.crm_contacts().len() == 3 }).await);
-        assert!(!h.wait_for_runs("schedule", 1, Duration::from_secs(30)).await.is_empty());
-        h.webhooks_settled().await;
-        h.wait_until_idle().await;
+        let Some(h) = settled_with_three_contacts(backend).await else { continue };
 
         // Deleted through HubSpot's API, which sends `contact.deletion`.
         let crm_id = h.crm_id_of("c1@example.com");
-        let token = {
-            let state = h.sim.sim().hubspot();
-            state.oauth.access.iter().find(|(_, t)| !t.revoked).map(|(k, _)| k.clone()).unwrap()
-        };
+        let token = hubspot_token(&h);
         let url = format!("{}/crm/v3/objects/contacts/{crm_id}", h.sim.hubspot_url().unwrap());
         let deleted = reqwest::Client::new().delete(url).bearer_auth(token).send().await.unwrap();
         assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
@@ -823,20 +830,11 @@ const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 #[tokio::test]
 async fn a_hubspot_merge_webhook_retires_the_duplicate_within_seconds() {
-    let h = webhook_harness(Backend::Sqlite).await.unwrap();
-    h.put_records("contact", contacts(0..3, "")).await;
-    set(&h, json!({"frequency": "realtime", "propagate_deletes": true})).await;
-    assert!(eventually(Duration::from_secs(30), || async { h.crm_contacts().len() == 3 }).await);
-    assert!(!h.wait_for_runs("schedule", 1, Duration::from_secs(30)).await.is_empty());
-    h.webhooks_settled().await;
-    h.wait_until_idle().await;
+    let h = settled_with_three_contacts(Backend::Sqlite).await.unwrap();
 
     // c1 merged into c0 through HubSpot's API, which sends `contact.merge` for the survivor.
     let (survivor, merged) = (h.crm_id_of("c0@example.com"), h.crm_id_of("c1@example.com"));
-    let token = {
-        let state = h.sim.sim().hubspot();
-        state.oauth.access.iter().find(|(_, t)| !t.revoked).map(|(k, _)| k.clone()).unwrap()
-    };
+    let token = hubspot_token(&h);
     let url = format!("{}/crm/v3/objects/contacts/merge", h.sim.hubspot_url().unwrap());
     let body = json!({"primaryObjectId": survivor, "objectIdToMerge": merged});
     let answer = reqwest::Client::new().post(url).bearer_auth(token).json(&body).send().await.unwrap();

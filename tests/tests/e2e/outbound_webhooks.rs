@@ -270,6 +270,22 @@ async fn retries_end_in_failed_at_the_deadline_and_redelivery_sends_the_same_eve
     assert_eq!(by_event.len(), 2);
 }
 
+/// A request to `/api/v1/workspaces/w1{path}` of `app`, as an admin.
+fn api(app: &TestApp, method: Method, path: &str) -> reqwest::RequestBuilder {
+    app.as_role(method, &format!("/api/v1/workspaces/w1{path}"), "w1", crmhost::auth::Role::Admin)
+}
+
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
+/// Registers an endpoint for `sync.completed` on `app`; its id.
+async fn register_on(app: &TestApp, url: &str) -> String {
+    let body = json!({"url": url, "events": ["sync.completed"]});
+    let created = json_of(api(app, Method::POST, "/webhook-endpoints").json(&body)).await;
+    created["endpoint"]["id"].as_str().unwrap().to_owned()
+}
+
 #[tokio::test]
 async fn a_pending_delivery_survives_a_restart() {
     let hook = Receiver::start().await;
@@ -279,25 +295,8 @@ async fn a_pending_delivery_survives_a_restart() {
     first.outbound_webhooks.retry_base = Duration::from_secs(2);
     let mut app = TestApp::spawn(first).await.unwrap();
     let database_url = app.database_url.clone();
-    let api = |app: &TestApp, method: Method, path: &str| {
-        app.as_role(method, &format!("/api/v1/workspaces/w1{path}"), "w1", crmhost::auth::Role::Admin)
-    };
-    let created: Value = api(&app, Method::POST, "/webhook-endpoints")
-        .json(&json!({"url": hook.url("/later"), "events": ["sync.completed"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let endpoint = created["endpoint"]["id"].as_str().unwrap().to_owned();
-    let queued: Value = api(&app, Method::POST, &format!("/webhook-endpoints/{endpoint}/ping"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let endpoint = register_on(&app, &hook.url("/later")).await;
+    let queued = json_of(api(&app, Method::POST, &format!("/webhook-endpoints/{endpoint}/ping"))).await;
     assert!(hook.wait_for(Duration::from_secs(10), |r| !r.is_empty()).await, "the first attempt was made");
     app.shut_down().await;
 
@@ -307,8 +306,7 @@ async fn a_pending_delivery_survives_a_restart() {
     let app = TestApp::spawn(second).await.unwrap();
     let path = format!("/webhook-endpoints/{endpoint}/deliveries/{}", queued["id"].as_str().unwrap());
     let delivered = eventually(Duration::from_secs(15), || async {
-        let d: Value = api(&app, Method::GET, &path).send().await.unwrap().json().await.unwrap();
-        d["delivery"]["status"] == "delivered"
+        json_of(api(&app, Method::GET, &path)).await["delivery"]["status"] == "delivered"
     });
     assert!(delivered.await);
     let received = hook.received();
@@ -424,18 +422,7 @@ async fn an_operator_who_tightens_the_policy_stops_deliveries_to_private_address
     let key = crmhost::vault::MasterKey::generate().to_base64();
     let mut app = TestApp::spawn(AppOptions { master_key: Some(key.clone()), ..AppOptions::default() }).await.unwrap();
     let database_url = app.database_url.clone();
-    let api = |app: &TestApp, method: Method, path: &str| {
-        app.as_role(method, &format!("/api/v1/workspaces/w1{path}"), "w1", crmhost::auth::Role::Admin)
-    };
-    let created: Value = api(&app, Method::POST, "/webhook-endpoints")
-        .json(&json!({"url": hook.url("/internal"), "events": ["sync.completed"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let endpoint = created["endpoint"]["id"].as_str().unwrap().to_owned();
+    let endpoint = register_on(&app, &hook.url("/internal")).await;
     app.shut_down().await;
 
     // Restarted with the production policy: the stored endpoint on loopback is not called.
@@ -455,11 +442,10 @@ async fn an_operator_who_tightens_the_policy_stops_deliveries_to_private_address
         .unwrap();
     let path = format!("/webhook-endpoints/{endpoint}/deliveries/{}", queued["id"].as_str().unwrap());
     let failed = eventually(Duration::from_secs(15), || async {
-        let d: Value = api(&app, Method::GET, &path).send().await.unwrap().json().await.unwrap();
-        d["delivery"]["status"] == "failed"
+        json_of(api(&app, Method::GET, &path)).await["delivery"]["status"] == "failed"
     });
     assert!(failed.await);
-    let d: Value = api(&app, Method::GET, &path).send().await.unwrap().json().await.unwrap();
+    let d = json_of(api(&app, Method::GET, &path)).await;
     let error = d["delivery"]["last_error"].as_str().unwrap();
     assert!(error.contains("refused by the outbound policy"), "{error}");
     assert!(hook.received().is_empty(), "nothing reached the private address");
