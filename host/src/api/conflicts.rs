@@ -59,10 +59,7 @@ pub(super) async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<ConflictPage>> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::BadRequest("limit must be between 1 and 500".to_owned()));
-    }
+    let limit = super::paging::page_limit(q.limit)?;
     let before = match &q.before {
         None => None,
         Some(id) => {
@@ -82,8 +79,7 @@ pub(super) async fn list(
         before,
     };
     let conflicts = state.store.list_conflicts(&caller.workspace, &filter).await?;
-    let next_before =
-        (conflicts.len() as i64 == limit).then(|| conflicts.last().map(|c| c.conflict_id.clone())).flatten();
+    let next_before = super::paging::next_key(&conflicts, limit, |c| c.conflict_id.clone());
     Ok(Json(ConflictPage { conflicts, next_before }))
 }
 

@@ -13,6 +13,7 @@ mod files;
 mod health;
 mod mappings;
 pub mod openapi;
+mod paging;
 mod records;
 pub mod routes;
 mod rules;

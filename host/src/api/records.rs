@@ -256,8 +256,7 @@ pub(super) async fn list(
             &RecordQuery { changed_since, after, include_deleted: query.include_deleted.unwrap_or(false), limit },
         )
         .await?;
-    let next_after =
-        (records.len() as i64 == limit).then(|| records.last().map(|r| encode_after(r.updated_at, &r.id))).flatten();
+    let next_after = super::paging::next_key(&records, limit, |r| encode_after(r.updated_at, &r.id));
     Ok(Json(RecordPage { entity: entity.to_string(), records, next_after }))
 }
 

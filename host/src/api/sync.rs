@@ -364,10 +364,7 @@ pub(super) async fn history(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Json<RunHistory>> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::BadRequest("limit must be between 1 and 500".to_owned()));
-    }
+    let limit = super::paging::page_limit(q.limit)?;
     if let Some(e) = &q.entity {
         EntityName::parse(e).map_err(ApiError::BadRequest)?;
     }
@@ -398,7 +395,7 @@ pub(super) async fn history(
         started_to: q.to,
     };
     let runs = state.store.list_runs(&caller.workspace, &slug, &filter).await?;
-    let next_before = (runs.len() as i64 == limit).then(|| runs.last().map(|r| r.run_id.clone())).flatten();
+    let next_before = super::paging::next_key(&runs, limit, |r| r.run_id.clone());
     Ok(Json(RunHistory { runs: runs.iter().map(RunView::from).collect(), next_before }))
 }
 
@@ -432,13 +429,10 @@ pub(super) async fn run(
     ApiPath((_, _, run_id)): ApiPath<(String, String, RunId)>,
     ApiQuery(q): ApiQuery<ItemsQuery>,
 ) -> ApiResult<Json<RunDetail>> {
-    let limit = q.items_limit.unwrap_or(200);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::BadRequest("items_limit must be between 1 and 1000".to_owned()));
-    }
+    let limit = super::paging::bounded_limit("items_limit", q.items_limit, 200, 1000)?;
     let run = find_run(&state, &caller, &slug, &run_id).await?;
     let items = state.store.run_items(&run.run_id, q.outcome, q.items_after.unwrap_or(-1), limit).await?;
-    let next_items_after = (items.len() as i64 == limit).then(|| items.last().map(|i| i.index)).flatten();
+    let next_items_after = super::paging::next_key(&items, limit, |i| i.index);
     Ok(Json(RunDetail { run: RunView::from(&run), timeline: run.timeline.clone(), items, next_items_after }))
 }
 

@@ -374,10 +374,7 @@ pub(super) async fn deliveries(
     ApiPath((_, endpoint_id)): ApiPath<(String, EndpointId)>,
     ApiQuery(q): ApiQuery<DeliveryQuery>,
 ) -> ApiResult<Json<DeliveryPage>> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::BadRequest("limit must be between 1 and 500".to_owned()));
-    }
+    let limit = super::paging::page_limit(q.limit)?;
     let before = match &q.before {
         None => None,
         Some(id) => {
@@ -389,7 +386,7 @@ pub(super) async fn deliveries(
     };
     let filter = DeliveryFilter { status: q.status, event_id: q.event_id, before, limit };
     let found = state.notifier.deliveries(&caller.workspace, &endpoint_id, &filter).await?;
-    let next_before = (found.len() as i64 == limit).then(|| found.last().map(|d| d.id.clone())).flatten();
+    let next_before = super::paging::next_key(&found, limit, |d| d.id.clone());
     Ok(Json(DeliveryPage { deliveries: found.into_iter().map(Into::into).collect(), next_before }))
 }
 

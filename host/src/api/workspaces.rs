@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ApiResult};
+use super::error::ApiResult;
 use super::extract::{ApiQuery, Authorized, at_least};
 use super::openapi::{ErrorResponses, WorkspacePath};
 use super::routes::Routes;
@@ -126,11 +126,8 @@ pub(super) async fn audit_log(
     State(state): State<AppState>,
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<AuditPage>> {
-    let limit = page.limit.unwrap_or(50);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::BadRequest("limit must be between 1 and 500".to_owned()));
-    }
+    let limit = super::paging::page_limit(page.limit)?;
     let entries = state.store.list_audit_page(Some(&caller.workspace), limit, page.before).await?;
-    let next_before = (entries.len() as i64 == limit).then(|| entries.last().map(|e| e.id)).flatten();
+    let next_before = super::paging::next_key(&entries, limit, |e| e.id);
     Ok(Json(AuditPage { entries, next_before }))
 }

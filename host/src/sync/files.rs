@@ -90,7 +90,8 @@ impl SyncEngine {
         let chosen =
             if file_id == LATEST_FILE { files.into_iter().next() } else { files.into_iter().find(|f| f.id == file_id) };
         let file = chosen.ok_or_else(|| {
-            SyncError::NotFound(format!("no file `{file_id}` is attached to the {slug} record `{record_id}` follows"))
+            let which = if file_id == LATEST_FILE { "no file".to_owned() } else { format!("no file `{file_id}`") };
+            SyncError::NotFound(format!("{which} is attached to the {slug} record `{record_id}` follows"))
         })?;
         let request = match target
             .plugin
