@@ -444,6 +444,58 @@ async fn soql_pages_with_relative_next_records_urls_and_filters_for_real() {
     assert_eq!(bad_field.json::<Value>().await.unwrap()[0]["errorCode"], "INVALID_FIELD");
 }
 
+/// Keyset pages (`ORDER BY SystemModstamp, Id LIMIT n` resumed after the last row) walk the
+/// emulator's index; over records that share one instant (ids then decide, compared as SOQL
+/// compares them) they return every record once, in the order a full sort gives.
+#[tokio::test]
+async fn keyset_pages_over_one_instant_return_every_record_once_in_sorted_order() {
+    let sim = start().await;
+    sim.sim().clock.set("2024-03-01T00:00:00Z".parse().unwrap());
+    sim.sim().seed("contact", 730).unwrap();
+    sim.sim().clock.set("2024-03-01T00:00:01Z".parse().unwrap());
+    sim.sim().seed("contact", 70).unwrap();
+    let (http, base, token) = api(&sim).await;
+    let query = |soql: String| {
+        let (http, base, token) = (http.clone(), base.clone(), token.clone());
+        async move {
+            let page: Value = http
+                .get(format!("{base}{V}/query/"))
+                .query(&[("q", soql)])
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            page["records"].as_array().unwrap_or_else(|| panic!("{page}")).clone()
+        }
+    };
+    let key = |r: &Value| (r["SystemModstamp"].as_str().unwrap().to_owned(), r["Id"].as_str().unwrap().to_owned());
+    // The full sort, with a batch size large enough for one answer.
+    sim.sim().update_knobs(|k| k.salesforce_query_batch_size = 2000).unwrap();
+    let sorted: Vec<(String, String)> = query(
+        "SELECT Id, SystemModstamp FROM Contact WHERE LastName != null ORDER BY SystemModstamp, Id LIMIT 2000".into(),
+    )
+    .await
+    .iter()
+    .map(key)
+    .collect();
+    assert_eq!(sorted.len(), 800);
+    let mut walked = Vec::new();
+    let mut soql = "SELECT Id, SystemModstamp FROM Contact ORDER BY SystemModstamp, Id LIMIT 97".to_owned();
+    loop {
+        let page = query(soql.clone()).await;
+        walked.extend(page.iter().map(key));
+        let Some((at, id)) = page.last().map(key) else { break };
+        let at = at.replace("+0000", "Z");
+        soql = format!(
+            "SELECT Id, SystemModstamp FROM Contact WHERE (SystemModstamp > {at} OR (SystemModstamp = {at} AND Id > '{id}')) ORDER BY SystemModstamp, Id LIMIT 97"
+        );
+    }
+    assert_eq!(walked, sorted);
+}
+
 #[tokio::test]
 async fn query_all_includes_deleted_records() {
     let sim = start().await;

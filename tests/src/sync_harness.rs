@@ -42,49 +42,21 @@ impl Crm {
     }
 }
 
-/// A crmhost whose workspace `w1` is connected to one emulated CRM that starts empty.
-pub struct SyncHarness {
+/// A crmhost whose workspace `w1` is connected to one CRM, driven through the API (the CRM may
+/// run in this process or another).
+pub struct ConnectedWorkspace {
     /// The app.
     pub app: TestApp,
-    /// The emulators.
-    pub sim: Arc<crm_sim::SimHandle>,
     /// Which CRM.
     pub crm: Crm,
 }
 
-impl SyncHarness {
-    /// Starts emulators (with `knobs`) and an app on `backend`, and connects `w1`; `None` when
-    /// the backend is unavailable.
-    pub async fn start(backend: Backend, crm: Crm, knobs: crm_sim::knobs::Knobs) -> Option<Self> {
-        Self::start_with(backend, crm, knobs, crmhost::sync::SchedulerOptions::default()).await
-    }
-
-    /// [`SyncHarness::start`] with scheduler options (tests shorten its timings).
-    pub async fn start_with(
-        backend: Backend,
-        crm: Crm,
-        knobs: crm_sim::knobs::Knobs,
-        scheduler: crmhost::sync::SchedulerOptions,
-    ) -> Option<Self> {
-        Self::start_configured(backend, crm, knobs, |options| options.scheduler = scheduler).await
-    }
-
-    /// [`SyncHarness::start`] with the app's options adjusted by `configure`.
-    pub async fn start_configured(
-        backend: Backend,
-        crm: Crm,
-        knobs: crm_sim::knobs::Knobs,
-        configure: impl FnOnce(&mut AppOptions),
-    ) -> Option<Self> {
-        let mut options = crm_sim::SimOptions::both_on_free_ports();
-        options.knobs = knobs;
-        let sim = Arc::new(crm_sim::start(options).await.expect("emulators start"));
-        let mut app_options = AppOptions { backend, sim: Some(sim.clone()), ..AppOptions::default() };
-        configure(&mut app_options);
-        let app = TestApp::spawn(app_options).await?;
+impl ConnectedWorkspace {
+    /// Connects `w1` of `app` to `crm` through the OAuth flow.
+    pub async fn connect(app: TestApp, crm: Crm) -> Self {
         let connected = app.connect("w1", crm.slug()).await;
         assert_eq!(connected.status(), reqwest::StatusCode::OK, "connect {}", crm.slug());
-        Some(Self { app, sim, crm })
+        Self { app, crm }
     }
 
     /// A request to `/api/v1/workspaces/w1{path}` as an admin of `w1`.
@@ -233,6 +205,68 @@ impl SyncHarness {
             }
         }
     }
+}
+
+/// A crmhost whose workspace `w1` is connected to one emulated CRM that starts empty; the API
+/// helpers of [`ConnectedWorkspace`] and the emulator's state in reach.
+pub struct SyncHarness {
+    /// The app and its connected workspace.
+    pub workspace: ConnectedWorkspace,
+    /// The emulators.
+    pub sim: Arc<crm_sim::SimHandle>,
+}
+
+impl std::ops::Deref for SyncHarness {
+    type Target = ConnectedWorkspace;
+
+    fn deref(&self) -> &ConnectedWorkspace {
+        &self.workspace
+    }
+}
+
+impl std::ops::DerefMut for SyncHarness {
+    fn deref_mut(&mut self) -> &mut ConnectedWorkspace {
+        &mut self.workspace
+    }
+}
+
+impl SyncHarness {
+    /// Starts emulators (with `knobs`) and an app on `backend`, and connects `w1`; `None` when
+    /// the backend is unavailable.
+    pub async fn start(backend: Backend, crm: Crm, knobs: crm_sim::knobs::Knobs) -> Option<Self> {
+        Self::start_with(backend, crm, knobs, crmhost::sync::SchedulerOptions::default()).await
+    }
+
+    /// [`SyncHarness::start`] with scheduler options (tests shorten its timings).
+    pub async fn start_with(
+        backend: Backend,
+        crm: Crm,
+        knobs: crm_sim::knobs::Knobs,
+        scheduler: crmhost::sync::SchedulerOptions,
+    ) -> Option<Self> {
+        Self::start_configured(backend, crm, knobs, |options| options.scheduler = scheduler).await
+    }
+
+    /// [`SyncHarness::start`] with the app's options adjusted by `configure`.
+    pub async fn start_configured(
+        backend: Backend,
+        crm: Crm,
+        knobs: crm_sim::knobs::Knobs,
+        configure: impl FnOnce(&mut AppOptions),
+    ) -> Option<Self> {
+        let mut options = crm_sim::SimOptions::both_on_free_ports();
+        options.knobs = knobs;
+        let sim = Arc::new(crm_sim::start(options).await.expect("emulators start"));
+        let mut app_options = AppOptions { backend, sim: Some(sim.clone()), ..AppOptions::default() };
+        configure(&mut app_options);
+        let app = TestApp::spawn(app_options).await?;
+        Some(Self { workspace: ConnectedWorkspace::connect(app, crm).await, sim })
+    }
+
+    /// Sends a request and returns its status and JSON body.
+    pub async fn send(request: reqwest::RequestBuilder) -> (reqwest::StatusCode, serde_json::Value) {
+        ConnectedWorkspace::send(request).await
+    }
 
     /// The live contacts in the emulator: CRM id → fields by workspace field name.
     pub fn crm_contacts(&self) -> std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>> {
@@ -296,9 +330,13 @@ impl SyncHarness {
             Crm::Hubspot => {
                 let mut state = self.sim.sim().hubspot();
                 let id: u64 = crm_id.parse().expect("numeric id");
-                let record = state.objects.get_mut("contacts").and_then(|o| o.records.get_mut(&id)).expect("contact");
-                record.properties.insert(field.to_owned(), value.to_owned());
-                record.updated_at = now;
+                let contacts = state.objects.get_mut("contacts").expect("contacts");
+                contacts
+                    .edit(id, |record| {
+                        record.properties.insert(field.to_owned(), value.to_owned());
+                        record.updated_at = now;
+                    })
+                    .expect("contact");
             }
         }
     }
@@ -318,13 +356,8 @@ impl SyncHarness {
             Crm::Hubspot => {
                 let mut state = self.sim.sim().hubspot();
                 let id: u64 = crm_id.parse().expect("numeric id");
-                let record = state
-                    .objects
-                    .get_mut(hubspot_object(entity))
-                    .and_then(|o| o.records.get_mut(&id))
-                    .expect("a HubSpot record");
-                record.archived_at = Some(now);
-                record.updated_at = now;
+                let store = state.objects.get_mut(hubspot_object(entity)).expect("a HubSpot object");
+                store.edit(id, |record| archive(record, now)).expect("a HubSpot record");
             }
         }
     }
@@ -363,7 +396,7 @@ impl SyncHarness {
                 let properties = values.iter().map(|(k, v)| (k.clone(), (*v).to_owned())).collect();
                 let record =
                     crm_sim::hubspot::HsRecord { id, properties, created_at: now, updated_at: now, archived_at: None };
-                state.objects.get_mut("contacts").expect("contacts").records.insert(id, record);
+                state.objects.get_mut("contacts").expect("contacts").insert(record);
                 id.to_string()
             }
         }
@@ -399,12 +432,17 @@ impl SyncHarness {
             Crm::Hubspot => {
                 let mut state = self.sim.sim().hubspot();
                 let id: u64 = crm_id.parse().expect("numeric id");
-                let record = state.objects.get_mut("contacts").and_then(|o| o.records.get_mut(&id)).expect("contact");
-                record.archived_at = Some(now);
-                record.updated_at = now;
+                let contacts = state.objects.get_mut("contacts").expect("contacts");
+                contacts.edit(id, |record| archive(record, now)).expect("contact");
             }
         }
     }
+}
+
+/// Archives a HubSpot record as a user deleting it does.
+fn archive(record: &mut crm_sim::hubspot::HsRecord, now: chrono::DateTime<chrono::Utc>) {
+    record.archived_at = Some(now);
+    record.updated_at = now;
 }
 
 /// What [`SyncHarness::edits_from_three_places`] measured.

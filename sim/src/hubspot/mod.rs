@@ -12,7 +12,7 @@ pub mod properties;
 mod search;
 pub mod webhooks;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 use axum::Router;
@@ -53,13 +53,53 @@ pub struct HsRecord {
 /// Records of one object type.
 #[derive(Debug, Clone, Default)]
 pub struct HsObjectStore {
-    /// Records by id.
+    /// Records by id. Read freely; write through [`HsObjectStore::insert`] and
+    /// [`HsObjectStore::edit`], which keep the email index current.
     pub records: BTreeMap<u64, HsRecord>,
     /// Ids merged away, each with the record it was merged into (reads follow it, as HubSpot's do).
     pub merged: BTreeMap<u64, u64>,
+    /// Record ids by lower-cased `email`, so the uniqueness check on every contact write and
+    /// look-ups by email do not scan the portal.
+    by_email: HashMap<String, BTreeSet<u64>>,
 }
 
 impl HsObjectStore {
+    /// Stores a new record.
+    pub fn insert(&mut self, record: HsRecord) {
+        Self::index(&mut self.by_email, &record);
+        self.records.insert(record.id, record);
+    }
+
+    /// Changes a stored record (`None` when there is none), keeping the index current.
+    pub fn edit<R>(&mut self, id: u64, change: impl FnOnce(&mut HsRecord) -> R) -> Option<R> {
+        let record = self.records.get_mut(&id)?;
+        Self::unindex(&mut self.by_email, record);
+        let out = change(record);
+        Self::index(&mut self.by_email, record);
+        Some(out)
+    }
+
+    /// Ids whose email is `email`, case-insensitively (the caller checks they are live).
+    pub fn ids_with_email(&self, email: &str) -> impl Iterator<Item = u64> + '_ {
+        self.by_email.get(&email.to_lowercase()).into_iter().flatten().copied()
+    }
+
+    fn index(by_email: &mut HashMap<String, BTreeSet<u64>>, record: &HsRecord) {
+        if let Some(email) = record.properties.get("email") {
+            by_email.entry(email.to_lowercase()).or_default().insert(record.id);
+        }
+    }
+
+    fn unindex(by_email: &mut HashMap<String, BTreeSet<u64>>, record: &HsRecord) {
+        let Some(email) = record.properties.get("email").map(|e| e.to_lowercase()) else { return };
+        if let Some(ids) = by_email.get_mut(&email) {
+            ids.remove(&record.id);
+            if ids.is_empty() {
+                by_email.remove(&email);
+            }
+        }
+    }
+
     /// The live record an id names now: itself, or the record it was merged into.
     pub fn current(&self, id: u64) -> Option<u64> {
         let mut id = id;
@@ -85,28 +125,31 @@ impl HsObjectStore {
             return Err("both records must exist and not be archived");
         }
         let Some(gone) = self.records.remove(&secondary) else { return Err("no such record") };
+        Self::unindex(&mut self.by_email, &gone);
         let mut ids: Vec<String> = gone
             .properties
             .get("hs_merged_object_ids")
             .map(|s| s.split(';').filter(|x| !x.is_empty()).map(str::to_owned).collect())
             .unwrap_or_default();
         ids.push(secondary.to_string());
-        let Some(survivor) = self.records.get_mut(&primary) else { return Err("no such record") };
-        for (name, value) in gone.properties {
-            if name != "hs_merged_object_ids" {
-                survivor.properties.entry(name).or_insert(value);
-            }
-        }
-        let merged = survivor.properties.entry("hs_merged_object_ids".to_owned()).or_default();
-        for id in ids {
-            if !merged.split(';').any(|x| x == id) {
-                if !merged.is_empty() {
-                    merged.push(';');
+        self.edit(primary, |survivor| {
+            for (name, value) in gone.properties {
+                if name != "hs_merged_object_ids" {
+                    survivor.properties.entry(name).or_insert(value);
                 }
-                merged.push_str(&id);
             }
-        }
-        survivor.updated_at = now;
+            let merged = survivor.properties.entry("hs_merged_object_ids".to_owned()).or_default();
+            for id in ids {
+                if !merged.split(';').any(|x| x == id) {
+                    if !merged.is_empty() {
+                        merged.push(';');
+                    }
+                    merged.push_str(&id);
+                }
+            }
+            survivor.updated_at = now;
+        })
+        .ok_or("no such record")?;
         self.merged.insert(secondary, primary);
         Ok(())
     }
@@ -217,12 +260,14 @@ impl HubspotState {
 
     /// Finds a live record by a unique property (case-insensitively for email).
     pub fn find_by(&self, object: &str, property: &str, value: &str) -> Option<u64> {
-        self.objects[object]
-            .records
-            .values()
-            .filter(|r| r.archived_at.is_none())
-            .find(|r| Self::value(object, r, property).is_some_and(|v| v.eq_ignore_ascii_case(value)))
-            .map(|r| r.id)
+        let store = &self.objects[object];
+        let matches = |r: &&HsRecord| {
+            r.archived_at.is_none() && Self::value(object, r, property).is_some_and(|v| v.eq_ignore_ascii_case(value))
+        };
+        if property == "email" {
+            return store.ids_with_email(value).filter_map(|id| store.records.get(&id)).find(matches).map(|r| r.id);
+        }
+        store.records.values().find(matches).map(|r| r.id)
     }
 
     /// Checks and normalises property values for a write; problems are per-property entries.
@@ -296,7 +341,7 @@ impl HubspotState {
             let id = self.new_id();
             let record = HsRecord { id, properties: props, created_at: now, updated_at: now, archived_at: None };
             if let Some(store) = self.objects.get_mut(object) {
-                store.records.insert(id, record);
+                store.insert(record);
             }
         }
         Some(count)

@@ -219,10 +219,13 @@ fn create_one(
     let id = state.new_id();
     let properties: BTreeMap<String, String> = values.into_iter().filter(|(_, v)| !v.is_empty()).collect();
     if let Some(store) = state.objects.get_mut(object) {
-        store.records.insert(
+        store.insert(HsRecord {
             id,
-            HsRecord { id, properties: properties.clone(), created_at: now, updated_at: now, archived_at: None },
-        );
+            properties: properties.clone(),
+            created_at: now,
+            updated_at: now,
+            archived_at: None,
+        });
     }
     state.webhooks.created(object, id, now);
     for (name, value) in &properties {
@@ -247,17 +250,27 @@ fn update_one(
         return Err(errors::contact_exists(sim, existing));
     }
     let now = sim.clock.now();
-    let record =
-        state.objects.get_mut(object).and_then(|s| s.records.get_mut(&id)).ok_or_else(|| errors::not_found(sim))?;
-    let mut changed = Vec::new();
-    for (k, v) in values {
-        let previous =
-            if v.is_empty() { record.properties.remove(&k) } else { record.properties.insert(k.clone(), v.clone()) };
-        if previous.as_deref().unwrap_or_default() != v {
-            changed.push((k, v));
-        }
-    }
-    record.updated_at = now;
+    let changed = state
+        .objects
+        .get_mut(object)
+        .and_then(|s| {
+            s.edit(id, |record| {
+                let mut changed = Vec::new();
+                for (k, v) in values {
+                    let previous = if v.is_empty() {
+                        record.properties.remove(&k)
+                    } else {
+                        record.properties.insert(k.clone(), v.clone())
+                    };
+                    if previous.as_deref().unwrap_or_default() != v {
+                        changed.push((k, v));
+                    }
+                }
+                record.updated_at = now;
+                changed
+            })
+        })
+        .ok_or_else(|| errors::not_found(sim))?;
     for (name, value) in changed {
         state.webhooks.property_changed(object, id, now, &name, &value);
     }
@@ -267,10 +280,13 @@ fn update_one(
 /// Archives a live record (a missing or archived one is a no-op, as in HubSpot).
 fn archive_one(state: &mut HubspotState, object: &'static str, id: &str, now: chrono::DateTime<chrono::Utc>) {
     if let Some(found) = locate(state, object, id, None)
-        && let Some(record) = state.objects.get_mut(object).and_then(|s| s.records.get_mut(&found))
+        && let Some(()) = state.objects.get_mut(object).and_then(|s| {
+            s.edit(found, |record| {
+                record.archived_at = Some(now);
+                record.updated_at = now;
+            })
+        })
     {
-        record.archived_at = Some(now);
-        record.updated_at = now;
         state.webhooks.deleted(object, found, now);
     }
 }

@@ -45,6 +45,25 @@ fn compare(kind: Option<PropType>, record_value: &str, filter_value: &str) -> Op
     }
 }
 
+/// A property value as a sort compares it: numbers and instants by value, text case-insensitively.
+#[derive(Debug, PartialEq, PartialOrd)]
+enum SortValue {
+    Number(f64),
+    Instant(chrono::DateTime<chrono::Utc>),
+    Text(String),
+}
+
+impl SortValue {
+    fn of(kind: Option<PropType>, value: &str) -> Self {
+        let parsed = match kind {
+            Some(PropType::Number) => value.parse().ok().map(Self::Number),
+            Some(PropType::DateTime | PropType::Date) => parse_instant(value).map(Self::Instant),
+            _ => None,
+        };
+        parsed.unwrap_or_else(|| Self::Text(value.to_lowercase()))
+    }
+}
+
 fn matches(object: &str, record: &HsRecord, filter: &Value) -> Result<bool, String> {
     let name = filter.get("propertyName").and_then(Value::as_str).ok_or("a filter needs propertyName")?;
     let operator = filter.get("operator").and_then(Value::as_str).unwrap_or("EQ");
@@ -189,12 +208,22 @@ fn run(sim: &Sim, raw_object: &str, body: &[u8]) -> Result<Response, HsError> {
         }
     }
     let kinds = properties::properties(object);
-    hits.sort_by(|a, b| {
-        for (name, descending) in &sorts {
-            let kind = kinds.iter().find(|p| p.name == name).map(|p| p.kind);
-            let (x, y) = (HubspotState::value(object, a, name), HubspotState::value(object, b, name));
+    // Each hit's sort values are parsed once, not in every comparison.
+    let kind_of = |name: &str| kinds.iter().find(|p| p.name == name).map(|p| p.kind);
+    let mut keyed: Vec<(Vec<Option<SortValue>>, &HsRecord)> = hits
+        .into_iter()
+        .map(|r| {
+            let key = sorts
+                .iter()
+                .map(|(name, _)| HubspotState::value(object, r, name).map(|v| SortValue::of(kind_of(name), &v)))
+                .collect();
+            (key, r)
+        })
+        .collect();
+    keyed.sort_by(|(x, a), (y, b)| {
+        for ((x, y), (_, descending)) in x.iter().zip(y).zip(&sorts) {
             let o = match (x, y) {
-                (Some(x), Some(y)) => compare(kind, &x, &y).unwrap_or(Ordering::Equal),
+                (Some(x), Some(y)) => x.partial_cmp(y).unwrap_or(Ordering::Equal),
                 (None, Some(_)) => Ordering::Less,
                 (Some(_), None) => Ordering::Greater,
                 (None, None) => Ordering::Equal,
@@ -206,6 +235,7 @@ fn run(sim: &Sim, raw_object: &str, body: &[u8]) -> Result<Response, HsError> {
         }
         a.id.cmp(&b.id)
     });
+    let hits: Vec<&HsRecord> = keyed.into_iter().map(|(_, r)| r).collect();
     let total = hits.len();
     let results: Vec<Value> = hits
         .iter()

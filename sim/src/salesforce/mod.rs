@@ -6,6 +6,7 @@
 //! talks to the emulator without further configuration.
 
 pub mod errors;
+pub mod index;
 pub mod notifications;
 mod oauth_routes;
 pub mod records;

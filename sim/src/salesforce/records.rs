@@ -9,6 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value, json};
 
 use super::errors::SfError;
+use super::index::RecordIndex;
 use super::schema::{FieldKind, ObjectSchema};
 
 /// Salesforce's datetime format: milliseconds and a `+0000` offset.
@@ -46,17 +47,35 @@ pub struct SfRecord {
 pub struct ObjectStore {
     /// The object.
     pub schema: ObjectSchema,
-    /// Records by id.
+    /// Records by id. Read freely; write only through the methods below, which keep `index`
+    /// current.
     pub records: BTreeMap<String, SfRecord>,
     /// Changes since the notifier last took them, while a subscriber watches this object.
     pub journal: Option<Vec<(String, Change)>>,
+    /// Modstamp order and look-up values, for queries.
+    pub index: RecordIndex,
     next: u64,
 }
 
 impl ObjectStore {
     /// An empty store for `schema`.
     pub fn new(schema: ObjectSchema) -> Self {
-        Self { schema, records: BTreeMap::new(), journal: None, next: 0 }
+        let index = RecordIndex::new(&schema);
+        Self { schema, records: BTreeMap::new(), journal: None, index, next: 0 }
+    }
+
+    /// Stores a new record and indexes it.
+    fn insert(&mut self, record: SfRecord) {
+        self.index.add(&record);
+        self.records.insert(record.id.clone(), record);
+    }
+
+    /// Changes a stored record, re-indexing it around the change.
+    fn change(&mut self, id: &str, apply: impl FnOnce(&mut SfRecord)) {
+        let Some(record) = self.records.get_mut(id) else { return };
+        self.index.remove(record);
+        apply(record);
+        self.index.add(record);
     }
 
     /// A live (not deleted) record.
@@ -175,18 +194,12 @@ impl ObjectStore {
         // Unique fields.
         for field in self.schema.fields.iter().filter(|f| f.unique && f.createable) {
             if let Some(Value::String(v)) = values.get(field.name) {
-                let clash = self.records.values().find(|r| {
-                    r.deleted_at.is_none()
-                        && Some(r.id.as_str()) != existing.map(|e| e.id.as_str())
-                        && r.fields.get(field.name).and_then(Value::as_str).is_some_and(|x| x.eq_ignore_ascii_case(v))
-                });
+                let clash =
+                    self.live_with(field.name, v).find(|id| Some(id.as_str()) != existing.map(|e| e.id.as_str()));
                 if let Some(other) = clash {
                     return Err(SfError::bad(
                         "DUPLICATE_VALUE",
-                        format!(
-                            "duplicate value found: {} duplicates value on record with id: {}",
-                            field.name, other.id
-                        ),
+                        format!("duplicate value found: {} duplicates value on record with id: {}", field.name, other),
                     )
                     .with_fields(vec![field.name.to_owned()]));
                 }
@@ -210,10 +223,14 @@ impl ObjectStore {
         }
         self.next += 1;
         let id = crate::ids::salesforce_id(self.schema.key_prefix, self.next);
-        self.records.insert(
-            id.clone(),
-            SfRecord { id: id.clone(), fields: values, created: now, modified: now, modstamp: now, deleted_at: None },
-        );
+        self.insert(SfRecord {
+            id: id.clone(),
+            fields: values,
+            created: now,
+            modified: now,
+            modstamp: now,
+            deleted_at: None,
+        });
         self.journal_change(&id, Change::Created);
         Ok(id)
     }
@@ -222,10 +239,11 @@ impl ObjectStore {
     pub fn update(&mut self, id: &str, input: &Map<String, Value>, now: DateTime<Utc>) -> Result<(), SfError> {
         let existing = self.lookup_for_write(id)?.clone();
         let values = self.validate(input, false, Some(&existing))?;
-        let record = self.records.get_mut(id).ok_or_else(SfError::not_found)?;
-        record.fields.extend(values);
-        record.modified = now;
-        record.modstamp = now;
+        self.change(id, |record| {
+            record.fields.extend(values);
+            record.modified = now;
+            record.modstamp = now;
+        });
         self.journal_change(id, Change::Updated);
         Ok(())
     }
@@ -233,10 +251,10 @@ impl ObjectStore {
     /// Moves a live record to the recycle bin.
     pub fn delete(&mut self, id: &str, now: DateTime<Utc>) -> Result<(), SfError> {
         self.lookup_for_write(id)?;
-        if let Some(record) = self.records.get_mut(id) {
+        self.change(id, |record| {
             record.deleted_at = Some(now);
             record.modstamp = now;
-        }
+        });
         self.journal_change(id, Change::Deleted);
         Ok(())
     }
@@ -253,7 +271,7 @@ impl ObjectStore {
         self.next += 1;
         let id = crate::ids::salesforce_id(self.schema.key_prefix, self.next);
         let record = SfRecord { id: id.clone(), fields, created: now, modified: now, modstamp: now, deleted_at: None };
-        self.records.insert(id.clone(), record);
+        self.insert(record);
         self.journal_change(&id, Change::Created);
         id
     }
@@ -273,17 +291,17 @@ impl ObjectStore {
             self.lookup_for_write(loser)?;
         }
         for loser in losers {
-            if let Some(record) = self.records.get_mut(*loser) {
+            self.change(loser, |record| {
                 record.fields.insert("MasterRecordId", Value::String(master.to_owned()));
                 record.deleted_at = Some(now);
                 record.modstamp = now;
-            }
+            });
             self.journal_change(loser, Change::Deleted);
         }
-        if let Some(record) = self.records.get_mut(master) {
+        self.change(master, |record| {
             record.modified = now;
             record.modstamp = now;
-        }
+        });
         self.journal_change(master, Change::Updated);
         Ok(())
     }
@@ -311,12 +329,24 @@ impl ObjectStore {
             return self.live(value).map(|r| vec![r.id.clone()]).unwrap_or_default();
         }
         let Some(field) = self.schema.field(field) else { return Vec::new() };
-        self.records
-            .values()
-            .filter(|r| r.deleted_at.is_none())
-            .filter(|r| r.fields.get(field.name).and_then(Value::as_str).is_some_and(|v| v.eq_ignore_ascii_case(value)))
-            .map(|r| r.id.clone())
-            .collect()
+        self.live_with(field.name, value).cloned().collect()
+    }
+
+    /// Ids of live records whose text `field` (canonical) equals `value` case-insensitively: from
+    /// the index when the field has one, else by a scan.
+    fn live_with<'a>(&'a self, field: &'static str, value: &'a str) -> Box<dyn Iterator<Item = &'a String> + 'a> {
+        if let Some(ids) = self.index.ids_with(field, value) {
+            return Box::new(ids);
+        }
+        Box::new(
+            self.records
+                .values()
+                .filter(|r| r.deleted_at.is_none())
+                .filter(move |r| {
+                    r.fields.get(field).and_then(Value::as_str).is_some_and(|v| v.eq_ignore_ascii_case(value))
+                })
+                .map(|r| &r.id),
+        )
     }
 
     /// The value of any field, system fields included, as the API shows it.

@@ -16,7 +16,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::errors::SfError;
-use super::records::{ObjectStore, format_datetime, parse_datetime};
+use super::index::Scan;
+use super::records::{ObjectStore, SfRecord, format_datetime, parse_datetime};
 use super::{QueryCursor, SalesforceState, USER_ID, authorize, soql, version};
 use crate::Sim;
 
@@ -472,25 +473,16 @@ fn run_query(sim: &Sim, soql_text: &str, include_deleted: bool, v: &str, resourc
     for key in &parsed.order {
         canonical(&key.field)?;
     }
-    fn getter<'a>(store: &'a ObjectStore, record: &'a super::records::SfRecord) -> impl Fn(&str) -> Value + 'a {
-        move |name: &str| store.schema.field(name).map(|f| store.value(record, f.name, USER_ID)).unwrap_or(Value::Null)
-    }
-    let mut rows: Vec<&super::records::SfRecord> = store
-        .records
-        .values()
-        .filter(|r| include_deleted || r.deleted_at.is_none())
-        .filter(|r| parsed.condition.as_ref().is_none_or(|c| c.eval(&getter(store, r))))
-        .collect();
-    rows.sort_by(|a, b| soql::order(&parsed.order, &getter(store, a), &getter(store, b)));
+    let offset = parsed.offset.unwrap_or(0);
+    let limit = parsed.limit.unwrap_or(usize::MAX);
     if parsed.count {
-        let total = rows.len().saturating_sub(parsed.offset.unwrap_or(0)).min(parsed.limit.unwrap_or(usize::MAX));
+        let total = matching_rows(store, &parsed, include_deleted).len().saturating_sub(offset).min(limit);
         return Ok(Json(json!({ "totalSize": total, "done": true, "records": [] })).into_response());
     }
-    let offset = parsed.offset.unwrap_or(0);
-    let projected: Vec<Value> = rows
+    let projected: Vec<Value> = matching_rows(store, &parsed, include_deleted)
         .into_iter()
         .skip(offset)
-        .take(parsed.limit.unwrap_or(usize::MAX))
+        .take(limit)
         .map(|r| store.to_json(r, Some(&fields), v, USER_ID))
         .collect();
     let total = projected.len();
@@ -502,6 +494,35 @@ fn run_query(sim: &Sim, soql_text: &str, include_deleted: bool, v: &str, resourc
         state.cursors.insert(locator, QueryCursor { rows: projected, total });
     }
     Ok(Json(body).into_response())
+}
+
+/// The rows a query selects, in its order. Keyset pages walk the modstamp index from their
+/// instant and stop once `OFFSET + LIMIT` rows matched; look-ups by an indexed field read only the
+/// ids it names; anything else filters and sorts the whole object.
+fn matching_rows<'a>(store: &'a ObjectStore, parsed: &soql::Query, include_deleted: bool) -> Vec<&'a SfRecord> {
+    let getter = |record: &'a SfRecord| {
+        move |name: &str| store.schema.field(name).map(|f| store.value(record, f.name, USER_ID)).unwrap_or(Value::Null)
+    };
+    let selected = |r: &&'a SfRecord| {
+        (include_deleted || r.deleted_at.is_none()) && parsed.condition.as_ref().is_none_or(|c| c.eval(&getter(r)))
+    };
+    let canonical = |name: &str| store.schema.field(name).map(|f| f.name);
+    let wanted = parsed.offset.unwrap_or(0).saturating_add(parsed.limit.unwrap_or(usize::MAX));
+    let mut rows: Vec<&SfRecord> = match store.index.plan(parsed.condition.as_ref(), &parsed.order, &canonical) {
+        Scan::Modstamp(from) => {
+            return store
+                .index
+                .in_modstamp_order(from)
+                .filter_map(|id| store.records.get(id))
+                .filter(selected)
+                .take(wanted)
+                .collect();
+        }
+        Scan::Ids(ids) => ids.iter().filter_map(|id| store.records.get(id)).filter(selected).collect(),
+        Scan::Full => store.records.values().filter(selected).collect(),
+    };
+    rows.sort_by(|a, b| soql::order(&parsed.order, &getter(a), &getter(b)));
+    rows
 }
 
 /// `query` and `queryAll` differ only in whether deleted records count.
