@@ -7,7 +7,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::types::Json;
 
-use super::{Store, StoreError, StoreResult, placeholders, with_pool};
+use super::bind::TextList;
+use super::{Store, StoreError, StoreResult, with_pool};
 use crate::domain::{CrmId, EntityName, PluginSlug, WorkspaceId};
 
 /// The sync status of one record for one integration.
@@ -46,9 +47,6 @@ impl LinkStatus {
         })
     }
 }
-
-/// Most rows one multi-row statement writes (SQLite allows 32,766 bound values).
-const MAX_ROWS_PER_STATEMENT: usize = 500;
 
 /// A stored link.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -142,6 +140,40 @@ pub struct LinkWrite {
     pub synced: bool,
 }
 
+/// A [`LinkWrite`] as one element of the JSON rows [`Store::save_links`] binds. Absent keys read
+/// as SQL NULL on both backends (a JSON `null` would read as the text `null` through SQLite's
+/// `->`); instants are written as sqlx writes them to SQLite, so stored text compares in order.
+#[derive(Serialize)]
+struct LinkRow<'a> {
+    record_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    crm_id: Option<&'a str>,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    base: Option<&'a Map<String, Value>>,
+    synced_version: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    crm_modified_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<&'a Value>,
+    synced: bool,
+}
+
+impl<'a> LinkRow<'a> {
+    fn of(write: &'a LinkWrite) -> Self {
+        Self {
+            record_id: &write.record_id,
+            crm_id: write.crm_id.as_ref().map(CrmId::as_str),
+            status: write.status.as_str(),
+            base: write.base.as_ref(),
+            synced_version: write.synced_version.unwrap_or(-1),
+            crm_modified_at: write.crm_modified_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)),
+            last_error: write.last_error.as_ref(),
+            synced: write.synced,
+        }
+    }
+}
+
 impl LinkWrite {
     /// A write that only changes the status and error.
     pub fn status(record_id: &str, status: LinkStatus, error: Option<Value>) -> Self {
@@ -198,17 +230,12 @@ impl Store {
         }
         let sql = format!(
             "select {COLUMNS} from record_links where workspace_id = $1 and integration_slug = $2 and entity = $3 \
-             and {column} in ({})",
-            placeholders(4, values.len())
+             and {column} {}",
+            self.any_of(4)
         );
-        let rows = with_pool!(self, pool => {
-            let mut query =
-                sqlx::query_as::<_, Row>(&sql).bind(workspace.as_str()).bind(slug.as_str()).bind(entity.as_str());
-            for v in values {
-                query = query.bind(*v);
-            }
-            query.fetch_all(pool).await
-        })?;
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
+            .bind(workspace.as_str()).bind(slug.as_str()).bind(entity.as_str()).bind(TextList(values.to_vec()))
+            .fetch_all(pool).await)?;
         rows.into_iter().map(TryInto::try_into).collect()
     }
 
@@ -262,55 +289,47 @@ impl Store {
         let writes: Vec<&LinkWrite> =
             writes.iter().enumerate().filter(|(i, w)| last[w.record_id.as_str()] == *i).map(|(_, w)| w).collect();
         let now = Utc::now();
-        // One multi-row statement per chunk: a round trip per link would dominate a sync on
-        // PostgreSQL. A version of -1 means "keep the stored one" (a new link keeps -1: never
-        // synced, so any record version counts as a change).
-        const COLUMNS_PER_ROW: usize = 13;
-        for chunk in writes.chunks(MAX_ROWS_PER_STATEMENT) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|r| {
-                    let cells: Vec<String> =
-                        (1..=COLUMNS_PER_ROW).map(|c| format!("${}", r * COLUMNS_PER_ROW + c)).collect();
-                    format!("({})", cells.join(", "))
-                })
-                .collect();
-            let sql = format!(
-                "insert into record_links (workspace_id, integration_slug, entity, record_id, crm_id, sync_status, \
-                 base, synced_version, crm_modified_at, last_error, last_synced_at, updated_at, attempts) values {} \
-                 on conflict (workspace_id, integration_slug, entity, record_id) do update set \
-                 crm_id = coalesce(excluded.crm_id, record_links.crm_id), \
-                 sync_status = excluded.sync_status, \
-                 base = coalesce(excluded.base, record_links.base), \
-                 synced_version = case when excluded.synced_version < 0 then record_links.synced_version \
-                                  else excluded.synced_version end, \
-                 crm_modified_at = coalesce(excluded.crm_modified_at, record_links.crm_modified_at), \
-                 last_error = excluded.last_error, \
-                 attempts = case when excluded.sync_status = 'failed' then record_links.attempts + 1 else 0 end, \
-                 last_synced_at = coalesce(excluded.last_synced_at, record_links.last_synced_at), \
-                 updated_at = excluded.updated_at",
-                rows.join(", ")
-            );
-            with_pool!(self, pool => {
-                let mut query = sqlx::query(&sql);
-                for write in chunk {
-                    query = query
-                        .bind(workspace.as_str())
-                        .bind(slug.as_str())
-                        .bind(entity.as_str())
-                        .bind(&write.record_id)
-                        .bind(write.crm_id.as_ref().map(CrmId::as_str))
-                        .bind(write.status.as_str())
-                        .bind(write.base.as_ref().map(Json))
-                        .bind(write.synced_version.unwrap_or(-1))
-                        .bind(write.crm_modified_at)
-                        .bind(write.last_error.as_ref().map(Json))
-                        .bind(write.synced.then_some(now))
-                        .bind(now)
-                        .bind(i64::from(write.status == LinkStatus::Failed));
-                }
-                query.execute(pool).await.map(|_| ())
-            })?;
-        }
+        // One statement for the batch, its rows one JSON parameter: a round trip per link would
+        // dominate a sync on PostgreSQL, a parameter per cell costs SQLite quadratic binding. A
+        // version of -1 means "keep the stored one" (a new link keeps -1: never synced, so any
+        // record version counts as a change).
+        let rows: Vec<LinkRow<'_>> = writes.iter().map(|w| LinkRow::of(w)).collect();
+        let field = |name: &str| self.json_field(name, false);
+        let json = |name: &str| self.json_field(name, true);
+        let sql = format!(
+            "insert into record_links (workspace_id, integration_slug, entity, record_id, crm_id, sync_status, \
+             base, synced_version, crm_modified_at, last_error, last_synced_at, updated_at, attempts) \
+             select $1, $2, $3, {record_id}, {crm_id}, {status}, {base}, {version}, {modified}, {error}, \
+                    case when {synced} then $4 end, $4, case when {status} = 'failed' then 1 else 0 end \
+             from {rows} where true \
+             on conflict (workspace_id, integration_slug, entity, record_id) do update set \
+             crm_id = coalesce(excluded.crm_id, record_links.crm_id), \
+             sync_status = excluded.sync_status, \
+             base = coalesce(excluded.base, record_links.base), \
+             synced_version = case when excluded.synced_version < 0 then record_links.synced_version \
+                              else excluded.synced_version end, \
+             crm_modified_at = coalesce(excluded.crm_modified_at, record_links.crm_modified_at), \
+             last_error = excluded.last_error, \
+             attempts = case when excluded.sync_status = 'failed' then record_links.attempts + 1 else 0 end, \
+             last_synced_at = coalesce(excluded.last_synced_at, record_links.last_synced_at), \
+             updated_at = excluded.updated_at",
+            record_id = field("record_id"),
+            crm_id = field("crm_id"),
+            status = field("status"),
+            base = json("base"),
+            version = field("synced_version"),
+            modified = field("crm_modified_at"),
+            error = json("last_error"),
+            synced = field("synced"),
+            rows = self.json_rows(
+                5,
+                "record_id text, crm_id text, status text, base jsonb, synced_version bigint, \
+                 crm_modified_at timestamptz, last_error jsonb, synced boolean",
+            ),
+        );
+        with_pool!(self, pool => sqlx::query(&sql)
+            .bind(workspace.as_str()).bind(slug.as_str()).bind(entity.as_str()).bind(now).bind(Json(&rows))
+            .execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
@@ -363,17 +382,14 @@ impl Store {
             let ids: Vec<String> = slice.iter().map(|(id, _)| id.clone()).collect();
             let links_sql = format!(
                 "select record_id, sync_status, synced_version, attempts, updated_at from record_links \
-                 where workspace_id = $1 and integration_slug = $2 and entity = $3 and record_id in ({})",
-                placeholders(4, ids.len())
+                 where workspace_id = $1 and integration_slug = $2 and entity = $3 and record_id {}",
+                self.any_of(4)
             );
             type LinkState = (String, i64, i64, DateTime<Utc>);
             let links: std::collections::HashMap<String, LinkState> = with_pool!(self, pool => {
-                let mut query = sqlx::query_as::<_, (String, String, i64, i64, DateTime<Utc>)>(&links_sql)
-                    .bind(workspace.as_str()).bind(slug.as_str()).bind(entity.as_str());
-                for id in &ids {
-                    query = query.bind(id);
-                }
-                query.fetch_all(pool).await
+                sqlx::query_as::<_, (String, String, i64, i64, DateTime<Utc>)>(&links_sql)
+                    .bind(workspace.as_str()).bind(slug.as_str()).bind(entity.as_str()).bind(TextList::of(&ids))
+                    .fetch_all(pool).await
             })?
             .into_iter()
             .map(|(id, status, synced, attempts, at)| (id, (status, synced, attempts, at)))
@@ -425,16 +441,12 @@ impl Store {
         }
         let sql = format!(
             "delete from record_links where workspace_id = $1 and integration_slug = $2 and entity = $3 \
-             and record_id in ({})",
-            placeholders(4, record_ids.len())
+             and record_id {}",
+            self.any_of(4)
         );
-        with_pool!(self, pool => {
-            let mut query = sqlx::query(&sql).bind(workspace.as_str()).bind(slug.as_str()).bind(entity.as_str());
-            for id in record_ids {
-                query = query.bind(id);
-            }
-            query.execute(pool).await.map(|_| ())
-        })?;
+        with_pool!(self, pool => sqlx::query(&sql)
+            .bind(workspace.as_str()).bind(slug.as_str()).bind(entity.as_str()).bind(TextList::of(record_ids))
+            .execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 //! from Rust (UTC) rather than defaulted in SQL, so both backends hold identical values.
 
 mod audit;
+mod bind;
 mod conflicts;
 mod credentials;
 mod cursors;
@@ -69,6 +70,8 @@ enum Pool {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// Fields whose match-key index this process has made sure of (see `records.rs`).
+    match_indexes: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 /// Runs the same body against whichever pool the store has. The body is type-checked once per
@@ -89,11 +92,6 @@ fn far_future() -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::from_timestamp(253_402_300_799, 0).unwrap_or_default()
 }
 
-/// `$start, $start+1, …` for `n` bound values (an `in (…)` list).
-fn placeholders(start: usize, n: usize) -> String {
-    (start..start + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
-
 impl Store {
     /// Connects to `url`: `postgres://…` / `postgresql://…` or `sqlite:…`. Does not migrate.
     #[tracing::instrument(name = "store.connect", skip_all, fields(backend))]
@@ -106,7 +104,7 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options)
                 .await?;
-            Ok(Self { pool: Pool::Postgres(pool) })
+            Ok(Self { pool: Pool::Postgres(pool), match_indexes: Default::default() })
         } else if url.starts_with("sqlite:") {
             tracing::Span::current().record("backend", "sqlite");
             let options = SqliteConnectOptions::from_str(url)?;
@@ -136,7 +134,7 @@ impl Store {
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        Ok(Self { pool: Pool::Sqlite(pool) })
+        Ok(Self { pool: Pool::Sqlite(pool), match_indexes: Default::default() })
     }
 
     /// Applies pending migrations.
@@ -172,6 +170,11 @@ impl Store {
             Pool::Sqlite(_) => Backend::Sqlite,
             Pool::Postgres(_) => Backend::Postgres,
         }
+    }
+
+    /// Open connections and how many of them are idle.
+    pub fn pool_use(&self) -> (u32, u32) {
+        with_pool!(self, pool => (pool.size(), u32::try_from(pool.num_idle()).unwrap_or(u32::MAX)))
     }
 
     /// Closes the pool (waits for connections to be returned).

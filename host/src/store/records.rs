@@ -7,7 +7,10 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use sqlx::types::Json;
 
-use super::{Backend, Store, StoreResult, placeholders, with_pool};
+use sha2::Digest as _;
+
+use super::bind::TextList;
+use super::{Backend, Store, StoreResult, with_pool};
 use crate::domain::{EntityName, FieldName, RecordId, WorkspaceId};
 
 /// A workspace record as stored.
@@ -80,6 +83,15 @@ pub struct RecordChange {
     pub expected_version: Option<i64>,
 }
 
+/// A record's fields as one element of the JSON rows a batch write binds.
+#[derive(Serialize)]
+struct NewFields<'a> {
+    rid: &'a str,
+    new_fields: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expected: Option<i64>,
+}
+
 /// One page of a record listing.
 #[derive(Debug, Clone, Default)]
 pub struct RecordQuery {
@@ -108,8 +120,8 @@ impl Store {
         }
         let now = Utc::now();
         let select = format!(
-            "select {COLUMNS} from records where workspace_id = $1 and entity = $2 and record_id in ({})",
-            placeholders(3, records.len())
+            "select {COLUMNS} from records where workspace_id = $1 and entity = $2 and record_id {}",
+            self.any_of(3)
         );
         let insert = format!(
             "insert into records (workspace_id, entity, record_id, fields, version, created_at, updated_at) \
@@ -121,10 +133,8 @@ impl Store {
         );
         with_pool!(self, pool => {
             let mut tx = pool.begin_with(self.begin_statement()).await?;
-            let mut query = sqlx::query_as::<_, Row>(&select).bind(workspace.as_str()).bind(entity.as_str());
-            for (id, _) in records {
-                query = query.bind(id.as_str());
-            }
+            let ids: Vec<&str> = records.iter().map(|(id, _)| id.as_str()).collect();
+            let query = sqlx::query_as::<_, Row>(&select).bind(workspace.as_str()).bind(entity.as_str()).bind(TextList(ids));
             let existing: std::collections::HashMap<String, StoredRecord> =
                 query.fetch_all(&mut *tx).await?.into_iter().map(|r| (r.record_id.clone(), r.into())).collect();
             let mut out = Vec::with_capacity(records.len());
@@ -171,14 +181,11 @@ impl Store {
             if !changed.is_empty() {
                 let reset = format!(
                     "update record_links set attempts = 0 where workspace_id = $1 and entity = $2 \
-                     and sync_status = 'failed' and attempts > 0 and record_id in ({})",
-                    placeholders(3, changed.len())
+                     and sync_status = 'failed' and attempts > 0 and record_id {}",
+                    self.any_of(3)
                 );
-                let mut query = sqlx::query(&reset).bind(workspace.as_str()).bind(entity.as_str());
-                for id in changed {
-                    query = query.bind(id);
-                }
-                query.execute(&mut *tx).await?;
+                sqlx::query(&reset).bind(workspace.as_str()).bind(entity.as_str()).bind(TextList(changed))
+                    .execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(out)
@@ -214,57 +221,72 @@ impl Store {
             return Ok(Vec::new());
         }
         let now = Utc::now();
-        let insert = format!(
-            "insert into records (workspace_id, entity, record_id, fields, version, created_at, updated_at) \
-             values ($1, $2, $3, $4, 1, $5, $5) on conflict (workspace_id, entity, record_id) do nothing \
-             returning {COLUMNS}"
-        );
-        let update = format!(
-            "update records set fields = $1, version = version + 1, updated_at = $2 \
-             where workspace_id = $3 and entity = $4 and record_id = $5 and version = $6 returning {COLUMNS}"
-        );
+        // Set-based: one read of the records to update, one insert of the new ones, one update of
+        // the rest (each change's rows one JSON parameter, see `bind.rs`), all in one transaction.
+        // A record named twice counts once, as it would written one after the other: the second
+        // create finds it exists, the second update finds its version moved.
+        let mut seen = std::collections::HashSet::new();
+        let first: Vec<bool> = changes.iter().map(|c| seen.insert(c.id.as_str())).collect();
         let updated_ids: Vec<&str> =
             changes.iter().filter(|c| c.expected_version.is_some()).map(|c| c.id.as_str()).collect();
         let select = format!(
-            "select {COLUMNS} from records where workspace_id = $1 and entity = $2 and record_id in ({})",
-            placeholders(3, updated_ids.len().max(1))
+            "select {COLUMNS} from records where workspace_id = $1 and entity = $2 and record_id {}",
+            self.any_of(3)
+        );
+        let field = |n: &str| self.json_field(n, false);
+        let insert = format!(
+            "insert into records (workspace_id, entity, record_id, fields, version, created_at, updated_at) \
+             select $1, $2, {rid}, {fields}, 1, $3, $3 from {rows} where true \
+             on conflict (workspace_id, entity, record_id) do nothing returning {COLUMNS}",
+            rid = field("rid"),
+            fields = self.json_field("new_fields", true),
+            rows = self.json_rows(4, "rid text, new_fields jsonb"),
+        );
+        let update = format!(
+            "update records set fields = {fields}, version = version + 1, updated_at = $3 from {rows} \
+             where workspace_id = $1 and entity = $2 and record_id = {rid} and version = {expected} \
+             returning {COLUMNS}",
+            rid = field("rid"),
+            fields = self.json_field("new_fields", true),
+            expected = field("expected"),
+            rows = self.json_rows(4, "rid text, new_fields jsonb, expected bigint"),
         );
         with_pool!(self, pool => {
             let mut tx = pool.begin_with(self.begin_statement()).await?;
-            // The current rows of every record to update, in one read.
             let mut current: std::collections::HashMap<String, Row> = std::collections::HashMap::new();
             if !updated_ids.is_empty() {
-                let mut query = sqlx::query_as::<_, Row>(&select).bind(workspace.as_str()).bind(entity.as_str());
-                for id in &updated_ids {
-                    query = query.bind(*id);
-                }
+                let query = sqlx::query_as::<_, Row>(&select)
+                    .bind(workspace.as_str()).bind(entity.as_str()).bind(TextList(updated_ids.clone()));
                 current = query.fetch_all(&mut *tx).await?.into_iter().map(|r| (r.record_id.clone(), r)).collect();
             }
-            let mut out = Vec::with_capacity(changes.len());
-            for change in changes {
-                let (id, fields) = (change.id.as_str(), &change.fields);
-                let Some(version) = change.expected_version else {
-                    let row = sqlx::query_as::<_, Row>(&insert)
-                        .bind(workspace.as_str()).bind(entity.as_str()).bind(id).bind(Json(fields)).bind(now)
-                        .fetch_optional(&mut *tx).await?;
-                    out.push(row.map(Into::into));
-                    continue;
-                };
-                let Some(current) = current.remove(id).filter(|r| r.version == version) else {
-                    out.push(None);
-                    continue;
-                };
-                let mut merged = current.fields.0;
-                for (k, v) in fields {
-                    merged.insert(k.clone(), v.clone());
+            let mut creates = Vec::new();
+            let mut updates = Vec::new();
+            for (change, first) in changes.iter().zip(&first) {
+                let id = change.id.as_str();
+                match change.expected_version {
+                    None if *first => creates.push(NewFields { rid: id, new_fields: change.fields.clone(), expected: None }),
+                    Some(version) if *first => {
+                        let Some(row) = current.get(id).filter(|r| r.version == version) else { continue };
+                        let mut merged = row.fields.0.clone();
+                        merged.extend(change.fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+                        updates.push(NewFields { rid: id, new_fields: merged, expected: Some(version) });
+                    }
+                    _ => {}
                 }
-                let row = sqlx::query_as::<_, Row>(&update)
-                    .bind(Json(&merged)).bind(now).bind(workspace.as_str()).bind(entity.as_str()).bind(id).bind(version)
-                    .fetch_optional(&mut *tx).await?;
-                out.push(row.map(Into::into));
+            }
+            let mut written: std::collections::HashMap<String, StoredRecord> = std::collections::HashMap::new();
+            for (sql, rows) in [(&insert, &creates), (&update, &updates)] {
+                if rows.is_empty() {
+                    continue;
+                }
+                let returned = sqlx::query_as::<_, Row>(sql)
+                    .bind(workspace.as_str()).bind(entity.as_str()).bind(now).bind(Json(rows))
+                    .fetch_all(&mut *tx).await?;
+                written.extend(returned.into_iter().map(|r| (r.record_id.clone(), StoredRecord::from(r))));
             }
             tx.commit().await?;
-            Ok(out)
+            // Each record's write goes to its first change; a repeat got nothing.
+            Ok(changes.iter().zip(first).map(|(c, first)| if first { written.remove(c.id.as_str()) } else { None }).collect())
         })
     }
 
@@ -294,16 +316,11 @@ impl Store {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "select {COLUMNS} from records where workspace_id = $1 and entity = $2 and record_id in ({})",
-            placeholders(3, ids.len())
+            "select {COLUMNS} from records where workspace_id = $1 and entity = $2 and record_id {}",
+            self.any_of(3)
         );
-        let rows = with_pool!(self, pool => {
-            let mut query = sqlx::query_as::<_, Row>(&sql).bind(workspace.as_str()).bind(entity.as_str());
-            for id in ids {
-                query = query.bind(id);
-            }
-            query.fetch_all(pool).await
-        })?;
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
+            .bind(workspace.as_str()).bind(entity.as_str()).bind(TextList::of(ids)).fetch_all(pool).await)?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
@@ -319,24 +336,53 @@ impl Store {
         if values.is_empty() {
             return Ok(Vec::new());
         }
-        // The field name is a validated identifier, so it can sit in the JSON path literally.
-        let extract = match self.backend() {
-            Backend::Sqlite => format!("json_extract(fields, '$.{field}')"),
-            Backend::Postgres => format!("(fields->>'{field}')"),
-        };
+        let extract = self.match_key_expression(field);
+        self.ensure_match_index(field, &extract).await;
         let sql = format!(
             "select {COLUMNS} from records where workspace_id = $1 and entity = $2 and deleted_at is null \
-             and lower({extract}) in ({})",
-            placeholders(3, values.len())
+             and lower({extract}) {}",
+            self.any_of(3)
         );
-        let rows = with_pool!(self, pool => {
-            let mut query = sqlx::query_as::<_, Row>(&sql).bind(workspace.as_str()).bind(entity.as_str());
-            for value in values {
-                query = query.bind(value.to_lowercase());
-            }
-            query.fetch_all(pool).await
-        })?;
+        let lowered: Vec<String> = values.iter().map(|v| v.to_lowercase()).collect();
+        let rows = with_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
+            .bind(workspace.as_str()).bind(entity.as_str()).bind(TextList::of(&lowered)).fetch_all(pool).await)?;
         Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// A record's value of `field` as a match key compares it. The field name is a validated
+    /// identifier, so it can sit in the JSON path literally.
+    fn match_key_expression(&self, field: &FieldName) -> String {
+        match self.backend() {
+            Backend::Sqlite => format!("json_extract(fields, '$.{field}')"),
+            Backend::Postgres => format!("(fields->>'{field}')"),
+        }
+    }
+
+    /// Makes sure an expression index serves match-key look-ups on `field`, so matching a page of
+    /// pulled records costs a look-up per key instead of a scan of the entity. Made on first use
+    /// (match keys are configured per mapping, not known in advance), once per process and field;
+    /// on PostgreSQL without blocking writes. A failure is logged: look-ups still work, by scan.
+    async fn ensure_match_index(&self, field: &FieldName, extract: &str) {
+        let fresh = self.match_indexes.lock().map(|mut made| made.insert(field.to_string())).unwrap_or(false);
+        if !fresh {
+            return;
+        }
+        // Index names fold case on PostgreSQL and are capped at 63 bytes: name it by a hash.
+        let digest = sha2::Sha256::digest(field.as_str().as_bytes());
+        let name = format!("records_match_{}", hex::encode(&digest[..8]));
+        let sql = match self.backend() {
+            Backend::Sqlite => {
+                format!("create index if not exists {name} on records (workspace_id, entity, lower({extract}))")
+            }
+            Backend::Postgres => format!(
+                "create index concurrently if not exists {name} on records (workspace_id, entity, lower({extract}))"
+            ),
+        };
+        let made = with_pool!(self, pool => sqlx::query(&sql).execute(pool).await.map(|_| ()));
+        match made {
+            Ok(_) => tracing::info!(field = %field, index = %name, "match-key index ready"),
+            Err(err) => tracing::warn!(field = %field, error = %err, "could not index a match key; look-ups scan"),
+        }
     }
 
     /// A page of records ordered by `(updated_at, record_id)`.

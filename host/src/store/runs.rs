@@ -207,6 +207,34 @@ pub struct RunItem {
     pub error: Option<Value>,
 }
 
+/// A [`RunItem`] as one element of the JSON rows [`Store::add_run_items`] binds (absent keys read
+/// as SQL NULL).
+#[derive(Serialize)]
+struct ItemJson<'a> {
+    index: i64,
+    entity: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    crm_id: Option<&'a str>,
+    outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a Value>,
+}
+
+impl<'a> ItemJson<'a> {
+    fn of(item: &'a RunItem) -> Self {
+        Self {
+            index: item.index,
+            entity: &item.entity,
+            record_id: item.record_id.as_deref(),
+            crm_id: item.crm_id.as_ref().map(CrmId::as_str),
+            outcome: item.outcome.as_str(),
+            error: item.error.as_ref(),
+        }
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct ItemRow {
     item_index: i64,
@@ -343,33 +371,22 @@ impl Store {
         if items.is_empty() {
             return Ok(());
         }
-        // One multi-row statement per chunk of 500 items: one round trip, one commit.
-        for chunk in items.chunks(500) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|r| {
-                    let cells: Vec<String> = (1..=7).map(|c| format!("${}", r * 7 + c)).collect();
-                    format!("({})", cells.join(", "))
-                })
-                .collect();
-            let sql = format!(
-                "insert into sync_run_items (run_id, item_index, entity, record_id, crm_id, outcome, error) values {}",
-                rows.join(", ")
-            );
-            with_pool!(self, pool => {
-                let mut query = sqlx::query(&sql);
-                for item in chunk {
-                    query = query
-                        .bind(run_id.as_str())
-                        .bind(item.index)
-                        .bind(&item.entity)
-                        .bind(item.record_id.as_deref())
-                        .bind(item.crm_id.as_ref().map(CrmId::as_str))
-                        .bind(item.outcome.as_str())
-                        .bind(item.error.as_ref().map(Json));
-                }
-                query.execute(pool).await.map(|_| ())
-            })?;
-        }
+        // One statement, the items one JSON parameter (see `bind.rs`): one round trip, one commit.
+        let rows: Vec<ItemJson<'_>> = items.iter().map(ItemJson::of).collect();
+        let (field, json) = (|n: &str| self.json_field(n, false), |n: &str| self.json_field(n, true));
+        let sql = format!(
+            "insert into sync_run_items (run_id, item_index, entity, record_id, crm_id, outcome, error) \
+             select $1, {index}, {entity}, {record_id}, {crm_id}, {outcome}, {error} from {rows}",
+            index = field("index"),
+            entity = field("entity"),
+            record_id = field("record_id"),
+            crm_id = field("crm_id"),
+            outcome = field("outcome"),
+            error = json("error"),
+            rows =
+                self.json_rows(2, "index bigint, entity text, record_id text, crm_id text, outcome text, error jsonb"),
+        );
+        with_pool!(self, pool => sqlx::query(&sql).bind(run_id.as_str()).bind(Json(&rows)).execute(pool).await.map(|_| ()))?;
         Ok(())
     }
 
