@@ -42,6 +42,8 @@ pub mod domain;
 /// `crmhost keys`: master-key generation and rotation of stored credentials.
 pub mod keys;
 pub mod markup;
+/// Prometheus metrics: what `GET /metrics` shows operators.
+pub mod metrics;
 /// Outbound webhooks: signed events to the platform's endpoints, retried, logged, replayable.
 pub mod notify;
 /// OAuth 2.0 as the host does it: state, authorize URL, code exchange, refresh, revocation.

@@ -97,45 +97,41 @@ impl Sandbox {
 /// base URLs, and an egress policy allowing exactly the emulators' loopback addresses over HTTP.
 /// (Tests use this to run several crmhost instances against one pair of emulators.)
 pub fn point_plugins_at(handle: &crm_sim::SimHandle, config: &mut OperatorPluginConfig) {
-    {
-        let client = crm_sim::OAuthClient::default_client();
-        let salesforce = handle.salesforce_url().unwrap_or_default();
-        let hubspot = handle.hubspot_url().unwrap_or_default();
-        let targets = [
-            (
-                "salesforce",
-                handle.salesforce_addr(),
-                OAuthOverrides {
-                    authorize_url: Some(format!("{salesforce}/services/oauth2/authorize")),
-                    token_url: Some(format!("{salesforce}/services/oauth2/token")),
-                    revoke_url: Some(format!("{salesforce}/services/oauth2/revoke")),
-                    client_id: Some(client.id.clone()),
-                },
-                ("login_url", salesforce.clone()),
-            ),
-            (
-                "hubspot",
-                handle.hubspot_addr(),
-                OAuthOverrides {
-                    authorize_url: Some(format!("{hubspot}/oauth/authorize")),
-                    token_url: Some(format!("{hubspot}/oauth/v3/token")),
-                    revoke_url: Some(format!("{hubspot}/oauth/v3/token/revoke")),
-                    client_id: Some(client.id.clone()),
-                },
-                ("base_url", hubspot.clone()),
-            ),
-        ];
-        for (slug, addr, oauth, (setting, value)) in targets {
-            let Ok(slug) = PluginSlug::parse(slug) else { continue };
-            let Some(addr) = addr else { continue };
-            let entry = config.plugins.entry(slug).or_default();
-            entry.extra_allowed_hosts.push(format!("127.0.0.1:{}", addr.port()));
-            entry.allow_http = Some(true);
-            entry.allow_private_networks = Some(true);
-            entry.settings.insert(setting.to_owned(), value);
-            entry.secrets.insert("client_secret".to_owned(), secrecy::SecretString::from(client.secret.clone()));
-            entry.oauth = Some(oauth);
-        }
+    point_plugins_at_urls(handle.salesforce_url().as_deref(), handle.hubspot_url().as_deref(), config);
+}
+
+/// [`point_plugins_at`] for emulators known by their base URLs (`http://127.0.0.1:PORT`), such as
+/// `crm-sim` running as its own process.
+pub fn point_plugins_at_urls(salesforce: Option<&str>, hubspot: Option<&str>, config: &mut OperatorPluginConfig) {
+    let client = crm_sim::OAuthClient::default_client();
+    let salesforce = salesforce.map(|base| {
+        let oauth = OAuthOverrides {
+            authorize_url: Some(format!("{base}/services/oauth2/authorize")),
+            token_url: Some(format!("{base}/services/oauth2/token")),
+            revoke_url: Some(format!("{base}/services/oauth2/revoke")),
+            client_id: Some(client.id.clone()),
+        };
+        ("salesforce", base, oauth, "login_url")
+    });
+    let hubspot = hubspot.map(|base| {
+        let oauth = OAuthOverrides {
+            authorize_url: Some(format!("{base}/oauth/authorize")),
+            token_url: Some(format!("{base}/oauth/v3/token")),
+            revoke_url: Some(format!("{base}/oauth/v3/token/revoke")),
+            client_id: Some(client.id.clone()),
+        };
+        ("hubspot", base, oauth, "base_url")
+    });
+    for (slug, base, oauth, setting) in salesforce.into_iter().chain(hubspot) {
+        let Ok(slug) = PluginSlug::parse(slug) else { continue };
+        let Some(port) = url::Url::parse(base).ok().and_then(|u| u.port_or_known_default()) else { continue };
+        let entry = config.plugins.entry(slug).or_default();
+        entry.extra_allowed_hosts.push(format!("127.0.0.1:{port}"));
+        entry.allow_http = Some(true);
+        entry.allow_private_networks = Some(true);
+        entry.settings.insert(setting.to_owned(), base.to_owned());
+        entry.secrets.insert("client_secret".to_owned(), secrecy::SecretString::from(client.secret.clone()));
+        entry.oauth = Some(oauth);
     }
 }
 

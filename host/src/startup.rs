@@ -64,14 +64,20 @@ impl Application {
         create_data_dir(&config)?;
         let vault = Arc::new(open_vault(&config)?);
         let store = open_store(&config).await?;
-        let registry = load_plugins(&config, bundled).await?;
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let registry = load_plugins(&config, bundled, &metrics).await?;
         let watcher = watch_plugins(&config, &store, &registry)?;
         let listener = bind(&config).await?;
         let public_url = public_url(&config, &listener)?;
         print_sandbox_console_link(&config, &public_url);
         let notifier = Arc::new(
-            crate::notify::Notifier::new(store.clone(), vault.clone(), config.outbound_webhooks.clone())
-                .map_err(StartupError)?,
+            crate::notify::Notifier::new(
+                store.clone(),
+                vault.clone(),
+                config.outbound_webhooks.clone(),
+                metrics.clone(),
+            )
+            .map_err(StartupError)?,
         );
         let connections = Arc::new(crate::connections::Connections::new(
             store.clone(),
@@ -81,7 +87,7 @@ impl Application {
             config.allowed_return_origins.clone(),
             notifier.clone(),
         ));
-        let sync = start_sync(&config, &store, &connections, &notifier).await?;
+        let sync = start_sync(&config, &store, &connections, &notifier, &metrics).await?;
         let mut tasks = sync.spawn_background();
         tasks.push(notifier.spawn_worker());
         let background = BackgroundTasks(tasks);
@@ -89,6 +95,7 @@ impl Application {
             store,
             sync,
             notifier,
+            metrics,
             max_file_bytes: config.max_file_bytes,
             connections,
             plugins: registry,
@@ -189,11 +196,12 @@ async fn open_store(config: &Config) -> Result<Store, StartupError> {
 async fn load_plugins(
     config: &Config,
     bundled: Vec<crate::plugins::BundledPlugin>,
+    metrics: &Arc<crate::metrics::Metrics>,
 ) -> Result<Arc<PluginRegistry>, StartupError> {
     let engine = PluginEngine::new(config.engine.clone())
         .map_err(|e| StartupError(format!("cannot start the WebAssembly engine: {e:#}")))?;
     let cache = ComponentCache::new(Some(config.data_dir.join("cache").join("components")));
-    let loader = PluginLoader::new(engine, cache, Arc::new(config.plugins.clone()));
+    let loader = PluginLoader::new(engine, cache, Arc::new(config.plugins.clone())).observed_by(metrics.clone());
     let registry = Arc::new(PluginRegistry::new(loader, bundled, Some(config.plugins_dir.clone())));
     let report = registry.reload().await;
     for failed in &report.failed {
@@ -267,12 +275,14 @@ async fn start_sync(
     store: &Store,
     connections: &Arc<crate::connections::Connections>,
     notifier: &Arc<crate::notify::Notifier>,
+    metrics: &Arc<crate::metrics::Metrics>,
 ) -> Result<Arc<crate::sync::SyncEngine>, StartupError> {
     let sync = Arc::new(crate::sync::SyncEngine::with_options(
         store.clone(),
         connections.clone(),
         config.scheduler.clone(),
         notifier.clone(),
+        metrics.clone(),
     ));
     sync.recover_interrupted_runs()
         .await

@@ -26,6 +26,8 @@ pub struct AppState {
     pub sync: Arc<crate::sync::SyncEngine>,
     /// Outbound webhooks: endpoints, deliveries.
     pub notifier: Arc<crate::notify::Notifier>,
+    /// What `GET /metrics` shows operators.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// The largest file attached to a CRM record the API serves.
     pub max_file_bytes: u64,
     /// The emulators' addresses, in sandbox mode.

@@ -67,6 +67,9 @@ pub struct AppOptions {
     pub sandbox: bool,
     /// Point the bundled plugins at these emulators (several apps can share one pair).
     pub sim: Option<Arc<crm_sim::SimHandle>>,
+    /// Point the bundled plugins at emulators in another process, by base URL (Salesforce,
+    /// HubSpot); benchmarks use it to measure crmhost apart from the emulators.
+    pub remote_sim: Option<(String, String)>,
     /// Use this database instead of a fresh one (several apps can share one).
     pub database_url: Option<String>,
     /// The master key (base64); default: a key file generated in the app's data directory.
@@ -97,6 +100,7 @@ impl Default for AppOptions {
             admin_token: Some(ADMIN_TOKEN),
             sandbox: false,
             sim: None,
+            remote_sim: None,
             database_url: None,
             master_key: None,
             previous_master_keys: Vec::new(),
@@ -131,6 +135,9 @@ impl TestApp {
         let mut operator = options.operator.clone();
         if let Some(sim) = &options.sim {
             crmhost::sandbox::point_plugins_at(sim, &mut operator);
+        }
+        if let Some((salesforce, hubspot)) = &options.remote_sim {
+            crmhost::sandbox::point_plugins_at_urls(Some(salesforce), Some(hubspot), &mut operator);
         }
         let config = Config {
             bind: "127.0.0.1:0".parse().expect("address"),

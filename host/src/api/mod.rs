@@ -12,6 +12,7 @@ mod extract;
 mod files;
 mod health;
 mod mappings;
+mod metrics;
 pub mod openapi;
 mod paging;
 mod records;
@@ -46,6 +47,7 @@ fn routes() -> Routes {
         .merge(Routes::new().get("/api/v1/openapi.json", openapi::openapi_json))
         .merge(catalogue::router())
         .merge(admin::router())
+        .merge(metrics::router())
         .merge(workspaces::router())
         .merge(connections::router())
         .merge(records::router())

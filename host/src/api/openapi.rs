@@ -317,6 +317,7 @@ impl Modify for SecuritySchemes {
         super::catalogue::logo,
         super::admin::list_plugins,
         super::admin::reload_plugins,
+        super::metrics::metrics,
         super::workspaces::list_integrations,
         super::workspaces::audit_log,
         super::connections::connect,

@@ -13,6 +13,7 @@ use secrecy::SecretString;
 
 use super::Notifier;
 use super::signature::{self, SIGNATURE_HEADER};
+use crate::metrics::DeliveryOutcome;
 use crate::store::{AttemptRecord, DeliveryStatus, DueDelivery};
 use crate::vault::{Purpose, Sealed};
 
@@ -120,6 +121,11 @@ impl Notifier {
         };
         tracing::info!(attempt = attempts, status = %record.status, status_code = record.status_code,
             error = record.error.as_deref(), "outbound webhook attempt");
+        self.metrics.webhook_delivery(match record.status {
+            DeliveryStatus::Delivered => DeliveryOutcome::Delivered,
+            DeliveryStatus::Pending => DeliveryOutcome::Retrying,
+            DeliveryStatus::Failed => DeliveryOutcome::Failed,
+        });
         if let Err(err) = self.store.record_delivery_attempt(&due.delivery.id, &self.owner, &record).await {
             // The claim lapses and another pass sends it again: at least once, never lost.
             tracing::warn!(error = %err, "could not record a webhook attempt; it will be made again");

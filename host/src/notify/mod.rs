@@ -39,6 +39,8 @@ pub struct Notifier {
     wake: tokio::sync::Notify,
     /// Names this process in delivery claims.
     owner: String,
+    /// Counts delivery attempts for operators.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Notifier {
@@ -49,7 +51,12 @@ impl std::fmt::Debug for Notifier {
 
 impl Notifier {
     /// A notifier over the store, sealing endpoint secrets with `vault`.
-    pub fn new(store: Store, vault: Arc<Vault>, options: NotifyOptions) -> Result<Self, String> {
+    pub fn new(
+        store: Store,
+        vault: Arc<Vault>,
+        options: NotifyOptions,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Result<Self, String> {
         let policy = Arc::new(EgressPolicy::any_host(options.allow_private_addresses, options.allow_http));
         let client = reqwest::Client::builder()
             .dns_resolver(Arc::new(crate::plugins::egress::PolicyResolver::new(policy.clone())))
@@ -59,7 +66,7 @@ impl Notifier {
             .build()
             .map_err(|e| format!("cannot build the webhook HTTP client: {e}"))?;
         let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
-        Ok(Self { store, vault, options, policy, client, wake: tokio::sync::Notify::new(), owner })
+        Ok(Self { store, vault, options, policy, client, wake: tokio::sync::Notify::new(), owner, metrics })
     }
 
     /// The operator's settings.

@@ -37,6 +37,7 @@ pub struct PluginLoader {
     engine: Arc<PluginEngine>,
     cache: ComponentCache,
     operator: Arc<OperatorPluginConfig>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// The hex sha256 of some bytes.
@@ -47,7 +48,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 impl PluginLoader {
     /// A loader using `engine`, caching compiled code in `cache`, applying `operator` policy.
     pub fn new(engine: Arc<PluginEngine>, cache: ComponentCache, operator: Arc<OperatorPluginConfig>) -> Self {
-        Self { engine, cache, operator }
+        Self { engine, cache, operator, metrics: None }
+    }
+
+    /// Has every plugin it loads report its calls, CRM requests and pacer waits to `metrics`.
+    pub fn observed_by(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The engine.
@@ -170,7 +177,7 @@ impl PluginLoader {
             settings: policy.settings,
             oauth_overrides: policy.oauth,
             branding,
-            stats: Arc::new(super::stats::CallStats::default()),
+            stats: Arc::new(super::stats::CallStats::observed(Arc::from(slug.as_str()), self.metrics.clone())),
         })
     }
 }

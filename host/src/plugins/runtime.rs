@@ -115,29 +115,30 @@ impl CallTarget<'_> {
         })
         .await;
         drop(permit);
-        self.stats.record_call(started.elapsed());
+        let took = started.elapsed();
 
         let state = store.data();
         if state.log.suppressed() > 0 {
             tracing::warn!(plugin = %self.slug, operation, suppressed = state.log.suppressed(), "plugin log lines suppressed");
         }
-        match outcome {
+        let result = match outcome {
             Ok(Ok(value)) => Ok(value),
             Err(_elapsed) => Err(CallError::WallClockTimeout { timeout_ms: self.limits.wall_ms }),
-            Ok(Err(err)) => {
-                let error = if state.limiter.exceeded {
-                    CallError::MemoryLimitExceeded { limit_bytes: self.limits.memory_bytes }
-                } else {
-                    match err.downcast_ref::<Trap>() {
-                        Some(Trap::Interrupt) => CallError::CpuBudgetExceeded { budget_ms: self.limits.cpu_ms },
-                        Some(trap) => CallError::Trap(describe_trap(*trap, &stderr.contents())),
-                        None => CallError::Runtime(format!("{err:#}")),
-                    }
-                };
-                tracing::warn!(plugin = %self.slug, operation, error = %error, "plugin call failed");
-                Err(error)
-            }
+            Ok(Err(err)) => Err(if state.limiter.exceeded {
+                CallError::MemoryLimitExceeded { limit_bytes: self.limits.memory_bytes }
+            } else {
+                match err.downcast_ref::<Trap>() {
+                    Some(Trap::Interrupt) => CallError::CpuBudgetExceeded { budget_ms: self.limits.cpu_ms },
+                    Some(trap) => CallError::Trap(describe_trap(*trap, &stderr.contents())),
+                    None => CallError::Runtime(format!("{err:#}")),
+                }
+            }),
+        };
+        self.stats.record_call(operation, result.as_ref().map(|_| ()), took);
+        if let Err(error) = &result {
+            tracing::warn!(plugin = %self.slug, operation, error = %error, "plugin call failed");
         }
+        result
     }
 
     fn new_store(&self, context: CallContext, stderr: MemoryOutputPipe) -> Store<CallState> {

@@ -1,9 +1,14 @@
 //! [`CallStats`]: cumulative counters of one loaded plugin's calls — how many, how long in all,
-//! and how much of that was spent waiting on the CRM (host HTTP) rather than running the guest.
-//! Benchmarks print them; a metrics endpoint can expose them.
+//! and how much of that was spent waiting on the CRM (host HTTP) rather than running the guest —
+//! and the server's [`Metrics`] it reports each call, request and pacer wait to.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+use crate::metrics::Metrics;
+
+use super::error::CallError;
 
 /// Counters, updated lock-free by every call.
 #[derive(Debug, Default)]
@@ -12,6 +17,9 @@ pub struct CallStats {
     call_nanos: AtomicU64,
     http_requests: AtomicU64,
     http_nanos: AtomicU64,
+    /// The plugin's slug and the server's metrics; `None` for calls nobody watches (the probe
+    /// that loads a plugin).
+    observed: Option<(Arc<str>, Arc<Metrics>)>,
 }
 
 /// A snapshot of [`CallStats`].
@@ -49,10 +57,32 @@ fn nanos(d: Duration) -> u64 {
 }
 
 impl CallStats {
-    /// Records a finished call.
-    pub fn record_call(&self, took: Duration) {
+    /// Counters for the plugin `slug`, reporting to `metrics`.
+    pub fn observed(slug: Arc<str>, metrics: Option<Arc<Metrics>>) -> Self {
+        Self { observed: metrics.map(|m| (slug, m)), ..Self::default() }
+    }
+
+    /// Records a finished call of `operation`.
+    pub fn record_call(&self, operation: &'static str, result: Result<(), &CallError>, took: Duration) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.call_nanos.fetch_add(nanos(took), Ordering::Relaxed);
+        if let Some((slug, metrics)) = &self.observed {
+            metrics.plugin_call(slug, operation, result, took);
+        }
+    }
+
+    /// Records one request sent to the CRM: the status it got (`None`: no answer) and its time.
+    pub fn record_outbound(&self, status: Option<u16>, took: Duration) {
+        if let Some((slug, metrics)) = &self.observed {
+            metrics.outbound_request(slug, status, took);
+        }
+    }
+
+    /// Records time a request waited for the account's rate budget.
+    pub fn record_pacer_wait(&self, waited: Duration) {
+        if let Some((slug, metrics)) = &self.observed {
+            metrics.pacer_waited(slug, waited);
+        }
     }
 
     /// Records one outbound request.

@@ -17,6 +17,8 @@ pub struct Lease {
     pub slug: PluginSlug,
     /// The process that held it before and let it expire (its running runs are orphans).
     pub previous_owner: Option<String>,
+    /// When it fell due (a claimed lease only): how late the claim came is the scheduler's lag.
+    pub due_at: Option<DateTime<Utc>>,
 }
 
 /// What the end of a run means for the schedule.
@@ -45,10 +47,11 @@ pub struct ScheduleState {
     pub status_reason: Option<String>,
 }
 
-type LeaseRow = (String, String, Option<String>);
+type LeaseRow = (String, String, Option<String>, Option<DateTime<Utc>>);
 
-fn to_lease((workspace, slug, previous_owner): LeaseRow) -> StoreResult<Lease> {
+fn to_lease((workspace, slug, previous_owner, due_at): LeaseRow) -> StoreResult<Lease> {
     Ok(Lease {
+        due_at,
         workspace: WorkspaceId::parse(&workspace).map_err(|e| StoreError::Corrupt(format!("workspace id: {e}")))?,
         slug: PluginSlug::parse(&slug).map_err(|e| StoreError::Corrupt(format!("slug: {e}")))?,
         previous_owner,
@@ -70,12 +73,13 @@ impl Store {
             // it orphaned.
             Backend::Postgres => {
                 "update integrations set lease_owner = $1, lease_expires_at = $2 \
-                 from (select integration_id as due_id, lease_owner as previous_owner from integrations \
+                 from (select integration_id as due_id, lease_owner as previous_owner, next_sync_at as due_at \
+                       from integrations \
                        where status in ('connected', 'error') and next_sync_at <= $3 \
                        and (lease_owner is null or lease_expires_at < $3) \
                        order by next_sync_at limit $4 for update skip locked) due \
                  where integrations.integration_id = due.due_id \
-                 returning workspace_id, integration_slug, due.previous_owner"
+                 returning workspace_id, integration_slug, due.previous_owner, due.due_at"
             }
             // SQLite has one writer and one process: the update is atomic on its own, and a
             // previous process's runs were marked interrupted when this one started.
@@ -85,12 +89,22 @@ impl Store {
                        where status in ('connected', 'error') and next_sync_at <= $3 \
                        and (lease_owner is null or lease_expires_at < $3) \
                        order by next_sync_at limit $4) \
-                 returning workspace_id, integration_slug, null"
+                 returning workspace_id, integration_slug, null, next_sync_at"
             }
         };
         let rows: Vec<LeaseRow> = with_pool!(self, pool => sqlx::query_as(sql)
             .bind(owner).bind(lease_until).bind(Utc::now()).bind(limit).fetch_all(pool).await)?;
         rows.into_iter().map(to_lease).collect()
+    }
+
+    /// How many integrations are due for a scheduled sync and not held by any process: the
+    /// scheduler's queue.
+    #[tracing::instrument(name = "store.count_due", skip_all)]
+    pub async fn count_due_integrations(&self) -> StoreResult<i64> {
+        let sql = "select count(*) from integrations where status in ('connected', 'error') and next_sync_at <= $1 \
+                   and (lease_owner is null or lease_expires_at < $1)";
+        let (n,): (i64,) = with_pool!(self, pool => sqlx::query_as(sql).bind(Utc::now()).fetch_one(pool).await)?;
+        Ok(n)
     }
 
     /// Takes the lease of one integration if it is free, expired or already ours; `None` if
@@ -111,13 +125,13 @@ impl Store {
                  where integrations.integration_id = held.held_id \
                  and (integrations.lease_owner is null or integrations.lease_owner = $1 \
                       or integrations.lease_expires_at < $5) \
-                 returning workspace_id, integration_slug, held.previous_owner"
+                 returning workspace_id, integration_slug, held.previous_owner, null::timestamptz"
             }
             Backend::Sqlite => {
                 "update integrations set lease_owner = $1, lease_expires_at = $2 \
                  where workspace_id = $3 and integration_slug = $4 \
                  and (lease_owner is null or lease_owner = $1 or lease_expires_at < $5) \
-                 returning workspace_id, integration_slug, null"
+                 returning workspace_id, integration_slug, null, null"
             }
         };
         let row: Option<LeaseRow> = with_pool!(self, pool => sqlx::query_as(sql)

@@ -119,6 +119,15 @@ impl Operation {
         }
     }
 
+    /// `push`, `pull` or `sync`: the operation's name in metrics.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Push { .. } => "push",
+            Self::Pull { .. } => "pull",
+            Self::Sync { .. } => "sync",
+        }
+    }
+
     fn entity_label(&self) -> Option<String> {
         match self {
             Self::Push { entity, .. } | Self::Pull { entity, .. } => Some(entity.to_string()),
@@ -160,6 +169,7 @@ pub struct SyncEngine {
     store: Store,
     connections: Arc<Connections>,
     notifier: Arc<crate::notify::Notifier>,
+    metrics: Arc<crate::metrics::Metrics>,
     live: LiveRuns,
     locks: Arc<IntegrationLocks>,
     owner_id: String,
@@ -180,18 +190,20 @@ pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl SyncEngine {
     /// An engine over the store and connections with scheduling options, telling the platform
-    /// what happens through `notifier`. Its owner id (a process id and a random part) names this
-    /// process in run rows and leases.
+    /// what happens through `notifier` and operators through `metrics`. Its owner id (a process id
+    /// and a random part) names this process in run rows and leases.
     pub fn with_options(
         store: Store,
         connections: Arc<Connections>,
         options: SchedulerOptions,
         notifier: Arc<crate::notify::Notifier>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         Self {
             store,
             connections,
             notifier,
+            metrics,
             live: LiveRuns::default(),
             locks: Arc::default(),
             owner_id: format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()),
@@ -381,8 +393,8 @@ impl SyncEngine {
         let (owner, options) = (self.owner_id.clone(), self.options.clone());
         let (workspace, slug, run_id) = (active.workspace.clone(), active.slug.clone(), active.run_id.clone());
         let heartbeat = HeartbeatGuard::start(store.clone(), run_id.clone());
-        let notifier = self.notifier.clone();
-        let (direction, entity) = (operation.direction(), operation.entity_label());
+        let (notifier, metrics) = (self.notifier.clone(), self.metrics.clone());
+        let (direction, entity, kind) = (operation.direction(), operation.entity_label(), operation.kind());
         tokio::spawn(async move {
             let _heartbeat = heartbeat;
             let _serialized = lock.lock().await;
@@ -397,7 +409,9 @@ impl SyncEngine {
             };
             active.lease_lost = Some(lease.lost_flag());
             let progress = active.progress_sender();
+            let started = std::time::Instant::now();
             let outcome = run::run_guarded(&store, &workspace, &run_id, progress, active.run_to_end(operation)).await;
+            metrics.run_ended(kind, launch.trigger, outcome.status, &outcome.counts, started.elapsed());
             let scope = scheduler::RunScope {
                 workspace: &workspace,
                 slug: &slug,

@@ -218,6 +218,8 @@ impl SyncEngine {
                         let mut started = Vec::new();
                         for lease in claimed {
                             let Ok(permit) = slots.clone().try_acquire_owned() else { break };
+                            let lag = lease.due_at.map(|due| (Utc::now() - due).to_std().unwrap_or_default());
+                            self.metrics.scheduler_claimed(lag.unwrap_or_default());
                             let engine = self.clone();
                             let (tell, told) = tokio::sync::oneshot::channel();
                             started.push(told);

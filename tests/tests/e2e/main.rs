@@ -52,6 +52,7 @@ mod hot_reload;
 mod hubspot;
 mod mapping_assist;
 mod merges;
+mod metrics;
 mod outbound_webhooks;
 mod owner_filters;
 mod plugin_calls;

@@ -167,9 +167,14 @@ impl PluginHttp {
         token: Option<SecretString>,
     ) -> Result<reqwest::Response, HttpError> {
         if let Some(pacer) = &self.pacer {
+            let waiting = std::time::Instant::now();
             pacer.acquire(url.path()).await;
+            self.stats.record_pacer_wait(waiting.elapsed());
         }
-        let response = self.send_once(method, url, headers, body, timeout, token).await?;
+        let sending = std::time::Instant::now();
+        let sent = self.send_once(method, url, headers, body, timeout, token).await;
+        self.stats.record_outbound(sent.as_ref().ok().map(|r| r.status().as_u16()), sending.elapsed());
+        let response = sent?;
         if let Some(pacer) = &self.pacer {
             let seen: Vec<(String, String)> = response
                 .headers()

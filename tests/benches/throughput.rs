@@ -1,0 +1,264 @@
+//! crmhost's own throughput and memory, with the emulators in a separate process so their cost is
+//! counted apart: pull into an empty workspace and a whole-entity push (one `sync` run in the push
+//! direction) of 1,000 and 10,000 contacts (`CRMHOST_BENCH_SIZES=1000,10000,100000` for more), per
+//! CRM and backend. For each: wall time, records/s, crmhost's CPU per record (this process: the
+//! server plus a client that only starts the run and polls it), the emulator's CPU per record, and
+//! crmhost's peak RSS. Ends with how time per record grows from the smallest size to the largest.
+//!
+//! Every figure is also printed as one machine-readable line:
+//! `BENCH name=pull backend=sqlite crm=salesforce records=10000 seconds=… records_per_s=… cpu_us_per_record=… emulator_cpu_us_per_record=… rss_mb=…`.
+//!
+//! Run with `cargo bench -p crmhost-tests --bench throughput`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use crmhost_tests::{AppOptions, Backend, ConnectedWorkspace, Crm, TestApp, contacts, peak_rss_mib};
+use serde_json::json;
+
+/// Set in the child process that serves the emulators.
+const EMULATOR_ROLE: &str = "CRMHOST_BENCH_EMULATOR";
+/// Records per `PUT …/records` while loading the workspace for a push.
+const LOAD_BATCH: usize = 200;
+
+fn main() {
+    if std::env::var_os(EMULATOR_ROLE).is_some() {
+        serve_emulators();
+        return;
+    }
+    let sizes = sizes();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let mut figures = Vec::new();
+    runtime.block_on(async {
+        println!("crmhost throughput, emulators in their own process (no latency, limits lifted):");
+        for backend in [Backend::Sqlite, Backend::Postgres] {
+            for crm in [Crm::Salesforce, Crm::Hubspot] {
+                for &records in &sizes {
+                    for direction in [Direction::Pull, Direction::Push] {
+                        match measure(backend, crm, direction, records).await {
+                            Some(figure) => figures.push(figure),
+                            None => {
+                                println!("{backend:?}: not available, skipped");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+    print_scaling(&figures);
+}
+
+/// The sizes to measure, smallest first.
+fn sizes() -> Vec<usize> {
+    let mut sizes: Vec<usize> = std::env::var("CRMHOST_BENCH_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1_000, 10_000]);
+    sizes.sort_unstable();
+    sizes
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Pull,
+    Push,
+}
+
+impl Direction {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Pull => "pull",
+            Self::Push => "push",
+        }
+    }
+}
+
+/// One measured run.
+struct Figure {
+    backend: Backend,
+    crm: Crm,
+    direction: Direction,
+    records: usize,
+    seconds: f64,
+}
+
+/// Starts fresh emulators and a fresh crmhost, prepares `records` contacts on the side the run
+/// reads from, and measures the one run that moves them.
+async fn measure(backend: Backend, crm: Crm, direction: Direction, records: usize) -> Option<Figure> {
+    let emulator = Emulator::spawn();
+    let options = AppOptions { backend, remote_sim: Some(emulator.urls.clone()), ..AppOptions::default() };
+    let app = TestApp::spawn(options).await?;
+    let w = ConnectedWorkspace::connect(app, crm).await;
+    let operation = match direction {
+        Direction::Pull => {
+            emulator.seed(records).await;
+            "pull"
+        }
+        Direction::Push => {
+            let (status, body) = w.patch_settings(json!({ "direction": "push" })).await;
+            assert!(status.is_success(), "{body}");
+            for chunk in contacts(0..records, "").chunks(LOAD_BATCH) {
+                w.put_records("contact", chunk.to_vec()).await;
+            }
+            "sync"
+        }
+    };
+    let body = match direction {
+        Direction::Pull => json!({ "entity": "contact" }),
+        Direction::Push => json!({ "entities": ["contact"] }),
+    };
+
+    reset_peak_rss();
+    let (own_before, emulator_before) = (own_cpu_seconds(), emulator.cpu_seconds());
+    let started = Instant::now();
+    let run = w.run_to_end(operation, body).await;
+    let seconds = started.elapsed().as_secs_f64();
+    let own = own_cpu_seconds() - own_before;
+    let emulator_cpu = emulator.cpu_seconds() - emulator_before;
+    let rss = peak_rss_mib();
+
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["success_count"].as_u64(), Some(records as u64), "{run}");
+    let per_record = |cpu: f64| cpu * 1e6 / records as f64;
+    println!(
+        "{:<8} {:<10} {:<4} {records:>7} records in {seconds:>7.2} s = {:>7.0} records/s | crmhost CPU {:>6.1} µs/record, emulator {:>6.1} µs/record | peak RSS {rss:>5.0} MiB",
+        format!("{backend:?}"),
+        crm.slug(),
+        direction.name(),
+        records as f64 / seconds,
+        per_record(own),
+        per_record(emulator_cpu),
+    );
+    println!(
+        "BENCH name={} backend={} crm={} records={records} seconds={seconds:.3} records_per_s={:.0} cpu_us_per_record={:.1} emulator_cpu_us_per_record={:.1} rss_mb={rss:.0}",
+        direction.name(),
+        format!("{backend:?}").to_lowercase(),
+        crm.slug(),
+        records as f64 / seconds,
+        per_record(own),
+        per_record(emulator_cpu),
+    );
+    Some(Figure { backend, crm, direction, records, seconds })
+}
+
+/// Time per record at the largest size over that at the smallest, per backend, CRM and direction.
+fn print_scaling(figures: &[Figure]) {
+    println!("scaling (time per record at the largest size / at the smallest; linear = 1.0):");
+    for first in figures.iter().filter(|f| Some(f.records) == figures.iter().map(|f| f.records).min()) {
+        let same = |f: &&Figure| f.backend == first.backend && f.crm == first.crm && f.direction == first.direction;
+        let Some(last) = figures.iter().filter(same).max_by_key(|f| f.records) else { continue };
+        if last.records == first.records {
+            continue;
+        }
+        let ratio = (last.seconds / last.records as f64) / (first.seconds / first.records as f64);
+        println!(
+            "BENCH name=scaling_{} backend={} crm={} from={} to={} time_per_record_ratio={ratio:.2}",
+            first.direction.name(),
+            format!("{:?}", first.backend).to_lowercase(),
+            first.crm.slug(),
+            first.records,
+            last.records,
+        );
+    }
+}
+
+/// The emulators in a child process (this benchmark's own binary in the emulator role).
+struct Emulator {
+    child: Child,
+    /// Base URLs: Salesforce, HubSpot.
+    urls: (String, String),
+}
+
+impl Emulator {
+    fn spawn() -> Self {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .env(EMULATOR_ROLE, "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the emulator process starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut next_url = || lines.next().expect("an emulator URL").expect("readable");
+        let urls = (next_url(), next_url());
+        Self { child, urls }
+    }
+
+    /// Creates `count` contacts in both CRMs.
+    async fn seed(&self, count: usize) {
+        let client = reqwest::Client::new();
+        let response = client
+            .post(format!("{}/__sim/seed", self.urls.0))
+            .json(&json!({ "entity": "contact", "count": count }))
+            .send()
+            .await
+            .expect("seed request");
+        assert!(response.status().is_success(), "seeding answered {}", response.status());
+    }
+
+    /// CPU time the emulator process has used (user + system).
+    fn cpu_seconds(&self) -> f64 {
+        cpu_seconds_of(&format!("/proc/{}/stat", self.child.id()))
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        // Closing its stdin ends the child; kill it in case it does not notice.
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The emulator role: serve both CRMs with limits lifted, print their URLs, run until stdin closes.
+fn serve_emulators() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut options = crm_sim::SimOptions::both_on_free_ports();
+        options.knobs = crm_sim::knobs::Knobs {
+            hubspot_ten_second_limit: 1_000_000,
+            hubspot_search_per_second: 1_000_000,
+            salesforce_daily_limit: 100_000_000,
+            ..crm_sim::knobs::Knobs::default()
+        };
+        let sim = crm_sim::start(options).await.expect("emulators start");
+        let mut out = std::io::stdout();
+        writeln!(out, "{}", sim.salesforce_url().unwrap()).unwrap();
+        writeln!(out, "{}", sim.hubspot_url().unwrap()).unwrap();
+        out.flush().unwrap();
+        tokio::task::spawn_blocking(|| {
+            let mut sink = String::new();
+            while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
+        })
+        .await
+        .unwrap();
+    });
+}
+
+/// CPU time of this process so far (user + system).
+fn own_cpu_seconds() -> f64 {
+    cpu_seconds_of("/proc/self/stat")
+}
+
+/// User + system CPU time from a `/proc/<pid>/stat` file (fields 14 and 15, in USER_HZ = 100 ticks
+/// per second on Linux); 0 elsewhere.
+fn cpu_seconds_of(path: &str) -> f64 {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // The command name may hold spaces; fields are counted after its closing parenthesis.
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+    let fields: Vec<f64> = after_name.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+    // After the name: state (not numeric, filtered out), then ppid … ; utime and stime are the
+    // 14th and 15th fields of the whole line, the 11th and 12th numeric ones after the name.
+    match (fields.get(10), fields.get(11)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => 0.0,
+    }
+}
+
+/// Resets the kernel's peak-RSS mark for this process (Linux `clear_refs` 5).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
