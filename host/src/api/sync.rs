@@ -224,9 +224,16 @@ pub(super) async fn push(
         (None, Some(records)) => {
             check_batch(records.len())?;
             let mut parsed = Vec::with_capacity(records.len());
+            let mut seen = std::collections::HashSet::new();
             for (i, raw) in records.iter().enumerate() {
                 let record = input::parse_record(raw)
                     .map_err(|(_, message)| ApiError::BadRequest(format!("records[{i}]: {message}")))?;
+                if !seen.insert(record.id.clone()) {
+                    return Err(ApiError::BadRequest(format!(
+                        "records[{i}]: the id `{}` appears earlier in this batch",
+                        record.id
+                    )));
+                }
                 parsed.push((record.id, record.fields));
             }
             state.store.upsert_records(&caller.workspace, &entity, &parsed).await?;

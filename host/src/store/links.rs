@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use sqlx::types::Json;
 
 use super::bind::TextList;
+use super::statistics::SyncTable;
 use super::{Store, StoreError, StoreResult, with_pool};
 use crate::domain::{CrmId, EntityName, PluginSlug, WorkspaceId};
 
@@ -330,6 +331,7 @@ impl Store {
         with_pool!(self, pool => sqlx::query(&sql)
             .bind(workspace.as_str()).bind(slug.as_str()).bind(entity.as_str()).bind(now).bind(Json(&rows))
             .execute(pool).await.map(|_| ()))?;
+        self.note_rows_written(SyncTable::Links, rows.len()).await;
         Ok(())
     }
 

@@ -18,6 +18,7 @@ mod oauth_states;
 mod records;
 mod runs;
 mod schedule;
+mod statistics;
 mod webhook_deliveries;
 mod webhook_endpoints;
 mod webhook_secrets;
@@ -72,6 +73,8 @@ pub struct Store {
     pool: Pool,
     /// Fields whose match-key index this process has made sure of (see `records.rs`).
     match_indexes: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Rows written to the sync tables, for planner statistics (see `statistics.rs`).
+    growth: std::sync::Arc<statistics::GrowthTracker>,
 }
 
 /// Runs the same body against whichever pool the store has. The body is type-checked once per
@@ -104,7 +107,7 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(5))
                 .connect_with(options)
                 .await?;
-            Ok(Self { pool: Pool::Postgres(pool), match_indexes: Default::default() })
+            Ok(Self { pool: Pool::Postgres(pool), match_indexes: Default::default(), growth: Default::default() })
         } else if url.starts_with("sqlite:") {
             tracing::Span::current().record("backend", "sqlite");
             let options = SqliteConnectOptions::from_str(url)?;
@@ -134,7 +137,7 @@ impl Store {
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        Ok(Self { pool: Pool::Sqlite(pool), match_indexes: Default::default() })
+        Ok(Self { pool: Pool::Sqlite(pool), match_indexes: Default::default(), growth: Default::default() })
     }
 
     /// Applies pending migrations.

@@ -10,7 +10,8 @@ use sqlx::types::Json;
 use sha2::Digest as _;
 
 use super::bind::TextList;
-use super::{Backend, Store, StoreResult, with_pool};
+use super::statistics::SyncTable;
+use super::{Backend, Store, StoreError, StoreResult, with_pool};
 use crate::domain::{EntityName, FieldName, RecordId, WorkspaceId};
 
 /// A workspace record as stored.
@@ -107,7 +108,8 @@ pub struct RecordQuery {
 
 impl Store {
     /// Upserts records of one entity in one transaction, merging the given fields into what is
-    /// stored (fields not given are kept). A soft-deleted record that is upserted comes back.
+    /// stored (fields not given are kept). A soft-deleted record that is upserted comes back. Each
+    /// id at most once (callers refuse repeats: `duplicate_id`).
     #[tracing::instrument(name = "store.upsert_records", skip_all, fields(workspace = %workspace, entity = %entity, n = records.len()))]
     pub async fn upsert_records(
         &self,
@@ -123,54 +125,52 @@ impl Store {
             "select {COLUMNS} from records where workspace_id = $1 and entity = $2 and record_id {}",
             self.any_of(3)
         );
-        let insert = format!(
-            "insert into records (workspace_id, entity, record_id, fields, version, created_at, updated_at) \
-             values ($1, $2, $3, $4, 1, $5, $5) returning {COLUMNS}"
-        );
-        let update = format!(
-            "update records set fields = $1, version = version + 1, updated_at = $2, deleted_at = null \
-             where workspace_id = $3 and entity = $4 and record_id = $5 returning {COLUMNS}"
-        );
+        let insert = self.insert_records_sql(false);
+        let update = self.update_records_sql(false);
         with_pool!(self, pool => {
             let mut tx = pool.begin_with(self.begin_statement()).await?;
             let ids: Vec<&str> = records.iter().map(|(id, _)| id.as_str()).collect();
             let query = sqlx::query_as::<_, Row>(&select).bind(workspace.as_str()).bind(entity.as_str()).bind(TextList(ids));
             let existing: std::collections::HashMap<String, StoredRecord> =
                 query.fetch_all(&mut *tx).await?.into_iter().map(|r| (r.record_id.clone(), r.into())).collect();
-            let mut out = Vec::with_capacity(records.len());
+            // Decide each record's outcome, then write the creates and the updates one statement each.
+            let (mut creates, mut updates, mut outcomes) = (Vec::new(), Vec::new(), Vec::with_capacity(records.len()));
             for (id, fields) in records {
-                match existing.get(id.as_str()) {
+                let rid = id.as_str();
+                match existing.get(rid) {
                     None => {
-                        let row = sqlx::query_as::<_, Row>(&insert)
-                            .bind(workspace.as_str())
-                            .bind(entity.as_str())
-                            .bind(id.as_str())
-                            .bind(Json(fields))
-                            .bind(now)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                        out.push((UpsertOutcome::Created, row.into()));
+                        creates.push(NewFields { rid, new_fields: fields.clone(), expected: None });
+                        outcomes.push(UpsertOutcome::Created);
                     }
                     Some(current) => {
                         let mut merged = current.fields.clone();
-                        for (k, v) in fields {
-                            merged.insert(k.clone(), v.clone());
-                        }
+                        merged.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
                         if merged == current.fields && current.deleted_at.is_none() {
-                            out.push((UpsertOutcome::Unchanged, current.clone()));
-                            continue;
+                            outcomes.push(UpsertOutcome::Unchanged);
+                        } else {
+                            updates.push(NewFields { rid, new_fields: merged, expected: None });
+                            outcomes.push(UpsertOutcome::Updated);
                         }
-                        let row = sqlx::query_as::<_, Row>(&update)
-                            .bind(Json(&merged))
-                            .bind(now)
-                            .bind(workspace.as_str())
-                            .bind(entity.as_str())
-                            .bind(id.as_str())
-                            .fetch_one(&mut *tx)
-                            .await?;
-                        out.push((UpsertOutcome::Updated, row.into()));
                     }
                 }
+            }
+            let mut written: std::collections::HashMap<String, StoredRecord> = std::collections::HashMap::new();
+            for (sql, rows) in [(&insert, &creates), (&update, &updates)] {
+                if !rows.is_empty() {
+                    let returned = sqlx::query_as::<_, Row>(sql)
+                        .bind(workspace.as_str()).bind(entity.as_str()).bind(now).bind(Json(rows))
+                        .fetch_all(&mut *tx).await?;
+                    written.extend(returned.into_iter().map(|r| (r.record_id.clone(), StoredRecord::from(r))));
+                }
+            }
+            let mut out = Vec::with_capacity(records.len());
+            for ((id, _), outcome) in records.iter().zip(outcomes) {
+                let record = match outcome {
+                    UpsertOutcome::Unchanged => existing.get(id.as_str()).cloned(),
+                    UpsertOutcome::Created | UpsertOutcome::Updated => written.remove(id.as_str()),
+                };
+                let record = record.ok_or_else(|| StoreError::Corrupt(format!("record `{id}` was not written")))?;
+                out.push((outcome, record));
             }
             // A changed record that failed to sync gets a fresh start: its retry backoff resets.
             let changed: Vec<&str> = out
@@ -188,6 +188,7 @@ impl Store {
                     .execute(&mut *tx).await?;
             }
             tx.commit().await?;
+            self.note_rows_written(SyncTable::Records, creates.len() + updates.len()).await;
             Ok(out)
         })
     }
@@ -233,24 +234,8 @@ impl Store {
             "select {COLUMNS} from records where workspace_id = $1 and entity = $2 and record_id {}",
             self.any_of(3)
         );
-        let field = |n: &str| self.json_field(n, false);
-        let insert = format!(
-            "insert into records (workspace_id, entity, record_id, fields, version, created_at, updated_at) \
-             select $1, $2, {rid}, {fields}, 1, $3, $3 from {rows} where true \
-             on conflict (workspace_id, entity, record_id) do nothing returning {COLUMNS}",
-            rid = field("rid"),
-            fields = self.json_field("new_fields", true),
-            rows = self.json_rows(4, "rid text, new_fields jsonb"),
-        );
-        let update = format!(
-            "update records set fields = {fields}, version = version + 1, updated_at = $3 from {rows} \
-             where workspace_id = $1 and entity = $2 and record_id = {rid} and version = {expected} \
-             returning {COLUMNS}",
-            rid = field("rid"),
-            fields = self.json_field("new_fields", true),
-            expected = field("expected"),
-            rows = self.json_rows(4, "rid text, new_fields jsonb, expected bigint"),
-        );
+        let insert = self.insert_records_sql(true);
+        let update = self.update_records_sql(true);
         with_pool!(self, pool => {
             let mut tx = pool.begin_with(self.begin_statement()).await?;
             let mut current: std::collections::HashMap<String, Row> = std::collections::HashMap::new();
@@ -285,6 +270,7 @@ impl Store {
                 written.extend(returned.into_iter().map(|r| (r.record_id.clone(), StoredRecord::from(r))));
             }
             tx.commit().await?;
+            self.note_rows_written(SyncTable::Records, written.len()).await;
             // Each record's write goes to its first change; a repeat got nothing.
             Ok(changes.iter().zip(first).map(|(c, first)| if first { written.remove(c.id.as_str()) } else { None }).collect())
         })
@@ -347,6 +333,38 @@ impl Store {
         let rows = with_pool!(self, pool => sqlx::query_as::<_, Row>(&sql)
             .bind(workspace.as_str()).bind(entity.as_str()).bind(TextList::of(&lowered)).fetch_all(pool).await)?;
         Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Inserts the records of a JSON rows parameter (`$4`, [`NewFields`]) with `$1` workspace, `$2`
+    /// entity, `$3` now, returning them; with `skip_existing` a record that exists is left alone.
+    fn insert_records_sql(&self, skip_existing: bool) -> String {
+        format!(
+            "insert into records (workspace_id, entity, record_id, fields, version, created_at, updated_at) \
+             select $1, $2, {rid}, {fields}, 1, $3, $3 from {rows} where true {conflict} returning {COLUMNS}",
+            rid = self.json_field("rid", false),
+            fields = self.json_field("new_fields", true),
+            rows = self.json_rows(4, "rid text, new_fields jsonb"),
+            conflict = if skip_existing { "on conflict (workspace_id, entity, record_id) do nothing" } else { "" },
+        )
+    }
+
+    /// Replaces the fields of the records of a JSON rows parameter (as [`Store::insert_records_sql`]),
+    /// bumping their versions, returning them. With `check_version` only a record still at its
+    /// row's `expected` version is written; without, a soft-deleted record comes back.
+    fn update_records_sql(&self, check_version: bool) -> String {
+        let condition = if check_version {
+            format!("and version = {}", self.json_field("expected", false))
+        } else {
+            String::new()
+        };
+        format!(
+            "update records set fields = {fields}, version = version + 1, updated_at = $3{undelete} from {rows} \
+             where workspace_id = $1 and entity = $2 and record_id = {rid} {condition} returning {COLUMNS}",
+            rid = self.json_field("rid", false),
+            fields = self.json_field("new_fields", true),
+            undelete = if check_version { "" } else { ", deleted_at = null" },
+            rows = self.json_rows(4, "rid text, new_fields jsonb, expected bigint"),
+        )
     }
 
     /// A record's value of `field` as a match key compares it. The field name is a validated

@@ -52,6 +52,13 @@ each_crm_and_backend!(push_200_records_twice_creates_each_once_and_refuses_the_2
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    // So is a batch naming one record twice, before anything is written.
+    let twice = [contacts(0..1, "First"), contacts(0..1, "Second")].concat();
+    let (status, body) =
+        SyncHarness::send(h.api(Method::POST, &path).json(&json!({ "entity": "contact", "records": twice }))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(str_of(&body["error"], "message").contains("appears earlier"), "{body}");
+    assert_ne!(h.record("contact", "c0").await["fields"]["first_name"], "SecondFirst0");
 });
 
 each_crm_and_backend!(pull_imports_several_pages_then_finds_nothing_new, |h| {
