@@ -1,9 +1,11 @@
 //! crmhost's own throughput and memory, with the emulators in a separate process so their cost is
 //! counted apart: pull into an empty workspace and a whole-entity push (one `sync` run in the push
 //! direction) of 1,000 and 10,000 contacts (`CRMHOST_BENCH_SIZES=1000,10000,100000` for more), per
-//! CRM and backend. For each: wall time, records/s, crmhost's CPU per record (this process: the
-//! server plus a client that only starts the run and polls it), the emulator's CPU per record, and
-//! crmhost's peak RSS. Ends with how time per record grows from the smallest size to the largest.
+//! CRM and backend, each in a fresh process. For each: wall time, records/s, crmhost's CPU per
+//! record (the measuring process: the server plus a client that only starts the run and polls
+//! it), the emulator's CPU per record, and crmhost's peak RSS over the run (the process's, after
+//! loading the records a push sends). Ends with how time per record grows from the smallest size
+//! to the largest.
 //!
 //! Every figure is also printed as one machine-readable line:
 //! `BENCH name=pull backend=sqlite crm=salesforce records=10000 seconds=… records_per_s=… cpu_us_per_record=… emulator_cpu_us_per_record=… rss_mb=…`.
@@ -28,27 +30,68 @@ fn main() {
         serve_emulators();
         return;
     }
-    let sizes = sizes();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    if let Ok(scenario) = std::env::var(SCENARIO_ROLE) {
+        run_scenario(&scenario);
+        return;
+    }
+    println!("crmhost throughput, emulators in their own process (no latency, limits lifted):");
     let mut figures = Vec::new();
-    runtime.block_on(async {
-        println!("crmhost throughput, emulators in their own process (no latency, limits lifted):");
-        for backend in [Backend::Sqlite, Backend::Postgres] {
-            for crm in [Crm::Salesforce, Crm::Hubspot] {
-                for &records in &sizes {
-                    for direction in [Direction::Pull, Direction::Push] {
-                        match measure(backend, crm, direction, records).await {
-                            Some(figure) => figures.push(figure),
-                            None => {
-                                println!("{backend:?}: not available, skipped");
-                            }
-                        }
-                    }
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        for crm in [Crm::Salesforce, Crm::Hubspot] {
+            for records in sizes() {
+                for direction in [Direction::Pull, Direction::Push] {
+                    figures.extend(measure_in_own_process(backend, crm, direction, records));
                 }
             }
         }
-    });
+    }
     print_scaling(&figures);
+}
+
+/// Set in a child process that measures one scenario (`backend crm direction records`), so each
+/// figure, peak RSS above all, belongs to a fresh process.
+const SCENARIO_ROLE: &str = "CRMHOST_BENCH_SCENARIO";
+
+/// Runs one scenario in a child process, passing its output through; its figure, if it ran.
+fn measure_in_own_process(backend: Backend, crm: Crm, direction: Direction, records: usize) -> Option<Figure> {
+    let scenario = format!("{} {} {} {records}", backend_name(backend), crm.slug(), direction.name());
+    let output = Command::new(std::env::current_exe().unwrap())
+        .env(SCENARIO_ROLE, &scenario)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("the scenario process runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    print!("{text}");
+    assert!(output.status.success(), "scenario `{scenario}` failed");
+    let seconds = text
+        .lines()
+        .find(|l| l.starts_with("BENCH "))?
+        .split_whitespace()
+        .find_map(|kv| kv.strip_prefix("seconds="))?
+        .parse()
+        .ok()?;
+    Some(Figure { backend, crm, direction, records, seconds })
+}
+
+/// The child's side of [`measure_in_own_process`].
+fn run_scenario(scenario: &str) {
+    let parts: Vec<&str> = scenario.split_whitespace().collect();
+    let [backend, crm, direction, records] = parts.as_slice() else { panic!("bad scenario `{scenario}`") };
+    let backend = if *backend == "postgres" { Backend::Postgres } else { Backend::Sqlite };
+    let crm = if *crm == "hubspot" { Crm::Hubspot } else { Crm::Salesforce };
+    let direction = if *direction == "push" { Direction::Push } else { Direction::Pull };
+    let records: usize = records.parse().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    if runtime.block_on(measure(backend, crm, direction, records)).is_none() {
+        println!("{backend:?}: not available, skipped");
+    }
+}
+
+fn backend_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    }
 }
 
 /// The sizes to measure, smallest first.
@@ -100,8 +143,9 @@ async fn measure(backend: Backend, crm: Crm, direction: Direction, records: usiz
         Direction::Push => {
             let (status, body) = w.patch_settings(json!({ "direction": "push" })).await;
             assert!(status.is_success(), "{body}");
-            for chunk in contacts(0..records, "").chunks(LOAD_BATCH) {
-                w.put_records("contact", chunk.to_vec()).await;
+            // A batch at a time: the driver shares this process and should hold no more than crmhost.
+            for start in (0..records).step_by(LOAD_BATCH) {
+                w.put_records("contact", contacts(start..records.min(start + LOAD_BATCH), "")).await;
             }
             "sync"
         }
@@ -112,6 +156,7 @@ async fn measure(backend: Backend, crm: Crm, direction: Direction, records: usiz
     };
 
     reset_peak_rss();
+    let rss_at_start = current_rss_mib();
     let (own_before, emulator_before) = (own_cpu_seconds(), emulator.cpu_seconds());
     let started = Instant::now();
     let run = w.run_to_end(operation, body).await;
@@ -124,7 +169,7 @@ async fn measure(backend: Backend, crm: Crm, direction: Direction, records: usiz
     assert_eq!(run["success_count"].as_u64(), Some(records as u64), "{run}");
     let per_record = |cpu: f64| cpu * 1e6 / records as f64;
     println!(
-        "{:<8} {:<10} {:<4} {records:>7} records in {seconds:>7.2} s = {:>7.0} records/s | crmhost CPU {:>6.1} µs/record, emulator {:>6.1} µs/record | peak RSS {rss:>5.0} MiB",
+        "{:<8} {:<10} {:<4} {records:>7} records in {seconds:>7.2} s = {:>7.0} records/s | crmhost CPU {:>6.1} µs/record, emulator {:>6.1} µs/record | peak RSS {rss:>5.0} MiB (at start {rss_at_start:.0})",
         format!("{backend:?}"),
         crm.slug(),
         direction.name(),
@@ -135,7 +180,7 @@ async fn measure(backend: Backend, crm: Crm, direction: Direction, records: usiz
     println!(
         "BENCH name={} backend={} crm={} records={records} seconds={seconds:.3} records_per_s={:.0} cpu_us_per_record={:.1} emulator_cpu_us_per_record={:.1} rss_mb={rss:.0}",
         direction.name(),
-        format!("{backend:?}").to_lowercase(),
+        backend_name(backend),
         crm.slug(),
         records as f64 / seconds,
         per_record(own),
@@ -157,7 +202,7 @@ fn print_scaling(figures: &[Figure]) {
         println!(
             "BENCH name=scaling_{} backend={} crm={} from={} to={} time_per_record_ratio={ratio:.2}",
             first.direction.name(),
-            format!("{:?}", first.backend).to_lowercase(),
+            backend_name(first.backend),
             first.crm.slug(),
             first.records,
             last.records,
@@ -256,6 +301,18 @@ fn cpu_seconds_of(path: &str) -> f64 {
         (Some(user), Some(system)) => (user + system) / 100.0,
         _ => 0.0,
     }
+}
+
+/// This process's resident set size now (Linux `VmRSS`), in MiB.
+fn current_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
 }
 
 /// Resets the kernel's peak-RSS mark for this process (Linux `clear_refs` 5).

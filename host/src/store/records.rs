@@ -352,11 +352,8 @@ impl Store {
     /// bumping their versions, returning them. With `check_version` only a record still at its
     /// row's `expected` version is written; without, a soft-deleted record comes back.
     fn update_records_sql(&self, check_version: bool) -> String {
-        let condition = if check_version {
-            format!("and version = {}", self.json_field("expected", false))
-        } else {
-            String::new()
-        };
+        let condition =
+            if check_version { format!("and version = {}", self.json_field("expected", false)) } else { String::new() };
         format!(
             "update records set fields = {fields}, version = version + 1, updated_at = $3{undelete} from {rows} \
              where workspace_id = $1 and entity = $2 and record_id = {rid} {condition} returning {COLUMNS}",

@@ -5,6 +5,7 @@
 
 mod assist;
 mod backoff;
+mod caller;
 mod coalesce;
 mod configure;
 mod error;

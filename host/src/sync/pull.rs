@@ -23,7 +23,11 @@ use crate::domain::storable::nul_position;
 use crate::domain::{ConflictId, CrmId, EntityName, FieldName, ItemOutcome, RecordId};
 use crate::notify::Event;
 use crate::notify::event::{RecordChange as RecordChangeKind, RecordFacts};
-use crate::plugins::bindings::adapter::{CrmRecord, PullRequest};
+use std::future::Future;
+
+use crate::plugins::CallError;
+use crate::plugins::bindings::AdapterError;
+use crate::plugins::bindings::adapter::{CrmRecord, Page as PullPage, PullRequest};
 use crate::store::{LinkStatus, LinkWrite, NewConflict, RecordChange, RecordLink, StoredRecord};
 
 /// What a pull does with workspace-side changes it finds.
@@ -122,6 +126,9 @@ impl Sweep {
     }
 }
 
+/// One page's fetch, running beside the run's writes.
+type PageFetch = std::pin::Pin<Box<dyn Future<Output = Result<Result<PullPage, AdapterError>, CallError>> + Send>>;
+
 /// A CRM record of a page, accepted: its id parsed and its mapped fields in workspace form.
 struct Pulled {
     id: CrmId,
@@ -198,25 +205,15 @@ impl Run {
         let by_ids = matches!(scope, PullScope::Records(_));
         let mut newest: Option<(DateTime<Utc>, String)> = None;
         let mut remaining = scope.limit();
-        let mut cursor: Option<String> = None;
-        loop {
-            let page_size = remaining.map_or(super::MAX_BATCH, |r| r.min(super::MAX_BATCH));
-            if page_size == 0 {
-                break;
-            }
-            let request = PullRequest {
-                entity: mappings.entity.to_string(),
-                cursor: cursor.clone(),
-                modified_since: scope.since(),
-                ids: scope.ids(),
-                fields: mappings.pull_fields(),
-                limit: page_size as u32,
-            };
-            let (plugin, mut context) = (self.plugin.clone(), self.context.clone());
-            if let Some(fact) = sweep.fact() {
-                context.facts.insert(DELETION_SWEEP_FACT.to_owned(), fact);
-            }
-            let page = required("pull", self.call("pull", || plugin.pull(context.clone(), &request)).await)?;
+        let page_size = |remaining: Option<usize>| remaining.map_or(super::MAX_BATCH, |r| r.min(super::MAX_BATCH));
+        // Pages are fetched one ahead: the next is read from the CRM while this one is written.
+        let fetch = self.page_fetcher(mappings, &scope, sweep.fact());
+        let mut fetched = match page_size(remaining) {
+            0 => None,
+            size => Some(fetch(None, size).await),
+        };
+        while let Some(result) = fetched.take() {
+            let page = required("pull", result)?;
             let mut records = page.records;
             if let Some(r) = remaining.as_mut() {
                 records.truncate(*r);
@@ -224,15 +221,19 @@ impl Run {
             }
             note_newest(&mut newest, &records);
             let empty = records.is_empty();
+            let next = match (page.next_cursor, page_size(remaining)) {
+                (Some(cursor), size) if size > 0 && (!by_ids || !empty) => Some(fetch(Some(cursor), size)),
+                _ => None,
+            };
             let accepted = self.accept_page(mappings, records);
-            self.merge_page(mappings, &accepted, mode).await?;
-            self.flush().await?;
-            if save_cursor && incremental {
-                self.save_cursor(mappings, newest.as_ref()).await?;
-            }
-            match page.next_cursor {
-                Some(next) if !by_ids || !empty => cursor = Some(next),
-                _ => break,
+            let write = self.write_page(mappings, &accepted, mode, (save_cursor && incremental).then_some(&newest));
+            match next {
+                Some(next) => {
+                    let (written, next) = tokio::join!(write, next);
+                    written?;
+                    fetched = Some(next);
+                }
+                None => write.await?,
             }
         }
         if save_cursor {
@@ -243,6 +244,51 @@ impl Run {
             self.store.set_deletions_swept_at(ws, slug, entity, started_at).await.map_err(store_fatal)?;
         }
         Ok(newest.map(|(_, raw)| raw))
+    }
+
+    /// A function fetching one page of `mappings`' entity in `scope` from a cursor: owned, so the
+    /// fetch can run while the run writes the page before.
+    fn page_fetcher(
+        &self,
+        mappings: &EntityMappings,
+        scope: &PullScope,
+        sweep_fact: Option<String>,
+    ) -> impl Fn(Option<String>, usize) -> PageFetch + use<> {
+        let (caller, plugin, mut context) = (self.caller(), self.plugin.clone(), self.context.clone());
+        if let Some(fact) = sweep_fact {
+            context.facts.insert(DELETION_SWEEP_FACT.to_owned(), fact);
+        }
+        let (entity, fields, since, ids) =
+            (mappings.entity.to_string(), mappings.pull_fields(), scope.since(), scope.ids());
+        move |cursor, size| {
+            let request = PullRequest {
+                entity: entity.clone(),
+                cursor,
+                modified_since: since.clone(),
+                ids: ids.clone(),
+                fields: fields.clone(),
+                limit: u32::try_from(size).unwrap_or(u32::MAX),
+            };
+            let (caller, plugin, context) = (caller.clone(), plugin.clone(), context.clone());
+            Box::pin(async move { caller.call("pull", || plugin.pull(context.clone(), &request)).await })
+        }
+    }
+
+    /// Writes one pulled page: its records and links, the run's items and counts, and (for an
+    /// incremental two-way pull) the cursor at the newest change seen so far.
+    async fn write_page(
+        &mut self,
+        mappings: &EntityMappings,
+        accepted: &[Pulled],
+        mode: PullMode,
+        cursor: Option<&Option<(DateTime<Utc>, String)>>,
+    ) -> Result<(), Fatal> {
+        self.merge_page(mappings, accepted, mode).await?;
+        self.flush().await?;
+        if let Some(newest) = cursor {
+            self.save_cursor(mappings, newest.as_ref()).await?;
+        }
+        Ok(())
     }
 
     /// Whether this incremental pull sweeps for deletions: when the last sweep is older than the

@@ -5,7 +5,6 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
@@ -14,12 +13,13 @@ use tokio::sync::watch;
 
 use super::Operation;
 use super::backoff::RetryBackoff;
+use super::caller::PluginCaller;
 use super::merge::ConflictStrategy;
 use super::progress::Progress;
 use super::pull::{PullMode, PullScope};
 use super::settings::SyncSettings;
 use crate::domain::{CrmId, EntityName, ItemOutcome, PluginSlug, RunId, RunStatus, WorkspaceId};
-use crate::plugins::bindings::{AdapterError, RateLimitPolicy};
+use crate::plugins::bindings::AdapterError;
 use crate::plugins::{CallContext, CallError, CallResult, LoadedPlugin, adapter_error_summary};
 use crate::store::{PhaseSpan, RunCounts, RunItem, Store};
 
@@ -112,7 +112,7 @@ pub(super) struct Run {
     pub count_incremental: bool,
     /// See [`RunParts::deletion_sweep`].
     pub deletion_sweep: std::time::Duration,
-    deferred_until: Mutex<Option<DateTime<Utc>>>,
+    deferred_until: Arc<Mutex<Option<DateTime<Utc>>>>,
     counts: RunCounts,
     items: Vec<RunItem>,
     next_index: i64,
@@ -160,7 +160,7 @@ impl Run {
             lease_lost: None,
             count_incremental,
             deletion_sweep,
-            deferred_until: Mutex::new(None),
+            deferred_until: Arc::default(),
             counts: RunCounts::default(),
             items: Vec::new(),
             next_index: 0,
@@ -245,19 +245,13 @@ impl Run {
     }
 
     /// Stops the run at a daily limit until `until`: it ends `deferred`, not failed.
-    fn defer_until(&self, until: DateTime<Utc>) {
-        *self.deferred_until.lock().unwrap_or_else(PoisonError::into_inner) = Some(until);
-    }
-
-    /// The operator's cap on the account's daily allocation, or a daily limit already hit by
-    /// another run: either way nothing more is sent today, and the run defers.
-    fn over_daily_cap(&self) -> Option<String> {
-        let pacer = self.context.pacer.as_ref()?;
-        let usage = pacer.daily_usage()?;
-        let percent = u64::from(self.settings.daily_limit_percent.unwrap_or(100));
-        (usage.max > 0 && usage.used.saturating_mul(100) >= usage.max.saturating_mul(percent)).then(|| {
-            format!("the CRM account has used {} of its {} daily API requests (cap {percent}%)", usage.used, usage.max)
-        })
+    /// What this run's plugin calls need, owned: a call can run beside the run's own work.
+    pub fn caller(&self) -> PluginCaller {
+        PluginCaller {
+            pacer: self.context.pacer.clone(),
+            daily_limit_percent: self.settings.daily_limit_percent,
+            deferred_until: self.deferred_until.clone(),
+        }
     }
 
     async fn execute(&mut self, operation: Operation) -> Result<(), Fatal> {
@@ -386,53 +380,13 @@ impl Run {
         Ok(())
     }
 
-    /// Calls the plugin, waiting out burst rate limits (as long as the CRM asks, up to a minute a
-    /// time) and retrying transient failures with backoff. A daily limit is not waited out.
-    pub async fn call<T, F, Fut>(&self, what: &str, mut call: F) -> Result<Result<T, AdapterError>, CallError>
+    /// Calls the plugin through [`PluginCaller::call`].
+    pub async fn call<T, F, Fut>(&self, what: &str, call: F) -> Result<Result<T, AdapterError>, CallError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = CallResult<T>>,
     {
-        const MAX_ATTEMPTS: u32 = 8;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            if let Some(why) = self.over_daily_cap() {
-                self.defer_until(Utc::now() + chrono::Duration::hours(1));
-                return Ok(Err(AdapterError::RateLimited(crate::plugins::bindings::RateLimitInfo {
-                    message: format!("{why}; the run continues when the allocation allows"),
-                    policy: RateLimitPolicy::Daily,
-                    retry_after_ms: None,
-                })));
-            }
-            let result = call().await;
-            if let Ok(Err(AdapterError::RateLimited(info))) = &result
-                && info.policy == RateLimitPolicy::Daily
-            {
-                // Never spin on a daily limit: come back when the CRM says, else in an hour (a
-                // rolling 24-hour allocation frees up gradually; HubSpot's resets at midnight in
-                // the account's own time zone, which we do not know).
-                let wait = info.retry_after_ms.map_or(chrono::Duration::hours(1), |ms| {
-                    chrono::Duration::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX).max(60_000))
-                });
-                self.defer_until(Utc::now() + wait);
-                return result;
-            }
-            let wait = match &result {
-                Ok(Err(AdapterError::RateLimited(info))) if info.policy != RateLimitPolicy::Daily => {
-                    Duration::from_millis(info.retry_after_ms.unwrap_or(1_000).clamp(100, 60_000))
-                }
-                Ok(Err(AdapterError::Unavailable(_))) | Err(CallError::Busy) if attempt < 5 => {
-                    Duration::from_millis(250 << attempt)
-                }
-                _ => return result,
-            };
-            if attempt >= MAX_ATTEMPTS {
-                return result;
-            }
-            tracing::info!(what, attempt, wait_ms = wait.as_millis() as u64, "CRM asked us to wait; retrying");
-            tokio::time::sleep(wait).await;
-        }
+        self.caller().call(what, call).await
     }
 }
 
