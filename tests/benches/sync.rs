@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use crm_sim::knobs::Knobs;
-use crmhost_tests::{Backend, Crm, SyncHarness, contacts, peak_rss_mib};
+use crmhost_tests::{Backend, Crm, SyncHarness, contacts, peak_rss_mib, reset_peak_rss};
 use serde_json::json;
 
 const RECORDS: usize = 10_000;
@@ -23,11 +23,6 @@ fn unlimited() -> Knobs {
         salesforce_daily_limit: 100_000_000,
         ..Knobs::default()
     }
-}
-
-/// Resets the kernel's peak-RSS mark for this process (Linux `clear_refs` 5).
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 fn report(backend: Backend, crm: Crm, what: &str, records: usize, seconds: f64, extra: &str) {

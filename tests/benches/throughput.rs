@@ -17,7 +17,9 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
-use crmhost_tests::{AppOptions, Backend, ConnectedWorkspace, Crm, TestApp, contacts, peak_rss_mib};
+use crmhost_tests::{
+    AppOptions, Backend, ConnectedWorkspace, Crm, TestApp, contacts, current_rss_mib, peak_rss_mib, reset_peak_rss,
+};
 use serde_json::json;
 
 /// Set in the child process that serves the emulators.
@@ -301,21 +303,4 @@ fn cpu_seconds_of(path: &str) -> f64 {
         (Some(user), Some(system)) => (user + system) / 100.0,
         _ => 0.0,
     }
-}
-
-/// This process's resident set size now (Linux `VmRSS`), in MiB.
-fn current_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
-
-/// Resets the kernel's peak-RSS mark for this process (Linux `clear_refs` 5).
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
