@@ -8,7 +8,8 @@
 //! to the largest.
 //!
 //! Every figure is also printed as one machine-readable line:
-//! `BENCH name=pull backend=sqlite crm=salesforce records=10000 seconds=… records_per_s=… cpu_us_per_record=… emulator_cpu_us_per_record=… rss_mb=…`.
+//! `BENCH name=pull backend=sqlite crm=salesforce records=10000 seconds=… records_per_s=… cpu_us_per_record=… emulator_cpu_us_per_record=… database_cpu_us_per_record=… rss_mb=…`
+//! (`database_cpu_us_per_record`: the PostgreSQL server's processes, when it runs on this machine).
 //!
 //! Run with `cargo bench -p crmhost-tests --bench throughput`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -159,34 +160,38 @@ async fn measure(backend: Backend, crm: Crm, direction: Direction, records: usiz
 
     reset_peak_rss();
     let rss_at_start = current_rss_mib();
-    let (own_before, emulator_before) = (own_cpu_seconds(), emulator.cpu_seconds());
+    let (own_before, emulator_before, database_before) =
+        (own_cpu_seconds(), emulator.cpu_seconds(), database_cpu_seconds(backend));
     let started = Instant::now();
     let run = w.run_to_end(operation, body).await;
     let seconds = started.elapsed().as_secs_f64();
     let own = own_cpu_seconds() - own_before;
     let emulator_cpu = emulator.cpu_seconds() - emulator_before;
+    let database_cpu = database_cpu_seconds(backend) - database_before;
     let rss = peak_rss_mib();
 
     assert_eq!(run["status"], "completed", "{run}");
     assert_eq!(run["success_count"].as_u64(), Some(records as u64), "{run}");
     let per_record = |cpu: f64| cpu * 1e6 / records as f64;
     println!(
-        "{:<8} {:<10} {:<4} {records:>7} records in {seconds:>7.2} s = {:>7.0} records/s | crmhost CPU {:>6.1} µs/record, emulator {:>6.1} µs/record | peak RSS {rss:>5.0} MiB (at start {rss_at_start:.0})",
+        "{:<8} {:<10} {:<4} {records:>7} records in {seconds:>7.2} s = {:>7.0} records/s | crmhost CPU {:>6.1} µs/record, emulator {:>6.1}, PostgreSQL server {:>6.1} | peak RSS {rss:>5.0} MiB (at start {rss_at_start:.0})",
         format!("{backend:?}"),
         crm.slug(),
         direction.name(),
         records as f64 / seconds,
         per_record(own),
         per_record(emulator_cpu),
+        per_record(database_cpu),
     );
     println!(
-        "BENCH name={} backend={} crm={} records={records} seconds={seconds:.3} records_per_s={:.0} cpu_us_per_record={:.1} emulator_cpu_us_per_record={:.1} rss_mb={rss:.0}",
+        "BENCH name={} backend={} crm={} records={records} seconds={seconds:.3} records_per_s={:.0} cpu_us_per_record={:.1} emulator_cpu_us_per_record={:.1} database_cpu_us_per_record={:.1} rss_mb={rss:.0}",
         direction.name(),
         backend_name(backend),
         crm.slug(),
         records as f64 / seconds,
         per_record(own),
         per_record(emulator_cpu),
+        per_record(database_cpu),
     );
     Some(Figure { backend, crm, direction, records, seconds })
 }
@@ -283,6 +288,22 @@ fn serve_emulators() {
         .await
         .unwrap();
     });
+}
+
+/// CPU time of the PostgreSQL server's processes so far (every `postgres` process this user may
+/// read: the server runs on this machine in the benchmark's setup); 0 on SQLite, which runs
+/// inside this process and is counted in its own CPU.
+fn database_cpu_seconds(backend: Backend) -> f64 {
+    if backend != Backend::Postgres {
+        return 0.0;
+    }
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "postgres"))
+        .map(|e| cpu_seconds_of(&e.path().join("stat").to_string_lossy()))
+        .sum()
 }
 
 /// CPU time of this process so far (user + system).

@@ -19,6 +19,7 @@ mod lease;
 mod live_push;
 pub mod mapping;
 pub mod merge;
+mod page_reader;
 mod progress;
 mod pull;
 mod push;

@@ -16,8 +16,9 @@ use serde_json::{Map, Value as Json};
 use super::filters::all_match;
 use super::mapping::EntityMappings;
 use super::merge::{MergeOutcome, Side, Strategies, merge};
+use super::page_reader::{PageReader, ReadPlan};
 use super::push::{Done, LinkBatch};
-use super::run::{Fatal, Run, host_error, required, store_fatal};
+use super::run::{Fatal, Run, host_error, store_fatal};
 use super::values::{coerce_like, fields_by_name, parse_instant};
 use crate::domain::storable::nul_position;
 use crate::domain::{ConflictId, CrmId, EntityName, FieldName, ItemOutcome, RecordId};
@@ -127,7 +128,8 @@ impl Sweep {
 }
 
 /// One page's fetch, running beside the run's writes.
-type PageFetch = std::pin::Pin<Box<dyn Future<Output = Result<Result<PullPage, AdapterError>, CallError>> + Send>>;
+pub(super) type PageFetch =
+    std::pin::Pin<Box<dyn Future<Output = Result<Result<PullPage, AdapterError>, CallError>> + Send>>;
 
 /// A CRM record of a page, accepted: its id parsed and its mapped fields in workspace form.
 struct Pulled {
@@ -202,39 +204,18 @@ impl Run {
         let incremental = scope.since().is_some();
         let sweep =
             if save_cursor && incremental { self.deletion_sweep(&mappings.entity).await? } else { Sweep::Unsaid };
-        let by_ids = matches!(scope, PullScope::Records(_));
         let mut newest: Option<(DateTime<Utc>, String)> = None;
-        let mut remaining = scope.limit();
-        let page_size = |remaining: Option<usize>| remaining.map_or(super::MAX_BATCH, |r| r.min(super::MAX_BATCH));
-        // Pages are fetched one ahead: the next is read from the CRM while this one is written.
-        let fetch = self.page_fetcher(mappings, &scope, sweep.fact());
-        let mut fetched = match page_size(remaining) {
-            0 => None,
-            size => Some(fetch(None, size).await),
+        // Pages are read ahead by a task while the run writes what was read before.
+        let plan = ReadPlan {
+            remaining: scope.limit(),
+            page_size: super::MAX_BATCH,
+            by_ids: matches!(scope, PullScope::Records(_)),
         };
-        while let Some(result) = fetched.take() {
-            let page = required("pull", result)?;
-            let mut records = page.records;
-            if let Some(r) = remaining.as_mut() {
-                records.truncate(*r);
-                *r -= records.len();
-            }
+        let mut reader = PageReader::start(self.page_fetcher(mappings, &scope, sweep.fact()), plan);
+        while let Some(records) = reader.next_batch().await? {
             note_newest(&mut newest, &records);
-            let empty = records.is_empty();
-            let next = match (page.next_cursor, page_size(remaining)) {
-                (Some(cursor), size) if size > 0 && (!by_ids || !empty) => Some(fetch(Some(cursor), size)),
-                _ => None,
-            };
             let accepted = self.accept_page(mappings, records);
-            let write = self.write_page(mappings, &accepted, mode, (save_cursor && incremental).then_some(&newest));
-            match next {
-                Some(next) => {
-                    let (written, next) = tokio::join!(write, next);
-                    written?;
-                    fetched = Some(next);
-                }
-                None => write.await?,
-            }
+            self.write_page(mappings, &accepted, mode, (save_cursor && incremental).then_some(&newest)).await?;
         }
         if save_cursor {
             self.save_cursor(mappings, newest.as_ref()).await?;

