@@ -350,18 +350,36 @@ impl Store {
 
     /// Replaces the fields of the records of a JSON rows parameter (as [`Store::insert_records_sql`]),
     /// bumping their versions, returning them. With `check_version` only a record still at its
-    /// row's `expected` version is written; without, a soft-deleted record comes back.
+    /// row's `expected` version is written; without, a soft-deleted record comes back. Callers
+    /// read the rows in the same transaction first: every row names an existing record.
     fn update_records_sql(&self, check_version: bool) -> String {
-        let condition =
-            if check_version { format!("and version = {}", self.json_field("expected", false)) } else { String::new() };
-        format!(
-            "update records set fields = {fields}, version = version + 1, updated_at = $3{undelete} from {rows} \
-             where workspace_id = $1 and entity = $2 and record_id = {rid} {condition} returning {COLUMNS}",
-            rid = self.json_field("rid", false),
-            fields = self.json_field("new_fields", true),
-            undelete = if check_version { "" } else { ", deleted_at = null" },
-            rows = self.json_rows(4, "rid text, new_fields jsonb, expected bigint"),
-        )
+        let undelete = if check_version { "" } else { ", deleted_at = null" };
+        match self.backend() {
+            Backend::Postgres => format!(
+                "update records set fields = r.new_fields, version = version + 1, updated_at = $3{undelete} \
+                 from {rows} where workspace_id = $1 and entity = $2 and record_id = r.rid {condition} \
+                 returning {COLUMNS}",
+                rows = self.json_rows(4, "rid text, new_fields jsonb, expected bigint"),
+                condition = if check_version { "and version = r.expected" } else { "" },
+            ),
+            // SQLite plans `update … from json_each(…)` with the records outside and the JSON rows
+            // scanned inside, once per record of the entity (1.5 s for 200 rows among 10,000); as an
+            // upsert driven by the rows, each finds its record by primary key. The inserted values
+            // never land: every row's record exists (read just before in this transaction), and
+            // `version` carries the expected version to the conflict's condition.
+            Backend::Sqlite => format!(
+                "insert into records (workspace_id, entity, record_id, fields, version, created_at, updated_at) \
+                 select $1, $2, {rid}, {fields}, coalesce({expected}, 0), $3, $3 from {rows} where true \
+                 on conflict (workspace_id, entity, record_id) do update set fields = excluded.fields, \
+                 version = records.version + 1, updated_at = excluded.updated_at{undelete} {condition} \
+                 returning {COLUMNS}",
+                rid = self.json_field("rid", false),
+                fields = self.json_field("new_fields", true),
+                expected = self.json_field("expected", false),
+                rows = self.json_rows(4, ""),
+                condition = if check_version { "where records.version = excluded.version" } else { "" },
+            ),
+        }
     }
 
     /// A record's value of `field` as a match key compares it. The field name is a validated
