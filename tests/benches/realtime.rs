@@ -59,12 +59,7 @@ fn report(backend: Backend, name: &str, what: &str, mut samples: Vec<Duration>) 
 async fn in_real_time(backend: Backend, crm: Crm) -> Option<SyncHarness> {
     let h = SyncHarness::start_with(backend, crm, Default::default(), scheduler()).await?;
     if crm == Crm::Hubspot {
-        h.sim.sim().set_webhook_target(Some(crm_sim::hubspot::webhooks::WebhookTarget {
-            target_url: format!("{}/api/v1/webhooks/hubspot", h.app.base),
-            client_secret: crm_sim::OAuthClient::default_client().secret,
-            max_attempts: 3,
-            retry_base_ms: 200,
-        }));
+        h.deliver_hubspot_webhooks();
     }
     h.put_records("contact", contacts(0..CONTACTS, "")).await;
     let (status, body) = h.patch_settings(json!({"frequency": "realtime"})).await;
@@ -79,20 +74,13 @@ async fn in_real_time(backend: Backend, crm: Crm) -> Option<SyncHarness> {
 /// HubSpot edits, each made through HubSpot's API (which sends the webhook).
 async fn hubspot_webhook_latency(backend: Backend) {
     let Some(h) = in_real_time(backend, Crm::Hubspot).await else { return };
-    let token = {
-        let state = h.sim.sim().hubspot();
-        state.oauth.access.iter().find(|(_, t)| !t.revoked).map(|(k, _)| k.clone()).unwrap()
-    };
-    let client = reqwest::Client::new();
     let mut samples = Vec::new();
     for i in 0..edits() {
         let record = format!("c{}", i % CONTACTS);
         let crm_id = h.crm_id_of(&format!("{record}@example.com"));
         let title = format!("Title {i}");
-        let url = format!("{}/crm/v3/objects/contacts/{crm_id}", h.sim.hubspot_url().unwrap());
         let started = Instant::now();
-        let edited = client.patch(url).bearer_auth(&token).json(&json!({"properties": {"jobtitle": title}}));
-        assert!(edited.send().await.unwrap().status().is_success());
+        h.edit_through_hubspot_api(&crm_id, "jobtitle", &title).await;
         loop {
             if h.record("contact", &record).await["fields"]["title"] == title.as_str() {
                 break;

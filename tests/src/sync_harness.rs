@@ -343,6 +343,39 @@ impl SyncHarness {
 }
 
 impl SyncHarness {
+    /// Has the HubSpot emulator deliver its webhooks to this app (signed with the app's client
+    /// secret, 3 attempts).
+    pub fn deliver_hubspot_webhooks(&self) {
+        self.sim.sim().set_webhook_target(Some(crm_sim::hubspot::webhooks::WebhookTarget {
+            target_url: format!("{}/api/v1/webhooks/hubspot", self.app.base),
+            client_secret: crm_sim::OAuthClient::default_client().secret,
+            max_attempts: 3,
+            retry_base_ms: 200,
+        }));
+    }
+
+    /// A live access token of the emulated HubSpot portal (to act there as a user's app would).
+    pub fn hubspot_token(&self) -> String {
+        let state = self.sim.sim().hubspot();
+        state.oauth.access.iter().find(|(_, t)| !t.revoked).map(|(k, _)| k.clone()).expect("a live HubSpot token")
+    }
+
+    /// Edits a HubSpot contact through the emulator's API (as another HubSpot user or integration
+    /// would), which emits a `contact.propertyChange` webhook.
+    pub async fn edit_through_hubspot_api(&self, crm_id: &str, property: &str, value: &str) {
+        let url = format!("{}/crm/v3/objects/contacts/{crm_id}", self.sim.hubspot_url().expect("HubSpot emulated"));
+        let response = reqwest::Client::new()
+            .patch(url)
+            .bearer_auth(self.hubspot_token())
+            .json(&serde_json::json!({"properties": {property: value}}))
+            .send()
+            .await
+            .expect("the emulator answers");
+        assert!(response.status().is_success(), "{}", response.status());
+    }
+}
+
+impl SyncHarness {
     /// Deletes a record of `entity` in the emulator as a CRM user would (Salesforce: into the
     /// recycle bin; HubSpot: archived), with no webhook.
     pub fn delete_crm_record(&self, entity: &str, crm_id: &str) {

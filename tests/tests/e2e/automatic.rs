@@ -472,29 +472,8 @@ async fn pull_to_end(app: &TestApp, w: &str) -> Value {
 /// so a change arriving within seconds came by webhook.
 async fn webhook_harness(backend: Backend) -> Option<SyncHarness> {
     let h = SyncHarness::start_with(backend, Crm::Hubspot, Default::default(), fast(Duration::from_secs(600))).await?;
-    let target = crm_sim::hubspot::webhooks::WebhookTarget {
-        target_url: format!("{}/api/v1/webhooks/hubspot", h.app.base),
-        client_secret: crm_sim::OAuthClient::default_client().secret,
-        max_attempts: 3,
-        retry_base_ms: 200,
-    };
-    h.sim.sim().set_webhook_target(Some(target));
+    h.deliver_hubspot_webhooks();
     Some(h)
-}
-
-/// Edits a HubSpot contact through the emulator's API (as another HubSpot user or integration
-/// would), which emits a `contact.propertyChange` webhook.
-async fn edit_through_hubspot_api(h: &SyncHarness, crm_id: &str, property: &str, value: &str) {
-    let token = hubspot_token(h);
-    let url = format!("{}/crm/v3/objects/contacts/{crm_id}", h.sim.hubspot_url().unwrap());
-    let response = reqwest::Client::new()
-        .patch(url)
-        .bearer_auth(token)
-        .json(&json!({"properties": {property: value}}))
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "{}", response.status());
 }
 
 /// The change comes by webhook: within seconds, where the background pull is 10 minutes away.
@@ -513,7 +492,7 @@ async fn a_hubspot_webhook_brings_the_change_into_the_workspace_within_seconds()
 
         let crm_id = h.crm_id_of("c5@example.com");
         let edited = Instant::now();
-        edit_through_hubspot_api(&h, &crm_id, "jobtitle", "Chief Webhook Officer").await;
+        h.edit_through_hubspot_api(&crm_id, "jobtitle", "Chief Webhook Officer").await;
         let arrived = eventually(Duration::from_secs(10), || async {
             h.record("contact", "c5").await["fields"]["title"] == "Chief Webhook Officer"
         })
@@ -544,12 +523,6 @@ async fn settled_with_three_contacts(backend: Backend) -> Option<SyncHarness> {
     Some(h)
 }
 
-/// A live access token of the emulated HubSpot portal (to act there as a user's app would).
-fn hubspot_token(h: &SyncHarness) -> String {
-    let state = h.sim.sim().hubspot();
-    state.oauth.access.iter().find(|(_, t)| !t.revoked).map(|(k, _)| k.clone()).unwrap()
-}
-
 #[tokio::test]
 async fn a_hubspot_deletion_webhook_deletes_the_workspace_record_within_seconds() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
@@ -557,7 +530,7 @@ async fn a_hubspot_deletion_webhook_deletes_the_workspace_record_within_seconds(
 
         // Deleted through HubSpot's API, which sends `contact.deletion`.
         let crm_id = h.crm_id_of("c1@example.com");
-        let token = hubspot_token(&h);
+        let token = h.hubspot_token();
         let url = format!("{}/crm/v3/objects/contacts/{crm_id}", h.sim.hubspot_url().unwrap());
         let deleted = reqwest::Client::new().delete(url).bearer_auth(token).send().await.unwrap();
         assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
@@ -842,7 +815,7 @@ async fn a_hubspot_merge_webhook_retires_the_duplicate_within_seconds() {
 
     // c1 merged into c0 through HubSpot's API, which sends `contact.merge` for the survivor.
     let (survivor, merged) = (h.crm_id_of("c0@example.com"), h.crm_id_of("c1@example.com"));
-    let token = hubspot_token(&h);
+    let token = h.hubspot_token();
     let url = format!("{}/crm/v3/objects/contacts/merge", h.sim.hubspot_url().unwrap());
     let body = json!({"primaryObjectId": survivor, "objectIdToMerge": merged});
     let answer = reqwest::Client::new().post(url).bearer_auth(token).json(&body).send().await.unwrap();
