@@ -538,6 +538,8 @@ async fn a_hubspot_deletion_webhook_deletes_the_workspace_record_within_seconds(
             eventually(Duration::from_secs(10), || async { h.record("contact", "c1").await["deleted_at"].is_string() })
                 .await;
         assert!(gone, "{backend:?}: the deletion never reached the workspace");
+        // The record is written before its run is marked finished: wait for the run.
+        h.wait_until_idle().await;
         // Webhook runs of the contacts' creation may end after the deletion's: look at them all.
         let mut deleted_by_webhook = false;
         for run in h.finished_runs("webhook").await {
@@ -825,6 +827,8 @@ async fn a_hubspot_merge_webhook_retires_the_duplicate_within_seconds() {
             .await;
     assert!(retired, "the merged-away duplicate never left the workspace");
     assert_eq!(h.record("contact", "c0").await["deleted_at"], Value::Null, "the survivor's record stays");
+    // The record is written before its run is marked finished: wait for the run.
+    h.wait_until_idle().await;
     let runs = h.finished_runs("webhook").await;
     assert!(runs.iter().any(|r| r["direction"] == "pull"), "{runs:?}");
 }
