@@ -331,7 +331,7 @@ impl Store {
         with_pool!(self, pool => sqlx::query(&sql)
             .bind(workspace.as_str()).bind(slug.as_str()).bind(entity.as_str()).bind(now).bind(Json(&rows))
             .execute(pool).await.map(|_| ()))?;
-        self.note_rows_written(SyncTable::Links, rows.len()).await;
+        self.note_rows_written(SyncTable::Links, rows.len());
         Ok(())
     }
 

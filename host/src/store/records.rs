@@ -188,7 +188,7 @@ impl Store {
                     .execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            self.note_rows_written(SyncTable::Records, creates.len() + updates.len()).await;
+            self.note_rows_written(SyncTable::Records, creates.len() + updates.len());
             Ok(out)
         })
     }
@@ -270,7 +270,7 @@ impl Store {
                 written.extend(returned.into_iter().map(|r| (r.record_id.clone(), StoredRecord::from(r))));
             }
             tx.commit().await?;
-            self.note_rows_written(SyncTable::Records, written.len()).await;
+            self.note_rows_written(SyncTable::Records, written.len());
             // Each record's write goes to its first change; a repeat got nothing.
             Ok(changes.iter().zip(first).map(|(c, first)| if first { written.remove(c.id.as_str()) } else { None }).collect())
         })

@@ -3,7 +3,8 @@
 //! tiny and reads a page's links or records by scanning the workspace's whole key range instead of
 //! looking each one up: a first import slows by the table's size per page. So the store analyzes
 //! `records` and `record_links` itself, each when the rows it wrote to that table double (from
-//! 1,000): a handful of times over any import, cheap (a sample of the table) and never blocking.
+//! 1,000): a handful of times over any import, cheap (a sample of the table, JSON columns left out
+//! by migration 0009) and in the background, so the writer that crossed the mark does not wait.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -51,9 +52,9 @@ pub(super) struct GrowthTracker {
 }
 
 impl Store {
-    /// Counts rows written to `table`; analyzes it when the count doubled. Only on PostgreSQL
-    /// (SQLite's planner uses the primary key without statistics).
-    pub(super) async fn note_rows_written(&self, table: SyncTable, rows: usize) {
+    /// Counts rows written to `table`; when the count doubled, starts analyzing it on a task of its
+    /// own. Only on PostgreSQL (SQLite's planner uses the primary key without statistics).
+    pub(super) fn note_rows_written(&self, table: SyncTable, rows: usize) {
         if self.backend() != Backend::Postgres || rows == 0 {
             return;
         }
@@ -72,10 +73,16 @@ impl Store {
         {
             return;
         }
+        let store = self.clone();
+        tokio::spawn(async move { store.analyze(table, written).await });
+    }
+
+    #[tracing::instrument(name = "store.analyze", skip(self))]
+    async fn analyze(&self, table: SyncTable, written: u64) {
         let analyzed = with_pool!(self, pool => sqlx::query(table.analyze()).execute(pool).await.map(|_| ()));
         match analyzed {
-            Ok(()) => tracing::debug!(?table, written, "analyzed a sync table"),
-            Err(err) => tracing::warn!(?table, error = %err, "could not analyze a sync table"),
+            Ok(()) => tracing::debug!("analyzed a sync table"),
+            Err(err) => tracing::warn!(error = %err, "could not analyze a sync table"),
         }
     }
 }

@@ -12,6 +12,7 @@ mod error;
 mod estimate;
 mod files;
 pub mod filters;
+mod flusher;
 pub mod frequency;
 mod health;
 pub mod input;

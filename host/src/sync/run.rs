@@ -121,8 +121,10 @@ pub(super) struct Run {
     timeline: Vec<PhaseSpan>,
     progress: watch::Sender<Progress>,
     notifier: Arc<crate::notify::Notifier>,
-    /// Events noted since the last flush, emitted with it.
+    /// Events noted since the last flush, emitted once it is stored.
     events: Vec<crate::notify::Event>,
+    /// Stores items and counters behind the run.
+    flusher: super::flusher::Flusher,
 }
 
 impl Run {
@@ -169,6 +171,7 @@ impl Run {
             progress,
             notifier,
             events: Vec::new(),
+            flusher: super::flusher::Flusher::default(),
         }
     }
 
@@ -192,7 +195,10 @@ impl Run {
             Err(fatal) => Err(fatal),
         };
         self.end_phase();
-        let flushed = self.flush().await;
+        let flushed = match self.flush().await {
+            Ok(()) => self.drain().await,
+            Err(fatal) => Err(fatal),
+        };
         let error = match (&result, &flushed) {
             (Err(Fatal(message)), _) => Some(message.clone()),
             (Ok(()), Err(Fatal(message))) => Some(message.clone()),
@@ -363,21 +369,33 @@ impl Run {
         self.next_index += 1;
     }
 
-    /// Stores the items and counters so far (the heartbeat) and reports progress.
+    /// Starts storing the items and counters so far (the heartbeat) behind the run, once the
+    /// previous flush is stored, and reports progress. `drain` waits for the last.
     pub async fn flush(&mut self) -> Result<(), Fatal> {
         if self.lease_lost.as_ref().is_some_and(|lost| lost.load(Ordering::SeqCst)) {
             return Err(Fatal(
                 "another host process took this integration over (this one stalled past its lease)".to_owned(),
             ));
         }
-        let items = std::mem::take(&mut self.items);
-        self.store.add_run_items(&self.run_id, &items).await.map_err(store_fatal)?;
-        self.store.update_run_counts(&self.run_id, &self.counts, &self.timeline).await.map_err(store_fatal)?;
+        let progress = (std::mem::take(&mut self.items), self.counts, self.timeline.clone());
+        let events = std::mem::take(&mut self.events);
+        let stored = self.flusher.start(&self.store, &self.run_id, progress, events).await?;
         self.report();
-        if !self.events.is_empty() {
-            self.notifier.emit(std::mem::take(&mut self.events)).await;
-        }
+        self.emit(stored).await;
         Ok(())
+    }
+
+    /// Waits until every flush is stored, and emits the events that waited for it.
+    async fn drain(&mut self) -> Result<(), Fatal> {
+        let stored = self.flusher.drain().await?;
+        self.emit(stored).await;
+        Ok(())
+    }
+
+    async fn emit(&self, events: Vec<crate::notify::Event>) {
+        if !events.is_empty() {
+            self.notifier.emit(events).await;
+        }
     }
 
     /// Calls the plugin through [`PluginCaller::call`].
