@@ -64,11 +64,9 @@ impl Flusher {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use serde_json::json;
-
     use super::*;
-    use crate::domain::{ItemOutcome, PluginSlug, SyncDirection, Trigger, WorkspaceId};
-    use crate::store::NewRun;
+    use crate::domain::ItemOutcome;
+    use crate::sync::run::tests::store_with_running_run;
 
     fn items(range: std::ops::Range<i64>) -> Vec<RunItem> {
         range
@@ -83,32 +81,10 @@ mod tests {
             .collect()
     }
 
-    async fn store_with_run(dir: &std::path::Path) -> (Store, WorkspaceId, RunId) {
-        let store = Store::open_sqlite_file(&dir.join("t.db")).await.unwrap();
-        store.migrate().await.unwrap();
-        let workspace = WorkspaceId::parse("w1").unwrap();
-        let run_id = RunId::generate();
-        let run = NewRun {
-            run_id: run_id.clone(),
-            workspace: workspace.clone(),
-            slug: PluginSlug::parse("salesforce").unwrap(),
-            direction: SyncDirection::Pull,
-            entity: Some("contact".to_owned()),
-            trigger: Trigger::Manual,
-            params: json!({"operation": "pull", "entity": "contact"}),
-            started_by: None,
-            retry_of: None,
-            owner_id: "owner".to_owned(),
-            estimated_records: None,
-        };
-        store.create_run(&run).await.unwrap();
-        (store, workspace, run_id)
-    }
-
     #[tokio::test]
     async fn flushes_land_in_order_with_the_last_counters_once_drained() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, workspace, run_id) = store_with_run(dir.path()).await;
+        let (store, workspace, run_id) = store_with_running_run(dir.path()).await;
         let mut flusher = Flusher::default();
         let first = RunCounts { records: 3, succeeded: 3, ..RunCounts::default() };
         let second = RunCounts { records: 5, succeeded: 5, ..RunCounts::default() };
@@ -127,7 +103,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_write_stops_the_run_at_the_next_flush() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, _, _) = store_with_run(dir.path()).await;
+        let (store, _, _) = store_with_running_run(dir.path()).await;
         // Items of a run that does not exist break the foreign key: the write fails.
         let unknown = RunId::generate();
         let mut flusher = Flusher::default();

@@ -491,14 +491,15 @@ pub(super) fn fatal_message(err: &AdapterError) -> Fatal {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
     use crate::domain::{PluginSlug, SyncDirection, Trigger};
     use crate::store::NewRun;
 
-    async fn store_with_running_run(dir: &std::path::Path) -> (Store, WorkspaceId, RunId) {
+    /// A migrated SQLite store in `dir` with one running run that stored 7 records' counts.
+    pub(in crate::sync) async fn store_with_running_run(dir: &std::path::Path) -> (Store, WorkspaceId, RunId) {
         let store = Store::open_sqlite_file(&dir.join("t.db")).await.unwrap();
         store.migrate().await.unwrap();
         let workspace = WorkspaceId::parse("w1").unwrap();
