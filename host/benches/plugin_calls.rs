@@ -9,6 +9,9 @@
 //!   (`parse-webhook` of an unverified delivery, refused without HTTP) and a larger one
 //!   (`describe`),
 //! - calls per second with 1 to 64 concurrent callers, each figure also as a `BENCH` line.
+//!
+//! `CRMHOST_BENCH_PLUGIN=<file.wasm>` measures that component instead (say the Python probe of
+//! `tests/plugins/python-probe`, built with componentize-py), with fewer rounds.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -43,14 +46,24 @@ fn main() {
     runtime.block_on(run());
 }
 
-async fn run() {
+/// The component measured and how many rounds each measurement takes (a 100th for a file).
+fn subject() -> (Vec<u8>, &'static str, usize) {
+    if let Some(path) = std::env::var_os("CRMHOST_BENCH_PLUGIN") {
+        return (std::fs::read(&path).expect("CRMHOST_BENCH_PLUGIN names a readable file"), "file", 100);
+    }
     let bundled = crmhost::plugins::bundled();
     let salesforce = bundled.iter().find(|b| b.name == "crmhost-plugin-salesforce").expect("bundled salesforce");
-    let bytes = salesforce.bytes;
+    (salesforce.bytes.to_vec(), "salesforce", 1)
+}
+
+async fn run() {
+    let (bytes, name, fewer) = subject();
+    let bytes = bytes.as_slice();
+    let rounds = |n: usize| (n / fewer).max(3);
     let sha = sha256_hex(bytes);
     let engine = PluginEngine::new(EngineSettings::default()).expect("engine");
     println!(
-        "crmhost plugin benchmark — component {} KB, allocator {:?}, {} cores",
+        "crmhost plugin benchmark — {name} component {} KB, allocator {:?}, {} cores",
         bytes.len() / 1024,
         engine.allocator(),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
@@ -58,7 +71,7 @@ async fn run() {
 
     // Compile (no cache).
     let mut compile = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..rounds(5) {
         let start = Instant::now();
         ComponentCache::new(None).load_or_compile(engine.engine(), bytes, &sha).expect("compile");
         compile.push(start.elapsed());
@@ -70,7 +83,7 @@ async fn run() {
     let cache = ComponentCache::new(Some(dir.path().to_path_buf()));
     cache.load_or_compile(engine.engine(), bytes, &sha).expect("first load writes the cache");
     let mut loads = Vec::new();
-    for _ in 0..50 {
+    for _ in 0..rounds(50) {
         let start = Instant::now();
         let (_, outcome) = cache.load_or_compile(engine.engine(), bytes, &sha).expect("cache load");
         loads.push(start.elapsed());
@@ -83,19 +96,19 @@ async fn run() {
 
     // Per-call overhead.
     let delivery = Arc::new(unverified_delivery());
-    for _ in 0..200 {
+    for _ in 0..rounds(200) {
         let _ = plugin.parse_webhook(CallContext::detached(), &delivery).await;
     }
     let mut small = Vec::new();
-    for _ in 0..5_000 {
+    for _ in 0..rounds(5_000) {
         let start = Instant::now();
         let outcome = plugin.parse_webhook(CallContext::detached(), &delivery).await.expect("call");
         small.push(start.elapsed());
-        assert!(outcome.is_err(), "an unverified delivery is refused");
+        assert!(outcome.is_err(), "an unverified delivery is refused (or webhooks are not supported)");
     }
     println!("call: instantiate+parse-webhook   {}", stats(small));
     let mut large = Vec::new();
-    for _ in 0..2_000 {
+    for _ in 0..rounds(2_000) {
         let start = Instant::now();
         plugin.describe(CallContext::detached()).await.expect("describe");
         large.push(start.elapsed());
@@ -104,7 +117,7 @@ async fn run() {
 
     // Throughput.
     for concurrency in [1usize, 2, 8, 64] {
-        let total = 20_000usize;
+        let total = rounds(20_000).max(concurrency);
         let per_task = total / concurrency;
         let start = Instant::now();
         let tasks: Vec<_> = (0..concurrency)
@@ -127,7 +140,7 @@ async fn run() {
             "throughput: {concurrency:>3} concurrent callers  {per_second:>9.0} calls/s  ({calls} calls in {elapsed:.2?})"
         );
         println!(
-            "BENCH name=plugin_calls callers={concurrency} calls={calls} seconds={:.3} calls_per_second={per_second:.0}",
+            "BENCH name=plugin_calls plugin={name} callers={concurrency} calls={calls} seconds={:.3} calls_per_second={per_second:.0}",
             elapsed.as_secs_f64()
         );
     }

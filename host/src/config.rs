@@ -75,6 +75,8 @@ pub struct EngineFileSettings {
     pub max_plugin_memory_bytes: Option<u64>,
     /// Use the pooling allocator when possible.
     pub pooling: Option<bool>,
+    /// Core module instances one plugin instance may create.
+    pub max_core_instances_per_plugin: Option<u32>,
 }
 
 /// Scheduler settings of the configuration file (`[scheduler]`); see [`SchedulerOptions`].
@@ -341,9 +343,16 @@ impl Config {
             max_concurrent_calls: file.engine.max_concurrent_calls.unwrap_or(defaults.max_concurrent_calls),
             max_memory_bytes: file.engine.max_plugin_memory_bytes.unwrap_or(defaults.max_memory_bytes),
             pooling: file.engine.pooling.unwrap_or(defaults.pooling),
+            max_core_instances_per_plugin: file
+                .engine
+                .max_core_instances_per_plugin
+                .unwrap_or(defaults.max_core_instances_per_plugin),
         };
         if engine.max_concurrent_calls == 0 || engine.max_concurrent_calls > 10_000 {
             return Err(ConfigError("[engine] max_concurrent_calls: use 1 to 10000".to_owned()));
+        }
+        if !(1..=1_000).contains(&engine.max_core_instances_per_plugin) {
+            return Err(ConfigError("[engine] max_core_instances_per_plugin: use 1 to 1000".to_owned()));
         }
         if !(1 << 20..=4 << 30).contains(&engine.max_memory_bytes) {
             return Err(ConfigError("[engine] max_plugin_memory_bytes: use 1 MiB to 4 GiB".to_owned()));
@@ -363,9 +372,7 @@ impl Config {
                 .resolve(slug, &[], engine.max_memory_bytes)
                 .map_err(|e| ConfigError(format!("[plugins.{slug}]: {e}")))?;
         }
-        let bundled = ["salesforce", "hubspot"].map(|s| PluginSlug::parse(s).expect("bundled slugs are valid"));
-        let configured: Vec<PluginSlug> = plugins.plugins.keys().cloned().chain(bundled).collect();
-        plugins.add_env_secrets(&configured);
+        plugins.add_env_secrets();
         Ok(Self {
             bind: args.bind,
             database,

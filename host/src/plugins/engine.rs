@@ -24,11 +24,15 @@ pub struct EngineSettings {
     pub max_memory_bytes: u64,
     /// Try the pooling allocator (falls back to on-demand when the address space is too small).
     pub pooling: bool,
+    /// Core module instances one plugin instance may create. A Rust guest makes a handful; a
+    /// Python one (componentize-py: CPython, libc and their shims linked as separate modules)
+    /// makes about 40. A plugin needing more fails to load, naming this setting.
+    pub max_core_instances_per_plugin: u32,
 }
 
 impl Default for EngineSettings {
     fn default() -> Self {
-        Self { max_concurrent_calls: 64, max_memory_bytes: 256 << 20, pooling: true }
+        Self { max_concurrent_calls: 64, max_memory_bytes: 256 << 20, pooling: true, max_core_instances_per_plugin: 64 }
     }
 }
 
@@ -67,16 +71,18 @@ fn base_config() -> Config {
 
 fn pooling_config(settings: &EngineSettings) -> PoolingAllocationConfig {
     let slots = settings.max_concurrent_calls;
+    let core_instances = settings.max_core_instances_per_plugin;
     let mut pool = PoolingAllocationConfig::new();
     // One component instance per call. A Rust guest is a handful of core instances (the program
-    // and small shims), one memory and a few tables; the per-component maxima leave room for
-    // other toolchains' output.
+    // and small shims), one memory and a few tables; a Python guest's dynamically linked modules
+    // share one memory and one table. Core instances are only counted by the pool (nothing is
+    // reserved for them), so every slot may hold the most a plugin may make.
     pool.total_component_instances(slots)
-        .total_core_instances(slots * 8)
+        .total_core_instances(slots.saturating_mul(core_instances))
         .total_memories(slots * 2)
         .total_tables(slots * 4)
         .total_stacks(slots)
-        .max_core_instances_per_component(16)
+        .max_core_instances_per_component(core_instances)
         .max_memories_per_component(2)
         .max_tables_per_component(8)
         .max_memory_size(usize::try_from(settings.max_memory_bytes).unwrap_or(usize::MAX))

@@ -12,7 +12,7 @@ pub enum LoadError {
     Compile(String),
     /// The component imports something the host does not provide or does not allow.
     #[error(
-        "the component imports `{0}`, which plugins may not use (allowed: crmhost:adapter/*, wasi:cli, wasi:clocks, wasi:random, wasi:io, wasi:filesystem)"
+        "the component imports `{0}`, which plugins may not use (allowed: crmhost:adapter/*, wasi:cli, wasi:clocks, wasi:random, wasi:io, wasi:filesystem, wasi:sockets (always denied))"
     )]
     ForbiddenImport(String),
     /// The component does not implement this host's contract.
@@ -21,6 +21,16 @@ pub enum LoadError {
         /// The contract version the host speaks.
         contract: &'static str,
         /// What the linker said.
+        detail: String,
+    },
+    /// The component instantiates more core modules than the operator allows per plugin.
+    #[error(
+        "the component needs more core module instances than `[engine] max_core_instances_per_plugin` = {limit} allows; raise it to load this plugin ({detail})"
+    )]
+    TooManyCoreInstances {
+        /// The operator's limit.
+        limit: u32,
+        /// What wasmtime said.
         detail: String,
     },
     /// `describe()` failed.

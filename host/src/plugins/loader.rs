@@ -17,7 +17,7 @@ use super::context::CallContext;
 use super::description::PluginDescription;
 use super::egress::EgressPolicy;
 use super::engine::PluginEngine;
-use super::error::LoadError;
+use super::error::{CallError, LoadError};
 use super::limits::PluginLimits;
 use super::loaded::{LoadedPlugin, PluginSource};
 use super::operator::OperatorPluginConfig;
@@ -26,10 +26,12 @@ use super::runtime::{CallState, CallTarget};
 /// The WIT contract version this host implements.
 pub const CONTRACT_VERSION: &str = "0.1.0";
 
-/// Import namespaces a plugin may use. Sockets and `wasi:http` are refused: `http.send` is the
-/// only way out.
+/// Import namespaces a plugin may use. `wasi:http` is refused: `http.send` is the only way out.
+/// `wasi:sockets` may be imported (toolchains such as componentize-py link it whether or not the
+/// program uses it) but is always denied: every call's WASI context allows no TCP, no UDP and no
+/// name look-up, so opening a connection fails with "access denied".
 const ALLOWED_IMPORT_PREFIXES: &[&str] =
-    &["crmhost:adapter/", "wasi:cli/", "wasi:clocks/", "wasi:random/", "wasi:io/", "wasi:filesystem/"];
+    &["crmhost:adapter/", "wasi:cli/", "wasi:clocks/", "wasi:random/", "wasi:io/", "wasi:filesystem/", "wasi:sockets/"];
 
 /// Compiles and validates components.
 #[derive(Debug, Clone)]
@@ -68,10 +70,10 @@ impl PluginLoader {
     pub async fn load(&self, bytes: Arc<[u8]>, source: PluginSource) -> Result<LoadedPlugin, LoadError> {
         let sha256 = sha256_hex(&bytes);
         tracing::Span::current().record("sha256", &sha256[..12]);
-        let (component, cache_outcome) = self.compile(bytes, &sha256).await?;
+        let (component, cache_outcome) = self.compile(bytes, &sha256).await.map_err(|e| self.instance_limit(e))?;
         self.check_imports(&component)?;
         let pre = self.link(&component)?;
-        let description = self.describe(&pre).await?;
+        let description = self.describe(&pre).await.map_err(|e| self.instance_limit(e))?;
         let branding = self.branding(&description, &source).await?;
         self.finish(description, source, sha256, cache_outcome, pre, branding)
     }
@@ -93,7 +95,21 @@ impl PluginLoader {
             .map_err(|e| LoadError::Compile(format!("{e:#}")))
     }
 
-    /// Refuses imports outside the allowed namespaces (sockets, `wasi:http`, ...).
+    /// Names the operator's setting when the component instantiates more core modules than it
+    /// allows: the pooling allocator refuses such a component when compiling it, the store's
+    /// limiter when `describe()` instantiates it. Other errors pass unchanged.
+    fn instance_limit(&self, err: LoadError) -> LoadError {
+        let detail = match &err {
+            LoadError::Compile(detail) if detail.contains("core module instances, which exceeds") => detail.clone(),
+            LoadError::Describe(CallError::Runtime(detail)) if detail.contains("instance count too high") => {
+                detail.clone()
+            }
+            _ => return err,
+        };
+        LoadError::TooManyCoreInstances { limit: self.engine.settings().max_core_instances_per_plugin, detail }
+    }
+
+    /// Refuses imports outside the allowed namespaces (`wasi:http`, ...).
     fn check_imports(&self, component: &Component) -> Result<(), LoadError> {
         for (name, item) in component.component_type().imports(&self.engine.engine) {
             if !ALLOWED_IMPORT_PREFIXES.iter().any(|p| name.starts_with(p)) {

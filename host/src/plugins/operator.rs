@@ -164,16 +164,20 @@ impl OperatorPluginConfig {
         Ok(ResolvedPluginPolicy { limits, egress, settings, secrets: PluginSecrets::new(secrets), oauth })
     }
 
-    /// Adds secrets from the environment (`CRMHOST_<SLUG>_CLIENT_SECRET` → `client_secret`) for
-    /// every slug in `slugs`; the environment wins over the file.
-    pub fn add_env_secrets<'a>(&mut self, slugs: impl IntoIterator<Item = &'a PluginSlug>) {
-        for slug in slugs {
-            let var = format!("CRMHOST_{}_CLIENT_SECRET", slug.env_name());
-            if let Ok(value) = std::env::var(&var)
-                && !value.is_empty()
-            {
+    /// Adds the client secrets the environment holds (`CRMHOST_<SLUG>_CLIENT_SECRET` →
+    /// `client_secret`) for any slug, bundled or not: a plugin dropped into the plugins directory
+    /// finds its secret without a configuration block. The environment wins over the file.
+    pub fn add_env_secrets(&mut self) {
+        self.add_secrets_from(std::env::vars());
+    }
+
+    /// [`OperatorPluginConfig::add_env_secrets`] over the given variables.
+    fn add_secrets_from(&mut self, vars: impl IntoIterator<Item = (String, String)>) {
+        for (name, value) in vars {
+            let Some(slug) = slug_of_secret_variable(&name) else { continue };
+            if !value.is_empty() {
                 self.plugins
-                    .entry(slug.clone())
+                    .entry(slug)
                     .or_default()
                     .secrets
                     .insert("client_secret".to_owned(), SecretString::from(value));
@@ -182,12 +186,48 @@ impl OperatorPluginConfig {
     }
 }
 
+/// The plugin a `CRMHOST_<SLUG>_CLIENT_SECRET` variable is for (slugs are lowercase letters,
+/// digits and `-`, which [`PluginSlug::env_name`] writes as upper case and `_`).
+fn slug_of_secret_variable(name: &str) -> Option<PluginSlug> {
+    let env_name = name.strip_prefix("CRMHOST_")?.strip_suffix("_CLIENT_SECRET")?;
+    let slug = PluginSlug::parse(&env_name.to_ascii_lowercase().replace('_', "-")).ok()?;
+    (slug.env_name() == env_name).then_some(slug)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use secrecy::ExposeSecret;
+
     fn slug(s: &str) -> PluginSlug {
         PluginSlug::parse(s).unwrap()
+    }
+
+    #[test]
+    fn client_secrets_come_from_the_environment_for_any_slug_and_win_over_the_file() {
+        let mut config: OperatorPluginConfig =
+            toml::from_str("[plugins.hubspot.secrets]\nclient_secret = \"from-file\"").unwrap();
+        let vars = [
+            ("CRMHOST_HUBSPOT_CLIENT_SECRET", "from-env"),
+            ("CRMHOST_ACME_CRM_CLIENT_SECRET", "acme"),
+            ("CRMHOST_EMPTY_CLIENT_SECRET", ""),
+            ("CRMHOST_lower_CLIENT_SECRET", "not a slug's spelling"),
+            ("CRMHOST_MASTER_KEY", "not a client secret"),
+        ];
+        config.add_secrets_from(vars.map(|(k, v)| (k.to_owned(), v.to_owned())));
+
+        let secret = |s: &str| {
+            config
+                .plugins
+                .get(&slug(s))
+                .and_then(|p| p.secrets.get("client_secret"))
+                .map(|v| v.expose_secret().to_owned())
+        };
+        assert_eq!(secret("hubspot").as_deref(), Some("from-env"));
+        assert_eq!(secret("acme-crm").as_deref(), Some("acme"), "a plugin no file names gets its secret");
+        assert_eq!(secret("empty"), None);
+        assert_eq!(config.plugins.len(), 2, "{:?}", config.plugins.keys().collect::<Vec<_>>());
     }
 
     #[test]

@@ -48,6 +48,10 @@ impl WasiView for CallState {
 struct MemoryLimiter {
     limit: usize,
     exceeded: bool,
+    /// Core instances one plugin instance may create ([`EngineSettings::max_core_instances_per_plugin`]).
+    ///
+    /// [`EngineSettings::max_core_instances_per_plugin`]: super::EngineSettings::max_core_instances_per_plugin
+    core_instances: usize,
 }
 
 impl ResourceLimiter for MemoryLimiter {
@@ -65,7 +69,7 @@ impl ResourceLimiter for MemoryLimiter {
     }
 
     fn instances(&self) -> usize {
-        16
+        self.core_instances
     }
     fn tables(&self) -> usize {
         16
@@ -163,6 +167,7 @@ impl CallTarget<'_> {
             limiter: MemoryLimiter {
                 limit: usize::try_from(self.limits.memory_bytes).unwrap_or(usize::MAX),
                 exceeded: false,
+                core_instances: self.engine.settings().max_core_instances_per_plugin as usize,
             },
             cpu_ticks_left: self.limits.cpu_ticks(EPOCH_TICK.as_millis() as u64),
             context,

@@ -56,6 +56,7 @@ mod metrics;
 mod outbound_webhooks;
 mod owner_filters;
 mod plugin_calls;
+mod python_plugin;
 mod realtime_push;
 mod salesforce;
 mod salesforce_webhooks;

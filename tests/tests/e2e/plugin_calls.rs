@@ -199,11 +199,11 @@ async fn a_component_without_the_adapter_export_is_rejected_as_incompatible() {
 }
 
 #[tokio::test]
-async fn a_component_importing_sockets_is_rejected_naming_the_import() {
-    let wat = r#"(component (import "wasi:sockets/tcp@0.2.0" (instance)))"#;
+async fn a_component_importing_wasi_http_is_rejected_naming_the_import() {
+    let wat = r#"(component (import "wasi:http/outgoing-handler@0.2.0" (instance)))"#;
     let bytes = wat::parse_str(wat).unwrap();
     let err = loader(Default::default()).load(Arc::from(bytes), PluginSource::Bundled).await.unwrap_err();
-    assert!(matches!(err, LoadError::ForbiddenImport(ref name) if name.starts_with("wasi:sockets/tcp")), "{err}");
+    assert!(matches!(err, LoadError::ForbiddenImport(ref name) if name.starts_with("wasi:http/")), "{err}");
 }
 
 #[tokio::test]

@@ -74,6 +74,25 @@ async fn a_panic_traps_that_call_only_and_says_why() {
 }
 
 #[tokio::test]
+async fn wasi_sockets_load_but_every_connection_is_denied_even_where_http_may_go() {
+    // The plugin may reach this listener through `http.send`; its own sockets may not.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let address = listener.local_addr().unwrap();
+    let server = EgressServer::start().await;
+    let plugin = hostile_reaching(&server, "").await;
+
+    for target in [address.to_string(), server.addr.to_string()] {
+        let denied = attack(&plugin, &format!("tcp:{target}")).await.unwrap().unwrap_err();
+        assert!(denied.starts_with("tcp: ") && denied.to_lowercase().contains("denied"), "{target}: {denied}");
+    }
+    // A connection that succeeded would be queued by now (the handshake ends before `connect` returns).
+    let queued = listener.accept().map(|(_, peer)| peer);
+    assert!(queued.as_ref().is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock), "{queued:?}");
+    assert_eq!(attack(&plugin, &format!("get:{}", server.url("/ok"))).await, Ok(Ok("status:200:5".to_owned())));
+}
+
+#[tokio::test]
 async fn a_host_not_in_the_allowed_list_is_denied_and_an_allowed_one_is_reached() {
     let server = EgressServer::start().await;
     let plugin = hostile_reaching(&server, "").await;

@@ -7,6 +7,7 @@
 //! - `get:<url>`: GETs the URL; `auth:<url>` does so with its own `Authorization` header.
 //! - `post:<bytes>:<url>`: POSTs a body of that size.
 //! - `log-flood`: writes 10,000 log lines.
+//! - `tcp:<address>`: opens a TCP connection itself through WASI sockets, around `http.send`.
 //!
 //! Success is one field whose name is `status:<code>:<body length>`; an HTTP error comes back as an
 //! `internal` adapter error whose message is the host's `http-error`, debug-printed.
@@ -73,6 +74,12 @@ impl Adapter for Hostile {
                 chunks.push(std::hint::black_box(vec![1u8; 1 << 20]));
             }
             return Ok(field(format!("allocated:{}", chunks.len())));
+        }
+        if let Some(address) = entity.strip_prefix("tcp:") {
+            return match std::net::TcpStream::connect(address) {
+                Ok(_) => Ok(field("connected".to_owned())),
+                Err(err) => Err(AdapterError::internal(format!("tcp: {err}"))),
+            };
         }
         if let Some(url) = entity.strip_prefix("get:") {
             return send(Method::Get, url, Vec::new(), None);
