@@ -22,7 +22,7 @@ impl Adapter for Acme {
                     .map("email", "email")
                     .map("first_name", "first_name"),
             )
-            .capabilities(Capabilities::PULL)
+            .capabilities(Capabilities::PULL | Capabilities::PUSH | Capabilities::DELETE)
             .build()
     }
 
@@ -58,6 +58,48 @@ impl Adapter for Acme {
             })
             .collect();
         Ok(Page { records, next_cursor: body["next"].as_str().map(str::to_owned) })
+    }
+
+    fn push(_entity: String, match_key: String, records: Vec<PushRecord>) -> Result<Vec<PushOutcome>> {
+        // One outcome per record, in input order; one record failing never fails the others.
+        // (One request per record keeps the example short: send batches where the CRM has them.)
+        let mut outcomes = Vec::with_capacity(records.len());
+        for record in records {
+            let fields: crmhost_sdk::serde_json::Map<String, Json> =
+                record.fields.iter().map(|f| (f.name.clone(), f.value.to_json())).collect();
+            let request = match &record.crm_id {
+                Some(id) => Request::patch(format!("https://api.acme.example/v1/contacts/{id}")),
+                None => Request::put("https://api.acme.example/v1/contacts").query("upsert_on", &match_key),
+            };
+            let response = request.json(&fields)?.send()?;
+            let id = || response.json::<Json>().ok().and_then(|b| b["id"].as_str().map(str::to_owned));
+            outcomes.push(match (response.status(), id()) {
+                (201, Some(id)) => PushOutcome::Created(id),
+                (200, Some(id)) => PushOutcome::Updated(id),
+                (422, _) => PushOutcome::Failed(AdapterError::invalid(response.text())),
+                // Whole-call failures (401, 429, 5xx) end the call: the host retries or re-authenticates.
+                _ => {
+                    return Err(response
+                        .error_for_status("pushing a contact")
+                        .err()
+                        .unwrap_or_else(|| AdapterError::internal("Acme answered without the record's id")));
+                }
+            });
+        }
+        Ok(outcomes)
+    }
+
+    fn delete(_entity: String, ids: Vec<String>) -> Result<Vec<DeleteOutcome>> {
+        let mut outcomes = Vec::with_capacity(ids.len());
+        for id in ids {
+            let response = Request::delete(format!("https://api.acme.example/v1/contacts/{id}")).send()?;
+            outcomes.push(match response.status() {
+                // Already gone counts as deleted: deletes are retried and must be idempotent.
+                200 | 204 | 404 => DeleteOutcome::Deleted,
+                _ => DeleteOutcome::Failed(AdapterError::unavailable(format!("Acme answered {}", response.status()))),
+            });
+        }
+        Ok(outcomes)
     }
 }
 

@@ -215,3 +215,17 @@ pub mod prelude {
         Result, Value, WebhookRequest, connection, merged_record,
     };
 }
+
+#[cfg(test)]
+mod readme_tests {
+    /// The README's complete plugin is the example the test suite compiles, line for line.
+    #[test]
+    fn the_readme_plugin_is_the_compiled_example() {
+        let readme = include_str!("../README.md");
+        let example = include_str!("../examples/minimal_plugin.rs");
+        let start = readme.find("```rust\n").expect("the README shows the plugin") + "```rust\n".len();
+        let end = start + readme[start..].find("```\n").expect("the block ends");
+        let body = example.split_once("\n\n").expect("the example opens with its //! line").1;
+        assert_eq!(&readme[start..end], body, "update sdk/README.md from sdk/examples/minimal_plugin.rs");
+    }
+}
