@@ -27,6 +27,20 @@ enum Command {
     /// Master keys: `generate` prints a new one; `rotate` re-seals stored credentials under it.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Tools for plugin authors: `check` runs the conformance checks on a component.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Check a plugin component before shipping it: it loads in this host's sandbox, describes
+    /// itself stably and keeps its description's promises. One pass / FAIL / skip line per check;
+    /// exits non-zero when one fails.
+    Check {
+        /// The component (`.wasm`).
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +78,7 @@ fn main() -> ExitCode {
             Command::Keys(KeysCommand::Rotate(args)) => {
                 crmhost::keys::rotate_from_cli(args).await.map(|summary| println!("{summary}"))
             }
+            Command::Plugin(PluginCommand::Check { file }) => crmhost::plugins::check::check_file(&file).await,
             Command::Serve(args) => {
                 let config = Config::from_args(args).map_err(|e| e.to_string())?;
                 let app = Application::build(config).await.map_err(|e| e.to_string())?;

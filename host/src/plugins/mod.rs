@@ -14,6 +14,7 @@ pub mod branding;
 mod bundled;
 pub mod cache;
 pub mod capability;
+pub mod check;
 pub mod context;
 pub mod description;
 mod download;

@@ -33,7 +33,7 @@ class Adapter(wit_world.exports.Adapter):
             slug="python-probe", name="Python probe", version="0.1.0",
             description="A minimal plugin written in Python.", auth=a.AuthInfo_None_(),
             allowed_hosts=["127.0.0.1"], rate_limits=[], entities=[contact],
-            capabilities=a.Capabilities.PULL, settings=[])
+            capabilities=a.Capabilities(0), settings=[])
 
     def test_connection(self) -> a.AccountInfo:
         raise not_supported()

@@ -250,3 +250,29 @@ async fn calls_work_on_the_on_demand_allocator_too() {
     let account = plugin.test_connection(CallContext::detached()).await.unwrap().unwrap();
     assert_eq!(account.label, "fixture 1.0.0");
 }
+
+#[tokio::test]
+async fn the_conformance_checks_pass_for_the_bundled_plugins_and_stop_at_a_file_that_does_not_load() {
+    use crmhost::plugins::check::{CheckOutcome, check_component};
+
+    for bundled in crmhost::plugins::bundled() {
+        let report = check_component(bundled.bytes.to_vec(), bundled.name).await;
+        let lines: Vec<String> = report.lines.iter().map(ToString::to_string).collect();
+        assert!(report.passed(), "{}: {lines:#?}", bundled.name);
+        for operation in ["pull", "push", "delete"] {
+            let line = format!("pass  capability `{operation}`: claimed and implemented");
+            assert!(lines.contains(&line), "{}: {lines:#?}", bundled.name);
+        }
+    }
+    let hubspot = crmhost::plugins::bundled().into_iter().find(|b| b.name == "crmhost-plugin-hubspot").unwrap();
+    let report = check_component(hubspot.bytes.to_vec(), hubspot.name).await;
+    let webhook = report.lines.iter().find(|l| l.name == "unverified webhook is unauthorized").unwrap();
+    assert_eq!(webhook.outcome, CheckOutcome::Pass("refused as unauthorized".to_owned()));
+
+    let report = check_component(b"not a component".to_vec(), "broken.wasm").await;
+    assert!(!report.passed());
+    assert_eq!(report.lines.len(), 1, "nothing else is checked once loading fails: {:?}", report.lines);
+    assert!(
+        matches!(&report.lines[0].outcome, CheckOutcome::Fail(why) if why.contains("not a valid WebAssembly component"))
+    );
+}

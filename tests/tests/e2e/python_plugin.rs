@@ -85,3 +85,13 @@ async fn a_plugin_needing_more_core_instances_than_allowed_is_refused_naming_the
         assert!(message.contains("`[engine] max_core_instances_per_plugin` = 4"), "pooling {pooling}: {message}");
     }
 }
+
+#[tokio::test]
+async fn the_conformance_checks_pass_for_the_python_probe() {
+    let Some(bytes) = python_probe().await else { return };
+    let report = crmhost::plugins::check::check_component(bytes, "python-probe.wasm").await;
+    let lines: Vec<String> = report.lines.iter().map(ToString::to_string).collect();
+    assert!(report.passed(), "{lines:#?}");
+    assert!(lines[0].starts_with("pass  loads: `python-probe` 0.1.0"), "{lines:#?}");
+    assert!(lines.iter().any(|l| l == "pass  capability `pull`: not claimed, answers not-supported"), "{lines:#?}");
+}
