@@ -27,7 +27,7 @@ enum Command {
     /// Master keys: `generate` prints a new one; `rotate` re-seals stored credentials under it.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Tools for plugin authors: `check` runs the conformance checks on a component.
+    /// Tools for plugin authors: `new` scaffolds a plugin, `check` runs the conformance checks on a component.
     #[command(subcommand)]
     Plugin(PluginCommand),
 }
@@ -40,6 +40,20 @@ enum PluginCommand {
     Check {
         /// The component (`.wasm`).
         file: std::path::PathBuf,
+    },
+    /// Write a new plugin project that builds and passes `check` as generated.
+    New {
+        /// The plugin's slug (lower-case letters, digits and `-`), also the directory's name.
+        name: String,
+        /// The language.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: crmhost::plugins::scaffold::Language,
+        /// Where to write it (default: ./<name>).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        /// For Rust: the path of crmhost's `sdk/` directory, for the dependency.
+        #[arg(long)]
+        sdk: Option<std::path::PathBuf>,
     },
 }
 
@@ -62,6 +76,14 @@ fn main() -> ExitCode {
             println!("{}", crmhost::vault::MasterKey::generate().to_base64());
             return ExitCode::SUCCESS;
         }
+        Command::Plugin(PluginCommand::New { name, lang, dir, sdk }) => {
+            let dir = dir.unwrap_or_else(|| std::path::PathBuf::from(&name));
+            let written = crmhost::plugins::scaffold::scaffold(&name, lang, &dir, sdk.as_deref());
+            return print_or_fail(written.map(|files| {
+                let names: Vec<String> = files.iter().map(|f| format!("  {}", f.display())).collect();
+                format!("wrote the `{name}` plugin ({lang:?}); its README says how to build it:\n{}", names.join("\n"))
+            }));
+        }
         command => Cli { command },
     };
     crmhost::telemetry::init();
@@ -74,7 +96,10 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Token(_) | Command::ConsoleLink(_) | Command::Keys(KeysCommand::Generate) => Ok(()),
+            Command::Token(_)
+            | Command::ConsoleLink(_)
+            | Command::Keys(KeysCommand::Generate)
+            | Command::Plugin(PluginCommand::New { .. }) => Ok(()),
             Command::Keys(KeysCommand::Rotate(args)) => {
                 crmhost::keys::rotate_from_cli(args).await.map(|summary| println!("{summary}"))
             }

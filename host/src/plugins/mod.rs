@@ -28,6 +28,7 @@ pub mod operator;
 pub mod pacing;
 pub mod registry;
 pub mod runtime;
+pub mod scaffold;
 pub mod stats;
 pub mod watcher;
 

@@ -1,6 +1,7 @@
 //! A plugin written in Python (`tests/plugins/python-probe`), built here with componentize-py,
-//! loads and runs in the host like any third party's file: CPython inside (about 40 core module
-//! instances), WASI sockets imported, the host's imports called from Python.
+//! loads and runs in the host like any third party's file: CPython inside (about 14 core module
+//! instances), WASI sockets imported, the host's imports called from Python. And what
+//! `crmhost plugin new` writes, in Python and in Rust, builds and passes `crmhost plugin check`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,23 +23,29 @@ async fn python_probe() -> Option<Vec<u8>> {
 }
 
 fn build_probe() -> Option<Vec<u8>> {
+    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("wit");
+    componentize(&probe_dir(), &wit, "python-probe.wasm")
+}
+
+/// Builds the Python plugin in `dir` (its `app.py`) against the contract in `wit` with the
+/// componentize-py the tests pin, or `None` where Python is missing and not required.
+pub(crate) fn componentize(dir: &Path, wit: &Path, out_name: &str) -> Option<Vec<u8>> {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     let python = python_venv(&tmp.join("py-componentize"), &probe_dir().join("requirements.txt"))?;
-    let out = tmp.join("python-probe.wasm");
-    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("wit");
+    let out = tmp.join(out_name);
     let built = std::process::Command::new(python.with_file_name("componentize-py"))
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .arg("-d")
-        .arg(&wit)
+        .arg(wit)
         .args(["-w", "crm-adapter", "componentize", "-p"])
-        .arg(probe_dir())
+        .arg(dir)
         .arg("app")
         .arg("-o")
         .arg(&out)
         .output()
         .expect("componentize-py runs");
     assert!(built.status.success(), "componentize-py failed:\n{}", String::from_utf8_lossy(&built.stderr));
-    Some(std::fs::read(&out).expect("the built probe"))
+    Some(std::fs::read(&out).expect("the built component"))
 }
 
 #[tokio::test]
@@ -94,4 +101,63 @@ async fn the_conformance_checks_pass_for_the_python_probe() {
     assert!(report.passed(), "{lines:#?}");
     assert!(lines[0].starts_with("pass  loads: `python-probe` 0.1.0"), "{lines:#?}");
     assert!(lines.iter().any(|l| l == "pass  capability `pull`: not claimed, answers not-supported"), "{lines:#?}");
+}
+
+#[tokio::test]
+async fn a_scaffolded_python_plugin_builds_and_passes_the_checks() {
+    use crmhost::plugins::scaffold::{Language, scaffold};
+
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("acme-crm");
+    let written = scaffold("acme-crm", Language::Python, &project, None).unwrap();
+    assert!(written.iter().any(|f| f.ends_with("wit/crm-adapter.wit")), "{written:?}");
+    let requirements = std::fs::read_to_string(project.join("requirements.txt")).unwrap();
+    let pinned = std::fs::read_to_string(probe_dir().join("requirements.txt")).unwrap();
+    assert_eq!(requirements, pinned, "the scaffold pins the componentize-py the tests use");
+
+    // Built against the contract it carries, as its README says.
+    let Some(bytes) = tokio::task::spawn_blocking({
+        let project = project.clone();
+        move || componentize(&project, &project.join("wit"), "acme-crm.wasm")
+    })
+    .await
+    .unwrap() else {
+        return;
+    };
+    let report = crmhost::plugins::check::check_component(bytes, "acme-crm.wasm").await;
+    let lines: Vec<String> = report.lines.iter().map(ToString::to_string).collect();
+    assert!(report.passed(), "{lines:#?}");
+    assert!(lines.contains(&"pass  capability `pull`: claimed and implemented".to_owned()), "{lines:#?}");
+}
+
+#[tokio::test]
+async fn a_scaffolded_rust_plugin_builds_and_passes_the_checks() {
+    use crmhost::plugins::scaffold::{Language, scaffold};
+
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("acme-rs");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    scaffold("acme-rs", Language::Rust, &project, Some(&repo.join("sdk"))).unwrap();
+    // The workspace's lock and the guest target directory the test plugins are built in: the same
+    // dependency versions, already compiled.
+    std::fs::copy(repo.join("Cargo.lock"), project.join("Cargo.lock")).unwrap();
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("guest");
+    let built = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+            .current_dir(&project)
+            .env("CARGO_TARGET_DIR", &target)
+            .args(["build", "--release", "--target", "wasm32-wasip2"])
+            .output()
+            .map(|output| (output, target.join("wasm32-wasip2/release/acme_rs.wasm")))
+    })
+    .await
+    .unwrap()
+    .expect("cargo runs");
+    let (output, wasm) = built;
+    assert!(output.status.success(), "the scaffold does not build:\n{}", String::from_utf8_lossy(&output.stderr));
+
+    let report = crmhost::plugins::check::check_component(std::fs::read(wasm).unwrap(), "acme_rs.wasm").await;
+    let lines: Vec<String> = report.lines.iter().map(ToString::to_string).collect();
+    assert!(report.passed(), "{lines:#?}");
+    assert!(lines[0].starts_with("pass  loads: `acme-rs` 0.1.0"), "{lines:#?}");
 }
