@@ -43,9 +43,8 @@ async fn time_until(started: Instant, arrived: impl Fn() -> bool) -> Duration {
 
 fn report(backend: Backend, name: &str, what: &str, mut samples: Vec<Duration>) {
     samples.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let at = |p: f64| ms(samples[((samples.len() as f64 - 1.0) * p).round() as usize]);
-    let (p50, p99, max) = (at(0.5), at(0.99), ms(samples[samples.len() - 1]));
+    let at = |p: f64| crmhost_tests::percentile(&samples, p).map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0);
+    let (p50, p99, max) = (at(0.5), at(0.99), at(1.0));
     println!("{:<8} {what:<34} p50 {p50:>6.0} ms  p99 {p99:>6.0} ms  max {max:>6.0} ms", format!("{backend:?}"));
     let backend = format!("{backend:?}").to_lowercase();
     println!(

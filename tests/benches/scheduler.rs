@@ -30,12 +30,9 @@ fn instant(v: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap().with_timezone(&Utc)
 }
 
+/// The `p` quantile of sorted lags; NaN when there are none.
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
+    crmhost_tests::percentile(sorted, p).unwrap_or(f64::NAN)
 }
 
 async fn call(app: &TestApp, method: Method, w: &str, path: &str, body: Option<Value>) -> Value {

@@ -1,4 +1,5 @@
-//! Figures benchmarks print: this process's memory, from Linux's `/proc/self/status`.
+//! Figures benchmarks print: this process's memory, from Linux's `/proc/self/status`, and
+//! percentiles of samples.
 
 /// A `/proc/self/status` figure (`VmHWM`, `VmRSS`, …) in MiB; 0 elsewhere.
 fn status_mib(field: &str) -> f64 {
@@ -25,4 +26,11 @@ pub fn current_rss_mib() -> f64 {
 /// Resets the kernel's peak-RSS mark of this process to its current size (Linux `clear_refs` 5).
 pub fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The `p` quantile (0.0 to 1.0, nearest rank) of `sorted` samples; `None` when there are none.
+pub fn percentile<T: Copy>(sorted: &[T], p: f64) -> Option<T> {
+    let last = sorted.len().checked_sub(1)?;
+    let rank = (last as f64 * p.clamp(0.0, 1.0)).round() as usize;
+    Some(sorted[rank.min(last)])
 }

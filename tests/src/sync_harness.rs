@@ -364,7 +364,10 @@ impl SyncHarness {
     /// would), which emits a `contact.propertyChange` webhook.
     pub async fn edit_through_hubspot_api(&self, crm_id: &str, property: &str, value: &str) {
         let url = format!("{}/crm/v3/objects/contacts/{crm_id}", self.sim.hubspot_url().expect("HubSpot emulated"));
-        let response = reqwest::Client::new()
+        // The app's client: a fresh one per edit would time its own set-up in the realtime bench.
+        let response = self
+            .app
+            .client
             .patch(url)
             .bearer_auth(self.hubspot_token())
             .json(&serde_json::json!({"properties": {property: value}}))
