@@ -25,8 +25,8 @@ pub struct EngineSettings {
     /// Try the pooling allocator (falls back to on-demand when the address space is too small).
     pub pooling: bool,
     /// Core module instances one plugin instance may create. A Rust guest makes a handful; a
-    /// Python one (componentize-py: CPython, libc and their shims linked as separate modules)
-    /// makes about 40. A plugin needing more fails to load, naming this setting.
+    /// Python one (componentize-py 0.25: CPython, libc and their shims linked as separate
+    /// modules) makes 14. A plugin needing more fails to load, naming this setting.
     pub max_core_instances_per_plugin: u32,
 }
 

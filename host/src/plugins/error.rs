@@ -12,7 +12,8 @@ pub enum LoadError {
     Compile(String),
     /// The component imports something the host does not provide or does not allow.
     #[error(
-        "the component imports `{0}`, which plugins may not use (allowed: crmhost:adapter/*, wasi:cli, wasi:clocks, wasi:random, wasi:io, wasi:filesystem, wasi:sockets (always denied))"
+        "the component imports `{0}`, which plugins may not use (allowed: {allowed}; wasi:sockets always denies)",
+        allowed = super::loader::ALLOWED_IMPORT_PREFIXES.iter().map(|p| format!("{p}*")).collect::<Vec<_>>().join(", ")
     )]
     ForbiddenImport(String),
     /// The component does not implement this host's contract.

@@ -30,7 +30,7 @@ pub const CONTRACT_VERSION: &str = "0.1.0";
 /// `wasi:sockets` may be imported (toolchains such as componentize-py link it whether or not the
 /// program uses it) but is always denied: every call's WASI context allows no TCP, no UDP and no
 /// name look-up, so opening a connection fails with "access denied".
-const ALLOWED_IMPORT_PREFIXES: &[&str] =
+pub(crate) const ALLOWED_IMPORT_PREFIXES: &[&str] =
     &["crmhost:adapter/", "wasi:cli/", "wasi:clocks/", "wasi:random/", "wasi:io/", "wasi:filesystem/", "wasi:sockets/"];
 
 /// Compiles and validates components.

@@ -168,7 +168,10 @@ impl OperatorPluginConfig {
     /// `client_secret`) for any slug, bundled or not: a plugin dropped into the plugins directory
     /// finds its secret without a configuration block. The environment wins over the file.
     pub fn add_env_secrets(&mut self) {
-        self.add_secrets_from(std::env::vars());
+        // `vars_os`: a variable that is not Unicode (`std::env::vars` would panic on it) is not ours.
+        let vars =
+            std::env::vars_os().filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)));
+        self.add_secrets_from(vars);
     }
 
     /// [`OperatorPluginConfig::add_env_secrets`] over the given variables.
