@@ -1,8 +1,10 @@
-//! `crmhost serve --sandbox`: both CRM emulators (`crm-sim`) in-process on loopback — on the two
-//! ports after crmhost's own when they are free (so a restarted sandbox keeps its addresses and its
-//! stored connections still point at them), else on free ports — seeded with sample records, and the bundled plugins pointed at them: OAuth endpoints and the
-//! emulators' default client (`crm-sim-client` / `crm-sim-secret`), API base URLs, and an egress
-//! policy that allows exactly the emulators' loopback addresses over plain HTTP.
+//! `crmhost serve --sandbox`: the CRM emulators (`crm-sim`) in-process on loopback — on the ports
+//! after crmhost's own when they are free (so a restarted sandbox keeps its addresses and its
+//! stored connections still point at them), else on free ports — seeded with sample records, and
+//! each emulated CRM's plugin pointed at its emulator as the emulator describes
+//! ([`crm_sim::PluginWiring`]: OAuth endpoints, the base-URL setting), with the emulators' default
+//! client (`crm-sim-client` / `crm-sim-secret`) and an egress policy that allows exactly the
+//! emulator's loopback address over plain HTTP. Nothing here knows a CRM by name.
 
 use serde::Serialize;
 
@@ -24,11 +26,9 @@ impl std::fmt::Debug for Sandbox {
 /// What a sandbox user needs to know (served at `GET /api/v1/sandbox`).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SandboxInfo {
-    /// The Salesforce emulator (login host and instance).
-    pub salesforce_url: String,
-    /// The HubSpot emulator (API and OAuth).
-    pub hubspot_url: String,
-    /// The OAuth client both emulators know.
+    /// Each emulator's base URL, by the slug of the plugin it serves.
+    pub emulators: std::collections::BTreeMap<String, String>,
+    /// The OAuth client every emulator knows.
     pub oauth_client_id: String,
     /// Where to look at the emulators' records, calls and knobs.
     pub state_urls: Vec<String>,
@@ -38,28 +38,34 @@ pub struct SandboxInfo {
 const SEED: &[(&str, usize)] =
     &[("contact", 25), ("lead", 10), ("account", 10), ("opportunity", 10), ("company", 10), ("deal", 10)];
 
-/// The loopback addresses after crmhost's port (`8787` → `8788`, `8789`); none for port 0 (a
-/// port picked at start would not be the same next time anyway).
-fn steady_ports(server_port: u16) -> Option<(std::net::SocketAddr, std::net::SocketAddr)> {
+/// The loopback addresses after crmhost's port (`8787` → Salesforce `8788`, HubSpot `8789`,
+/// Pipedrive `8790`); none for port 0 (a port picked at start would not be the same next time
+/// anyway).
+fn steady_ports(server_port: u16) -> Option<[std::net::SocketAddr; 3]> {
     let first = server_port.checked_add(1).filter(|_| server_port != 0)?;
-    let second = first.checked_add(1)?;
+    let last = first.checked_add(2)?;
     let at = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    Some((at(first), at(second)))
+    Some([at(first), at(first + 1), at(last)])
 }
 
 impl Sandbox {
-    /// Starts both emulators: on the two loopback ports after `server_port` when it is set and
-    /// they are free, else on free ports.
+    /// Starts the emulators: on the loopback ports after `server_port` when it is set and they are
+    /// free, else on free ports.
     pub async fn start(server_port: u16) -> std::io::Result<Self> {
         let seeded = || crm_sim::SimOptions {
             seed_records: SEED
                 .iter()
                 .map(|(entity, count)| crm_sim::SeedSpec { entity: (*entity).to_owned(), count: *count })
                 .collect(),
-            ..crm_sim::SimOptions::both_on_free_ports()
+            ..crm_sim::SimOptions::all_on_free_ports()
         };
-        if let Some((salesforce, hubspot)) = steady_ports(server_port) {
-            let options = crm_sim::SimOptions { salesforce: Some(salesforce), hubspot: Some(hubspot), ..seeded() };
+        if let Some([salesforce, hubspot, pipedrive]) = steady_ports(server_port) {
+            let options = crm_sim::SimOptions {
+                salesforce: Some(salesforce),
+                hubspot: Some(hubspot),
+                pipedrive: Some(pipedrive),
+                ..seeded()
+            };
             match crm_sim::start(options).await {
                 Ok(handle) => return Ok(Self { handle }),
                 Err(err) => {
@@ -72,12 +78,10 @@ impl Sandbox {
 
     /// The emulators' addresses and client.
     pub fn info(&self) -> SandboxInfo {
-        let salesforce_url = self.handle.salesforce_url().unwrap_or_default();
-        let hubspot_url = self.handle.hubspot_url().unwrap_or_default();
+        let wirings = self.handle.plugin_wirings();
         SandboxInfo {
-            state_urls: vec![format!("{salesforce_url}/__sim/state"), format!("{hubspot_url}/__sim/state")],
-            salesforce_url,
-            hubspot_url,
+            state_urls: wirings.iter().map(|w| format!("{}/__sim/state", w.base_url)).collect(),
+            emulators: wirings.into_iter().map(|w| (w.slug.to_owned(), w.base_url)).collect(),
             oauth_client_id: crm_sim::OAuthClient::default_client().id,
         }
     }
@@ -93,45 +97,37 @@ impl Sandbox {
     }
 }
 
-/// Points the bundled plugins at running emulators: their OAuth endpoints and default client, API
-/// base URLs, and an egress policy allowing exactly the emulators' loopback addresses over HTTP.
-/// (Tests use this to run several crmhost instances against one pair of emulators.)
+/// Points each emulated CRM's plugin at its running emulator: OAuth endpoints and default client,
+/// base URL, and an egress policy allowing exactly the emulator's loopback address over HTTP.
+/// (Tests use this to run several crmhost instances against one set of emulators.)
 pub fn point_plugins_at(handle: &crm_sim::SimHandle, config: &mut OperatorPluginConfig) {
-    point_plugins_at_urls(handle.salesforce_url().as_deref(), handle.hubspot_url().as_deref(), config);
+    point_plugins_at_wirings(handle.plugin_wirings(), config);
 }
 
-/// [`point_plugins_at`] for emulators known by their base URLs (`http://127.0.0.1:PORT`), such as
-/// `crm-sim` running as its own process.
-pub fn point_plugins_at_urls(salesforce: Option<&str>, hubspot: Option<&str>, config: &mut OperatorPluginConfig) {
+/// [`point_plugins_at`] for emulators described by their wirings, such as `crm-sim` running as its
+/// own process (`crm_sim::Crm::…::plugin_wiring(base_url)`).
+pub fn point_plugins_at_wirings(
+    wirings: impl IntoIterator<Item = crm_sim::PluginWiring>,
+    config: &mut OperatorPluginConfig,
+) {
     let client = crm_sim::OAuthClient::default_client();
-    let salesforce = salesforce.map(|base| {
-        let oauth = OAuthOverrides {
-            authorize_url: Some(format!("{base}/services/oauth2/authorize")),
-            token_url: Some(format!("{base}/services/oauth2/token")),
-            revoke_url: Some(format!("{base}/services/oauth2/revoke")),
-            client_id: Some(client.id.clone()),
+    for wiring in wirings {
+        let Ok(slug) = PluginSlug::parse(wiring.slug) else { continue };
+        let Some(port) = url::Url::parse(&wiring.base_url).ok().and_then(|u| u.port_or_known_default()) else {
+            continue;
         };
-        ("salesforce", base, oauth, "login_url")
-    });
-    let hubspot = hubspot.map(|base| {
-        let oauth = OAuthOverrides {
-            authorize_url: Some(format!("{base}/oauth/authorize")),
-            token_url: Some(format!("{base}/oauth/v3/token")),
-            revoke_url: Some(format!("{base}/oauth/v3/token/revoke")),
-            client_id: Some(client.id.clone()),
-        };
-        ("hubspot", base, oauth, "base_url")
-    });
-    for (slug, base, oauth, setting) in salesforce.into_iter().chain(hubspot) {
-        let Ok(slug) = PluginSlug::parse(slug) else { continue };
-        let Some(port) = url::Url::parse(base).ok().and_then(|u| u.port_or_known_default()) else { continue };
         let entry = config.plugins.entry(slug).or_default();
         entry.extra_allowed_hosts.push(format!("127.0.0.1:{port}"));
         entry.allow_http = Some(true);
         entry.allow_private_networks = Some(true);
-        entry.settings.insert(setting.to_owned(), base.to_owned());
+        entry.settings.insert(wiring.base_url_setting.to_owned(), wiring.base_url);
         entry.secrets.insert("client_secret".to_owned(), secrecy::SecretString::from(client.secret.clone()));
-        entry.oauth = Some(oauth);
+        entry.oauth = Some(OAuthOverrides {
+            authorize_url: Some(wiring.authorize_url),
+            token_url: Some(wiring.token_url),
+            revoke_url: Some(wiring.revoke_url),
+            client_id: Some(client.id.clone()),
+        });
     }
 }
 
@@ -139,13 +135,13 @@ pub fn point_plugins_at_urls(salesforce: Option<&str>, hubspot: Option<&str>, co
 mod tests {
     use super::*;
 
-    /// A port whose next two are free right now.
-    fn port_with_two_free_after() -> u16 {
+    /// A port whose next three are free right now.
+    fn port_with_three_free_after() -> u16 {
         loop {
             let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let port = probe.local_addr().unwrap().port();
             let next_free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
-            if port < 65000 && next_free(port + 1) && next_free(port + 2) {
+            if port < 65000 && next_free(port + 1) && next_free(port + 2) && next_free(port + 3) {
                 return port;
             }
         }
@@ -153,8 +149,8 @@ mod tests {
 
     #[test]
     fn the_steady_ports_follow_crmhosts_own() {
-        let (sf, hs) = steady_ports(8787).unwrap();
-        assert_eq!((sf.port(), hs.port()), (8788, 8789));
+        let [sf, hs, pd] = steady_ports(8787).unwrap();
+        assert_eq!((sf.port(), hs.port(), pd.port()), (8788, 8789, 8790));
         assert!(sf.ip().is_loopback());
         assert_eq!(steady_ports(0), None, "a port picked at start is not steady");
         assert_eq!(steady_ports(65535), None);
@@ -162,14 +158,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_sandbox_takes_the_ports_after_crmhosts_or_free_ones_when_those_are_taken() {
-        let port = port_with_two_free_after();
+        let port = port_with_three_free_after();
         let first = Sandbox::start(port).await.unwrap();
         let info = first.info();
-        assert_eq!(info.salesforce_url, format!("http://127.0.0.1:{}", port + 1));
-        assert_eq!(info.hubspot_url, format!("http://127.0.0.1:{}", port + 2));
+        assert_eq!(info.emulators["salesforce"], format!("http://127.0.0.1:{}", port + 1));
+        assert_eq!(info.emulators["hubspot"], format!("http://127.0.0.1:{}", port + 2));
+        assert_eq!(info.emulators["pipedrive"], format!("http://127.0.0.1:{}", port + 3));
         // While the first holds them, a second sandbox takes free ports instead of failing.
         let second = Sandbox::start(port).await.unwrap();
-        assert_ne!(second.info().salesforce_url, info.salesforce_url);
+        assert_ne!(second.info().emulators["salesforce"], info.emulators["salesforce"]);
         drop(second);
         drop(first);
     }

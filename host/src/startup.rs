@@ -166,11 +166,11 @@ async fn start_sandbox(config: &mut Config) -> Result<Option<Arc<crate::sandbox:
         tracing::info!("sandbox: workspace tokens are signed with a key generated for this run");
     }
     let info = sandbox.info();
+    let emulators: Vec<String> = info.emulators.iter().map(|(slug, url)| format!("{slug}={url}")).collect();
     tracing::info!(
-        salesforce = %info.salesforce_url,
-        hubspot = %info.hubspot_url,
+        emulators = %emulators.join(" "),
         client_id = %info.oauth_client_id,
-        "sandbox: CRM emulators running; the bundled plugins point at them"
+        "sandbox: CRM emulators running; their plugins point at them"
     );
     Ok(Some(Arc::new(sandbox)))
 }

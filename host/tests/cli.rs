@@ -101,7 +101,7 @@ async fn serve_sandbox_runs_seeded_emulators_beside_the_server() {
         assert!(Instant::now() < deadline, "the sandbox server never answered");
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let hubspot = info["sandbox"]["hubspot_url"].as_str().unwrap();
+    let hubspot = info["sandbox"]["emulators"]["hubspot"].as_str().unwrap();
     let state: serde_json::Value = reqwest::get(format!("{hubspot}/__sim/state")).await.unwrap().json().await.unwrap();
     assert_eq!(state["hubspot"]["records"]["contacts"], 25);
     assert!(dir.path().join("data").join("sandbox.db").is_file(), "sandbox data is kept apart");

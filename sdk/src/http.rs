@@ -188,7 +188,7 @@ impl From<HttpError> for AdapterError {
             HttpError::Timeout => AdapterError::unavailable("the CRM did not answer in time"),
             HttpError::Connection(msg) => AdapterError::unavailable(format!("could not reach the CRM: {msg}")),
             // The host could not supply credentials (the connection needs re-authorization).
-            HttpError::Denied(msg) if msg.starts_with("no usable credentials") => AdapterError::unauthorized(msg),
+            HttpError::NoCredentials(msg) => AdapterError::unauthorized(format!("no usable credentials: {msg}")),
             HttpError::Denied(msg) => AdapterError::internal(format!("request refused by the host: {msg}")),
             HttpError::TooLarge(msg) => AdapterError::internal(format!("too large: {msg}")),
             HttpError::InvalidRequest(msg) => AdapterError::internal(format!("invalid request: {msg}")),

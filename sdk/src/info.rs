@@ -1,7 +1,8 @@
 //! Builders for [`PluginInfo`] and [`EntityInfo`], so a `describe()` reads as a declaration.
 
 use crate::{
-    AuthInfo, Capabilities, EntityInfo, FieldMapping, MappingDirection, Oauth2Info, PluginInfo, RateLimit, SettingInfo,
+    ApiKeyHeader, ApiKeyInfo, ApiKeyPlacement, AuthInfo, BasicInfo, Capabilities, Category, EntityInfo, FieldMapping,
+    MappingDirection, Oauth2Info, PluginInfo, RateLimit, RateLimitHeader, RateLimitMeasure, SettingInfo,
 };
 
 impl PluginInfo {
@@ -19,6 +20,9 @@ impl PluginInfo {
                 entities: Vec::new(),
                 capabilities: Capabilities::empty(),
                 settings: Vec::new(),
+                rate_limit_headers: Vec::new(),
+                category: Category::Crm,
+                logo_svg: None,
             },
         }
     }
@@ -40,6 +44,56 @@ impl PluginInfoBuilder {
     /// Authenticate with OAuth 2.0 (the host runs the flow).
     pub fn oauth2(mut self, oauth: Oauth2Info) -> Self {
         self.info.auth = AuthInfo::Oauth2(oauth);
+        self
+    }
+
+    /// Authenticate with an API key an admin enters at connect, sent in header `name` as
+    /// `<prefix><key>` by the host (`"x-api-token", ""`, or `"authorization", "Token "`).
+    /// `label` is what the admin is asked for, `help` where to find it.
+    pub fn api_key_header(mut self, name: &str, prefix: &str, label: &str, help: &str) -> Self {
+        let placement = ApiKeyPlacement::Header(ApiKeyHeader { name: name.to_owned(), prefix: prefix.to_owned() });
+        self.info.auth = AuthInfo::ApiKey(ApiKeyInfo { placement, label: label.to_owned(), help: help.to_owned() });
+        self
+    }
+
+    /// Authenticate with an API key sent as the query parameter `name` (only where the CRM
+    /// accepts no header: URLs end up in proxies' logs).
+    pub fn api_key_query(mut self, name: &str, label: &str, help: &str) -> Self {
+        let placement = ApiKeyPlacement::Query(name.to_owned());
+        self.info.auth = AuthInfo::ApiKey(ApiKeyInfo { placement, label: label.to_owned(), help: help.to_owned() });
+        self
+    }
+
+    /// Authenticate with HTTP Basic credentials an admin enters at connect.
+    pub fn basic(mut self, username_label: &str, password_label: &str, help: &str) -> Self {
+        self.info.auth = AuthInfo::Basic(BasicInfo {
+            username_label: username_label.to_owned(),
+            password_label: password_label.to_owned(),
+            help: help.to_owned(),
+        });
+        self
+    }
+
+    /// A response header that reports rate-limit usage, so the host paces this CRM's requests
+    /// by what it says; `item` names the `key=value` item of a list-valued header.
+    pub fn rate_limit_header(mut self, name: &str, measure: RateLimitMeasure, item: Option<&str>) -> Self {
+        self.info.rate_limit_headers.push(RateLimitHeader {
+            name: name.to_owned(),
+            measure,
+            item: item.map(str::to_owned),
+        });
+        self
+    }
+
+    /// What kind of system the plugin connects to (a CRM unless said otherwise).
+    pub fn category(mut self, category: Category) -> Self {
+        self.info.category = category;
+        self
+    }
+
+    /// The plugin's logo: a static SVG of at most 64 KiB (`include_str!("../assets/logo.svg")`).
+    pub fn logo_svg(mut self, svg: &str) -> Self {
+        self.info.logo_svg = Some(svg.to_owned());
         self
     }
 

@@ -43,22 +43,23 @@ mod value;
 pub use info::{EntityBuilder, PluginInfoBuilder};
 
 /// The version of the WIT contract this SDK builds against (`crmhost:adapter@…`).
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 pub use bindings::crmhost::adapter::types::{
     AdapterError, DuplicateInfo, ErrorInfo, FieldValue, RateLimitInfo, RateLimitPolicy, Value,
 };
 pub use bindings::exports::crmhost::adapter::adapter::{
-    AccountInfo, AuthInfo, Capabilities, ChangeEvent, ChangeKind, CrmRecord, DeleteOutcome, EntityInfo, FieldInfo,
-    FieldMapping, FieldType, MappingDirection, Oauth2Info, Page, PluginInfo, PullRequest, PushOutcome, PushRecord,
-    RateLimit, SettingInfo, WebhookRequest,
+    AccountInfo, ApiKeyHeader, ApiKeyInfo, ApiKeyPlacement, AuthInfo, BasicInfo, Capabilities, Category, ChangeEvent,
+    ChangeKind, CrmRecord, DeleteOutcome, EntityInfo, FieldInfo, FieldMapping, FieldType, MappingDirection, Oauth2Info,
+    Page, PluginInfo, PullRequest, PushOutcome, PushRecord, RateLimit, RateLimitHeader, RateLimitMeasure, SettingInfo,
+    WebhookRequest,
 };
 pub use bindings::exports::crmhost::adapter::counting::CountRequest;
 pub use bindings::exports::crmhost::adapter::files::{DownloadRequest, FileInfo};
 
 /// The field a deleted [`CrmRecord`] carries when the CRM merged it into another record: its
 /// value (text) is the surviving record's CRM id. The host then moves the workspace record's link
-/// to the survivor instead of deleting it. Contract 0.1 has no field for it, so this name is the
+/// to the survivor instead of deleting it. The contract has no field for it, so this name is the
 /// convention; [`merged_record`] builds such a record.
 pub const MERGED_INTO_FIELD: &str = "crmhost:merged-into";
 

@@ -12,7 +12,9 @@
 //!   "outbound_message", "secret"?, "max_attempts"?, "retry_base_ms"?}` (or `null` to stop):
 //!   Salesforce notifies that URL of changes to those objects as an Apex trigger (JSON with
 //!   `X-Webhook-Secret`) or a workflow Outbound Message (SOAP) would; `GET`: the delivery log.
-//! - `POST /__sim/clients` `{"id", "secret", "redirect_uris": []}`: registers an OAuth client on both CRMs.
+//! - `POST /__sim/clients` `{"id", "secret", "redirect_uris": []}`: registers an OAuth client on every CRM.
+//! - `POST /__sim/pipedrive/api-tokens` `{"token": "…"}`: one more API token Pipedrive accepts;
+//!   `DELETE` with the same body: it no longer does (a user regenerated it).
 
 use std::sync::Arc;
 
@@ -39,6 +41,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/__sim/seed", post(seed))
         .route("/__sim/clock", post(clock))
         .route("/__sim/clients", post(add_client))
+        .route("/__sim/pipedrive/api-tokens", post(add_api_token).delete(remove_api_token))
         .route("/__sim/webhooks", get(webhook_log).post(set_webhooks))
         .route("/__sim/salesforce/notifications", get(notification_log).post(set_notifications))
         .with_state(sim)
@@ -51,11 +54,13 @@ fn bad(message: impl Into<String>) -> (StatusCode, Json<Value>) {
 async fn state(State(sim): State<Arc<Sim>>) -> Json<Value> {
     let salesforce = sim.salesforce().summary();
     let hubspot = sim.hubspot().summary();
+    let pipedrive = sim.pipedrive().summary();
     Json(json!({
         "clock": { "now": sim.clock.now(), "manual": sim.clock.is_manual() },
         "knobs": sim.knobs(),
         "salesforce": salesforce,
         "hubspot": hubspot,
+        "pipedrive": pipedrive,
     }))
 }
 
@@ -130,8 +135,27 @@ async fn add_client(State(sim): State<Arc<Sim>>, Json(client): Json<OAuthClient>
         return bad("id and secret are required");
     }
     sim.salesforce().oauth.clients.insert(client.id.clone(), client.clone());
-    sim.hubspot().oauth.clients.insert(client.id.clone(), client);
+    sim.hubspot().oauth.clients.insert(client.id.clone(), client.clone());
+    sim.pipedrive().oauth.clients.insert(client.id.clone(), client);
     (StatusCode::CREATED, Json(json!({ "registered": true })))
+}
+
+#[derive(Deserialize)]
+struct ApiTokenBody {
+    token: String,
+}
+
+async fn add_api_token(State(sim): State<Arc<Sim>>, Json(body): Json<ApiTokenBody>) -> (StatusCode, Json<Value>) {
+    if body.token.trim().is_empty() {
+        return bad("token must not be empty");
+    }
+    sim.pipedrive().api_tokens.insert(body.token);
+    (StatusCode::CREATED, Json(json!({ "added": true })))
+}
+
+async fn remove_api_token(State(sim): State<Arc<Sim>>, Json(body): Json<ApiTokenBody>) -> (StatusCode, Json<Value>) {
+    let removed = sim.pipedrive().api_tokens.remove(&body.token);
+    (if removed { StatusCode::OK } else { StatusCode::NOT_FOUND }, Json(json!({ "removed": removed })))
 }
 
 async fn set_webhooks(

@@ -32,6 +32,10 @@ pub struct Knobs {
     pub hubspot_daily_limit: Option<u64>,
     /// HubSpot grants the `optional_scope`s an app asks for (off: the account lacks them).
     pub hubspot_grants_optional_scopes: bool,
+    /// Pipedrive requests per rolling 2 s per token (the burst limit; 80 is the Essential plan's).
+    pub pipedrive_two_second_limit: u32,
+    /// Pipedrive access-token lifetime (`expires_in`).
+    pub pipedrive_token_ttl_secs: u64,
 }
 
 impl Default for Knobs {
@@ -50,6 +54,8 @@ impl Default for Knobs {
             hubspot_search_per_second: 4,
             hubspot_daily_limit: None,
             hubspot_grants_optional_scopes: true,
+            pipedrive_two_second_limit: 80,
+            pipedrive_token_ttl_secs: 3_599,
         }
     }
 }
@@ -63,7 +69,10 @@ impl Knobs {
         if !(1..=2_000).contains(&self.salesforce_query_batch_size) {
             return Err("salesforce_query_batch_size must be between 1 and 2000".to_owned());
         }
-        if self.hubspot_ten_second_limit == 0 || self.hubspot_search_per_second == 0 {
+        if self.hubspot_ten_second_limit == 0
+            || self.hubspot_search_per_second == 0
+            || self.pipedrive_two_second_limit == 0
+        {
             return Err("rate limits must be at least 1".to_owned());
         }
         Ok(())

@@ -1,4 +1,4 @@
-//! # crm-sim: faithful Salesforce and HubSpot emulators
+//! # crm-sim: faithful Salesforce, HubSpot and Pipedrive emulators
 //!
 //! In-memory, deterministic (seeded ids and tokens, a controllable clock) emulators that follow
 //! the real wire protocols (`shared/reference/crm-apis.md`) closely enough for the CRMs' official
@@ -21,6 +21,7 @@ pub mod hubspot;
 pub mod ids;
 pub mod knobs;
 pub mod oauth;
+pub mod pipedrive;
 pub mod salesforce;
 mod server;
 pub mod tls;
@@ -42,6 +43,8 @@ pub enum Crm {
     Salesforce,
     /// HubSpot.
     Hubspot,
+    /// Pipedrive.
+    Pipedrive,
 }
 
 impl Crm {
@@ -50,6 +53,47 @@ impl Crm {
         match self {
             Self::Salesforce => "salesforce",
             Self::Hubspot => "hubspot",
+            Self::Pipedrive => "pipedrive",
+        }
+    }
+}
+
+/// Where a crmhost plugin finds an emulated CRM: what an operator would configure to point the
+/// CRM's plugin at this emulator (its base URL setting and OAuth endpoints). crmhost's sandbox
+/// applies these without knowing any CRM itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginWiring {
+    /// The plugin's slug.
+    pub slug: &'static str,
+    /// The emulator's base URL, `http(s)://127.0.0.1:PORT`.
+    pub base_url: String,
+    /// The connection setting the plugin reads its API (or login) base URL from.
+    pub base_url_setting: &'static str,
+    /// The authorize endpoint.
+    pub authorize_url: String,
+    /// The token endpoint.
+    pub token_url: String,
+    /// The revocation endpoint.
+    pub revoke_url: String,
+}
+
+impl Crm {
+    /// How the CRM's plugin reaches its emulator at `base_url`.
+    pub fn plugin_wiring(self, base_url: &str) -> PluginWiring {
+        let (setting, authorize, token, revoke) = match self {
+            Self::Salesforce => {
+                ("login_url", "/services/oauth2/authorize", "/services/oauth2/token", "/services/oauth2/revoke")
+            }
+            Self::Hubspot => ("base_url", "/oauth/authorize", "/oauth/v3/token", "/oauth/v3/token/revoke"),
+            Self::Pipedrive => ("base_url", "/oauth/authorize", "/oauth/token", "/oauth/revoke"),
+        };
+        PluginWiring {
+            slug: self.as_str(),
+            base_url: base_url.to_owned(),
+            base_url_setting: setting,
+            authorize_url: format!("{base_url}{authorize}"),
+            token_url: format!("{base_url}{token}"),
+            revoke_url: format!("{base_url}{revoke}"),
         }
     }
 }
@@ -70,6 +114,8 @@ pub struct SimOptions {
     pub salesforce: Option<SocketAddr>,
     /// Where HubSpot listens (`None`: not started).
     pub hubspot: Option<SocketAddr>,
+    /// Where Pipedrive listens (`None`: not started).
+    pub pipedrive: Option<SocketAddr>,
     /// Seed for ids, tokens and fault injection.
     pub seed: u64,
     /// OAuth clients, in addition to the default `crm-sim-client`.
@@ -83,18 +129,24 @@ pub struct SimOptions {
 }
 
 impl SimOptions {
-    /// Both emulators on free loopback ports, default knobs, seed 1.
+    /// Salesforce and HubSpot on free loopback ports, default knobs, seed 1.
     pub fn both_on_free_ports() -> Self {
         let any: SocketAddr = ([127, 0, 0, 1], 0).into();
         Self {
             salesforce: Some(any),
             hubspot: Some(any),
+            pipedrive: None,
             seed: 1,
             clients: Vec::new(),
             knobs: Knobs::default(),
             seed_records: Vec::new(),
             tls_cert: None,
         }
+    }
+
+    /// Every emulator (Salesforce, HubSpot, Pipedrive) on free loopback ports.
+    pub fn all_on_free_ports() -> Self {
+        Self { pipedrive: Some(([127, 0, 0, 1], 0).into()), ..Self::both_on_free_ports() }
     }
 }
 
@@ -107,6 +159,7 @@ pub struct Sim {
     calls: Mutex<BTreeMap<String, u64>>,
     salesforce: Mutex<salesforce::SalesforceState>,
     hubspot: Mutex<hubspot::HubspotState>,
+    pipedrive: Mutex<pipedrive::PipedriveState>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -143,6 +196,7 @@ impl Sim {
             calls: Mutex::new(BTreeMap::new()),
             salesforce: Mutex::new(salesforce::SalesforceState::new(&clients)),
             hubspot: Mutex::new(hubspot::HubspotState::new(&clients)),
+            pipedrive: Mutex::new(pipedrive::PipedriveState::new(&clients)),
         }
     }
 
@@ -195,16 +249,22 @@ impl Sim {
         lock(&self.hubspot)
     }
 
+    /// The Pipedrive state (records, tokens), locked.
+    pub fn pipedrive(&self) -> MutexGuard<'_, pipedrive::PipedriveState> {
+        lock(&self.pipedrive)
+    }
+
     /// Starts (or, with `None`, stops) delivering HubSpot webhook events to a target.
     pub fn set_webhook_target(&self, target: Option<hubspot::webhooks::WebhookTarget>) {
         self.hubspot().webhooks.target = target;
     }
 
-    /// Revokes a token of either CRM; returns whether it existed.
+    /// Revokes a token of any CRM; returns whether it existed.
     pub fn revoke_token(&self, token: &str) -> bool {
         let sf = self.salesforce().oauth.revoke(token);
         let hs = self.hubspot().oauth.revoke(token);
-        sf || hs
+        let pd = self.pipedrive().oauth.revoke(token);
+        sf || hs || pd
     }
 
     /// Creates `count` records of `entity` in every CRM that has it; returns how many were made.
@@ -220,6 +280,15 @@ impl Sim {
             made += n;
             known = true;
         }
+        // Pipedrive joined later: it is seeded only when it runs, so the others' seeding costs the same.
+        let mut pipedrive = self.pipedrive();
+        if !pipedrive.base_url.is_empty()
+            && let Some(n) = pipedrive.seed(entity, count, now)
+        {
+            made += n;
+            known = true;
+        }
+        drop(pipedrive);
         if known { Ok(made) } else { Err(format!("no emulated CRM has an entity named `{entity}`")) }
     }
 }
@@ -229,13 +298,18 @@ pub struct SimHandle {
     sim: Arc<Sim>,
     salesforce: Option<SocketAddr>,
     hubspot: Option<SocketAddr>,
+    pipedrive: Option<SocketAddr>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     scheme: &'static str,
 }
 
 impl std::fmt::Debug for SimHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimHandle").field("salesforce", &self.salesforce).field("hubspot", &self.hubspot).finish()
+        f.debug_struct("SimHandle")
+            .field("salesforce", &self.salesforce)
+            .field("hubspot", &self.hubspot)
+            .field("pipedrive", &self.pipedrive)
+            .finish()
     }
 }
 
@@ -253,6 +327,21 @@ impl SimHandle {
     /// `http(s)://127.0.0.1:PORT` of the HubSpot emulator (API, OAuth and the authorize page).
     pub fn hubspot_url(&self) -> Option<String> {
         self.hubspot.map(|a| format!("{}://{a}", self.scheme))
+    }
+
+    /// How each running emulator's plugin reaches it.
+    pub fn plugin_wirings(&self) -> Vec<PluginWiring> {
+        let running = [
+            (Crm::Salesforce, self.salesforce_url()),
+            (Crm::Hubspot, self.hubspot_url()),
+            (Crm::Pipedrive, self.pipedrive_url()),
+        ];
+        running.into_iter().filter_map(|(crm, url)| url.map(|url| crm.plugin_wiring(&url))).collect()
+    }
+
+    /// `http(s)://127.0.0.1:PORT` of the Pipedrive emulator (API, OAuth and the authorize page).
+    pub fn pipedrive_url(&self) -> Option<String> {
+        self.pipedrive.map(|a| format!("{}://{a}", self.scheme))
     }
 
     /// The Salesforce listener's address.
@@ -303,8 +392,16 @@ pub async fn start(options: SimOptions) -> std::io::Result<SimHandle> {
         tasks.push(hubspot::webhooks::spawn_delivery(sim.clone()));
         hubspot_addr = Some(bound);
     }
+    let mut pipedrive_addr = None;
+    if let Some(addr) = options.pipedrive {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        sim.pipedrive().base_url = format!("{scheme}://{bound}");
+        tasks.push(serve(listener, pipedrive::router(sim.clone())));
+        pipedrive_addr = Some(bound);
+    }
     for spec in &options.seed_records {
         sim.seed(&spec.entity, spec.count).map_err(std::io::Error::other)?;
     }
-    Ok(SimHandle { sim, salesforce: salesforce_addr, hubspot: hubspot_addr, tasks, scheme })
+    Ok(SimHandle { sim, salesforce: salesforce_addr, hubspot: hubspot_addr, pipedrive: pipedrive_addr, tasks, scheme })
 }

@@ -1,6 +1,6 @@
-//! `crm-sim`: run the Salesforce and/or HubSpot emulators as a process.
+//! `crm-sim`: run the Salesforce, HubSpot and/or Pipedrive emulators as a process.
 //!
-//! `crm-sim --salesforce 127.0.0.1:8081 --hubspot 127.0.0.1:8082 --seed contact=50`
+//! `crm-sim --salesforce 127.0.0.1:8081 --hubspot 127.0.0.1:8082 --pipedrive 127.0.0.1:8083 --seed contact=50`
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use crm_sim::{SeedSpec, SimOptions};
 
-/// Faithful Salesforce and HubSpot emulators, in memory.
+/// Faithful Salesforce, HubSpot and Pipedrive emulators, in memory.
 #[derive(Debug, Parser)]
 #[command(name = "crm-sim", version, about)]
 struct Args {
@@ -18,6 +18,9 @@ struct Args {
     /// Address for the HubSpot emulator (API, OAuth, authorize page).
     #[arg(long)]
     hubspot: Option<SocketAddr>,
+    /// Address for the Pipedrive emulator (API v1 and v2, OAuth, authorize page).
+    #[arg(long)]
+    pipedrive: Option<SocketAddr>,
     /// Records to create at start, `entity=count` (repeatable), e.g. `contact=50`.
     #[arg(long = "seed", value_parser = parse_seed)]
     seeds: Vec<SeedSpec>,
@@ -40,8 +43,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
-    if args.salesforce.is_none() && args.hubspot.is_none() {
-        eprintln!("error: give --salesforce ADDR, --hubspot ADDR or both");
+    if args.salesforce.is_none() && args.hubspot.is_none() && args.pipedrive.is_none() {
+        eprintln!("error: give one or more of --salesforce ADDR, --hubspot ADDR, --pipedrive ADDR");
         return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         let options = SimOptions {
             salesforce: args.salesforce,
             hubspot: args.hubspot,
+            pipedrive: args.pipedrive,
             seed: args.random_seed,
             seed_records: args.seeds,
             tls_cert: args.tls_cert,
@@ -72,6 +76,12 @@ fn main() -> ExitCode {
         }
         if let Some(url) = handle.hubspot_url() {
             println!("HubSpot emulator:    {url}  (OAuth client crm-sim-client / crm-sim-secret)");
+        }
+        if let Some(url) = handle.pipedrive_url() {
+            println!(
+                "Pipedrive emulator:  {url}  (OAuth client crm-sim-client / crm-sim-secret; API token {})",
+                crm_sim::pipedrive::API_TOKEN
+            );
         }
         let _ = tokio::signal::ctrl_c().await;
         ExitCode::SUCCESS

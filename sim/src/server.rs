@@ -106,6 +106,7 @@ pub(crate) async fn faults(State((sim, crm)): State<(Arc<Sim>, Crm)>, request: R
         return match crm {
             Crm::Salesforce => crate::salesforce::errors::server_unavailable(),
             Crm::Hubspot => crate::hubspot::errors::server_error(&sim),
+            Crm::Pipedrive => crate::pipedrive::errors::server_error(),
         };
     }
     if knobs.force_rate_limit {
@@ -113,6 +114,15 @@ pub(crate) async fn faults(State((sim, crm)): State<(Arc<Sim>, Crm)>, request: R
             Crm::Salesforce => crate::salesforce::errors::request_limit_exceeded().into_response(),
             Crm::Hubspot => {
                 crate::hubspot::errors::ten_secondly_limit(&sim, knobs.hubspot_ten_second_limit).into_response()
+            }
+            Crm::Pipedrive => {
+                let limit = knobs.pipedrive_two_second_limit.to_string();
+                let headers = vec![
+                    ("x-ratelimit-limit", limit),
+                    ("x-ratelimit-remaining", "0".to_owned()),
+                    ("x-ratelimit-reset", "2".to_owned()),
+                ];
+                crate::pipedrive::errors::over_limit(headers).into_response()
             }
         };
     }

@@ -137,7 +137,9 @@ impl TestApp {
             crmhost::sandbox::point_plugins_at(sim, &mut operator);
         }
         if let Some((salesforce, hubspot)) = &options.remote_sim {
-            crmhost::sandbox::point_plugins_at_urls(Some(salesforce), Some(hubspot), &mut operator);
+            let wirings =
+                [crm_sim::Crm::Salesforce.plugin_wiring(salesforce), crm_sim::Crm::Hubspot.plugin_wiring(hubspot)];
+            crmhost::sandbox::point_plugins_at_wirings(wirings, &mut operator);
         }
         let config = Config {
             bind: "127.0.0.1:0".parse().expect("address"),
@@ -319,4 +321,27 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// An app (from `options`) whose plugins directory holds the Python probe (`probe`, an API-key
+/// plugin), allowed to reach `server`, whose `/probe-key` accepts only the key `pk-7d1e-good`.
+/// `None` when the backend is unavailable.
+pub async fn app_with_python_probe(
+    probe: &[u8],
+    server: &crate::EgressServer,
+    mut options: AppOptions,
+) -> Option<TestApp> {
+    let port = server.addr.port();
+    let config = format!(
+        "[plugins.python-probe]\nextra_allowed_hosts = [\"127.0.0.1:{port}\"]\nallow_http = true\n\
+         allow_private_networks = true\n[plugins.python-probe.settings]\nbase_url = \"{}\"",
+        server.url("")
+    );
+    let probe_config: OperatorPluginConfig = toml::from_str(&config).expect("valid operator TOML");
+    options.operator.plugins.extend(probe_config.plugins);
+    let app = TestApp::spawn(options).await?;
+    app.install_plugin("python-probe.wasm", probe);
+    let reloaded = app.admin(reqwest::Method::POST, "/api/v1/admin/plugins/reload").send().await.expect("reload");
+    assert_eq!(reloaded.status(), reqwest::StatusCode::OK, "{}", reloaded.text().await.unwrap_or_default());
+    Some(app)
 }

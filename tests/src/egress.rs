@@ -53,6 +53,27 @@ impl EgressServer {
                 }),
             )
             .route("/echo", post(|body: axum::body::Bytes| async move { body }))
+            // The Python probe's key check: only `pk-7d1e-good` is accepted.
+            .route(
+                "/probe-key",
+                get(|headers: HeaderMap| async move {
+                    let ok = headers.get("x-probe-key").and_then(|v| v.to_str().ok()) == Some("Key pk-7d1e-good");
+                    if ok { StatusCode::OK } else { StatusCode::UNAUTHORIZED }
+                }),
+            )
+            // What credential a request carried, wherever the host put it.
+            .route(
+                "/credential",
+                get(|headers: HeaderMap, uri: axum::http::Uri| async move {
+                    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
+                    let query = uri.query().unwrap_or("-").to_owned();
+                    format!(
+                        "authorization={};x-probe-key={};query={query}",
+                        header("authorization"),
+                        header("x-probe-key")
+                    )
+                }),
+            )
             .layer(axum::extract::DefaultBodyLimit::disable());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");

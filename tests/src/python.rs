@@ -1,5 +1,5 @@
-//! Python for tests that run the CRMs' official clients or Schemathesis: a virtualenv with
-//! pinned requirements.
+//! Python for tests that run the CRMs' official clients or Schemathesis (a virtualenv with
+//! pinned requirements), and plugins written in Python, built with componentize-py.
 
 use std::path::{Path, PathBuf};
 
@@ -33,4 +33,37 @@ pub fn python_venv(venv: &Path, requirements: &Path) -> Option<PathBuf> {
     assert!(installed.success(), "pip could not install {}", requirements.display());
     std::fs::write(&marker, pinned).expect("marker written");
     Some(python)
+}
+
+/// The tests' Python plugin (`tests/plugins/python-probe`).
+pub fn python_probe_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins").join("python-probe")
+}
+
+/// Builds the Python probe against the repository's contract, with the venv and the component
+/// under `tmp` (a test's `CARGO_TARGET_TMPDIR`); `None` where Python is missing and not required.
+pub fn build_python_probe(tmp: &Path) -> Option<Vec<u8>> {
+    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("wit");
+    componentize(tmp, &python_probe_dir(), &wit, "python-probe.wasm")
+}
+
+/// Builds the Python plugin in `dir` (its `app.py`) against the contract in `wit` with the
+/// componentize-py the tests pin (venv and output under `tmp`), or `None` where Python is missing
+/// and not required.
+pub fn componentize(tmp: &Path, dir: &Path, wit: &Path, out_name: &str) -> Option<Vec<u8>> {
+    let python = python_venv(&tmp.join("py-componentize"), &python_probe_dir().join("requirements.txt"))?;
+    let out = tmp.join(out_name);
+    let built = std::process::Command::new(python.with_file_name("componentize-py"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .arg("-d")
+        .arg(wit)
+        .args(["-w", "crm-adapter", "componentize", "-p"])
+        .arg(dir)
+        .arg("app")
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .expect("componentize-py runs");
+    assert!(built.status.success(), "componentize-py failed:\n{}", String::from_utf8_lossy(&built.stderr));
+    Some(std::fs::read(&out).expect("the built component"))
 }

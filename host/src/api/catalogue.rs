@@ -14,7 +14,7 @@ use super::openapi::{ErrorResponses, SlugPath};
 use super::routes::Routes;
 use crate::connections::ConnectionError;
 use crate::plugins::branding::{Category, LogoOrigin};
-use crate::plugins::description::{CapabilitySet, MappingDescription};
+use crate::plugins::description::{AuthDescription, CapabilitySet, MappingDescription};
 use crate::state::AppState;
 
 /// The catalogue.
@@ -41,13 +41,52 @@ pub(super) struct CatalogueEntry {
     logo_url: String,
     /// Where the logo came from.
     logo_origin: LogoOrigin,
-    /// `oauth2` or `none`.
+    /// `oauth2`, `api_key`, `basic` or `none`.
     #[schema(value_type = String)]
     auth_type: &'static str,
+    /// For `api_key` and `basic`: what an admin types in at connect (sent to the connect route).
+    credential_form: Option<CredentialForm>,
     /// What it can do.
     capabilities: CapabilitySet,
     /// The CRM objects it syncs.
     entities: Vec<CatalogueEntity>,
+}
+
+/// The fields an admin fills in to connect with an API key or basic credentials.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct CredentialForm {
+    /// The fields, in order; their `name`s are the connect body's keys.
+    fields: Vec<CredentialField>,
+    /// Where the admin finds them (the plugin's words; may be empty).
+    help: String,
+}
+
+/// One field of a [`CredentialForm`].
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct CredentialField {
+    /// The connect body's key: `api_key`, `username` or `password`.
+    #[schema(value_type = String)]
+    name: &'static str,
+    /// The label to show ("API token").
+    label: String,
+    /// Whether to mask it as it is typed.
+    secret: bool,
+}
+
+impl CredentialForm {
+    fn for_auth(auth: &AuthDescription) -> Option<Self> {
+        let field = |name, label: &str, secret| CredentialField { name, label: label.to_owned(), secret };
+        match auth {
+            AuthDescription::ApiKey(k) => {
+                Some(Self { fields: vec![field("api_key", &k.label, true)], help: k.help.clone() })
+            }
+            AuthDescription::Basic(b) => Some(Self {
+                fields: vec![field("username", &b.username_label, false), field("password", &b.password_label, true)],
+                help: b.help.clone(),
+            }),
+            AuthDescription::Oauth2(_) | AuthDescription::None => None,
+        }
+    }
 }
 
 /// One entity a plugin syncs.
@@ -99,10 +138,8 @@ pub(super) async fn list(State(state): State<AppState>) -> Json<Catalogue> {
                 category: plugin.branding().category,
                 logo_url: format!("/api/v1/integrations/{}/logo.svg", d.slug),
                 logo_origin: plugin.branding().logo.origin,
-                auth_type: match d.auth {
-                    crate::plugins::description::AuthDescription::Oauth2(_) => "oauth2",
-                    crate::plugins::description::AuthDescription::None => "none",
-                },
+                auth_type: d.auth.kind(),
+                credential_form: CredentialForm::for_auth(&d.auth),
                 capabilities: d.capabilities,
                 entities: d
                     .entities

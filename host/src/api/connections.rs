@@ -1,4 +1,5 @@
-//! Connection routes: `POST …/integrations/{slug}/connect` (admin+) starts an OAuth flow,
+//! Connection routes: `POST …/integrations/{slug}/connect` (admin+) starts an OAuth flow or
+//! connects at once with an entered API key / basic credentials,
 //! `GET /api/v1/integrations/callback/{slug}` finishes it (the `state` is the credential),
 //! `POST …/integrations/{slug}/test` (member+) runs test-connection, and
 //! `DELETE …/integrations/{slug}` (admin+) revokes and disconnects.
@@ -7,6 +8,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -15,7 +17,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, OnIntegration, OptionalJsonBody, at_least};
 use super::openapi::{ErrorResponses, IntegrationPath, SlugPath};
 use super::routes::Routes;
-use crate::connections::{CallbackFailure, CallbackParams, ConnectStart, TestReport};
+use crate::connections::{CallbackFailure, CallbackParams, ConnectStart, EnteredCredentials, TestReport};
 use crate::state::AppState;
 
 pub fn router() -> Routes {
@@ -26,20 +28,66 @@ pub fn router() -> Routes {
         .get("/api/v1/integrations/callback/{slug}", callback)
 }
 
+/// What starts a connection. OAuth integrations take an optional `return_url`; integrations whose
+/// catalogue `auth_type` is `api_key` take `api_key`, and `basic` ones `username` and `password`.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ConnectBody {
+    /// OAuth: where the user's browser goes after the CRM's consent page (an allowed origin).
     return_url: Option<String>,
+    /// `api_key` integrations: the key. Tested against the CRM, then sealed; never shown again.
+    #[schema(value_type = Option<String>, format = Password)]
+    api_key: Option<SecretString>,
+    /// `basic` integrations: the user name.
+    username: Option<String>,
+    /// `basic` integrations: the password. Tested, then sealed; never shown again.
+    #[schema(value_type = Option<String>, format = Password)]
+    password: Option<SecretString>,
 }
 
-#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/connect", tag = "connections", operation_id = "connect", params(IntegrationPath), request_body = Option<ConnectBody>, security(("workspace_jwt" = [])), responses((status = 200, description = "Where to send the user's browser (admin+).", body = ConnectStart), ErrorResponses))]
+impl ConnectBody {
+    /// The credentials entered, if any; a half-entered pair is an error.
+    fn entered(self) -> Result<Option<EnteredCredentials>, ApiError> {
+        match (self.api_key, self.username, self.password, self.return_url.is_some()) {
+            (None, None, None, _) => Ok(None),
+            (_, _, _, true) => Err(ApiError::BadRequest(
+                "return_url is for OAuth integrations; credentials entered here connect at once".to_owned(),
+            )),
+            (Some(key), None, None, false) => Ok(Some(EnteredCredentials::ApiKey(key))),
+            (None, Some(username), Some(password), false) => Ok(Some(EnteredCredentials::Basic { username, password })),
+            (Some(_), _, _, false) => {
+                Err(ApiError::BadRequest("send either api_key or username and password".to_owned()))
+            }
+            (None, _, _, false) => {
+                Err(ApiError::BadRequest("basic credentials need both username and password".to_owned()))
+            }
+        }
+    }
+}
+
+/// How a connect request was answered.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub(super) enum ConnectAnswer {
+    /// OAuth: send the user's browser to `authorize_url`; the CRM sends it back to the callback.
+    Authorize(ConnectStart),
+    /// API key or basic: tested and stored; connected now.
+    Connected(Connected),
+}
+
+#[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/connect", tag = "connections", operation_id = "connect", params(IntegrationPath), request_body = Option<ConnectBody>, security(("workspace_jwt" = [])), responses((status = 200, description = "OAuth: where to send the user's browser. API key or basic: connected, after test-connection accepted the credentials (admin+).", body = ConnectAnswer), ErrorResponses))]
 pub(super) async fn connect(
     OnIntegration { caller, slug, .. }: OnIntegration<at_least::Admin>,
     State(state): State<AppState>,
     OptionalJsonBody(body): OptionalJsonBody<ConnectBody>,
-) -> ApiResult<Json<ConnectStart>> {
-    let start = state.connections.start(&caller.workspace, &slug, &caller.user, body.return_url.as_deref()).await?;
-    Ok(Json(start))
+) -> ApiResult<Json<ConnectAnswer>> {
+    let return_url = body.return_url.clone();
+    if let Some(entered) = body.entered()? {
+        let integration = state.connections.connect_entered(&caller.workspace, &slug, &caller.user, entered).await?;
+        return Ok(Json(ConnectAnswer::Connected(Connected::from_integration(integration))));
+    }
+    let start = state.connections.start(&caller.workspace, &slug, &caller.user, return_url.as_deref()).await?;
+    Ok(Json(ConnectAnswer::Authorize(start)))
 }
 
 #[utoipa::path(post, path = "/api/v1/workspaces/{id}/integrations/{slug}/test", tag = "connections", operation_id = "test_connection", params(IntegrationPath), security(("workspace_jwt" = [])), responses((status = 200, description = "The plugin's test-connection report (member+).", body = TestReport), ErrorResponses))]
@@ -84,6 +132,22 @@ pub(super) struct Connected {
     integration: ConnectedIntegration,
 }
 
+impl Connected {
+    fn from_integration(integration: crate::store::Integration) -> Self {
+        let account = integration.metadata.get("account").cloned().unwrap_or(Value::Null);
+        Self {
+            status: "connected".to_owned(),
+            integration: ConnectedIntegration {
+                slug: integration.integration_slug,
+                workspace_id: integration.workspace_id,
+                account,
+                connected_at: integration.connected_at,
+                token_expires_at: integration.token_expires_at,
+            },
+        }
+    }
+}
+
 /// The integration a connect flow connected, without any credential.
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct ConnectedIntegration {
@@ -125,17 +189,7 @@ pub(super) async fn callback(
                 return Html(page("Connected", &format!("Connected to {label}. You can close this window.")))
                     .into_response();
             }
-            Json(Connected {
-                status: "connected".to_owned(),
-                integration: ConnectedIntegration {
-                    slug,
-                    workspace_id: connected.integration.workspace_id,
-                    account,
-                    connected_at: connected.integration.connected_at,
-                    token_expires_at: connected.integration.token_expires_at,
-                },
-            })
-            .into_response()
+            Json(Connected::from_integration(connected.integration)).into_response()
         }
         Err(CallbackFailure { error, return_url, slug }) => {
             let api_error = ApiError::from(error);

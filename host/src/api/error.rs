@@ -153,6 +153,9 @@ impl From<ConnectionError> for ApiError {
                 OAuthError::Transient(_) => coded(StatusCode::BAD_GATEWAY, "crm_unavailable", message),
             },
             ConnectionError::TestFailed { .. } => coded(StatusCode::BAD_GATEWAY, "connection_test_failed", message),
+            ConnectionError::CredentialsRejected { .. } => {
+                coded(StatusCode::BAD_REQUEST, "credentials_rejected", message)
+            }
             ConnectionError::Unreadable(detail) => ApiError::Internal(detail),
             ConnectionError::Store(store) => store.into(),
         }

@@ -241,7 +241,15 @@ fn parse<T: DeserializeOwned>(headers: &HeaderMap, bytes: &[u8]) -> Result<T, Ap
             "`{at}` contains a NUL character (\\u0000); text may not contain one"
         )));
     }
-    serde_json::from_value(value).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    // The path names the field at fault (`api_key`, `records[3].id`), which serde alone leaves out.
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let at = e.path().to_string();
+        let inner = e.into_inner();
+        match at.as_str() {
+            "." | "" => ApiError::BadRequest(format!("invalid JSON body: {inner}")),
+            _ => ApiError::BadRequest(format!("invalid JSON body at `{at}`: {inner}")),
+        }
+    })
 }
 
 /// Whether the request says its body is JSON (`application/json` or `application/…+json`).

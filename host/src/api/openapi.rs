@@ -25,7 +25,8 @@ pub struct ErrorBody {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// A machine-readable code. By status: 400 `bad_request`, `state_unknown`, `state_replayed`,
-    /// `state_expired`, `state_mismatch`, `access_denied`, `invalid_grant`, `not_oauth`; 401
+    /// `state_expired`, `state_mismatch`, `access_denied`, `invalid_grant`, `not_oauth`,
+    /// `credentials_rejected`; 401
     /// `unauthorized`; 403 `insufficient_role`, `wrong_workspace`,
     /// `admin_api_disabled`; 404
     /// `not_found`, `unknown_integration`, `not_connected`; 405 `method_not_allowed`; 408

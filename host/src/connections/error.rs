@@ -41,6 +41,14 @@ pub enum ConnectionError {
         /// What the plugin or runtime said.
         message: String,
     },
+    /// The CRM refused the API key or password an admin entered.
+    #[error("the CRM refused the credentials ({kind}): {message}")]
+    CredentialsRejected {
+        /// `unauthorized` or `forbidden`.
+        kind: &'static str,
+        /// What the plugin said.
+        message: String,
+    },
     /// Stored credentials could not be opened (wrong master key, tampering).
     #[error("the stored credentials cannot be read: {0}")]
     Unreadable(String),

@@ -82,6 +82,20 @@ impl Connections {
         return_url: Option<&str>,
     ) -> Result<ConnectStart, ConnectionError> {
         let plugin = self.plugin(slug)?;
+        match &plugin.description().auth {
+            crate::plugins::description::AuthDescription::ApiKey(key) => {
+                return Err(ConnectionError::BadInput(format!(
+                    "`{slug}` connects with an API key: send `api_key` ({}) in the body",
+                    key.label
+                )));
+            }
+            crate::plugins::description::AuthDescription::Basic(_) => {
+                return Err(ConnectionError::BadInput(format!(
+                    "`{slug}` connects with basic credentials: send `username` and `password` in the body"
+                )));
+            }
+            _ => {}
+        }
         let app = OAuthApp::for_plugin(&plugin, &self.deps.public_url)?;
         let return_url = return_url.map(|u| self.check_return_url(u)).transpose()?;
 

@@ -80,7 +80,7 @@ impl Connections {
             .pointer("/account/id")
             .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
             .unwrap_or_else(|| format!("workspace:{workspace}"));
-        let pacer = self.pacers.for_account(slug.as_str(), &account, &plugin.description().rate_limits);
+        let pacer = self.pacers.for_account(&account, plugin.description());
         let context = CallContext {
             connection_label: format!("{workspace}/{slug}"),
             facts,
@@ -167,6 +167,9 @@ impl Connections {
             Ok(plugin) => plugin,
             Err(err) => return failed(err.to_string()),
         };
+        if plugin.description().auth.is_entered() {
+            return failed("an API key or password is revoked in the CRM itself; crmhost deleted its copy".to_owned());
+        }
         let app = match OAuthApp::for_plugin(&plugin, &self.deps.public_url) {
             Ok(app) => app,
             Err(err) => return failed(err.to_string()),

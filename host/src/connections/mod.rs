@@ -1,8 +1,10 @@
-//! Connecting workspaces to CRMs and using those connections: the OAuth connect flow, stored
-//! credentials with single-flight refresh, test-connection and disconnect. The API layer calls
+//! Connecting workspaces to CRMs and using those connections: the OAuth connect flow, credentials
+//! an admin enters (API keys, basic), stored credentials with single-flight refresh,
+//! test-connection and disconnect. The API layer calls
 //! these; they own the rules, the audit entries and the errors.
 
 mod credentials;
+mod entered;
 mod error;
 mod flow;
 mod manage;
@@ -13,6 +15,7 @@ use url::{Origin, Url};
 
 use credentials::CredentialDeps;
 pub use credentials::{ConnectionCredentials, REFRESH_MARGIN, RefreshFlights};
+pub use entered::EnteredCredentials;
 pub use error::ConnectionError;
 pub use flow::{CallbackFailure, CallbackParams, ConnectStart, Connected};
 pub use manage::{DisconnectReport, TestReport};

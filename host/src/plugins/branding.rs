@@ -1,15 +1,16 @@
-//! What the catalogue draws for a plugin: its category and its logo (an SVG), taken from the
-//! operator's configuration, else a `<name>.svg` beside the plugin's `.wasm`, else the bundled
-//! plugins' own marks, else a generic icon with the plugin's initial. Logos are checked for
-//! active content before they are served.
+//! What the catalogue draws for a plugin: its category (the operator's, else the plugin's
+//! declared one) and its logo (an SVG), taken from the operator's configuration, else a
+//! `<name>.svg` beside the plugin's `.wasm`, else the logo the plugin declares in `describe`, else a
+//! generic icon with the plugin's initial. Logos are checked for active content before they are
+//! served.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::description::PluginDescription;
 use super::loaded::PluginSource;
-use crate::domain::PluginSlug;
 
 /// The largest logo accepted.
 pub const MAX_LOGO_BYTES: usize = 64 * 1024;
@@ -71,45 +72,38 @@ pub struct BrandingOverrides<'a> {
 }
 
 /// Resolves a plugin's branding. An operator logo that cannot be read or is unsafe is an error
-/// (the operator asked for it); a plugin's own broken logo is logged and replaced by the generic one.
+/// (the operator asked for it); a plugin's own broken logo file is logged and passed over (a
+/// declared logo was checked with the description).
 pub async fn resolve(
-    slug: &PluginSlug,
-    name: &str,
+    description: &PluginDescription,
     source: &PluginSource,
     overrides: BrandingOverrides<'_>,
 ) -> Result<Branding, String> {
-    let category = overrides.category.unwrap_or_default();
+    let category = overrides.category.unwrap_or(description.category);
     if let Some(path) = overrides.logo {
         let svg = read_logo(path).await.map_err(|e| format!("logo {}: {e}", path.display()))?;
         return Ok(Branding { category, logo: Logo { svg, origin: LogoOrigin::Operator } });
     }
-    let shipped = match source {
+    let beside = match source {
         PluginSource::File(wasm) => {
             let beside = wasm.with_extension("svg");
             match tokio::fs::try_exists(&beside).await {
                 Ok(true) => read_logo(&beside)
                     .await
-                    .inspect_err(|e| tracing::warn!(slug = %slug, file = %beside.display(), "plugin logo ignored: {e}"))
+                    .inspect_err(|e| {
+                        tracing::warn!(slug = %description.slug, file = %beside.display(), "plugin logo ignored: {e}")
+                    })
                     .ok(),
                 _ => None,
             }
         }
-        PluginSource::Bundled => bundled_logo(slug).map(Arc::from),
+        PluginSource::Bundled => None,
     };
-    let logo = match shipped {
+    let logo = match beside.or_else(|| description.logo_svg.clone()) {
         Some(svg) => Logo { svg, origin: LogoOrigin::Plugin },
-        None => Logo { svg: Arc::from(generic_logo(name)), origin: LogoOrigin::Generic },
+        None => Logo { svg: Arc::from(generic_logo(&description.name)), origin: LogoOrigin::Generic },
     };
     Ok(Branding { category, logo })
-}
-
-/// The marks of the plugins built into the binary.
-fn bundled_logo(slug: &PluginSlug) -> Option<&'static str> {
-    match slug.as_str() {
-        "salesforce" => Some(include_str!("../../../plugins/salesforce/assets/logo.svg")),
-        "hubspot" => Some(include_str!("../../../plugins/hubspot/assets/logo.svg")),
-        _ => None,
-    }
 }
 
 async fn read_logo(path: &Path) -> Result<Arc<str>, String> {
@@ -215,36 +209,61 @@ mod tests {
         assert_eq!(check_svg("<svg><text>only one é on</text><g fill=\"none\" opacity=\"1\"/></svg>"), Ok(()));
     }
 
+    fn described(logo_svg: Option<&str>, category: Category) -> PluginDescription {
+        PluginDescription {
+            slug: crate::domain::PluginSlug::parse("acme").unwrap(),
+            name: "Acme".to_owned(),
+            version: "1.0.0".to_owned(),
+            description: String::new(),
+            auth: super::super::description::AuthDescription::None,
+            allowed_hosts: vec![],
+            rate_limits: vec![],
+            entities: vec![],
+            capabilities: super::super::description::CapabilitySet {
+                push: false,
+                pull: false,
+                incremental: false,
+                delete: false,
+                webhooks: false,
+            },
+            settings: vec![],
+            rate_limit_headers: vec![],
+            category,
+            logo_svg: logo_svg.map(Arc::from),
+        }
+    }
+
     #[tokio::test]
-    async fn the_operator_logo_wins_then_the_plugins_own_then_a_generic_one() {
+    async fn the_operator_logo_wins_then_the_file_beside_then_the_declared_one_then_a_generic_one() {
         let dir = std::env::temp_dir().join(format!("crmhost-branding-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let slug = PluginSlug::parse("acme").unwrap();
         let (good, bad) = (dir.join("good.svg"), dir.join("bad.svg"));
         std::fs::write(&good, "<svg xmlns=\"http://www.w3.org/2000/svg\"><circle r=\"4\"/></svg>").unwrap();
         std::fs::write(&bad, "<svg onload=\"alert(1)\"/>").unwrap();
         let operator = |logo| BrandingOverrides { category: Some(Category::Support), logo };
         let bundled = PluginSource::Bundled;
+        let plain = described(None, Category::Marketing);
 
-        let chosen = resolve(&slug, "Acme", &bundled, operator(Some(&good))).await.unwrap();
+        let chosen = resolve(&plain, &bundled, operator(Some(&good))).await.unwrap();
         assert_eq!((chosen.category, chosen.logo.origin), (Category::Support, LogoOrigin::Operator));
-        let refused = resolve(&slug, "Acme", &bundled, operator(Some(&bad))).await.unwrap_err();
+        let refused = resolve(&plain, &bundled, operator(Some(&bad))).await.unwrap_err();
         assert!(refused.contains("bad.svg") && refused.contains("onload"), "{refused}");
-        let missing = resolve(&slug, "Acme", &bundled, operator(Some(&dir.join("none.svg")))).await.unwrap_err();
+        let missing = resolve(&plain, &bundled, operator(Some(&dir.join("none.svg")))).await.unwrap_err();
         assert!(missing.contains("cannot read"), "{missing}");
 
         // Beside the component: `good.wasm` has `good.svg`; `bad.wasm`'s is refused, `none.wasm` has none.
         let beside = |stem: &str| PluginSource::File(dir.join(format!("{stem}.wasm")));
-        let own = resolve(&slug, "Acme", &beside("good"), BrandingOverrides::default()).await.unwrap();
-        assert_eq!((own.category, own.logo.origin), (Category::Crm, LogoOrigin::Plugin));
+        let declared = described(Some("<svg><rect width=\"1\" height=\"1\"/></svg>"), Category::Marketing);
+        let own = resolve(&declared, &beside("good"), BrandingOverrides::default()).await.unwrap();
+        assert_eq!((own.category, own.logo.origin), (Category::Marketing, LogoOrigin::Plugin));
+        assert!(own.logo.svg.contains("circle"), "the file beside the component comes before the declared logo");
         for stem in ["bad", "none"] {
-            let generic = resolve(&slug, "Acme", &beside(stem), BrandingOverrides::default()).await.unwrap();
+            let generic = resolve(&plain, &beside(stem), BrandingOverrides::default()).await.unwrap();
             assert_eq!(generic.logo.origin, LogoOrigin::Generic, "{stem}");
             assert!(generic.logo.svg.contains(">A</text>"));
+            let shipped = resolve(&declared, &beside(stem), BrandingOverrides::default()).await.unwrap();
+            assert!(shipped.logo.svg.contains("rect") && shipped.logo.origin == LogoOrigin::Plugin, "{stem}");
         }
-        let salesforce = PluginSlug::parse("salesforce").unwrap();
-        let shipped = resolve(&salesforce, "Salesforce", &bundled, BrandingOverrides::default()).await.unwrap();
-        assert_eq!(shipped.logo.origin, LogoOrigin::Plugin);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

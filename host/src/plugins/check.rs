@@ -104,9 +104,11 @@ async fn loads(report: &mut CheckReport, bytes: Vec<u8>, file_name: &str) -> Opt
         Ok(plugin) => {
             let d = plugin.description();
             let detail = format!(
-                "`{}` {} ({} KB, compiled and described in {:.1} s); entities: {}",
+                "`{}` {} (contract {}, auth {}, {} KB, compiled and described in {:.1} s); entities: {}",
                 d.slug,
                 d.version,
+                plugin.contract_version(),
+                d.auth.kind(),
                 size / 1024,
                 started.elapsed().as_secs_f64(),
                 match d.entities.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ") {

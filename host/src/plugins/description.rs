@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use super::bindings::adapter;
+use super::branding::{Category, check_svg};
 use super::egress::HostPattern;
 use crate::domain::PluginSlug;
 
@@ -34,6 +35,13 @@ pub struct PluginDescription {
     pub capabilities: CapabilitySet,
     /// Connection settings it reads.
     pub settings: Vec<SettingDescription>,
+    /// Response headers that report rate-limit usage (read by the pacer).
+    pub rate_limit_headers: Vec<RateLimitHeader>,
+    /// What kind of system it connects to.
+    pub category: Category,
+    /// Its own logo (an SVG checked for active content), if it ships one.
+    #[serde(skip)]
+    pub logo_svg: Option<std::sync::Arc<str>>,
 }
 
 /// How connections authenticate.
@@ -42,8 +50,101 @@ pub struct PluginDescription {
 pub enum AuthDescription {
     /// OAuth 2.0 authorization-code flow.
     Oauth2(OAuth2Description),
+    /// An API key entered at connect.
+    ApiKey(ApiKeyDescription),
+    /// HTTP Basic credentials entered at connect.
+    Basic(BasicDescription),
     /// No credentials.
     None,
+}
+
+impl AuthDescription {
+    /// The auth type's name in the catalogue (`oauth2`, `api_key`, `basic`, `none`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Oauth2(_) => "oauth2",
+            Self::ApiKey(_) => "api_key",
+            Self::Basic(_) => "basic",
+            Self::None => "none",
+        }
+    }
+
+    /// Whether an admin types the credentials in (API key, basic) rather than being sent to the
+    /// CRM's consent page.
+    pub fn is_entered(&self) -> bool {
+        matches!(self, Self::ApiKey(_) | Self::Basic(_))
+    }
+}
+
+/// Where an API key goes on each request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "in", rename_all = "snake_case")]
+pub enum ApiKeyPlacement {
+    /// `name: <prefix><key>`.
+    Header {
+        /// The header name, lower-case.
+        name: String,
+        /// Written before the key.
+        prefix: String,
+    },
+    /// A query parameter.
+    Query {
+        /// The parameter name.
+        name: String,
+    },
+}
+
+/// An API key scheme.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiKeyDescription {
+    /// Where the key goes.
+    pub placement: ApiKeyPlacement,
+    /// What the admin is asked for.
+    pub label: String,
+    /// Where to find it.
+    pub help: String,
+}
+
+/// An HTTP Basic scheme.
+#[derive(Debug, Clone, Serialize)]
+pub struct BasicDescription {
+    /// The user-name field's label.
+    pub username_label: String,
+    /// The password field's label.
+    pub password_label: String,
+    /// Where to find them.
+    pub help: String,
+}
+
+/// What a rate-limit header reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitMeasure {
+    /// Requests allowed per short window.
+    WindowLimit,
+    /// Requests left in the window.
+    WindowRemaining,
+    /// The window's length, ms.
+    WindowMs,
+    /// Seconds until the window resets.
+    WindowResetSeconds,
+    /// Requests allowed per day.
+    DailyLimit,
+    /// Requests left today.
+    DailyRemaining,
+    /// `used/allowed` today.
+    DailyUsage,
+}
+
+/// A declared rate-limit header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RateLimitHeader {
+    /// The header name, lower-case.
+    pub name: String,
+    /// What it reports.
+    pub measure: RateLimitMeasure,
+    /// The `key=value` item to read, for list-valued headers.
+    pub item: Option<String>,
 }
 
 /// OAuth 2.0 endpoints and parameters.
@@ -170,20 +271,14 @@ impl TryFrom<adapter::PluginInfo> for PluginDescription {
         if info.description.len() > 2_000 {
             return Err("description must be at most 2000 characters".to_owned());
         }
-        let auth = match info.auth {
-            adapter::AuthInfo::None => AuthDescription::None,
-            adapter::AuthInfo::Oauth2(o) => AuthDescription::Oauth2(OAuth2Description {
-                authorize_url: check_url("authorize-url", &o.authorize_url)?,
-                token_url: check_url("token-url", &o.token_url)?,
-                revoke_url: o.revoke_url.as_deref().map(|u| check_url("revoke-url", u)).transpose()?,
-                scopes: o.scopes,
-                optional_scopes: o.optional_scopes,
-                scope_separator: if o.scope_separator.is_empty() { " ".to_owned() } else { o.scope_separator },
-                pkce: o.pkce,
-                extra_authorize_params: o.extra_authorize_params,
-                token_response_facts: o.token_response_facts,
-            }),
-        };
+        let auth = auth_description(info.auth)?;
+        let rate_limit_headers =
+            info.rate_limit_headers.into_iter().map(rate_limit_header).collect::<Result<_, _>>()?;
+        let logo_svg = info
+            .logo_svg
+            .map(|svg| check_svg(&svg).map(|()| std::sync::Arc::from(svg)))
+            .transpose()
+            .map_err(|e| format!("logo-svg: {e}"))?;
         for host in &info.allowed_hosts {
             HostPattern::parse(host).map_err(|e| format!("allowed host {e}"))?;
         }
@@ -261,8 +356,115 @@ impl TryFrom<adapter::PluginInfo> for PluginDescription {
                 .into_iter()
                 .map(|s| SettingDescription { key: s.key, description: s.description, default_value: s.default_value })
                 .collect(),
+            rate_limit_headers,
+            category: match info.category {
+                adapter::Category::Crm => Category::Crm,
+                adapter::Category::Marketing => Category::Marketing,
+                adapter::Category::Support => Category::Support,
+                adapter::Category::Erp => Category::Erp,
+                adapter::Category::Other => Category::Other,
+            },
+            logo_svg,
         })
     }
+}
+
+fn auth_description(auth: adapter::AuthInfo) -> Result<AuthDescription, String> {
+    Ok(match auth {
+        adapter::AuthInfo::None => AuthDescription::None,
+        adapter::AuthInfo::Oauth2(o) => AuthDescription::Oauth2(OAuth2Description {
+            authorize_url: check_url("authorize-url", &o.authorize_url)?,
+            token_url: check_url("token-url", &o.token_url)?,
+            revoke_url: o.revoke_url.as_deref().map(|u| check_url("revoke-url", u)).transpose()?,
+            scopes: o.scopes,
+            optional_scopes: o.optional_scopes,
+            scope_separator: if o.scope_separator.is_empty() { " ".to_owned() } else { o.scope_separator },
+            pkce: o.pkce,
+            extra_authorize_params: o.extra_authorize_params,
+            token_response_facts: o.token_response_facts,
+        }),
+        adapter::AuthInfo::ApiKey(k) => {
+            let placement = match k.placement {
+                adapter::ApiKeyPlacement::Header(h) => {
+                    let name = h.name.to_ascii_lowercase();
+                    check_header_name(&name)?;
+                    if h.prefix.len() > 32 || h.prefix.chars().any(|c| c.is_control()) {
+                        return Err("api-key header prefix must be at most 32 printable characters".to_owned());
+                    }
+                    ApiKeyPlacement::Header { name, prefix: h.prefix }
+                }
+                adapter::ApiKeyPlacement::Query(name) => {
+                    let ok = !name.is_empty()
+                        && name.len() <= 64
+                        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+                    if !ok {
+                        return Err(format!(
+                            "api-key query parameter `{name}` must be 1–64 of A–Z, a–z, 0–9, `_`, `-`, `.`"
+                        ));
+                    }
+                    ApiKeyPlacement::Query { name }
+                }
+            };
+            check_text("api-key label", &k.label, 100)?;
+            check_help(&k.help)?;
+            AuthDescription::ApiKey(ApiKeyDescription { placement, label: k.label, help: k.help })
+        }
+        adapter::AuthInfo::Basic(b) => {
+            check_text("basic username-label", &b.username_label, 100)?;
+            check_text("basic password-label", &b.password_label, 100)?;
+            check_help(&b.help)?;
+            AuthDescription::Basic(BasicDescription {
+                username_label: b.username_label,
+                password_label: b.password_label,
+                help: b.help,
+            })
+        }
+    })
+}
+
+/// A header an API key may be put in: a token, and not one the host or the client owns (`host`,
+/// `cookie`, hop-by-hop). `authorization` is allowed: it is where many CRMs want a key.
+fn check_header_name(name: &str) -> Result<(), String> {
+    let token = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'));
+    if !token {
+        return Err(format!("api-key header `{name}` is not a valid header name"));
+    }
+    if name != "authorization" && super::capability::http::header_forbidden(name) {
+        return Err(format!("api-key header `{name}` is one the host controls"));
+    }
+    Ok(())
+}
+
+fn check_help(help: &str) -> Result<(), String> {
+    if help.len() > 500 {
+        return Err("auth help must be at most 500 characters".to_owned());
+    }
+    Ok(())
+}
+
+fn rate_limit_header(h: adapter::RateLimitHeader) -> Result<RateLimitHeader, String> {
+    let name = h.name.to_ascii_lowercase();
+    if name.is_empty() || name.len() > 64 || !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+    {
+        return Err(format!("rate-limit header `{}` is not a valid header name", h.name));
+    }
+    let measure = match h.measure {
+        adapter::RateLimitMeasure::WindowLimit => RateLimitMeasure::WindowLimit,
+        adapter::RateLimitMeasure::WindowRemaining => RateLimitMeasure::WindowRemaining,
+        adapter::RateLimitMeasure::WindowMs => RateLimitMeasure::WindowMs,
+        adapter::RateLimitMeasure::WindowResetSeconds => RateLimitMeasure::WindowResetSeconds,
+        adapter::RateLimitMeasure::DailyLimit => RateLimitMeasure::DailyLimit,
+        adapter::RateLimitMeasure::DailyRemaining => RateLimitMeasure::DailyRemaining,
+        adapter::RateLimitMeasure::DailyUsage => RateLimitMeasure::DailyUsage,
+    };
+    if let Some(item) = &h.item
+        && (item.is_empty() || item.len() > 64 || item.contains(['=', ';', ',']))
+    {
+        return Err(format!("rate-limit header `{name}` item `{item}` must be a key without `=`, `;` or `,`"));
+    }
+    Ok(RateLimitHeader { name, measure, item: h.item })
 }
 
 #[cfg(test)]
@@ -287,6 +489,9 @@ mod tests {
             }],
             capabilities: adapter::Capabilities::PUSH,
             settings: vec![],
+            rate_limit_headers: vec![],
+            category: adapter::Category::Crm,
+            logo_svg: None,
         }
     }
 
@@ -296,6 +501,31 @@ mod tests {
         assert_eq!(d.slug.as_str(), "acme");
         assert_eq!(d.entities[0].label, "contact", "an empty label falls back to the name");
         assert!(d.capabilities.push && !d.capabilities.pull);
+    }
+
+    #[test]
+    fn an_api_key_scheme_and_rate_limit_headers_convert_lower_cased() {
+        let mut i = info();
+        i.auth = adapter::AuthInfo::ApiKey(adapter::ApiKeyInfo {
+            placement: adapter::ApiKeyPlacement::Header(adapter::ApiKeyHeader {
+                name: "X-Api-Token".to_owned(),
+                prefix: String::new(),
+            }),
+            label: "API token".to_owned(),
+            help: "Settings → API".to_owned(),
+        });
+        i.rate_limit_headers = vec![adapter::RateLimitHeader {
+            name: "Sforce-Limit-Info".to_owned(),
+            measure: adapter::RateLimitMeasure::DailyUsage,
+            item: Some("api-usage".to_owned()),
+        }];
+        i.category = adapter::Category::Support;
+        let d = PluginDescription::try_from(i).unwrap();
+        assert!(matches!(&d.auth, AuthDescription::ApiKey(k)
+            if k.placement == ApiKeyPlacement::Header { name: "x-api-token".to_owned(), prefix: String::new() }));
+        assert_eq!(d.auth.kind(), "api_key");
+        assert_eq!(d.rate_limit_headers[0].name, "sforce-limit-info");
+        assert_eq!(d.category, Category::Support);
     }
 
     #[test]
@@ -324,6 +554,40 @@ mod tests {
                 }),
                 "must use https",
             ),
+            (
+                Box::new(|i| {
+                    i.auth = adapter::AuthInfo::ApiKey(adapter::ApiKeyInfo {
+                        placement: adapter::ApiKeyPlacement::Header(adapter::ApiKeyHeader {
+                            name: "Cookie".to_owned(),
+                            prefix: String::new(),
+                        }),
+                        label: "API token".to_owned(),
+                        help: String::new(),
+                    })
+                }),
+                "one the host controls",
+            ),
+            (
+                Box::new(|i| {
+                    i.auth = adapter::AuthInfo::ApiKey(adapter::ApiKeyInfo {
+                        placement: adapter::ApiKeyPlacement::Query("api token".to_owned()),
+                        label: "API token".to_owned(),
+                        help: String::new(),
+                    })
+                }),
+                "query parameter",
+            ),
+            (
+                Box::new(|i| {
+                    i.rate_limit_headers = vec![adapter::RateLimitHeader {
+                        name: "x-limit: 1".to_owned(),
+                        measure: adapter::RateLimitMeasure::WindowLimit,
+                        item: None,
+                    }]
+                }),
+                "not a valid header name",
+            ),
+            (Box::new(|i| i.logo_svg = Some("<svg><script>alert(1)</script></svg>".to_owned())), "logo-svg"),
         ];
         for (mutate, expected) in cases {
             let mut bad = info();

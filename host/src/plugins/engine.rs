@@ -5,10 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::bindings::CrmAdapterFull;
 use super::runtime::CallState;
 
 /// How often the epoch advances. Every CPU budget is a whole number of ticks; 10 ms keeps the
@@ -116,7 +115,7 @@ impl PluginEngine {
         // Rust's wasm32-wasip2 std imports cli, clocks, random, io and filesystem even when unused.
         // The WasiCtx of each call grants nothing: no preopens, no env, no args, no sockets.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-        CrmAdapterFull::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)?;
+        super::bindings::add_to_linker(&mut linker)?;
 
         start_epoch_ticker(&engine);
         let slots = Arc::new(Semaphore::new(settings.max_concurrent_calls as usize));

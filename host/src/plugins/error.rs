@@ -16,10 +16,12 @@ pub enum LoadError {
         allowed = super::loader::ALLOWED_IMPORT_PREFIXES.iter().map(|p| format!("{p}*")).collect::<Vec<_>>().join(", ")
     )]
     ForbiddenImport(String),
-    /// The component does not implement this host's contract.
-    #[error("the component does not implement crmhost:adapter@{contract}: {detail}")]
+    /// The component implements none of the contract versions this host loads.
+    #[error(
+        "the component does not implement crmhost:adapter@{contract} (nor an older version this host loads): {detail}"
+    )]
     Incompatible {
-        /// The contract version the host speaks.
+        /// The newest contract version the host speaks.
         contract: &'static str,
         /// What the linker said.
         detail: String,

@@ -57,6 +57,7 @@ pub struct LoadedPlugin {
     pub(super) oauth_overrides: super::operator::OAuthOverrides,
     pub(super) branding: super::branding::Branding,
     pub(super) stats: Arc<super::stats::CallStats>,
+    pub(super) placement: Arc<super::capability::http::CredentialPlacement>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -154,6 +155,11 @@ impl LoadedPlugin {
         self.secrets.names().any(|n| n == name)
     }
 
+    /// The contract version the plugin was built against (`0.2.0`, `0.1.0`).
+    pub fn contract_version(&self) -> &'static str {
+        self.pre.contract_version()
+    }
+
     /// Cumulative call counters (calls, time, time in HTTP) since this version loaded.
     pub fn stats(&self) -> super::stats::CallStatsSnapshot {
         self.stats.snapshot()
@@ -180,6 +186,7 @@ impl LoadedPlugin {
             client: &self.client,
             secrets: &self.secrets,
             stats: &self.stats,
+            placement: &self.placement,
         }
     }
 
@@ -194,15 +201,13 @@ impl LoadedPlugin {
     /// `describe()`.
     pub async fn describe(&self, context: CallContext) -> Result<adapter::PluginInfo, CallError> {
         let context = self.with_operator_settings(context);
-        self.target().run(context, "describe", |store, a| Box::pin(a.adapter().call_describe(store))).await
+        self.target().run(context, "describe", |store, a| Box::pin(a.describe(store))).await
     }
 
     /// `test-connection()`.
     pub async fn test_connection(&self, context: CallContext) -> CallResult<adapter::AccountInfo> {
         let context = self.with_operator_settings(context);
-        self.target()
-            .run(context, "test-connection", |store, a| Box::pin(a.adapter().call_test_connection(store)))
-            .await
+        self.target().run(context, "test-connection", |store, a| Box::pin(a.test_connection(store))).await
     }
 
     /// `list-fields(entity)`.
@@ -211,7 +216,7 @@ impl LoadedPlugin {
         self.target()
             .run(context, "list-fields", |store, a| {
                 let entity = entity.to_owned();
-                Box::pin(async move { a.adapter().call_list_fields(store, &entity).await })
+                Box::pin(async move { a.list_fields(store, &entity).await })
             })
             .await
     }
@@ -222,7 +227,7 @@ impl LoadedPlugin {
         self.target()
             .run(context, "pull", |store, a| {
                 let request = request.clone();
-                Box::pin(async move { a.adapter().call_pull(store, &request).await })
+                Box::pin(async move { a.pull(store, &request).await })
             })
             .await
     }
@@ -236,12 +241,7 @@ impl LoadedPlugin {
         self.target()
             .run(context, "count", |store, a| {
                 let request = request.clone();
-                Box::pin(async move {
-                    match a.counting() {
-                        Some(counting) => counting.call_count(store, &request).await,
-                        None => Ok(Ok(None)),
-                    }
-                })
+                Box::pin(async move { a.count(store, &request).await })
             })
             .await
     }
@@ -261,12 +261,7 @@ impl LoadedPlugin {
         self.target()
             .run(context, "list_files", |store, a| {
                 let (entity, record_id) = (entity.to_owned(), record_id.to_owned());
-                Box::pin(async move {
-                    match a.files() {
-                        Some(files) => files.call_list_files(store, &entity, &record_id).await.map(|r| r.map(Some)),
-                        None => Ok(Ok(None)),
-                    }
-                })
+                Box::pin(async move { a.list_files(store, &entity, &record_id).await })
             })
             .await
     }
@@ -287,14 +282,7 @@ impl LoadedPlugin {
         self.target()
             .run(context, "download", |store, a| {
                 let (entity, record_id, file_id) = (entity.to_owned(), record_id.to_owned(), file_id.to_owned());
-                Box::pin(async move {
-                    match a.files() {
-                        Some(files) => {
-                            files.call_download(store, &entity, &record_id, &file_id).await.map(|r| r.map(Some))
-                        }
-                        None => Ok(Ok(None)),
-                    }
-                })
+                Box::pin(async move { a.download(store, &entity, &record_id, &file_id).await })
             })
             .await
     }
@@ -311,7 +299,7 @@ impl LoadedPlugin {
         self.target()
             .run(context, "push", |store, a| {
                 let (entity, match_key, records) = (entity.to_owned(), match_key.to_owned(), records.to_vec());
-                Box::pin(async move { a.adapter().call_push(store, &entity, &match_key, &records).await })
+                Box::pin(async move { a.push(store, &entity, &match_key, &records).await })
             })
             .await
     }
@@ -327,7 +315,7 @@ impl LoadedPlugin {
         self.target()
             .run(context, "delete", |store, a| {
                 let (entity, ids) = (entity.to_owned(), ids.to_vec());
-                Box::pin(async move { a.adapter().call_delete(store, &entity, &ids).await })
+                Box::pin(async move { a.delete(store, &entity, &ids).await })
             })
             .await
     }
@@ -342,7 +330,7 @@ impl LoadedPlugin {
         self.target()
             .run(context, "parse-webhook", |store, a| {
                 let request = request.clone();
-                Box::pin(async move { a.adapter().call_parse_webhook(store, &request).await })
+                Box::pin(async move { a.parse_webhook(store, &request).await })
             })
             .await
     }

@@ -11,7 +11,7 @@ use wasmtime::component::types::ComponentItem;
 use super::bindings::AdapterPre;
 use super::branding::{self, Branding};
 use super::cache::{CacheOutcome, ComponentCache};
-use super::capability::http::build_client;
+use super::capability::http::{CredentialPlacement, build_client};
 use super::capability::secrets::PluginSecrets;
 use super::context::CallContext;
 use super::description::PluginDescription;
@@ -23,8 +23,10 @@ use super::loaded::{LoadedPlugin, PluginSource};
 use super::operator::OperatorPluginConfig;
 use super::runtime::{CallState, CallTarget};
 
-/// The WIT contract version this host implements.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+/// The WIT contract version this host implements (it also loads [`CONTRACT_VERSIONS`]' older ones).
+///
+/// [`CONTRACT_VERSIONS`]: super::bindings::CONTRACT_VERSIONS
+pub const CONTRACT_VERSION: &str = super::bindings::CONTRACT_VERSIONS[0];
 
 /// Import namespaces a plugin may use. `wasi:http` is refused: `http.send` is the only way out.
 /// `wasi:sockets` may be imported (toolchains such as componentize-py link it whether or not the
@@ -81,7 +83,7 @@ impl PluginLoader {
     /// The catalogue category and logo, with the operator's choices first.
     async fn branding(&self, description: &PluginDescription, source: &PluginSource) -> Result<Branding, LoadError> {
         let overrides = self.operator.branding(&description.slug);
-        branding::resolve(&description.slug, &description.name, source, overrides)
+        branding::resolve(description, source, overrides)
             .await
             .map_err(|detail| LoadError::Config { slug: description.slug.to_string(), detail })
     }
@@ -145,10 +147,10 @@ impl PluginLoader {
             client: &probe_client,
             secrets: &Arc::new(PluginSecrets::default()),
             stats: &Arc::new(super::stats::CallStats::default()),
+            placement: &Arc::new(CredentialPlacement::Bearer),
         };
-        let info = target
-            .run(CallContext::detached(), "describe", |store, adapter| Box::pin(adapter.adapter().call_describe(store)))
-            .await?;
+        let info =
+            target.run(CallContext::detached(), "describe", |store, adapter| Box::pin(adapter.describe(store))).await?;
         PluginDescription::try_from(info).map_err(LoadError::InvalidDescription)
     }
 
@@ -179,7 +181,6 @@ impl PluginLoader {
         );
         Ok(LoadedPlugin {
             slug: Arc::from(slug.as_str()),
-            description,
             source,
             sha256,
             loaded_at: Utc::now(),
@@ -194,6 +195,8 @@ impl PluginLoader {
             oauth_overrides: policy.oauth,
             branding,
             stats: Arc::new(super::stats::CallStats::observed(Arc::from(slug.as_str()), self.metrics.clone())),
+            placement: Arc::new(CredentialPlacement::for_auth(&description.auth)),
+            description,
         })
     }
 }

@@ -89,6 +89,8 @@ pub(crate) struct CallTarget<'a> {
     pub client: &'a reqwest::Client,
     pub secrets: &'a Arc<PluginSecrets>,
     pub stats: &'a Arc<super::stats::CallStats>,
+    /// Where the connection's credential goes on each request.
+    pub placement: &'a Arc<super::capability::http::CredentialPlacement>,
 }
 
 /// A boxed future borrowing the store for one export call.
@@ -156,6 +158,7 @@ impl CallTarget<'_> {
             self.policy.clone(),
             self.client.clone(),
             context.credentials.clone(),
+            self.placement.clone(),
             context.pacer.clone(),
             self.limits,
             self.stats.clone(),

@@ -133,6 +133,9 @@ def get(url: str) -> dict:
     try:
         response = http.send(http.Request(method=http.Method.GET, url=url, headers=[], body=None, timeout_ms=None))
     except Err as err:
+        if isinstance(err.value, http.HttpError_NoCredentials):
+            # Never authorized, revoked, or the refresh failed: the host marks the connection for re-auth.
+            raise Err(t.AdapterError_Unauthorized(t.ErrorInfo(message=err.value.value, crm_code=None, field=None)))
         raise Err(t.AdapterError_Unavailable(t.ErrorInfo(message=repr(err.value), crm_code=None, field=None)))
     if response.status == 401:
         raise Err(t.AdapterError_Unauthorized(t.ErrorInfo(message="the token was refused", crm_code=None, field=None)))
@@ -156,7 +159,13 @@ class Adapter(wit_world.exports.Adapter):
             slug="{slug}", name="{slug}", version="0.1.0", description="Syncs contacts.", auth=auth,
             allowed_hosts=["api.{slug}.example"],
             rate_limits=[a.RateLimit("account", 100, 10_000, "100 requests per 10 s")],
-            entities=[contact], capabilities=a.Capabilities.PULL, settings=[])
+            entities=[contact], capabilities=a.Capabilities.PULL, settings=[],
+            # Response headers that report the CRM's limits, so the host paces requests by them.
+            rate_limit_headers=[
+                a.RateLimitHeader("x-ratelimit-limit", a.RateLimitMeasure.WINDOW_LIMIT, None),
+                a.RateLimitHeader("x-ratelimit-remaining", a.RateLimitMeasure.WINDOW_REMAINING, None),
+            ],
+            category=a.Category.CRM, logo_svg=None)
 
     def test_connection(self) -> a.AccountInfo:
         me = get(f"{API}/me")

@@ -13,8 +13,8 @@ mod pull;
 mod push;
 mod webhooks;
 
-use crmhost_sdk::Oauth2Info;
 use crmhost_sdk::prelude::*;
+use crmhost_sdk::{Oauth2Info, RateLimitMeasure};
 
 /// The API base used when the connection does not set `base_url`.
 pub const DEFAULT_BASE_URL: &str = "https://api.hubapi.com";
@@ -67,6 +67,13 @@ impl Adapter for HubSpot {
                 "Public OAuth apps: 100 requests per 10 s per installed account (429 TEN_SECONDLY_ROLLING); no daily cap.",
             )
             .rate_limit("search", 4, 1_000, "CRM search: 4 requests per second per token (429 \"secondly limit\").")
+            // What each answer says of the account's allowance; the host paces by it.
+            .rate_limit_header("x-hubspot-ratelimit-max", RateLimitMeasure::WindowLimit, None)
+            .rate_limit_header("x-hubspot-ratelimit-interval-milliseconds", RateLimitMeasure::WindowMs, None)
+            .rate_limit_header("x-hubspot-ratelimit-remaining", RateLimitMeasure::WindowRemaining, None)
+            .rate_limit_header("x-hubspot-ratelimit-daily", RateLimitMeasure::DailyLimit, None)
+            .rate_limit_header("x-hubspot-ratelimit-daily-remaining", RateLimitMeasure::DailyRemaining, None)
+            .logo_svg(include_str!("../assets/logo.svg"))
             .entity(
                 EntityInfo::builder("contact", "Contact", "contacts")
                     .match_key("email")

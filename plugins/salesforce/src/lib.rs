@@ -14,8 +14,8 @@ mod push;
 mod soql;
 mod webhooks;
 
-use crmhost_sdk::Oauth2Info;
 use crmhost_sdk::prelude::*;
+use crmhost_sdk::{Oauth2Info, RateLimitMeasure};
 
 /// The REST API version used when the connection does not set `api_version`.
 pub const DEFAULT_API_VERSION: &str = "62.0";
@@ -58,6 +58,9 @@ impl Adapter for Salesforce {
                 20_000,
                 "At most 25 concurrent requests lasting 20 s or longer (5 on Developer Edition).",
             )
+            // `Sforce-Limit-Info: api-usage=25/5000` on every REST answer: the org's daily usage.
+            .rate_limit_header("sforce-limit-info", RateLimitMeasure::DailyUsage, Some("api-usage"))
+            .logo_svg(include_str!("../assets/logo.svg"))
             .entity(
                 EntityInfo::builder("contact", "Contact", "Contact")
                     .match_key("Email")

@@ -192,6 +192,43 @@ async fn the_connect_journey_works_on_postgres_too() {
     connect_configure_and_manage(Backend::Postgres, HUBSPOT, "postgres-hubspot-").await;
 }
 
+/// A CRM that connects with an API key (the Python probe, built with componentize-py): the
+/// console asks for the key in a dialog, shows the CRM's refusal there, and goes on to the
+/// configure step once the key is accepted.
+#[tokio::test]
+async fn an_admin_connects_an_api_key_crm_by_typing_its_key() {
+    crmhost_tests::capture_logs();
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let Some(probe) = tokio::task::spawn_blocking(|| crmhost_tests::build_python_probe(tmp)).await.unwrap() else {
+        return;
+    };
+    let server = crmhost_tests::EgressServer::start().await;
+    let Some(app) = crmhost_tests::app_with_python_probe(&probe, &server, AppOptions::default()).await else { return };
+    let Some(browser) = Browser::start(1280, 900).await else { return };
+    browser.open(&console_url(&app, &token("w1", Role::Admin))).await;
+    browser.click("Connect Python probe").await;
+    browser.wait_for_text("Any text: the probe's server echoes it.").await;
+    let field = browser.script("const i = document.querySelector('#credential-api_key'); return [i.type, document.querySelector('label[for=credential-api_key]').textContent]").await;
+    assert_eq!(field, json!(["password", "Probe key"]), "the key is asked for by its label and masked");
+
+    type_into(&browser, "#credential-api_key", "pk-wrong-key").await;
+    browser.screenshot("api-key-dialog").await;
+    browser.click_css("dialog button[type=submit]").await;
+    browser.wait_for_text("the CRM refused the credentials").await;
+    browser.screenshot("api-key-refused").await;
+    let listed = api_json(&app, Method::GET, "/api/v1/workspaces/w1/integrations").await;
+    assert!(listed["integrations"].as_array().is_some_and(Vec::is_empty), "nothing kept: {listed}");
+
+    type_into(&browser, "#credential-api_key", "pk-7d1e-good").await;
+    browser.click_css("dialog button[type=submit]").await;
+    browser.wait_for_text("Connected to Python probe").await;
+    let listed = api_json(&app, Method::GET, "/api/v1/workspaces/w1/integrations").await;
+    assert_eq!(listed["integrations"][0]["status"], "connected", "{listed}");
+    assert!(!browser.page_text().await.contains("pk-7d1e-good"));
+    assert_no_csp_violations(&app.base);
+    browser.close().await;
+}
+
 #[tokio::test]
 async fn a_member_sees_admin_actions_refused_with_the_reason() {
     let Some((app, browser)) = start(Backend::Sqlite, Default::default()).await else { return };

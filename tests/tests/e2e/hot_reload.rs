@@ -93,7 +93,10 @@ async fn a_corrupt_or_wrong_contract_file_leaves_the_old_version_serving_and_is_
 
     for (bad, expected) in [
         (b"\0asm garbage that is not a component".to_vec(), "not a valid WebAssembly component"),
-        (wat::parse_str("(component)").unwrap(), "does not implement crmhost:adapter@0.1.0"),
+        (
+            wat::parse_str("(component)").unwrap(),
+            "does not implement crmhost:adapter@0.2.0 (nor an older version this host loads)",
+        ),
     ] {
         app.install_plugin("fixture.wasm", &bad);
         let listed = eventually(Duration::from_secs(15), || async {

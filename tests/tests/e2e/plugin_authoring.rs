@@ -7,45 +7,29 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crmhost::plugins::bindings::AdapterError;
+use crmhost::plugins::branding::{Category, LogoOrigin};
 use crmhost::plugins::cache::ComponentCache;
-use crmhost::plugins::{CallContext, EngineSettings, LoadError, PluginEngine, PluginLoader, PluginSource};
-use crmhost_tests::{EgressServer, load, operator, python_venv};
+use crmhost::plugins::{
+    CallContext, CredentialError, CredentialSource, EngineSettings, LoadError, PluginEngine, PluginLoader, PluginSource,
+};
+use crmhost_tests::{EgressServer, build_python_probe, load, operator};
+use secrecy::SecretString;
 use tokio::sync::OnceCell;
-
-fn probe_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins").join("python-probe")
-}
 
 /// The probe built once per test process, or `None` where Python is missing and not required.
 async fn python_probe() -> Option<Vec<u8>> {
     static BUILT: OnceCell<Option<Vec<u8>>> = OnceCell::const_new();
-    BUILT.get_or_init(|| async { tokio::task::spawn_blocking(build_probe).await.unwrap() }).await.clone()
+    BUILT
+        .get_or_init(|| async {
+            tokio::task::spawn_blocking(|| build_python_probe(Path::new(env!("CARGO_TARGET_TMPDIR")))).await.unwrap()
+        })
+        .await
+        .clone()
 }
 
-fn build_probe() -> Option<Vec<u8>> {
-    let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("wit");
-    componentize(&probe_dir(), &wit, "python-probe.wasm")
-}
-
-/// Builds the Python plugin in `dir` (its `app.py`) against the contract in `wit` with the
-/// componentize-py the tests pin, or `None` where Python is missing and not required.
+/// Builds a Python plugin project under the test's temporary directory.
 pub(crate) fn componentize(dir: &Path, wit: &Path, out_name: &str) -> Option<Vec<u8>> {
-    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let python = python_venv(&tmp.join("py-componentize"), &probe_dir().join("requirements.txt"))?;
-    let out = tmp.join(out_name);
-    let built = std::process::Command::new(python.with_file_name("componentize-py"))
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .arg("-d")
-        .arg(wit)
-        .args(["-w", "crm-adapter", "componentize", "-p"])
-        .arg(dir)
-        .arg("app")
-        .arg("-o")
-        .arg(&out)
-        .output()
-        .expect("componentize-py runs");
-    assert!(built.status.success(), "componentize-py failed:\n{}", String::from_utf8_lossy(&built.stderr));
-    Some(std::fs::read(&out).expect("the built component"))
+    crmhost_tests::componentize(Path::new(env!("CARGO_TARGET_TMPDIR")), dir, wit, out_name)
 }
 
 #[tokio::test]
@@ -66,7 +50,7 @@ async fn a_python_plugin_loads_describes_itself_and_calls_the_host() {
 
     // `http.send` from Python: reached where the operator allows, denied elsewhere.
     let reached = plugin.list_fields(CallContext::detached(), &format!("get:{}", server.url("/ok"))).await.unwrap();
-    assert_eq!(reached.unwrap()[0].name, "status:200:5");
+    assert_eq!(reached.unwrap()[0].name, "status:200:hello");
     let denied = plugin.list_fields(CallContext::detached(), "get:https://not-declared.example/").await.unwrap();
     match denied {
         Err(AdapterError::Internal(info)) => assert!(info.message.contains("Denied"), "{}", info.message),
@@ -75,6 +59,52 @@ async fn a_python_plugin_loads_describes_itself_and_calls_the_host() {
     // Each call is a fresh instance: the probe keeps answering.
     for entity in ["a", "b", "c"] {
         assert_eq!(plugin.list_fields(CallContext::detached(), entity).await.unwrap().unwrap()[0].name, entity);
+    }
+}
+
+/// A connection's API key, as the vault would supply it; or no usable one.
+struct Key(Option<&'static str>);
+
+#[async_trait::async_trait]
+impl CredentialSource for Key {
+    async fn access_token(&self) -> Result<Option<SecretString>, CredentialError> {
+        match self.0 {
+            Some(key) => Ok(Some(SecretString::from(key))),
+            None => Err(CredentialError("the connection was revoked".to_owned())),
+        }
+    }
+
+    async fn refresh_after_unauthorized(&self) -> Result<Option<SecretString>, CredentialError> {
+        Ok(None)
+    }
+}
+
+#[tokio::test]
+async fn a_python_plugin_with_an_api_key_gets_it_on_every_request_without_seeing_it() {
+    let Some(bytes) = python_probe().await else { return };
+    let server = EgressServer::start().await;
+    let port = server.addr.port();
+    let config = format!(
+        "[plugins.python-probe]\nextra_allowed_hosts = [\"127.0.0.1:{port}\"]\nallow_http = true\nallow_private_networks = true"
+    );
+    let plugin = load(bytes, operator(&config)).await;
+    assert_eq!(plugin.contract_version(), "0.2.0");
+    assert_eq!(plugin.description().auth.kind(), "api_key");
+    // Catalogue metadata from `describe`: its category and its own logo.
+    assert_eq!(plugin.branding().category, Category::Support);
+    assert_eq!(plugin.branding().logo.origin, LogoOrigin::Plugin);
+    assert!(plugin.branding().logo.svg.contains("#3776ab"));
+
+    let with = |key| CallContext { credentials: Some(Arc::new(Key(key))), ..CallContext::detached() };
+    let seen = plugin.list_fields(with(Some("s3cret")), &format!("get:{}", server.url("/credential"))).await.unwrap();
+    assert_eq!(seen.unwrap()[0].name, "status:200:authorization=-;x-probe-key=Key s3cret;query=-");
+    // No usable credential: the request is not sent, and the plugin is told why in 0.2's own case.
+    let refused = plugin.list_fields(with(None), &format!("get:{}", server.url("/credential"))).await.unwrap();
+    match refused {
+        Err(AdapterError::Internal(info)) => {
+            assert!(info.message.contains("NoCredentials") && info.message.contains("revoked"), "{}", info.message)
+        }
+        other => panic!("expected no-credentials, got {other:?}"),
     }
 }
 
@@ -112,7 +142,7 @@ async fn a_scaffolded_python_plugin_builds_and_passes_the_checks() {
     let written = scaffold("acme-crm", Language::Python, &project, None).unwrap();
     assert!(written.iter().any(|f| f.ends_with("wit/crm-adapter.wit")), "{written:?}");
     let requirements = std::fs::read_to_string(project.join("requirements.txt")).unwrap();
-    let pinned = std::fs::read_to_string(probe_dir().join("requirements.txt")).unwrap();
+    let pinned = std::fs::read_to_string(crmhost_tests::python_probe_dir().join("requirements.txt")).unwrap();
     assert_eq!(requirements, pinned, "the scaffold pins the componentize-py the tests use");
 
     // Built against the contract it carries, as its README says.
@@ -160,4 +190,111 @@ async fn a_scaffolded_rust_plugin_builds_and_passes_the_checks() {
     let lines: Vec<String> = report.lines.iter().map(ToString::to_string).collect();
     assert!(report.passed(), "{lines:#?}");
     assert!(lines[0].starts_with("pass  loads: `acme-rs` 0.1.0"), "{lines:#?}");
+}
+
+#[tokio::test]
+async fn connecting_with_an_api_key_tests_it_then_seals_it_and_never_shows_it() {
+    use crmhost::auth::Role;
+    use reqwest::{Method, StatusCode};
+    use serde_json::{Value, json};
+
+    let Some(bytes) = python_probe().await else { return };
+    let server = EgressServer::start().await;
+    let app =
+        crmhost_tests::app_with_python_probe(&bytes, &server, crmhost_tests::AppOptions::default()).await.unwrap();
+    let connect = |body: Value| {
+        app.as_role(Method::POST, "/api/v1/workspaces/w1/integrations/python-probe/connect", "w1", Role::Admin)
+            .json(&body)
+            .send()
+    };
+
+    // The catalogue says what to ask for.
+    let catalogue: Value = app.get("/api/v1/integrations").await.json().await.unwrap();
+    let probe = catalogue["integrations"].as_array().unwrap().iter().find(|p| p["slug"] == "python-probe").unwrap();
+    assert_eq!(probe["auth_type"], "api_key");
+    assert_eq!(
+        probe["credential_form"]["fields"],
+        json!([{ "name": "api_key", "label": "Probe key", "secret": true }])
+    );
+    assert_eq!(probe["category"], "support");
+
+    // Input that does not fit the scheme is refused before anything runs.
+    for (body, expected) in [
+        (json!({}), "send `api_key` (Probe key)"),
+        (json!({ "username": "jane", "password": "x" }), "send `api_key`"),
+        (json!({ "api_key": "k", "return_url": "https://x.example/" }), "return_url is for OAuth"),
+        (json!({ "api_key": "line\nbreak" }), "without control characters"),
+        (json!({ "api_key": 7 }), "api_key"),
+    ] {
+        let response = connect(body.clone()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let error: Value = response.json().await.unwrap();
+        assert!(error["error"]["message"].as_str().unwrap().contains(expected), "{body}: {error}");
+    }
+
+    // A key the CRM refuses: 400 credentials_rejected, nothing stored.
+    let refused = connect(json!({ "api_key": "pk-wrong-key" })).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let error: Value = refused.json().await.unwrap();
+    assert_eq!(error["error"]["code"], "credentials_rejected", "{error}");
+    let rows = crmhost_tests::raw_rows(&app.database_url, "select encrypted_tokens from integrations").await;
+    assert!(rows.iter().all(|r| r[0].is_empty()), "nothing is stored for a refused key");
+
+    // The right key: tested, stored sealed, connected at once.
+    let connected = connect(json!({ "api_key": "pk-7d1e-good" })).await.unwrap();
+    assert_eq!(connected.status(), StatusCode::OK);
+    let connected: Value = connected.json().await.unwrap();
+    assert_eq!(connected["status"], "connected");
+    assert_eq!(connected["integration"]["account"]["label"], "Probe account");
+
+    // Later calls open the sealed key and the host puts it on the request again.
+    let tested = app
+        .as_role(Method::POST, "/api/v1/workspaces/w1/integrations/python-probe/test", "w1", Role::Member)
+        .send()
+        .await
+        .unwrap();
+    let tested: Value = tested.json().await.unwrap();
+    assert_eq!(tested["ok"], true, "{tested}");
+
+    // The key is in no row, answer or audit entry in the clear.
+    let everywhere = [
+        raw_text(&app, "select encrypted_tokens, metadata from integrations").await,
+        raw_text(&app, "select details from audit_log").await,
+        app.as_role(Method::GET, "/api/v1/workspaces/w1/integrations", "w1", Role::Admin)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        app.as_role(Method::GET, "/api/v1/workspaces/w1/audit-log", "w1", Role::Admin)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    ];
+    for text in &everywhere {
+        assert!(!text.contains("pk-7d1e-good") && !text.contains("pk-wrong-key"), "{text}");
+    }
+    assert!(everywhere[3].contains("integration.connect_failed") && everywhere[3].contains("api_key"));
+
+    // Disconnecting deletes the copy; only the CRM can revoke a key.
+    let gone: Value = app
+        .as_role(Method::DELETE, "/api/v1/workspaces/w1/integrations/python-probe", "w1", Role::Admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(gone["revoked"], false);
+    assert!(gone["revoke_error"].as_str().unwrap().contains("revoked in the CRM itself"), "{gone}");
+}
+
+/// Every cell of `sql`'s rows, as text.
+async fn raw_text(app: &crmhost_tests::TestApp, sql: &str) -> String {
+    let rows = crmhost_tests::raw_rows(&app.database_url, sql).await;
+    rows.iter().flatten().map(|cell| String::from_utf8_lossy(cell).into_owned()).collect::<Vec<_>>().join("\n")
 }

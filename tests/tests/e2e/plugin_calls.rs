@@ -42,23 +42,44 @@ async fn plugins_count_records_when_they_export_counting_and_older_ones_still_lo
     // Built before `counting` existed: it loads, describes itself, pulls, and simply cannot count.
     let legacy = load(crmhost_tests::fixture_contract_0_1_0(), operator("")).await;
     assert_eq!(legacy.description().slug.as_str(), "fixture");
-    let page = legacy
-        .pull(
-            CallContext::detached(),
-            &PullRequest {
-                entity: "contact".to_owned(),
-                cursor: None,
-                modified_since: None,
-                ids: vec![],
-                fields: vec![],
-                limit: 5,
-            },
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let pull_request = || PullRequest {
+        entity: "contact".to_owned(),
+        cursor: Some("c1".to_owned()),
+        modified_since: Some("2024-01-01T00:00:00Z".to_owned()),
+        ids: vec![],
+        fields: vec!["email".to_owned()],
+        limit: 5,
+    };
+    let page = legacy.pull(CallContext::detached(), &pull_request()).await.unwrap().unwrap();
     assert_eq!(page.records.len(), 1);
     assert_eq!(count(&legacy, request("contact", None)).await, None);
+    // Contract 0.1.0, adapted: every call's inputs and answers cross intact, and what 0.2 added
+    // it does not declare.
+    assert_eq!((legacy.contract_version(), current.contract_version()), ("0.1.0", "0.2.0"));
+    let d = legacy.description();
+    assert!(d.rate_limit_headers.is_empty() && d.logo_svg.is_none());
+    assert_eq!(legacy.branding().category, crmhost::plugins::branding::Category::Crm);
+    assert_eq!(
+        page.records[0].fields,
+        current.pull(CallContext::detached(), &pull_request()).await.unwrap().unwrap().records[0].fields
+    );
+    let facts = BTreeMap::from([("account".to_owned(), "acct-7".to_owned())]);
+    let account = legacy.test_connection(CallContext::with_facts("w/fixture", facts)).await.unwrap().unwrap();
+    assert_eq!((account.account_id.as_str(), account.label.as_str()), ("acct-7", "fixture 1.0.0"));
+    let fields = legacy.list_fields(CallContext::detached(), "person").await.unwrap().unwrap();
+    assert_eq!(fields[0].name, "person");
+    let email = |v: &str| vec![FieldValue { name: "email".to_owned(), value: Value::Text(v.to_owned()) }];
+    let records = [
+        PushRecord { crm_id: None, fields: email("a@x.example") },
+        PushRecord { crm_id: Some("c9".to_owned()), fields: email("b@x.example") },
+        PushRecord { crm_id: None, fields: email("not-an-email") },
+    ];
+    let outcomes = legacy.push(CallContext::detached(), "contact", "email", &records).await.unwrap().unwrap();
+    assert_eq!(outcomes[0], PushOutcome::Created("new-0".to_owned()));
+    assert_eq!(outcomes[1], PushOutcome::Updated("c9".to_owned()));
+    assert!(
+        matches!(&outcomes[2], PushOutcome::Failed(AdapterError::Invalid(info)) if info.field.as_deref() == Some("email"))
+    );
 
     // Files: the legacy plugin has no `files` export (no call is made); the SDK's default answers
     // "not supported"; either way the API says `not_supported`.
@@ -195,7 +216,7 @@ async fn a_component_without_the_adapter_export_is_rejected_as_incompatible() {
     let empty = wat::parse_str("(component)").unwrap();
     let err = loader(Default::default()).load(Arc::from(empty), PluginSource::Bundled).await.unwrap_err();
     assert!(matches!(err, LoadError::Incompatible { .. }), "{err}");
-    assert!(err.to_string().contains("crmhost:adapter@0.1.0"), "{err}");
+    assert!(err.to_string().contains("crmhost:adapter@0.2.0"), "{err}");
 }
 
 #[tokio::test]

@@ -15,8 +15,8 @@ async fn sandbox_mode_starts_seeded_emulators_and_points_the_bundled_plugins_at_
     let response = app.get("/api/v1/sandbox").await;
     assert_eq!(response.status(), StatusCode::OK);
     let info: Value = response.json().await.unwrap();
-    let salesforce = info["sandbox"]["salesforce_url"].as_str().unwrap().to_owned();
-    let hubspot = info["sandbox"]["hubspot_url"].as_str().unwrap().to_owned();
+    let salesforce = info["sandbox"]["emulators"]["salesforce"].as_str().unwrap().to_owned();
+    let hubspot = info["sandbox"]["emulators"]["hubspot"].as_str().unwrap().to_owned();
     assert_eq!(info["sandbox"]["oauth_client_id"], "crm-sim-client");
 
     // The emulators answer and hold sample records.

@@ -1,18 +1,68 @@
-// Screen 2, Connect: off to the CRM's consent page and back (the API's `return_url`), then the
-// first choices — direction, frequency, entities — and on to field mappings.
+// Screen 2, Connect: off to the CRM's consent page and back (the API's `return_url`) — or, for a
+// CRM that takes an API key or a password, a form the admin fills in — then the first choices —
+// direction, frequency, entities — and on to field mappings.
 
 import { api, integration } from "../api.js";
 import { bannerOnNextScreen, h, show, toast } from "../ui.js";
 
-/** Starts OAuth for `slug`: the browser leaves for the CRM and comes back to the console. */
-export async function startConnect(slug) {
+/**
+ * Connects `provider` (a catalogue entry). OAuth: the browser leaves for the CRM and comes back
+ * to the console. API key or basic: a dialog asks for what the catalogue's `credential_form`
+ * lists, the server tests it against the CRM, and the configure step follows.
+ */
+export async function startConnect(provider) {
+  if (provider.credential_form) {
+    credentialDialog(provider);
+    return;
+  }
   try {
-    const returnUrl = `${location.origin}/console/#/connected/${encodeURIComponent(slug)}`;
-    const started = await api("POST", integration(slug, "/connect"), { return_url: returnUrl });
+    const returnUrl = `${location.origin}/console/#/connected/${encodeURIComponent(provider.slug)}`;
+    const started = await api("POST", integration(provider.slug, "/connect"), { return_url: returnUrl });
     location.assign(started.authorize_url);
   } catch (error) {
     toast(error.message, "bad");
   }
+}
+
+/** The form for an API key or basic credentials; the secret goes to the server and nowhere else. */
+function credentialDialog(provider) {
+  const form = provider.credential_form;
+  const errors = h("p", { class: "error", role: "alert" });
+  const inputs = form.fields.map((field) => h("div", { class: "field" },
+    h("label", { for: `credential-${field.name}` }, field.label),
+    h("input", {
+      id: `credential-${field.name}`, name: field.name, required: true, spellcheck: "false",
+      type: field.secret ? "password" : "text", autocomplete: field.secret ? "off" : "username",
+    })));
+  const submit = h("button", { type: "submit", class: "primary" }, "Connect");
+  const cancel = h("button", { type: "button" }, "Cancel");
+  const body = h("form", { class: "stack" },
+    form.help ? h("p", { class: "muted" }, form.help) : null,
+    inputs,
+    h("p", { class: "muted" }, `crmhost checks it with ${provider.name}, then keeps it encrypted; it is never shown again.`),
+    errors,
+    h("div", { class: "row end" }, cancel, submit));
+  const dialog = h("dialog", { "aria-labelledby": "credential-title" },
+    h("h2", { id: "credential-title" }, `Connect ${provider.name}`), body);
+  cancel.addEventListener("click", () => dialog.close());
+  dialog.addEventListener("close", () => dialog.remove());
+  body.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const entered = Object.fromEntries(new FormData(body));
+    submit.disabled = true;
+    submit.textContent = "Checking…";
+    try {
+      await api("POST", integration(provider.slug, "/connect"), entered);
+      dialog.close();
+      location.hash = `#/connect/${encodeURIComponent(provider.slug)}`;
+    } catch (error) {
+      errors.textContent = error.message;
+      submit.disabled = false;
+      submit.textContent = "Connect";
+    }
+  });
+  document.body.append(dialog);
+  dialog.showModal();
 }
 
 /**

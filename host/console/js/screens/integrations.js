@@ -30,9 +30,9 @@ export async function integrationsScreen() {
 function emptyState(available) {
   return h("section", { class: "panel narrow stack", "aria-labelledby": "empty-title" },
     h("h2", { id: "empty-title" }, "No CRM connected yet"),
-    h("p", {}, "Connect your CRM to sync contacts, companies and deals both ways. You sign in at the CRM; crmhost never sees your password."),
+    h("p", {}, "Connect your CRM to sync contacts, companies and deals both ways. You sign in at the CRM, or give it an API key; crmhost keeps credentials encrypted and never shows them again."),
     h("div", { class: "row" }, available.map((p) => {
-      const button = actionButton(`Connect ${p.name}`, "admin", () => startConnect(p.slug), { class: "primary" });
+      const button = actionButton(`Connect ${p.name}`, "admin", () => startConnect(p), { class: "primary" });
       button.prepend(h("img", { src: p.logo_url, alt: "" }));
       return button;
     })));
@@ -45,7 +45,7 @@ function providerCard(provider) {
         h("span", { class: "muted" }, provider.entities.map((e) => e.label).join(", ")))),
     h("p", { class: "muted" }, provider.description),
     h("div", { class: "actions" },
-      actionButton(`Connect ${provider.name}`, "admin", () => startConnect(provider.slug), { class: "primary" })));
+      actionButton(`Connect ${provider.name}`, "admin", () => startConnect(provider), { class: "primary" })));
 }
 
 function integrationCard(item, provider) {

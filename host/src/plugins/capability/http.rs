@@ -3,8 +3,10 @@
 //! Order of checks, cheapest first and before anything leaves the host: request count, URL and
 //! host against the allowed hosts, forbidden headers, body size. Addresses are checked after DNS
 //! resolution by the client's resolver ([`PolicyResolver`]). Redirects are returned to the plugin,
-//! never followed, so each hop is checked again. The connection's bearer token is attached here
-//! and nowhere else; after a 401 the credential source is asked once for a fresh token.
+//! never followed, so each hop is checked again. The connection's credential is attached here and
+//! nowhere else, where the plugin's auth scheme puts it ([`CredentialPlacement`]: a bearer token, an
+//! API key in a header or the query, HTTP Basic); after a 401 the credential source is asked once
+//! for a fresh one.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +17,7 @@ use url::Url;
 
 use crate::plugins::bindings::crmhost::adapter::http::{self, HttpError, Method, Request, Response};
 use crate::plugins::context::CredentialSource;
+use crate::plugins::description::{ApiKeyPlacement, AuthDescription};
 use crate::plugins::egress::{EgressPolicy, PolicyResolver, ResolveDenied};
 use crate::plugins::limits::PluginLimits;
 use crate::plugins::pacing::AccountPacer;
@@ -40,6 +43,93 @@ pub(crate) fn header_forbidden(name: &str) -> bool {
     FORBIDDEN_HEADERS.contains(&name.as_str()) || name.starts_with("proxy-")
 }
 
+/// Where the connection's secret goes on each request, from the plugin's auth scheme.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialPlacement {
+    /// `Authorization: Bearer <token>` (OAuth 2.0, and plugins without credentials).
+    Bearer,
+    /// `<name>: <prefix><key>`.
+    Header {
+        /// The header, lower-case.
+        name: String,
+        /// Before the key.
+        prefix: String,
+    },
+    /// `?<name>=<key>`.
+    Query {
+        /// The parameter.
+        name: String,
+    },
+    /// `Authorization: Basic base64(<user>:<password>)`; the stored secret is `user:password`.
+    Basic,
+}
+
+impl CredentialPlacement {
+    /// The placement a plugin's declared auth scheme asks for.
+    pub fn for_auth(auth: &AuthDescription) -> Self {
+        match auth {
+            AuthDescription::ApiKey(key) => match &key.placement {
+                ApiKeyPlacement::Header { name, prefix } => Self::Header { name: name.clone(), prefix: prefix.clone() },
+                ApiKeyPlacement::Query { name } => Self::Query { name: name.clone() },
+            },
+            AuthDescription::Basic(_) => Self::Basic,
+            AuthDescription::Oauth2(_) | AuthDescription::None => Self::Bearer,
+        }
+    }
+
+    /// Whether the plugin set, in its own request, what this placement reserves for the host.
+    fn reserved_in(&self, url: &Url, headers: &[(String, String)]) -> Option<String> {
+        match self {
+            Self::Header { name, .. } => {
+                headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(n, _)| format!("header `{n}`"))
+            }
+            Self::Query { name } => {
+                url.query_pairs().any(|(k, _)| k == name.as_str()).then(|| format!("query parameter `{name}`"))
+            }
+            Self::Bearer | Self::Basic => None,
+        }
+    }
+
+    /// The header that carries `secret`, or `None` when it travels in the query ([`Self::add_to_query`]).
+    fn header(
+        &self,
+        secret: &SecretString,
+    ) -> Result<Option<(reqwest::header::HeaderName, reqwest::header::HeaderValue)>, HttpError> {
+        use base64::Engine as _;
+        let sensitive = |text: String| {
+            let mut value = reqwest::header::HeaderValue::from_str(&text).map_err(|_| {
+                HttpError::NoCredentials("the stored credential is not a valid header value".to_owned())
+            })?;
+            value.set_sensitive(true);
+            Ok::<_, HttpError>(value)
+        };
+        let authorization = reqwest::header::AUTHORIZATION;
+        Ok(Some(match self {
+            Self::Bearer => (authorization, sensitive(format!("Bearer {}", secret.expose_secret()))?),
+            Self::Basic => {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(secret.expose_secret());
+                (authorization, sensitive(format!("Basic {encoded}"))?)
+            }
+            Self::Header { name, prefix } => {
+                let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| HttpError::InvalidRequest(format!("invalid API-key header name `{name}`")))?;
+                (name, sensitive(format!("{prefix}{}", secret.expose_secret()))?)
+            }
+            Self::Query { .. } => return Ok(None),
+        }))
+    }
+
+    /// For a key carried in the query: `url` with it added. The URL is only ever logged or
+    /// reported without its query (see `classify`).
+    fn add_to_query(&self, url: &Url, secret: &SecretString) -> Url {
+        let mut url = url.clone();
+        if let Self::Query { name } = self {
+            url.query_pairs_mut().append_pair(name, secret.expose_secret());
+        }
+        url
+    }
+}
+
 /// Builds the HTTP client for one plugin: its resolver enforces the policy after DNS, redirects
 /// are off, and proxies from the environment are ignored (a proxy would resolve names itself,
 /// behind our back).
@@ -62,6 +152,7 @@ pub struct PluginHttp {
     policy: Arc<EgressPolicy>,
     client: reqwest::Client,
     credentials: Option<Arc<dyn CredentialSource>>,
+    placement: Arc<CredentialPlacement>,
     pacer: Option<Arc<AccountPacer>>,
     request_bytes: u64,
     response_bytes: u64,
@@ -79,6 +170,7 @@ impl PluginHttp {
         policy: Arc<EgressPolicy>,
         client: reqwest::Client,
         credentials: Option<Arc<dyn CredentialSource>>,
+        placement: Arc<CredentialPlacement>,
         pacer: Option<Arc<AccountPacer>>,
         limits: &PluginLimits,
         stats: Arc<crate::plugins::stats::CallStats>,
@@ -89,6 +181,7 @@ impl PluginHttp {
             policy,
             client,
             credentials,
+            placement,
             pacer,
             request_bytes: limits.http_request_bytes,
             response_bytes: limits.http_response_bytes,
@@ -112,6 +205,9 @@ impl PluginHttp {
         }
         if let Some((name, _)) = request.headers.iter().find(|(n, _)| header_forbidden(n)) {
             return Err(HttpError::Denied(format!("header `{name}` may not be set by a plugin")));
+        }
+        if let Some(what) = self.placement.reserved_in(&url, &request.headers) {
+            return Err(HttpError::Denied(format!("{what} carries the connection's API key: the host sets it")));
         }
         let body = request.body.unwrap_or_default();
         if body.len() as u64 > self.request_bytes {
@@ -153,7 +249,7 @@ impl PluginHttp {
     async fn token(&self, refresh: bool) -> Result<Option<SecretString>, HttpError> {
         let Some(source) = &self.credentials else { return Ok(None) };
         let token = if refresh { source.refresh_after_unauthorized().await } else { source.access_token().await };
-        token.map_err(|e| HttpError::Denied(format!("no usable credentials: {e}")))
+        token.map_err(|e| HttpError::NoCredentials(e.to_string()))
     }
 
     /// Waits for the account's pacer, sends, and tells the pacer what the CRM said about limits.
@@ -179,10 +275,7 @@ impl PluginHttp {
             let seen: Vec<(String, String)> = response
                 .headers()
                 .iter()
-                .filter(|(n, _)| {
-                    let n = n.as_str();
-                    n.starts_with("x-hubspot-ratelimit") || n == "sforce-limit-info" || n == "retry-after"
-                })
+                .filter(|(n, _)| pacer.reads_header(n.as_str()))
                 .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_owned(), v.to_owned())))
                 .collect();
             pacer.observe(response.status().as_u16(), &seen);
@@ -207,7 +300,11 @@ impl PluginHttp {
             Method::Patch => reqwest::Method::PATCH,
             Method::Delete => reqwest::Method::DELETE,
         };
-        let mut builder = self.client.request(method, url.clone()).timeout(timeout);
+        let url = match &token {
+            Some(token) => self.placement.add_to_query(url, token),
+            None => url.clone(),
+        };
+        let mut builder = self.client.request(method, url).timeout(timeout);
         for (name, value) in headers {
             let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| HttpError::InvalidRequest(format!("invalid header name `{name}`")))?;
@@ -215,11 +312,10 @@ impl PluginHttp {
                 .map_err(|_| HttpError::InvalidRequest(format!("invalid value for header `{name}`")))?;
             builder = builder.header(name, value);
         }
-        if let Some(token) = token {
-            let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
-                .map_err(|_| HttpError::Denied("the stored token is not a valid header value".to_owned()))?;
-            value.set_sensitive(true);
-            builder = builder.header(reqwest::header::AUTHORIZATION, value);
+        if let Some(token) = &token
+            && let Some((name, value)) = self.placement.header(token)?
+        {
+            builder = builder.header(name, value);
         }
         if !body.is_empty() {
             builder = builder.body(body.to_vec());
@@ -281,6 +377,55 @@ impl http::Host for CallState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn header_of(placement: &CredentialPlacement, secret: &str) -> Option<(String, String)> {
+        let (name, value) = placement.header(&SecretString::from(secret.to_owned())).unwrap()?;
+        assert!(value.is_sensitive(), "credential headers are marked sensitive");
+        Some((name.as_str().to_owned(), value.to_str().unwrap().to_owned()))
+    }
+
+    #[test]
+    fn each_scheme_puts_the_secret_where_the_plugin_declared() {
+        let at =
+            |name: &str, prefix: &str| CredentialPlacement::Header { name: name.to_owned(), prefix: prefix.to_owned() };
+        assert_eq!(header_of(&CredentialPlacement::Bearer, "t0k"), Some(("authorization".into(), "Bearer t0k".into())));
+        assert_eq!(header_of(&at("x-api-token", ""), "k3y"), Some(("x-api-token".into(), "k3y".into())));
+        assert_eq!(
+            header_of(&at("authorization", "Token "), "k3y"),
+            Some(("authorization".into(), "Token k3y".into()))
+        );
+        // RFC 7617: base64 of `user:password`.
+        assert_eq!(
+            header_of(&CredentialPlacement::Basic, "Aladdin:open sesame"),
+            Some(("authorization".into(), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==".into()))
+        );
+        let query = CredentialPlacement::Query { name: "api_token".to_owned() };
+        assert_eq!(header_of(&query, "k3y"), None);
+        let url = Url::parse("https://api.example.com/v1/persons?limit=2").unwrap();
+        let placed = query.add_to_query(&url, &SecretString::from("a&b=c".to_owned()));
+        assert_eq!(placed.as_str(), "https://api.example.com/v1/persons?limit=2&api_token=a%26b%3Dc");
+        assert_eq!(
+            at("x", "").add_to_query(&url, &SecretString::from("k".to_owned())),
+            url,
+            "only a query key changes the URL"
+        );
+        // A secret that cannot be a header value is refused, not sent or echoed.
+        let refused = CredentialPlacement::Bearer.header(&SecretString::from("bad\nvalue".to_owned())).unwrap_err();
+        assert!(matches!(refused, HttpError::NoCredentials(m) if !m.contains("bad")));
+    }
+
+    #[test]
+    fn a_plugin_may_not_set_what_carries_its_key() {
+        let header = CredentialPlacement::Header { name: "x-api-token".to_owned(), prefix: String::new() };
+        let url = Url::parse("https://api.example.com/v1/persons").unwrap();
+        let set = vec![("X-Api-Token".to_owned(), "guess".to_owned())];
+        assert_eq!(header.reserved_in(&url, &set).as_deref(), Some("header `X-Api-Token`"));
+        assert_eq!(header.reserved_in(&url, &[]), None);
+        let query = CredentialPlacement::Query { name: "api_token".to_owned() };
+        let guessed = Url::parse("https://api.example.com/v1/persons?api_token=x").unwrap();
+        assert_eq!(query.reserved_in(&guessed, &[]).as_deref(), Some("query parameter `api_token`"));
+        assert_eq!(CredentialPlacement::Bearer.reserved_in(&guessed, &set), None);
+    }
 
     #[test]
     fn credential_and_hop_by_hop_headers_are_forbidden_in_any_case() {
