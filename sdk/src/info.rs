@@ -14,7 +14,7 @@ impl PluginInfo {
                 name: name.to_owned(),
                 version: version.to_owned(),
                 description: String::new(),
-                auth: AuthInfo::None,
+                auth: Vec::new(),
                 allowed_hosts: Vec::new(),
                 rate_limits: Vec::new(),
                 entities: Vec::new(),
@@ -41,37 +41,43 @@ impl PluginInfoBuilder {
         self
     }
 
-    /// Authenticate with OAuth 2.0 (the host runs the flow).
-    pub fn oauth2(mut self, oauth: Oauth2Info) -> Self {
-        self.info.auth = AuthInfo::Oauth2(oauth);
+    /// Connections may authenticate with OAuth 2.0 (the host runs the flow). Each auth method
+    /// adds a way to connect, the first added offered first; adding a kind again replaces it.
+    pub fn oauth2(self, oauth: Oauth2Info) -> Self {
+        self.auth(AuthInfo::Oauth2(oauth))
+    }
+
+    fn auth(mut self, scheme: AuthInfo) -> Self {
+        let kind = std::mem::discriminant(&scheme);
+        match self.info.auth.iter_mut().find(|s| std::mem::discriminant(*s) == kind) {
+            Some(existing) => *existing = scheme,
+            None => self.info.auth.push(scheme),
+        }
         self
     }
 
-    /// Authenticate with an API key an admin enters at connect, sent in header `name` as
-    /// `<prefix><key>` by the host (`"x-api-token", ""`, or `"authorization", "Token "`).
+    /// Connections may authenticate with an API key an admin enters at connect, sent in header
+    /// `name` as `<prefix><key>` by the host (`"x-api-token", ""`, or `"authorization", "Token "`).
     /// `label` is what the admin is asked for, `help` where to find it.
-    pub fn api_key_header(mut self, name: &str, prefix: &str, label: &str, help: &str) -> Self {
+    pub fn api_key_header(self, name: &str, prefix: &str, label: &str, help: &str) -> Self {
         let placement = ApiKeyPlacement::Header(ApiKeyHeader { name: name.to_owned(), prefix: prefix.to_owned() });
-        self.info.auth = AuthInfo::ApiKey(ApiKeyInfo { placement, label: label.to_owned(), help: help.to_owned() });
-        self
+        self.auth(AuthInfo::ApiKey(ApiKeyInfo { placement, label: label.to_owned(), help: help.to_owned() }))
     }
 
-    /// Authenticate with an API key sent as the query parameter `name` (only where the CRM
-    /// accepts no header: URLs end up in proxies' logs).
-    pub fn api_key_query(mut self, name: &str, label: &str, help: &str) -> Self {
+    /// Connections may authenticate with an API key sent as the query parameter `name` (only
+    /// where the CRM accepts no header: URLs end up in proxies' logs).
+    pub fn api_key_query(self, name: &str, label: &str, help: &str) -> Self {
         let placement = ApiKeyPlacement::Query(name.to_owned());
-        self.info.auth = AuthInfo::ApiKey(ApiKeyInfo { placement, label: label.to_owned(), help: help.to_owned() });
-        self
+        self.auth(AuthInfo::ApiKey(ApiKeyInfo { placement, label: label.to_owned(), help: help.to_owned() }))
     }
 
-    /// Authenticate with HTTP Basic credentials an admin enters at connect.
-    pub fn basic(mut self, username_label: &str, password_label: &str, help: &str) -> Self {
-        self.info.auth = AuthInfo::Basic(BasicInfo {
+    /// Connections may authenticate with HTTP Basic credentials an admin enters at connect.
+    pub fn basic(self, username_label: &str, password_label: &str, help: &str) -> Self {
+        self.auth(AuthInfo::Basic(BasicInfo {
             username_label: username_label.to_owned(),
             password_label: password_label.to_owned(),
             help: help.to_owned(),
-        });
-        self
+        }))
     }
 
     /// A response header that reports rate-limit usage, so the host paces this CRM's requests

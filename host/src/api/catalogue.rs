@@ -14,7 +14,7 @@ use super::openapi::{ErrorResponses, SlugPath};
 use super::routes::Routes;
 use crate::connections::ConnectionError;
 use crate::plugins::branding::{Category, LogoOrigin};
-use crate::plugins::description::{AuthDescription, CapabilitySet, MappingDescription};
+use crate::plugins::description::{AuthDescription, AuthSchemes, CapabilitySet, MappingDescription};
 use crate::state::AppState;
 
 /// The catalogue.
@@ -41,10 +41,14 @@ pub(super) struct CatalogueEntry {
     logo_url: String,
     /// Where the logo came from.
     logo_origin: LogoOrigin,
-    /// `oauth2`, `api_key`, `basic` or `none`.
+    /// How to connect it, the way to offer first: `oauth2`, `api_key`, `basic` or `none`.
     #[schema(value_type = String)]
     auth_type: &'static str,
-    /// For `api_key` and `basic`: what an admin types in at connect (sent to the connect route).
+    /// Every way it may be connected, `auth_type` first (empty for `none`).
+    #[schema(value_type = Vec<String>)]
+    auth_types: Vec<&'static str>,
+    /// When it takes an API key or basic credentials: what an admin types in at connect (sent to
+    /// the connect route).
     credential_form: Option<CredentialForm>,
     /// What it can do.
     capabilities: CapabilitySet,
@@ -74,9 +78,10 @@ pub(super) struct CredentialField {
 }
 
 impl CredentialForm {
-    fn for_auth(auth: &AuthDescription) -> Option<Self> {
+    /// The form of the first scheme an admin types in, if the plugin offers one.
+    fn for_schemes(schemes: &AuthSchemes) -> Option<Self> {
         let field = |name, label: &str, secret| CredentialField { name, label: label.to_owned(), secret };
-        match auth {
+        schemes.all().iter().find_map(|scheme| match scheme {
             AuthDescription::ApiKey(k) => {
                 Some(Self { fields: vec![field("api_key", &k.label, true)], help: k.help.clone() })
             }
@@ -84,8 +89,8 @@ impl CredentialForm {
                 fields: vec![field("username", &b.username_label, false), field("password", &b.password_label, true)],
                 help: b.help.clone(),
             }),
-            AuthDescription::Oauth2(_) | AuthDescription::None => None,
-        }
+            AuthDescription::Oauth2(_) => None,
+        })
     }
 }
 
@@ -138,8 +143,9 @@ pub(super) async fn list(State(state): State<AppState>) -> Json<Catalogue> {
                 category: plugin.branding().category,
                 logo_url: format!("/api/v1/integrations/{}/logo.svg", d.slug),
                 logo_origin: plugin.branding().logo.origin,
-                auth_type: d.auth.kind(),
-                credential_form: CredentialForm::for_auth(&d.auth),
+                auth_type: d.auth.primary(),
+                auth_types: d.auth.all().iter().map(|a| a.kind().as_str()).collect(),
+                credential_form: CredentialForm::for_schemes(&d.auth),
                 capabilities: d.capabilities,
                 entities: d
                     .entities

@@ -12,7 +12,7 @@ use super::credentials::FixedToken;
 use super::{ConnectionError, Connections};
 use crate::domain::{PluginSlug, WorkspaceId};
 use crate::oauth::TokenSet;
-use crate::plugins::description::AuthDescription;
+use crate::plugins::description::{AuthDescription, AuthKind, AuthSchemes};
 use crate::plugins::{CallContext, LoadedPlugin, adapter_error_summary};
 use crate::store::{AuditAction, Integration, NewConnection};
 
@@ -44,46 +44,65 @@ impl std::fmt::Debug for EnteredCredentials {
 }
 
 impl EnteredCredentials {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> AuthKind {
         match self {
-            Self::ApiKey(_) => "api_key",
-            Self::Basic { .. } => "basic",
+            Self::ApiKey(_) => AuthKind::ApiKey,
+            Self::Basic { .. } => AuthKind::Basic,
         }
     }
 
-    /// Checks the input against the plugin's scheme and returns the secret the host attaches
+    /// Checks the input against the plugin's schemes and returns the secret the host attaches
     /// (`user:password` for Basic, which the HTTP capability encodes).
-    fn into_secret(self, slug: &PluginSlug, auth: &AuthDescription) -> Result<SecretString, ConnectionError> {
-        let bad = |m: String| Err(ConnectionError::BadInput(m));
-        match (self, auth) {
-            (Self::ApiKey(key), AuthDescription::ApiKey(_)) => {
+    fn into_secret(self, slug: &PluginSlug, schemes: &AuthSchemes) -> Result<SecretString, ConnectionError> {
+        if schemes.of(self.kind()).is_none() {
+            return Err(ConnectionError::BadInput(match schemes.first_kind() {
+                None => format!("`{slug}` needs no credentials: send none"),
+                Some(_) => format!("`{slug}` does not take {}: it connects with {}", self.words(), offered(schemes)),
+            }));
+        }
+        match self {
+            Self::ApiKey(key) => {
                 check_secret("api_key", key.expose_secret())?;
                 Ok(key)
             }
-            (Self::Basic { username, password }, AuthDescription::Basic(_)) => {
+            Self::Basic { username, password } => {
                 let name_ok = !username.is_empty()
                     && username.chars().count() <= MAX_USERNAME_CHARS
                     && !username.contains(':')
                     && !username.chars().any(char::is_control);
                 if !name_ok {
-                    return bad(format!(
+                    return Err(ConnectionError::BadInput(format!(
                         "username must be 1–{MAX_USERNAME_CHARS} characters without `:` or control characters"
-                    ));
+                    )));
                 }
                 check_secret("password", password.expose_secret())?;
                 Ok(SecretString::from(format!("{username}:{}", password.expose_secret())))
             }
-            (entered, AuthDescription::Oauth2(_)) => bad(format!(
-                "`{slug}` connects with OAuth: send no `{}`; the answer's `authorize_url` is where the user grants access",
-                if entered.kind() == "api_key" { "api_key" } else { "username`/`password" }
-            )),
-            (_, AuthDescription::None) => bad(format!("`{slug}` needs no credentials: send none")),
-            (_, AuthDescription::ApiKey(k)) => {
-                bad(format!("`{slug}` connects with an API key: send `api_key` ({})", k.label))
-            }
-            (_, AuthDescription::Basic(_)) => bad(format!("`{slug}` connects with `username` and `password`")),
         }
     }
+
+    fn words(&self) -> &'static str {
+        match self {
+            Self::ApiKey(_) => "an `api_key`",
+            Self::Basic { .. } => "`username` and `password`",
+        }
+    }
+}
+
+/// What a plugin accepts, in the connect body's words.
+fn offered(schemes: &AuthSchemes) -> String {
+    let words: Vec<String> = schemes
+        .all()
+        .iter()
+        .map(|s| match s {
+            AuthDescription::Oauth2(_) => {
+                "OAuth (send no credentials; the answer's `authorize_url` is where the user grants access)".to_owned()
+            }
+            AuthDescription::ApiKey(k) => format!("`api_key` ({})", k.label),
+            AuthDescription::Basic(_) => "`username` and `password`".to_owned(),
+        })
+        .collect();
+    words.join(" or ")
 }
 
 /// A key or password: present, bounded, and sendable (no control characters: it goes in a header).
@@ -111,15 +130,16 @@ impl Connections {
         let plugin = self.plugin(slug)?;
         let kind = entered.kind();
         let secret = entered.into_secret(slug, &plugin.description().auth)?;
-        match self.store_entered(&plugin, workspace, slug, user, secret).await {
+        match self.store_entered(&plugin, workspace, slug, user, kind, secret).await {
             Ok(integration) => {
-                let details = serde_json::json!({ "account": integration.metadata.get("account"), "auth": kind });
+                let details =
+                    serde_json::json!({ "account": integration.metadata.get("account"), "auth": kind.as_str() });
                 self.audit(workspace, user, AuditAction::IntegrationConnected, slug, details).await;
                 Ok(integration)
             }
             Err(error) => {
                 tracing::warn!(error = %error, "connecting with entered credentials failed");
-                let details = serde_json::json!({ "error": error.to_string(), "auth": kind });
+                let details = serde_json::json!({ "error": error.to_string(), "auth": kind.as_str() });
                 self.audit(workspace, user, AuditAction::IntegrationConnectFailed, slug, details).await;
                 Err(error)
             }
@@ -132,10 +152,11 @@ impl Connections {
         workspace: &WorkspaceId,
         slug: &PluginSlug,
         user: &str,
+        kind: AuthKind,
         secret: SecretString,
     ) -> Result<Integration, ConnectionError> {
-        let account = self.test_entered(plugin, workspace, &secret).await?;
-        let metadata = serde_json::json!({ "facts": {}, "account": account, "scopes": [] });
+        let account = self.test_entered(plugin, workspace, kind, &secret).await?;
+        let metadata = serde_json::json!({ "facts": {}, "account": account, "scopes": [], "auth": kind.as_str() });
         let sealed = TokenSet::new(secret, None).seal(&self.deps.vault, workspace, slug);
         let connection = NewConnection { sealed: &sealed, expires_at: None, metadata: &metadata, connected_by: user };
         Ok(self.deps.store.save_connection(workspace, slug, &connection).await?)
@@ -147,6 +168,7 @@ impl Connections {
         &self,
         plugin: &Arc<LoadedPlugin>,
         workspace: &WorkspaceId,
+        kind: AuthKind,
         secret: &SecretString,
     ) -> Result<serde_json::Value, ConnectionError> {
         let context = CallContext {
@@ -154,6 +176,7 @@ impl Connections {
             facts: Default::default(),
             credentials: Some(Arc::new(FixedToken(secret.clone()))),
             pacer: None,
+            auth_kind: Some(kind),
         };
         match plugin.test_connection(context).await {
             Ok(Ok(account)) => Ok(super::account_json(&account)),
@@ -197,6 +220,10 @@ mod tests {
         })
     }
 
+    fn schemes(list: Vec<AuthDescription>) -> AuthSchemes {
+        AuthSchemes::new(list)
+    }
+
     fn message(result: Result<SecretString, ConnectionError>) -> String {
         match result {
             Ok(_) => "accepted".to_owned(),
@@ -208,17 +235,25 @@ mod tests {
     fn entered_credentials_must_fit_the_plugins_scheme_and_be_sendable() {
         let slug = PluginSlug::parse("acme").unwrap();
         let key = |k: &str| EnteredCredentials::ApiKey(SecretString::from(k.to_owned()));
-        assert_eq!(message(key("abc123").into_secret(&slug, &api_key())), "accepted");
+        let keyed = schemes(vec![api_key()]);
+        assert_eq!(message(key("abc123").into_secret(&slug, &keyed)), "accepted");
         for bad in ["", "   ", "line\r\nx-injected: 1", &"k".repeat(MAX_SECRET_CHARS + 1)] {
-            assert!(message(key(bad).into_secret(&slug, &api_key())).contains("api_key must be"), "{bad:?}");
+            assert!(message(key(bad).into_secret(&slug, &keyed)).contains("api_key must be"), "{bad:?}");
         }
-        assert!(message(key("abc").into_secret(&slug, &basic())).contains("`username` and `password`"));
+        let with_login = schemes(vec![basic()]);
+        assert!(
+            message(key("abc").into_secret(&slug, &with_login)).contains("connects with `username` and `password`")
+        );
         let login = |u: &str| EnteredCredentials::Basic { username: u.to_owned(), password: SecretString::from("pw") };
-        let secret = login("jane@acme.test").into_secret(&slug, &basic()).unwrap();
+        let secret = login("jane@acme.test").into_secret(&slug, &with_login).unwrap();
         assert_eq!(secret.expose_secret(), "jane@acme.test:pw");
-        assert!(message(login("jane:x").into_secret(&slug, &basic())).contains("without `:`"));
-        assert!(message(login("jane").into_secret(&slug, &api_key())).contains("send `api_key` (API token)"));
-        assert!(message(key("abc").into_secret(&slug, &AuthDescription::None)).contains("needs no credentials"));
+        assert!(message(login("jane:x").into_secret(&slug, &with_login)).contains("without `:`"));
+        assert!(message(login("jane").into_secret(&slug, &keyed)).contains("`api_key` (API token)"));
+        assert!(message(key("abc").into_secret(&slug, &schemes(vec![]))).contains("needs no credentials"));
+        // A plugin offering both takes either.
+        let both = schemes(vec![basic(), api_key()]);
+        assert_eq!(message(key("abc").into_secret(&slug, &both)), "accepted");
+        assert_eq!(message(login("jane").into_secret(&slug, &both)), "accepted");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use super::credentials::FixedToken;
 use super::{ConnectionError, Connections};
 use crate::domain::{PluginSlug, WorkspaceId};
 use crate::oauth::{OAuthApp, TokenSet, state};
+use crate::plugins::description::AuthKind;
 use crate::plugins::{CallContext, LoadedPlugin, adapter_error_summary};
 use crate::store::{AuditAction, Integration, NewConnection, NewOAuthState};
 use crate::vault::Purpose;
@@ -82,19 +83,21 @@ impl Connections {
         return_url: Option<&str>,
     ) -> Result<ConnectStart, ConnectionError> {
         let plugin = self.plugin(slug)?;
-        match &plugin.description().auth {
-            crate::plugins::description::AuthDescription::ApiKey(key) => {
-                return Err(ConnectionError::BadInput(format!(
-                    "`{slug}` connects with an API key: send `api_key` ({}) in the body",
-                    key.label
-                )));
+        let schemes = &plugin.description().auth;
+        if schemes.oauth2().is_none() {
+            match schemes.first_kind() {
+                Some(AuthKind::ApiKey) => {
+                    return Err(ConnectionError::BadInput(format!(
+                        "`{slug}` connects with an API key: send `api_key` in the body"
+                    )));
+                }
+                Some(AuthKind::Basic) => {
+                    return Err(ConnectionError::BadInput(format!(
+                        "`{slug}` connects with basic credentials: send `username` and `password` in the body"
+                    )));
+                }
+                Some(AuthKind::Oauth2) | None => {}
             }
-            crate::plugins::description::AuthDescription::Basic(_) => {
-                return Err(ConnectionError::BadInput(format!(
-                    "`{slug}` connects with basic credentials: send `username` and `password` in the body"
-                )));
-            }
-            _ => {}
         }
         let app = OAuthApp::for_plugin(&plugin, &self.deps.public_url)?;
         let return_url = return_url.map(|u| self.check_return_url(u)).transpose()?;
@@ -264,6 +267,7 @@ impl Connections {
             "facts": facts,
             "account": account,
             "scopes": grant.scopes,
+            "auth": AuthKind::Oauth2.as_str(),
         });
         let sealed = grant.tokens.seal(&self.deps.vault, workspace, slug);
         let integration = self
@@ -297,6 +301,7 @@ impl Connections {
             facts: facts.clone(),
             credentials: Some(Arc::new(FixedToken(tokens.access_token().clone()))),
             pacer: None,
+            auth_kind: Some(AuthKind::Oauth2),
         };
         match plugin.test_connection(context).await {
             Ok(Ok(account)) => Ok(super::account_json(&account)),

@@ -10,6 +10,7 @@ use super::credentials::ConnectionCredentials;
 use super::{ConnectionError, Connections};
 use crate::domain::{PluginSlug, WorkspaceId};
 use crate::oauth::{OAuthApp, TokenSet};
+use crate::plugins::description::AuthKind;
 use crate::plugins::{CallContext, LoadedPlugin, adapter_error_summary};
 use crate::store::{AuditAction, IntegrationStatus, StoreResultExt};
 
@@ -86,6 +87,7 @@ impl Connections {
             facts,
             credentials: Some(Arc::new(credentials)),
             pacer: Some(pacer),
+            auth_kind: connected_with(&stored.metadata),
         };
         Ok((plugin, context))
     }
@@ -138,7 +140,7 @@ impl Connections {
         let stored = self.stored_credentials(workspace, slug).await?;
         let report = match &stored.sealed {
             None => DisconnectReport { revoked: false, revoke_error: Some("no stored tokens".to_owned()) },
-            Some(sealed) => self.revoke(workspace, slug, sealed).await,
+            Some(sealed) => self.revoke(workspace, slug, sealed, connected_with(&stored.metadata)).await,
         };
         self.deps.store.clear_credentials(workspace, slug).await?;
         self.audit(
@@ -157,6 +159,7 @@ impl Connections {
         workspace: &WorkspaceId,
         slug: &PluginSlug,
         sealed: &crate::vault::Sealed,
+        kind: Option<AuthKind>,
     ) -> DisconnectReport {
         let failed = |why: String| DisconnectReport { revoked: false, revoke_error: Some(why) };
         let tokens = match TokenSet::open(&self.deps.vault, workspace, slug, sealed) {
@@ -167,7 +170,7 @@ impl Connections {
             Ok(plugin) => plugin,
             Err(err) => return failed(err.to_string()),
         };
-        if plugin.description().auth.is_entered() {
+        if kind.or(plugin.description().auth.default_kind()).is_some_and(AuthKind::is_entered) {
             return failed("an API key or password is revoked in the CRM itself; crmhost deleted its copy".to_owned());
         }
         let app = match OAuthApp::for_plugin(&plugin, &self.deps.public_url) {
@@ -185,4 +188,10 @@ impl Connections {
             Err(err) => failed(err.to_string()),
         }
     }
+}
+
+/// How a stored connection authenticated (`metadata.auth`); `None` for connections made before
+/// it was recorded, which used the plugin's default.
+fn connected_with(metadata: &serde_json::Value) -> Option<AuthKind> {
+    metadata.get("auth").and_then(serde_json::Value::as_str).and_then(AuthKind::parse)
 }

@@ -215,7 +215,7 @@ mod tests {
             name: "Acme".to_owned(),
             version: "1.0.0".to_owned(),
             description: String::new(),
-            auth: super::super::description::AuthDescription::None,
+            auth: super::super::description::AuthSchemes::default(),
             allowed_hosts: vec![],
             rate_limits: vec![],
             entities: vec![],

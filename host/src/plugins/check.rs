@@ -108,7 +108,7 @@ async fn loads(report: &mut CheckReport, bytes: Vec<u8>, file_name: &str) -> Opt
                 d.slug,
                 d.version,
                 plugin.contract_version(),
-                d.auth.kind(),
+                d.auth.summary(),
                 size / 1024,
                 started.elapsed().as_secs_f64(),
                 match d.entities.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ") {

@@ -35,6 +35,9 @@ pub struct CallContext {
     pub credentials: Option<Arc<dyn CredentialSource>>,
     /// The CRM account's pacer: every outbound request waits for its token.
     pub pacer: Option<Arc<crate::plugins::pacing::AccountPacer>>,
+    /// How the connection authenticated (where the host puts its credential); `None`: the
+    /// plugin's default (OAuth when offered, else its first scheme).
+    pub auth_kind: Option<crate::plugins::description::AuthKind>,
 }
 
 impl CallContext {
@@ -45,7 +48,7 @@ impl CallContext {
 
     /// A context with facts and no credentials.
     pub fn with_facts(label: impl Into<String>, facts: BTreeMap<String, String>) -> Self {
-        Self { connection_label: label.into(), facts, credentials: None, pacer: None }
+        Self { connection_label: label.into(), facts, credentials: None, pacer: None, auth_kind: None }
     }
 }
 
@@ -57,6 +60,7 @@ impl std::fmt::Debug for CallContext {
             .field("facts", &self.facts)
             .field("credentials", &self.credentials.as_ref().map(|_| "<credential source>"))
             .field("paced", &self.pacer.is_some())
+            .field("auth_kind", &self.auth_kind)
             .finish()
     }
 }

@@ -23,8 +23,8 @@ pub struct PluginDescription {
     pub version: String,
     /// What it does.
     pub description: String,
-    /// How connections authenticate.
-    pub auth: AuthDescription,
+    /// How connections may authenticate.
+    pub auth: AuthSchemes,
     /// Hosts it may call, as declared.
     pub allowed_hosts: Vec<String>,
     /// The CRM's rate limits.
@@ -44,7 +44,7 @@ pub struct PluginDescription {
     pub logo_svg: Option<std::sync::Arc<str>>,
 }
 
-/// How connections authenticate.
+/// One way a connection may authenticate.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AuthDescription {
@@ -54,25 +54,104 @@ pub enum AuthDescription {
     ApiKey(ApiKeyDescription),
     /// HTTP Basic credentials entered at connect.
     Basic(BasicDescription),
-    /// No credentials.
-    None,
 }
 
 impl AuthDescription {
-    /// The auth type's name in the catalogue (`oauth2`, `api_key`, `basic`, `none`).
-    pub fn kind(&self) -> &'static str {
+    /// Its kind.
+    pub fn kind(&self) -> AuthKind {
         match self {
-            Self::Oauth2(_) => "oauth2",
-            Self::ApiKey(_) => "api_key",
-            Self::Basic(_) => "basic",
-            Self::None => "none",
+            Self::Oauth2(_) => AuthKind::Oauth2,
+            Self::ApiKey(_) => AuthKind::ApiKey,
+            Self::Basic(_) => AuthKind::Basic,
+        }
+    }
+}
+
+/// The kinds of authentication; a connection records the one it was connected with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthKind {
+    /// OAuth 2.0: the user consents at the CRM.
+    Oauth2,
+    /// An API key an admin typed in.
+    ApiKey,
+    /// A user name and password an admin typed in.
+    Basic,
+}
+
+impl AuthKind {
+    /// `oauth2`, `api_key`, `basic`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Oauth2 => "oauth2",
+            Self::ApiKey => "api_key",
+            Self::Basic => "basic",
         }
     }
 
-    /// Whether an admin types the credentials in (API key, basic) rather than being sent to the
-    /// CRM's consent page.
-    pub fn is_entered(&self) -> bool {
-        matches!(self, Self::ApiKey(_) | Self::Basic(_))
+    /// The inverse of [`AuthKind::as_str`].
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Oauth2, Self::ApiKey, Self::Basic].into_iter().find(|k| k.as_str() == text)
+    }
+
+    /// Whether an admin types the credentials in rather than consenting at the CRM.
+    pub fn is_entered(self) -> bool {
+        matches!(self, Self::ApiKey | Self::Basic)
+    }
+}
+
+/// The ways a plugin's connections may authenticate, the one to offer first first; at most one
+/// of each kind. Empty: the CRM needs no credentials.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(transparent)]
+pub struct AuthSchemes(Vec<AuthDescription>);
+
+impl AuthSchemes {
+    /// Schemes from a list already checked for repeats.
+    pub fn new(schemes: Vec<AuthDescription>) -> Self {
+        Self(schemes)
+    }
+
+    /// Every scheme, the first offered first.
+    pub fn all(&self) -> &[AuthDescription] {
+        &self.0
+    }
+
+    /// The scheme of a kind, if offered.
+    pub fn of(&self, kind: AuthKind) -> Option<&AuthDescription> {
+        self.0.iter().find(|s| s.kind() == kind)
+    }
+
+    /// The OAuth scheme, if offered.
+    pub fn oauth2(&self) -> Option<&OAuth2Description> {
+        self.0.iter().find_map(|s| match s {
+            AuthDescription::Oauth2(o) => Some(o),
+            _ => None,
+        })
+    }
+
+    /// The kind offered first, or `None` for a CRM without credentials.
+    pub fn first_kind(&self) -> Option<AuthKind> {
+        self.0.first().map(AuthDescription::kind)
+    }
+
+    /// The kind a connection uses when it did not record one (connected before kinds were
+    /// recorded): OAuth when offered, else the first.
+    pub fn default_kind(&self) -> Option<AuthKind> {
+        self.oauth2().map(|_| AuthKind::Oauth2).or_else(|| self.first_kind())
+    }
+
+    /// Every kind, in words: `oauth2 or api_key`, `none`.
+    pub fn summary(&self) -> String {
+        match self.0.is_empty() {
+            true => "none".to_owned(),
+            false => self.0.iter().map(|s| s.kind().as_str()).collect::<Vec<_>>().join(" or "),
+        }
+    }
+
+    /// The catalogue's name of the first kind (`oauth2`, `api_key`, `basic`, `none`).
+    pub fn primary(&self) -> &'static str {
+        self.first_kind().map_or("none", AuthKind::as_str)
     }
 }
 
@@ -271,7 +350,7 @@ impl TryFrom<adapter::PluginInfo> for PluginDescription {
         if info.description.len() > 2_000 {
             return Err("description must be at most 2000 characters".to_owned());
         }
-        let auth = auth_description(info.auth)?;
+        let auth = auth_schemes(info.auth)?;
         let rate_limit_headers =
             info.rate_limit_headers.into_iter().map(rate_limit_header).collect::<Result<_, _>>()?;
         let logo_svg = info
@@ -369,9 +448,20 @@ impl TryFrom<adapter::PluginInfo> for PluginDescription {
     }
 }
 
+fn auth_schemes(declared: Vec<adapter::AuthInfo>) -> Result<AuthSchemes, String> {
+    let mut schemes: Vec<AuthDescription> = Vec::with_capacity(declared.len());
+    for info in declared {
+        let scheme = auth_description(info)?;
+        if schemes.iter().any(|s| s.kind() == scheme.kind()) {
+            return Err(format!("auth declares `{}` twice", scheme.kind().as_str()));
+        }
+        schemes.push(scheme);
+    }
+    Ok(AuthSchemes::new(schemes))
+}
+
 fn auth_description(auth: adapter::AuthInfo) -> Result<AuthDescription, String> {
     Ok(match auth {
-        adapter::AuthInfo::None => AuthDescription::None,
         adapter::AuthInfo::Oauth2(o) => AuthDescription::Oauth2(OAuth2Description {
             authorize_url: check_url("authorize-url", &o.authorize_url)?,
             token_url: check_url("token-url", &o.token_url)?,
@@ -477,7 +567,7 @@ mod tests {
             name: "Acme".to_owned(),
             version: "1.0.0".to_owned(),
             description: String::new(),
-            auth: adapter::AuthInfo::None,
+            auth: vec![],
             allowed_hosts: vec!["api.acme.com".to_owned()],
             rate_limits: vec![],
             entities: vec![adapter::EntityInfo {
@@ -506,14 +596,28 @@ mod tests {
     #[test]
     fn an_api_key_scheme_and_rate_limit_headers_convert_lower_cased() {
         let mut i = info();
-        i.auth = adapter::AuthInfo::ApiKey(adapter::ApiKeyInfo {
-            placement: adapter::ApiKeyPlacement::Header(adapter::ApiKeyHeader {
-                name: "X-Api-Token".to_owned(),
-                prefix: String::new(),
+        let oauth = adapter::Oauth2Info {
+            authorize_url: "https://login.acme.com/authorize".to_owned(),
+            token_url: "https://login.acme.com/token".to_owned(),
+            revoke_url: None,
+            scopes: vec![],
+            optional_scopes: vec![],
+            scope_separator: String::new(),
+            pkce: false,
+            extra_authorize_params: vec![],
+            token_response_facts: vec![],
+        };
+        i.auth = vec![
+            adapter::AuthInfo::ApiKey(adapter::ApiKeyInfo {
+                placement: adapter::ApiKeyPlacement::Header(adapter::ApiKeyHeader {
+                    name: "X-Api-Token".to_owned(),
+                    prefix: String::new(),
+                }),
+                label: "API token".to_owned(),
+                help: "Settings → API".to_owned(),
             }),
-            label: "API token".to_owned(),
-            help: "Settings → API".to_owned(),
-        });
+            adapter::AuthInfo::Oauth2(oauth),
+        ];
         i.rate_limit_headers = vec![adapter::RateLimitHeader {
             name: "Sforce-Limit-Info".to_owned(),
             measure: adapter::RateLimitMeasure::DailyUsage,
@@ -521,9 +625,12 @@ mod tests {
         }];
         i.category = adapter::Category::Support;
         let d = PluginDescription::try_from(i).unwrap();
-        assert!(matches!(&d.auth, AuthDescription::ApiKey(k)
+        assert!(matches!(d.auth.of(AuthKind::ApiKey), Some(AuthDescription::ApiKey(k))
             if k.placement == ApiKeyPlacement::Header { name: "x-api-token".to_owned(), prefix: String::new() }));
-        assert_eq!(d.auth.kind(), "api_key");
+        assert_eq!(d.auth.primary(), "api_key", "the first declared is offered first");
+        assert_eq!(d.auth.default_kind(), Some(AuthKind::Oauth2), "a connection that recorded none used OAuth");
+        assert_eq!(d.auth.oauth2().map(|o| o.scope_separator.as_str()), Some(" "));
+        assert_eq!(PluginDescription::try_from(info()).unwrap().auth.primary(), "none");
         assert_eq!(d.rate_limit_headers[0].name, "sforce-limit-info");
         assert_eq!(d.category, Category::Support);
     }
@@ -540,7 +647,7 @@ mod tests {
             (Box::new(|i| i.entities[0].match_keys.clear()), "no match key"),
             (
                 Box::new(|i| {
-                    i.auth = adapter::AuthInfo::Oauth2(adapter::Oauth2Info {
+                    i.auth = vec![adapter::AuthInfo::Oauth2(adapter::Oauth2Info {
                         authorize_url: "http://insecure.example/auth".to_owned(),
                         token_url: "https://x/token".to_owned(),
                         revoke_url: None,
@@ -550,32 +657,45 @@ mod tests {
                         pkce: true,
                         extra_authorize_params: vec![],
                         token_response_facts: vec![],
-                    })
+                    })]
                 }),
                 "must use https",
             ),
             (
                 Box::new(|i| {
-                    i.auth = adapter::AuthInfo::ApiKey(adapter::ApiKeyInfo {
+                    i.auth = vec![adapter::AuthInfo::ApiKey(adapter::ApiKeyInfo {
                         placement: adapter::ApiKeyPlacement::Header(adapter::ApiKeyHeader {
                             name: "Cookie".to_owned(),
                             prefix: String::new(),
                         }),
                         label: "API token".to_owned(),
                         help: String::new(),
-                    })
+                    })]
                 }),
                 "one the host controls",
             ),
             (
                 Box::new(|i| {
-                    i.auth = adapter::AuthInfo::ApiKey(adapter::ApiKeyInfo {
+                    i.auth = vec![adapter::AuthInfo::ApiKey(adapter::ApiKeyInfo {
                         placement: adapter::ApiKeyPlacement::Query("api token".to_owned()),
                         label: "API token".to_owned(),
                         help: String::new(),
-                    })
+                    })]
                 }),
                 "query parameter",
+            ),
+            (
+                Box::new(|i| {
+                    let basic = || {
+                        adapter::AuthInfo::Basic(adapter::BasicInfo {
+                            username_label: "Email".to_owned(),
+                            password_label: "Token".to_owned(),
+                            help: String::new(),
+                        })
+                    };
+                    i.auth = vec![basic(), basic()];
+                }),
+                "declares `basic` twice",
             ),
             (
                 Box::new(|i| {

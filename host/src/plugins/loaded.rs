@@ -57,7 +57,6 @@ pub struct LoadedPlugin {
     pub(super) oauth_overrides: super::operator::OAuthOverrides,
     pub(super) branding: super::branding::Branding,
     pub(super) stats: Arc<super::stats::CallStats>,
-    pub(super) placement: Arc<super::capability::http::CredentialPlacement>,
 }
 
 impl std::fmt::Debug for LoadedPlugin {
@@ -128,7 +127,7 @@ impl LoadedPlugin {
     /// The OAuth settings in force: the plugin's description with the operator's overrides applied.
     /// `None` for plugins that do not use OAuth.
     pub fn oauth(&self) -> Option<super::description::OAuth2Description> {
-        let super::description::AuthDescription::Oauth2(described) = &self.description.auth else { return None };
+        let described = self.description.auth.oauth2()?;
         let o = &self.oauth_overrides;
         let mut effective = described.clone();
         if let Some(url) = &o.authorize_url {
@@ -186,7 +185,7 @@ impl LoadedPlugin {
             client: &self.client,
             secrets: &self.secrets,
             stats: &self.stats,
-            placement: &self.placement,
+            auth: &self.description.auth,
         }
     }
 

@@ -11,7 +11,7 @@ use wasmtime::component::types::ComponentItem;
 use super::bindings::AdapterPre;
 use super::branding::{self, Branding};
 use super::cache::{CacheOutcome, ComponentCache};
-use super::capability::http::{CredentialPlacement, build_client};
+use super::capability::http::build_client;
 use super::capability::secrets::PluginSecrets;
 use super::context::CallContext;
 use super::description::PluginDescription;
@@ -147,7 +147,7 @@ impl PluginLoader {
             client: &probe_client,
             secrets: &Arc::new(PluginSecrets::default()),
             stats: &Arc::new(super::stats::CallStats::default()),
-            placement: &Arc::new(CredentialPlacement::Bearer),
+            auth: &super::description::AuthSchemes::default(),
         };
         let info =
             target.run(CallContext::detached(), "describe", |store, adapter| Box::pin(adapter.describe(store))).await?;
@@ -195,7 +195,6 @@ impl PluginLoader {
             oauth_overrides: policy.oauth,
             branding,
             stats: Arc::new(super::stats::CallStats::observed(Arc::from(slug.as_str()), self.metrics.clone())),
-            placement: Arc::new(CredentialPlacement::for_auth(&description.auth)),
             description,
         })
     }

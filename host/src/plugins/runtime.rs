@@ -13,7 +13,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{AdapterPre, Exports};
-use super::capability::http::PluginHttp;
+use super::capability::http::{CredentialPlacement, PluginHttp};
 use super::capability::log::PluginLog;
 use super::capability::secrets::PluginSecrets;
 use super::context::CallContext;
@@ -89,8 +89,8 @@ pub(crate) struct CallTarget<'a> {
     pub client: &'a reqwest::Client,
     pub secrets: &'a Arc<PluginSecrets>,
     pub stats: &'a Arc<super::stats::CallStats>,
-    /// Where the connection's credential goes on each request.
-    pub placement: &'a Arc<super::capability::http::CredentialPlacement>,
+    /// How the plugin's connections may authenticate (where each kind's credential goes).
+    pub auth: &'a super::description::AuthSchemes,
 }
 
 /// A boxed future borrowing the store for one export call.
@@ -158,7 +158,7 @@ impl CallTarget<'_> {
             self.policy.clone(),
             self.client.clone(),
             context.credentials.clone(),
-            self.placement.clone(),
+            Arc::new(CredentialPlacement::for_kind(self.auth, context.auth_kind.or(self.auth.default_kind()))),
             context.pacer.clone(),
             self.limits,
             self.stats.clone(),

@@ -150,11 +150,11 @@ class Adapter(wit_world.exports.Adapter):
         contact = a.EntityInfo(
             name="contact", label="Contact", crm_name="contacts", match_keys=["email"],
             default_mappings=[a.FieldMapping("email", "email", a.MappingDirection.BOTH, None)])
-        auth = a.AuthInfo_Oauth2(a.Oauth2Info(
+        auth = [a.AuthInfo_Oauth2(a.Oauth2Info(
             authorize_url="https://login.{slug}.example/oauth/authorize",
             token_url="https://login.{slug}.example/oauth/token", revoke_url=None, scopes=["contacts"],
             optional_scopes=[], scope_separator=" ", pkce=True, extra_authorize_params=[],
-            token_response_facts=[]))
+            token_response_facts=[]))]
         return a.PluginInfo(
             slug="{slug}", name="{slug}", version="0.1.0", description="Syncs contacts.", auth=auth,
             allowed_hosts=["api.{slug}.example"],

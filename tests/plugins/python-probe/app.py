@@ -36,9 +36,9 @@ class Adapter(wit_world.exports.Adapter):
             name="contact", label="Contact", crm_name="people", match_keys=["email"],
             default_mappings=[a.FieldMapping("email", "email", a.MappingDirection.BOTH, None)])
         # An API key the host puts in `x-probe-key: Key <key>`; the probe never sees it.
-        auth = a.AuthInfo_ApiKey(a.ApiKeyInfo(
+        auth = [a.AuthInfo_ApiKey(a.ApiKeyInfo(
             placement=a.ApiKeyPlacement_Header(a.ApiKeyHeader(name="x-probe-key", prefix="Key ")),
-            label="Probe key", help="Any text: the probe's server echoes it."))
+            label="Probe key", help="Any text: the probe's server echoes it."))]
         return a.PluginInfo(
             slug="python-probe", name="Python probe", version="0.1.0",
             description="A minimal plugin written in Python.", auth=auth,

@@ -55,6 +55,7 @@ mod merges;
 mod metrics;
 mod outbound_webhooks;
 mod owner_filters;
+mod pipedrive;
 mod plugin_authoring;
 mod plugin_calls;
 mod realtime_push;

@@ -89,7 +89,7 @@ async fn a_python_plugin_with_an_api_key_gets_it_on_every_request_without_seeing
     );
     let plugin = load(bytes, operator(&config)).await;
     assert_eq!(plugin.contract_version(), "0.2.0");
-    assert_eq!(plugin.description().auth.kind(), "api_key");
+    assert_eq!(plugin.description().auth.summary(), "api_key");
     // Catalogue metadata from `describe`: its category and its own logo.
     assert_eq!(plugin.branding().category, Category::Support);
     assert_eq!(plugin.branding().logo.origin, LogoOrigin::Plugin);
@@ -211,7 +211,7 @@ async fn connecting_with_an_api_key_tests_it_then_seals_it_and_never_shows_it() 
     // The catalogue says what to ask for.
     let catalogue: Value = app.get("/api/v1/integrations").await.json().await.unwrap();
     let probe = catalogue["integrations"].as_array().unwrap().iter().find(|p| p["slug"] == "python-probe").unwrap();
-    assert_eq!(probe["auth_type"], "api_key");
+    assert_eq!((probe["auth_type"].as_str(), &probe["auth_types"]), (Some("api_key"), &json!(["api_key"])));
     assert_eq!(
         probe["credential_form"]["fields"],
         json!([{ "name": "api_key", "label": "Probe key", "secret": true }])
@@ -220,11 +220,11 @@ async fn connecting_with_an_api_key_tests_it_then_seals_it_and_never_shows_it() 
 
     // Input that does not fit the scheme is refused before anything runs.
     for (body, expected) in [
-        (json!({}), "send `api_key` (Probe key)"),
-        (json!({ "username": "jane", "password": "x" }), "send `api_key`"),
+        (json!({}), "send `api_key`"),
+        (json!({ "username": "jane", "password": "x" }), "it connects with `api_key` (Probe key)"),
         (json!({ "api_key": "k", "return_url": "https://x.example/" }), "return_url is for OAuth"),
         (json!({ "api_key": "line\nbreak" }), "without control characters"),
-        (json!({ "api_key": 7 }), "api_key"),
+        (json!({ "api_key": 7 }), "at `api_key`"),
     ] {
         let response = connect(body.clone()).await.unwrap();
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use crmhost::plugins::bindings::adapter::{PullRequest, PushOutcome, PushRecord, WebhookRequest};
 use crmhost::plugins::bindings::{AdapterError, FieldValue, Value};
-use crmhost::plugins::description::AuthDescription;
 use crmhost::plugins::{CallContext, LoadError, PluginSource};
 use crmhost_tests::{fixture_v1, load, loader, operator};
 
@@ -169,7 +168,7 @@ async fn bundled_salesforce_describes_its_entities_auth_and_limits() {
     assert_eq!(entities, ["contact", "lead", "account", "opportunity"]);
     let contact = &d.entities[0];
     assert_eq!((contact.crm_name.as_str(), contact.match_keys[0].as_str()), ("Contact", "Email"));
-    let AuthDescription::Oauth2(oauth) = &d.auth else { panic!("salesforce uses OAuth2") };
+    let Some(oauth) = d.auth.oauth2() else { panic!("salesforce uses OAuth2") };
     assert_eq!(oauth.authorize_url, "https://login.salesforce.com/services/oauth2/authorize");
     assert_eq!(oauth.token_url, "https://login.salesforce.com/services/oauth2/token");
     assert_eq!(oauth.revoke_url.as_deref(), Some("https://login.salesforce.com/services/oauth2/revoke"));
@@ -189,7 +188,7 @@ async fn bundled_hubspot_describes_its_entities_auth_and_limits() {
     let entities: Vec<(&str, &str)> = d.entities.iter().map(|e| (e.name.as_str(), e.crm_name.as_str())).collect();
     assert_eq!(entities, [("contact", "contacts"), ("company", "companies"), ("deal", "deals")]);
     assert_eq!(d.entities[0].match_keys, ["email"]);
-    let AuthDescription::Oauth2(oauth) = &d.auth else { panic!("hubspot uses OAuth2") };
+    let Some(oauth) = d.auth.oauth2() else { panic!("hubspot uses OAuth2") };
     assert_eq!(oauth.authorize_url, "https://app.hubspot.com/oauth/authorize");
     assert!(oauth.scopes.iter().all(|s| s.starts_with("crm.objects.")));
     assert!(d.capabilities.webhooks);

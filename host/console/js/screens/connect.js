@@ -6,12 +6,13 @@ import { api, integration } from "../api.js";
 import { bannerOnNextScreen, h, show, toast } from "../ui.js";
 
 /**
- * Connects `provider` (a catalogue entry). OAuth: the browser leaves for the CRM and comes back
- * to the console. API key or basic: a dialog asks for what the catalogue's `credential_form`
- * lists, the server tests it against the CRM, and the configure step follows.
+ * Connects `provider` (a catalogue entry) the way it offers first, or with what an admin types in
+ * when `typed` is set. OAuth: the browser leaves for the CRM and comes back to the console. API
+ * key or basic: a dialog asks for what the catalogue's `credential_form` lists, the server tests
+ * it against the CRM, and the configure step follows.
  */
-export async function startConnect(provider) {
-  if (provider.credential_form) {
+export async function startConnect(provider, typed = false) {
+  if (provider.credential_form && (typed || provider.auth_type !== "oauth2")) {
     credentialDialog(provider);
     return;
   }
@@ -22,6 +23,11 @@ export async function startConnect(provider) {
   } catch (error) {
     toast(error.message, "bad");
   }
+}
+
+/** Whether a provider offers OAuth and also takes typed-in credentials (a second way to connect). */
+export function offersTypedCredentials(provider) {
+  return Boolean(provider.credential_form) && provider.auth_type === "oauth2";
 }
 
 /** The form for an API key or basic credentials; the secret goes to the server and nowhere else. */

@@ -3,7 +3,7 @@
 
 import { api, integration, ws } from "../api.js";
 import { actionButton, banner, confirmDialog, h, show, statusBadge, timeElement, toast } from "../ui.js";
-import { startConnect } from "./connect.js";
+import { offersTypedCredentials, startConnect } from "./connect.js";
 
 /** Draws the screen. */
 export async function integrationsScreen() {
@@ -45,7 +45,11 @@ function providerCard(provider) {
         h("span", { class: "muted" }, provider.entities.map((e) => e.label).join(", ")))),
     h("p", { class: "muted" }, provider.description),
     h("div", { class: "actions" },
-      actionButton(`Connect ${provider.name}`, "admin", () => startConnect(provider), { class: "primary" })));
+      actionButton(`Connect ${provider.name}`, "admin", () => startConnect(provider), { class: "primary" }),
+      offersTypedCredentials(provider)
+        ? actionButton(`Use ${provider.credential_form.fields.map((f) => f.label).join(" and ")} instead`, "admin",
+          () => startConnect(provider, true))
+        : null));
 }
 
 function integrationCard(item, provider) {

@@ -90,7 +90,16 @@ carry_cases!(old::FieldType => now {
 carry_cases!(old::ChangeKind => now { Created, Updated, Deleted, Restored, Merged });
 carry_cases!(old::PushOutcome => now { Created(id), Updated(id), Failed(error) });
 carry_cases!(old::DeleteOutcome => now { Deleted, Failed(error) });
-carry_cases!(old::AuthInfo => now { Oauth2(info), None });
+
+/// 0.1 had one scheme (or none); 0.2 lists them.
+impl Carry<Vec<now::AuthInfo>> for old::AuthInfo {
+    fn carry(self) -> Vec<now::AuthInfo> {
+        match self {
+            old::AuthInfo::Oauth2(info) => vec![now::AuthInfo::Oauth2(info.carry())],
+            old::AuthInfo::None => Vec::new(),
+        }
+    }
+}
 
 impl Carry<now::Capabilities> for old::Capabilities {
     fn carry(self) -> now::Capabilities {
@@ -190,7 +199,7 @@ mod tests {
         let now: now::PluginInfo = info.carry();
         assert_eq!(now.capabilities, now::Capabilities::PULL | now::Capabilities::WEBHOOKS);
         assert_eq!(now.rate_limits[0].requests, 10);
-        assert!(now.rate_limit_headers.is_empty() && now.logo_svg.is_none());
+        assert!(now.rate_limit_headers.is_empty() && now.logo_svg.is_none() && now.auth.is_empty());
         assert_eq!(now.category, now::Category::Crm);
     }
 }

@@ -17,7 +17,7 @@ use url::Url;
 
 use crate::plugins::bindings::crmhost::adapter::http::{self, HttpError, Method, Request, Response};
 use crate::plugins::context::CredentialSource;
-use crate::plugins::description::{ApiKeyPlacement, AuthDescription};
+use crate::plugins::description::{ApiKeyPlacement, AuthDescription, AuthKind, AuthSchemes};
 use crate::plugins::egress::{EgressPolicy, PolicyResolver, ResolveDenied};
 use crate::plugins::limits::PluginLimits;
 use crate::plugins::pacing::AccountPacer;
@@ -65,15 +65,16 @@ pub enum CredentialPlacement {
 }
 
 impl CredentialPlacement {
-    /// The placement a plugin's declared auth scheme asks for.
-    pub fn for_auth(auth: &AuthDescription) -> Self {
-        match auth {
-            AuthDescription::ApiKey(key) => match &key.placement {
+    /// The placement a connection authenticated with `kind` needs (bearer when the plugin does
+    /// not offer that kind: nothing is attached without a credential anyway).
+    pub fn for_kind(schemes: &AuthSchemes, kind: Option<AuthKind>) -> Self {
+        match kind.and_then(|kind| schemes.of(kind)) {
+            Some(AuthDescription::ApiKey(key)) => match &key.placement {
                 ApiKeyPlacement::Header { name, prefix } => Self::Header { name: name.clone(), prefix: prefix.clone() },
                 ApiKeyPlacement::Query { name } => Self::Query { name: name.clone() },
             },
-            AuthDescription::Basic(_) => Self::Basic,
-            AuthDescription::Oauth2(_) | AuthDescription::None => Self::Bearer,
+            Some(AuthDescription::Basic(_)) => Self::Basic,
+            Some(AuthDescription::Oauth2(_)) | None => Self::Bearer,
         }
     }
 
