@@ -54,6 +54,26 @@ pub struct AuthCode {
     pub expires_at: DateTime<Utc>,
 }
 
+impl AuthCode {
+    /// The code an authorize request earns: its client, redirect URI and PKCE challenge (from the
+    /// query), the scopes granted, valid until `expires_at`.
+    pub fn for_request(
+        client_id: String,
+        redirect_uri: &str,
+        query: &BTreeMap<String, String>,
+        scopes: Vec<String>,
+        expires_at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            client_id,
+            redirect_uri: redirect_uri.to_owned(),
+            challenge: query.get("code_challenge").cloned(),
+            scopes,
+            expires_at,
+        }
+    }
+}
+
 /// An issued access token.
 #[derive(Debug, Clone, Serialize)]
 pub struct AccessToken {

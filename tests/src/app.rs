@@ -331,17 +331,22 @@ pub async fn app_with_python_probe(
     server: &crate::EgressServer,
     mut options: AppOptions,
 ) -> Option<TestApp> {
-    let port = server.addr.port();
-    let config = format!(
-        "[plugins.python-probe]\nextra_allowed_hosts = [\"127.0.0.1:{port}\"]\nallow_http = true\n\
-         allow_private_networks = true\n[plugins.python-probe.settings]\nbase_url = \"{}\"",
-        server.url("")
-    );
-    let probe_config: OperatorPluginConfig = toml::from_str(&config).expect("valid operator TOML");
-    options.operator.plugins.extend(probe_config.plugins);
+    options.operator.plugins.extend(python_probe_operator(server).plugins);
     let app = TestApp::spawn(options).await?;
     app.install_plugin("python-probe.wasm", probe);
     let reloaded = app.admin(reqwest::Method::POST, "/api/v1/admin/plugins/reload").send().await.expect("reload");
     assert_eq!(reloaded.status(), reqwest::StatusCode::OK, "{}", reloaded.text().await.unwrap_or_default());
     Some(app)
+}
+
+/// The operator's settings that let the Python probe reach `server` (loopback, plain HTTP) and
+/// tell it where its key check is (`base_url`).
+pub fn python_probe_operator(server: &crate::EgressServer) -> OperatorPluginConfig {
+    let config = format!(
+        "[plugins.python-probe]\nextra_allowed_hosts = [\"127.0.0.1:{}\"]\nallow_http = true\n\
+         allow_private_networks = true\n[plugins.python-probe.settings]\nbase_url = \"{}\"",
+        server.addr.port(),
+        server.url("")
+    );
+    toml::from_str(&config).expect("valid operator TOML")
 }

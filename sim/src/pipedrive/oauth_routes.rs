@@ -49,16 +49,8 @@ async fn authorize(State(sim): State<Arc<Sim>>, Query(q): Query<BTreeMap<String,
     let code = sim.token_gen().alnum(40);
     let scopes = q.get("scope").map_or(DEFAULT_SCOPES, String::as_str).split_whitespace().map(str::to_owned).collect();
     let now = sim.clock.now();
-    sim.pipedrive().oauth.codes.insert(
-        code.clone(),
-        AuthCode {
-            client_id,
-            redirect_uri: redirect_uri.clone(),
-            challenge: q.get("code_challenge").cloned(),
-            scopes,
-            expires_at: now + chrono::Duration::minutes(5),
-        },
-    );
+    let grant = AuthCode::for_request(client_id, &redirect_uri, &q, scopes, now + chrono::Duration::minutes(5));
+    sim.pipedrive().oauth.codes.insert(code.clone(), grant);
     let mut pairs = vec![("code", code.as_str())];
     if !state.is_empty() {
         pairs.push(("state", state.as_str()));

@@ -87,16 +87,8 @@ async fn authorize(State(sim): State<Arc<Sim>>, Query(q): Query<BTreeMap<String,
         .map(|s| s.split_whitespace().map(str::to_owned).collect())
         .unwrap_or_else(|| vec!["api".to_owned(), "refresh_token".to_owned()]);
     let now = sim.clock.now();
-    sim.salesforce().oauth.codes.insert(
-        code.clone(),
-        AuthCode {
-            client_id,
-            redirect_uri: redirect_uri.clone(),
-            challenge: q.get("code_challenge").cloned(),
-            scopes,
-            expires_at: now + chrono::Duration::minutes(15),
-        },
-    );
+    let grant = AuthCode::for_request(client_id, &redirect_uri, &q, scopes, now + chrono::Duration::minutes(15));
+    sim.salesforce().oauth.codes.insert(code.clone(), grant);
     crate::oauth::found(&with_query(&redirect_uri, &[("code", &code), ("state", &state)]))
 }
 

@@ -12,7 +12,7 @@ use crmhost::plugins::cache::ComponentCache;
 use crmhost::plugins::{
     CallContext, CredentialError, CredentialSource, EngineSettings, LoadError, PluginEngine, PluginLoader, PluginSource,
 };
-use crmhost_tests::{EgressServer, build_python_probe, load, operator};
+use crmhost_tests::{EgressServer, build_python_probe, load};
 use secrecy::SecretString;
 use tokio::sync::OnceCell;
 
@@ -36,11 +36,7 @@ pub(crate) fn componentize(dir: &Path, wit: &Path, out_name: &str) -> Option<Vec
 async fn a_python_plugin_loads_describes_itself_and_calls_the_host() {
     let Some(bytes) = python_probe().await else { return };
     let server = EgressServer::start().await;
-    let port = server.addr.port();
-    let config = format!(
-        "[plugins.python-probe]\nextra_allowed_hosts = [\"127.0.0.1:{port}\"]\nallow_http = true\nallow_private_networks = true"
-    );
-    let plugin = load(bytes, operator(&config)).await;
+    let plugin = load(bytes, crmhost_tests::python_probe_operator(&server)).await;
 
     let description = plugin.description();
     assert_eq!((description.slug.as_str(), description.version.as_str()), ("python-probe", "0.1.0"));
@@ -83,11 +79,7 @@ impl CredentialSource for Key {
 async fn a_python_plugin_with_an_api_key_gets_it_on_every_request_without_seeing_it() {
     let Some(bytes) = python_probe().await else { return };
     let server = EgressServer::start().await;
-    let port = server.addr.port();
-    let config = format!(
-        "[plugins.python-probe]\nextra_allowed_hosts = [\"127.0.0.1:{port}\"]\nallow_http = true\nallow_private_networks = true"
-    );
-    let plugin = load(bytes, operator(&config)).await;
+    let plugin = load(bytes, crmhost_tests::python_probe_operator(&server)).await;
     assert_eq!(plugin.contract_version(), "0.2.0");
     assert_eq!(plugin.description().auth.summary(), "api_key");
     // Catalogue metadata from `describe`: its category and its own logo.
