@@ -147,6 +147,21 @@ impl OAuthStore {
         self.next_chain
     }
 
+    /// Records a refresh token starting a new chain (a fresh grant); returns the chain.
+    pub fn issue_refresh(&mut self, token: &str, client_id: &str, scopes: &[String]) -> u64 {
+        let chain = self.new_chain();
+        let record = RefreshToken {
+            client_id: client_id.to_owned(),
+            scopes: scopes.to_vec(),
+            chain,
+            rotated: false,
+            revoked: false,
+        };
+        self.refresh.insert(token.to_owned(), record);
+        self.refresh_issued += 1;
+        chain
+    }
+
     /// Checks an access token.
     pub fn check_access(&self, token: &str, now: DateTime<Utc>) -> Result<&AccessToken, TokenProblem> {
         let record = self.access.get(token).ok_or(TokenProblem::Unknown)?;

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::{APP_ID, HUB_ID, USER_EMAIL, USER_ID};
 use crate::Sim;
-use crate::oauth::{AuthCode, RefreshToken, client_credentials, pkce_matches, with_query};
+use crate::oauth::{AuthCode, client_credentials, pkce_matches, with_query};
 
 pub(super) fn router(sim: Arc<Sim>) -> Router {
     Router::new()
@@ -139,22 +139,7 @@ async fn token(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> 
                 );
             }
             let refresh = sim.token_gen().uuid_like();
-            let chain = {
-                let mut state = sim.hubspot();
-                let chain = state.oauth.new_chain();
-                state.oauth.refresh.insert(
-                    refresh.clone(),
-                    RefreshToken {
-                        client_id: client.id.clone(),
-                        scopes: grant.scopes.clone(),
-                        chain,
-                        rotated: false,
-                        revoked: false,
-                    },
-                );
-                state.oauth.refresh_issued += 1;
-                chain
-            };
+            let chain = sim.hubspot().oauth.issue_refresh(&refresh, &client.id, &grant.scopes);
             Json(issue(&sim, &client.id, grant.scopes, refresh, chain)).into_response()
         }
         Some("refresh_token") => {

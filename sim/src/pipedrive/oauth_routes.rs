@@ -15,7 +15,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::Sim;
-use crate::oauth::{AuthCode, RefreshToken, client_credentials, pkce_matches, with_query};
+use crate::oauth::{AuthCode, client_credentials, pkce_matches, with_query};
 
 /// The scopes a Pipedrive app is granted unless it asks for others.
 const DEFAULT_SCOPES: &str = "base contacts:full deals:full";
@@ -104,22 +104,7 @@ async fn token(State(sim): State<Arc<Sim>>, headers: HeaderMap, body: Bytes) -> 
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", "Invalid grant: code_verifier mismatch");
             }
             let refresh = format!("{}:{}", crate::pipedrive::COMPANY_ID, sim.token_gen().alnum(64));
-            let chain = {
-                let mut state = sim.pipedrive();
-                let chain = state.oauth.new_chain();
-                state.oauth.refresh.insert(
-                    refresh.clone(),
-                    RefreshToken {
-                        client_id: client.id.clone(),
-                        scopes: grant.scopes.clone(),
-                        chain,
-                        rotated: false,
-                        revoked: false,
-                    },
-                );
-                state.oauth.refresh_issued += 1;
-                chain
-            };
+            let chain = sim.pipedrive().oauth.issue_refresh(&refresh, &client.id, &grant.scopes);
             Json(issue(&sim, &client.id, grant.scopes, refresh, chain)).into_response()
         }
         Some("refresh_token") => {
