@@ -35,11 +35,17 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum PluginCommand {
     /// Check a plugin component before shipping it: it loads in this host's sandbox, describes
-    /// itself stably and keeps its description's promises. One pass / FAIL / skip line per check;
-    /// exits non-zero when one fails.
+    /// itself stably and keeps its description's promises; with `--against`, it also connects,
+    /// pulls, pushes, deletes and maps errors correctly against an emulator. One pass / FAIL /
+    /// skip line per check; exits non-zero when one fails.
     Check {
         /// The component (`.wasm`).
         file: std::path::PathBuf,
+        /// A crm-sim emulator's base URL (`crm-sim --pipedrive 127.0.0.1:9300`, or a sandbox's):
+        /// run the checks that need a CRM against it. It gets records created and deleted, and
+        /// its knobs turned for a moment (then restored): never point it at a shared one in use.
+        #[arg(long, value_name = "URL")]
+        against: Option<String>,
     },
     /// Write a new plugin project that builds and passes `check` as generated.
     New {
@@ -103,7 +109,9 @@ fn main() -> ExitCode {
             Command::Keys(KeysCommand::Rotate(args)) => {
                 crmhost::keys::rotate_from_cli(args).await.map(|summary| println!("{summary}"))
             }
-            Command::Plugin(PluginCommand::Check { file }) => crmhost::plugins::check::check_file(&file).await,
+            Command::Plugin(PluginCommand::Check { file, against }) => {
+                crmhost::plugins::check::check_file(&file, against.as_deref()).await
+            }
             Command::Serve(args) => {
                 let config = Config::from_args(args).map_err(|e| e.to_string())?;
                 let app = Application::build(config).await.map_err(|e| e.to_string())?;

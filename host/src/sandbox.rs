@@ -110,25 +110,31 @@ pub fn point_plugins_at_wirings(
     wirings: impl IntoIterator<Item = crm_sim::PluginWiring>,
     config: &mut OperatorPluginConfig,
 ) {
-    let client = crm_sim::OAuthClient::default_client();
     for wiring in wirings {
         let Ok(slug) = PluginSlug::parse(wiring.slug) else { continue };
-        let Some(port) = url::Url::parse(&wiring.base_url).ok().and_then(|u| u.port_or_known_default()) else {
-            continue;
-        };
-        let entry = config.plugins.entry(slug).or_default();
-        entry.extra_allowed_hosts.push(format!("127.0.0.1:{port}"));
-        entry.allow_http = Some(true);
-        entry.allow_private_networks = Some(true);
-        entry.settings.insert(wiring.base_url_setting.to_owned(), wiring.base_url);
-        entry.secrets.insert("client_secret".to_owned(), secrecy::SecretString::from(client.secret.clone()));
-        entry.oauth = Some(OAuthOverrides {
-            authorize_url: Some(wiring.authorize_url),
-            token_url: Some(wiring.token_url),
-            revoke_url: Some(wiring.revoke_url),
-            client_id: Some(client.id.clone()),
-        });
+        point_plugin_at(&slug, wiring, config);
     }
+}
+
+/// Points the plugin `slug` at the emulator `wiring` describes (whatever the emulated CRM's own
+/// plugin is called: `crmhost plugin check --against` points a third party's plugin at one).
+pub fn point_plugin_at(slug: &PluginSlug, wiring: crm_sim::PluginWiring, config: &mut OperatorPluginConfig) {
+    let client = crm_sim::OAuthClient::default_client();
+    let Some(port) = url::Url::parse(&wiring.base_url).ok().and_then(|u| u.port_or_known_default()) else {
+        return;
+    };
+    let entry = config.plugins.entry(slug.clone()).or_default();
+    entry.extra_allowed_hosts.push(format!("127.0.0.1:{port}"));
+    entry.allow_http = Some(true);
+    entry.allow_private_networks = Some(true);
+    entry.settings.insert(wiring.base_url_setting.to_owned(), wiring.base_url);
+    entry.secrets.insert("client_secret".to_owned(), secrecy::SecretString::from(client.secret.clone()));
+    entry.oauth = Some(OAuthOverrides {
+        authorize_url: Some(wiring.authorize_url),
+        token_url: Some(wiring.token_url),
+        revoke_url: Some(wiring.revoke_url),
+        client_id: Some(client.id.clone()),
+    });
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
 //! `/__sim/…`: the emulators' own control surface, on every listener. Not part of any CRM's API.
 //!
 //! - `GET /__sim/state`: record counts, tokens issued, clock, knobs.
+//! - `GET /__sim/wiring`: which CRM this listener emulates, its base URL and, for a CRM with API
+//!   keys, one it accepts: `{"crm": "pipedrive", "base_url": "http://127.0.0.1:PORT", "api_key":
+//!   "…"}` (what `crmhost plugin check --against` reads to point a plugin here).
 //! - `GET /__sim/calls`: API calls by route.
 //! - `GET /__sim/knobs`, `POST /__sim/knobs` (a JSON object with the knobs to change).
 //! - `POST /__sim/revoke` `{"token": "…"}`: revokes an access or refresh token of either CRM.
@@ -26,12 +29,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::knobs::Knobs;
-use crate::{OAuthClient, Sim};
+use crate::{Crm, OAuthClient, Sim};
 
-/// The admin routes.
-pub fn router(sim: Arc<Sim>) -> Router {
+/// The admin routes of the listener emulating `crm`.
+pub fn router(sim: Arc<Sim>, crm: Crm) -> Router {
     Router::new()
         .route("/__sim/state", get(state))
+        .route("/__sim/wiring", get(move |State(sim): State<Arc<Sim>>| async move { Json(wiring(&sim, crm)) }))
         .route("/__sim/calls", get(|State(sim): State<Arc<Sim>>| async move { Json(json!(sim.calls())) }))
         .route(
             "/__sim/knobs",
@@ -62,6 +66,17 @@ async fn state(State(sim): State<Arc<Sim>>) -> Json<Value> {
         "hubspot": hubspot,
         "pipedrive": pipedrive,
     }))
+}
+
+/// Which CRM a listener emulates, and where.
+fn wiring(sim: &Sim, crm: Crm) -> Value {
+    let base_url = match crm {
+        Crm::Salesforce => sim.salesforce().base_url.clone(),
+        Crm::Hubspot => sim.hubspot().base_url.clone(),
+        Crm::Pipedrive => sim.pipedrive().base_url.clone(),
+    };
+    let api_key = (crm == Crm::Pipedrive).then_some(crate::pipedrive::API_TOKEN);
+    json!({ "crm": crm, "base_url": base_url, "api_key": api_key })
 }
 
 async fn set_knobs(State(sim): State<Arc<Sim>>, Json(change): Json<Value>) -> (StatusCode, Json<Value>) {

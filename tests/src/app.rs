@@ -89,6 +89,12 @@ pub struct AppOptions {
     pub outbound_webhooks: crmhost::notify::NotifyOptions,
     /// The largest file the API serves (default the server's).
     pub max_file_bytes: u64,
+    /// Plugin files (name, bytes) in the plugins directory before the app starts, loaded at
+    /// start-up as an operator's would be.
+    pub plugin_files: Vec<(String, Arc<Vec<u8>>)>,
+    /// Compile components into a cache every app of this test process shares, so a large
+    /// component (a Python plugin's 19 MB) is compiled once rather than once per app.
+    pub share_compiled_components: bool,
 }
 
 impl Default for AppOptions {
@@ -114,6 +120,8 @@ impl Default for AppOptions {
                 ..Default::default()
             },
             max_file_bytes: crmhost::config::DEFAULT_MAX_FILE_BYTES,
+            plugin_files: Vec::new(),
+            share_compiled_components: false,
         }
     }
 }
@@ -132,6 +140,12 @@ impl TestApp {
         };
         let data_dir = tempfile::tempdir().expect("temp dir");
         let plugins = tempfile::tempdir().expect("temp dir");
+        for (name, bytes) in &options.plugin_files {
+            install_atomically(plugins.path(), name, bytes);
+        }
+        if options.share_compiled_components {
+            share_component_cache(data_dir.path());
+        }
         let mut operator = options.operator.clone();
         if let Some(sim) = &options.sim {
             crmhost::sandbox::point_plugins_at(sim, &mut operator);
@@ -288,6 +302,22 @@ impl TestApp {
     pub fn install_plugin(&self, file_name: &str, bytes: &[u8]) {
         install_atomically(&self.plugins_dir, file_name, bytes);
     }
+}
+
+/// Points the component cache of the app whose data directory is `data_dir` at the one this test
+/// process shares (emptied when the process first uses it, so it holds this build's artifacts
+/// only; test binaries run one after another). The host writes cache files through a temporary
+/// file and a rename, so apps may share it.
+fn share_component_cache(data_dir: &Path) {
+    static SHARED: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let shared = SHARED.get_or_init(|| {
+        let dir = crate::target_tmp_dir().join("shared-component-cache");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("the shared component cache");
+        dir
+    });
+    std::fs::create_dir_all(data_dir.join("cache")).expect("the cache directory");
+    std::os::unix::fs::symlink(shared, data_dir.join("cache").join("components")).expect("the cache link");
 }
 
 impl Drop for TestApp {

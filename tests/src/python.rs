@@ -67,3 +67,33 @@ pub fn componentize(tmp: &Path, dir: &Path, wit: &Path, out_name: &str) -> Optio
     assert!(built.status.success(), "componentize-py failed:\n{}", String::from_utf8_lossy(&built.stderr));
     Some(std::fs::read(&out).expect("the built component"))
 }
+
+/// Where tests keep what they build (virtualenvs, Python components, the shared component cache):
+/// the target directory's `tmp`, as `CARGO_TARGET_TMPDIR` names it for test binaries (which run
+/// from `<target>/<profile>/deps`); the system's temporary directory when that cannot be told.
+pub fn target_tmp_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(3).map(|target| target.join("tmp")))
+        .filter(|tmp| tmp.parent().is_some_and(|target| target.join("CACHEDIR.TAG").exists()))
+        .unwrap_or_else(std::env::temp_dir)
+}
+
+/// The Pipedrive plugin (`plugins/pipedrive`, Python) built against the repository's contract,
+/// once per test process; `None` where Python is missing and not required.
+pub async fn pipedrive_plugin() -> Option<std::sync::Arc<Vec<u8>>> {
+    static BUILT: tokio::sync::OnceCell<Option<std::sync::Arc<Vec<u8>>>> = tokio::sync::OnceCell::const_new();
+    BUILT
+        .get_or_init(|| async {
+            tokio::task::spawn_blocking(|| {
+                let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+                let tmp = target_tmp_dir();
+                componentize(&tmp, &root.join("plugins").join("pipedrive"), &root.join("wit"), "pipedrive.wasm")
+            })
+            .await
+            .expect("the build task ends")
+            .map(std::sync::Arc::new)
+        })
+        .await
+        .clone()
+}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::*;
+use crm_sim::pipedrive::Kind;
 
 /// Which emulated CRM a sync test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +14,9 @@ pub enum Crm {
     Salesforce,
     /// The HubSpot emulator.
     Hubspot,
+    /// The Pipedrive emulator, with the Python plugin (`plugins/pipedrive`) built by the tests and
+    /// installed from the plugins directory like any third party's.
+    Pipedrive,
 }
 
 impl Crm {
@@ -21,12 +25,29 @@ impl Crm {
         match self {
             Self::Salesforce => "salesforce",
             Self::Hubspot => "hubspot",
+            Self::Pipedrive => "pipedrive",
         }
     }
 
-    /// The CRM's name of a contact field, by the default mapping's workspace field.
+    /// How finely the CRM times changes: an edit made sooner after another may carry the same
+    /// modification time (Pipedrive's are to the second).
+    pub fn timestamp_resolution(self) -> Duration {
+        match self {
+            Self::Salesforce | Self::Hubspot => Duration::from_millis(1),
+            Self::Pipedrive => Duration::from_secs(1),
+        }
+    }
+
+    /// The CRM's name of a contact field, by the default mapping's workspace field; panics when
+    /// the default mapping has none.
     pub fn contact_field(self, app_field: &str) -> &'static str {
-        match (self, app_field) {
+        self.mapped_contact_field(app_field)
+            .unwrap_or_else(|| panic!("no contact field `{app_field}` in {self:?}'s default mapping"))
+    }
+
+    /// The CRM's name of a contact field, by the default mapping's workspace field, if mapped.
+    pub fn mapped_contact_field(self, app_field: &str) -> Option<&'static str> {
+        Some(match (self, app_field) {
             (Self::Salesforce, "email") => "Email",
             (Self::Salesforce, "first_name") => "FirstName",
             (Self::Salesforce, "last_name") => "LastName",
@@ -37,8 +58,13 @@ impl Crm {
             (Self::Hubspot, "last_name") => "lastname",
             (Self::Hubspot, "phone") => "phone",
             (Self::Hubspot, "title") => "jobtitle",
-            (_, other) => panic!("no contact field `{other}` in the default mappings"),
-        }
+            // The plugin flattens a person's primary email and phone into `email` and `phone`.
+            (Self::Pipedrive, "email") => "email",
+            (Self::Pipedrive, "first_name") => "first_name",
+            (Self::Pipedrive, "last_name") => "last_name",
+            (Self::Pipedrive, "phone") => "phone",
+            _ => return None,
+        })
     }
 }
 
@@ -254,10 +280,18 @@ impl SyncHarness {
         knobs: crm_sim::knobs::Knobs,
         configure: impl FnOnce(&mut AppOptions),
     ) -> Option<Self> {
-        let mut options = crm_sim::SimOptions::both_on_free_ports();
+        let mut options = match crm {
+            Crm::Pipedrive => crm_sim::SimOptions::all_on_free_ports(),
+            Crm::Salesforce | Crm::Hubspot => crm_sim::SimOptions::both_on_free_ports(),
+        };
         options.knobs = knobs;
         let sim = Arc::new(crm_sim::start(options).await.expect("emulators start"));
         let mut app_options = AppOptions { backend, sim: Some(sim.clone()), ..AppOptions::default() };
+        if crm == Crm::Pipedrive {
+            let plugin = crate::pipedrive_plugin().await?;
+            app_options.plugin_files.push(("pipedrive.wasm".to_owned(), plugin));
+            app_options.share_compiled_components = true;
+        }
         configure(&mut app_options);
         let app = TestApp::spawn(app_options).await?;
         Some(Self { workspace: ConnectedWorkspace::connect(app, crm).await, sim })
@@ -271,6 +305,8 @@ impl SyncHarness {
     /// The live contacts in the emulator: CRM id → fields by workspace field name.
     pub fn crm_contacts(&self) -> std::collections::BTreeMap<String, serde_json::Map<String, serde_json::Value>> {
         let app_fields = ["email", "first_name", "last_name", "phone", "title"];
+        let app_fields: Vec<&str> =
+            app_fields.into_iter().filter(|f| self.crm.mapped_contact_field(f).is_some()).collect();
         let mut out = std::collections::BTreeMap::new();
         match self.crm {
             Crm::Salesforce => {
@@ -293,6 +329,23 @@ impl SyncHarness {
                             r.properties
                                 .get(self.crm.contact_field(f))
                                 .map(|v| ((*f).to_owned(), serde_json::Value::String(v.clone())))
+                        })
+                        .collect();
+                    out.insert(r.id.to_string(), fields);
+                }
+            }
+            Crm::Pipedrive => {
+                let state = self.sim.sim().pipedrive();
+                for r in state.records[&Kind::Persons].values().filter(|r| !r.deleted) {
+                    let fields = app_fields
+                        .iter()
+                        .filter_map(|f| {
+                            let value = match self.crm.mapped_contact_field(f)? {
+                                "email" => r.values_of("emails").into_iter().next().map(serde_json::Value::String),
+                                "phone" => r.values_of("phones").into_iter().next().map(serde_json::Value::String),
+                                other => r.fields.get(other).filter(|v| !v.is_null()).cloned(),
+                            }?;
+                            Some(((*f).to_owned(), value))
                         })
                         .collect();
                     out.insert(r.id.to_string(), fields);
@@ -337,6 +390,12 @@ impl SyncHarness {
                         record.updated_at = now;
                     })
                     .expect("contact");
+            }
+            Crm::Pipedrive => {
+                let mut state = self.sim.sim().pipedrive();
+                let id: u64 = crm_id.parse().expect("numeric id");
+                let edited = state.edit(Kind::Persons, id, now, |fields| set_pipedrive_field(fields, field, value));
+                assert!(edited, "a live Pipedrive person {id}");
             }
         }
     }
@@ -395,6 +454,10 @@ impl SyncHarness {
                 let store = state.objects.get_mut(hubspot_object(entity)).expect("a HubSpot object");
                 store.edit(id, |record| archive(record, now)).expect("a HubSpot record");
             }
+            Crm::Pipedrive => {
+                let id: u64 = crm_id.parse().expect("numeric id");
+                assert!(self.sim.sim().pipedrive().delete(pipedrive_kind(entity), id, now), "a live Pipedrive record");
+            }
         }
     }
 
@@ -409,6 +472,10 @@ impl SyncHarness {
                 let state = self.sim.sim().hubspot();
                 let id: u64 = crm_id.parse().unwrap_or_default();
                 state.objects[hubspot_object(entity)].records.get(&id).is_some_and(|r| r.archived_at.is_none())
+            }
+            Crm::Pipedrive => {
+                let id: u64 = crm_id.parse().unwrap_or_default();
+                self.sim.sim().pipedrive().live(pipedrive_kind(entity), id).is_some()
             }
         }
     }
@@ -435,6 +502,15 @@ impl SyncHarness {
                 state.objects.get_mut("contacts").expect("contacts").insert(record);
                 id.to_string()
             }
+            Crm::Pipedrive => {
+                let mut fields = serde_json::Map::new();
+                fields.insert("name".to_owned(), serde_json::json!(format!("{first_name} {last_name}")));
+                fields.insert("owner_id".to_owned(), serde_json::json!(crm_sim::pipedrive::USER_ID));
+                for (field, value) in &values {
+                    set_pipedrive_field(&mut fields, field, value);
+                }
+                self.sim.sim().pipedrive().create(Kind::Persons, fields, now).to_string()
+            }
         }
     }
 
@@ -452,6 +528,7 @@ impl SyncHarness {
                 let (survivor, merged) = (survivor.parse().expect("id"), merged.parse().expect("id"));
                 state.objects.get_mut("contacts").expect("contacts").merge(survivor, merged, now).expect("merged");
             }
+            Crm::Pipedrive => panic!("the Pipedrive emulator does not merge persons"),
         }
     }
 
@@ -471,8 +548,28 @@ impl SyncHarness {
                 let contacts = state.objects.get_mut("contacts").expect("contacts");
                 contacts.edit(id, |record| archive(record, now)).expect("contact");
             }
+            Crm::Pipedrive => self.delete_crm_record("contact", crm_id),
         }
     }
+}
+
+/// Sets a field of a Pipedrive person by the plugin's flattened name: `email` and `phone` become
+/// the primary entry of `emails` / `phones`, as a user editing them in Pipedrive leaves them.
+fn set_pipedrive_field(fields: &mut serde_json::Map<String, serde_json::Value>, field: &str, value: &str) {
+    match field {
+        "email" | "phone" => {
+            let list = serde_json::json!([{ "value": value, "primary": true, "label": "work" }]);
+            fields.insert(format!("{field}s"), list);
+        }
+        other => {
+            fields.insert(other.to_owned(), serde_json::Value::String(value.to_owned()));
+        }
+    }
+}
+
+/// The Pipedrive kind of an entity.
+fn pipedrive_kind(entity: &str) -> Kind {
+    Kind::parse(entity).unwrap_or_else(|| panic!("Pipedrive has no entity `{entity}`"))
 }
 
 /// Archives a HubSpot record as a user deleting it does.

@@ -261,8 +261,9 @@ impl CredentialSource for ConnectionCredentials {
     }
 }
 
-/// A fixed access token (the callback tests a connection before storing it).
-pub(super) struct FixedToken(pub SecretString);
+/// A fixed credential, never refreshed: the callback tests a connection with it before storing
+/// it, and `crmhost plugin check --against` calls with one.
+pub struct FixedToken(pub SecretString);
 
 #[async_trait::async_trait]
 impl CredentialSource for FixedToken {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use url::{Origin, Url};
 
 use credentials::CredentialDeps;
-pub use credentials::{ConnectionCredentials, REFRESH_MARGIN, RefreshFlights};
+pub use credentials::{ConnectionCredentials, FixedToken, REFRESH_MARGIN, RefreshFlights};
 pub use entered::EnteredCredentials;
 pub use error::ConnectionError;
 pub use flow::{CallbackFailure, CallbackParams, ConnectStart, Connected};

@@ -22,8 +22,10 @@ pub struct PluginLimits {
     pub http_response_bytes: u64,
     /// Per-request timeout; a plugin may ask for less, never more.
     pub http_timeout_ms: u64,
-    /// Requests one call may send. Paging belongs to the host (one page per call), so a call
-    /// needs a handful; a plugin looping on requests hits this.
+    /// Requests one call may send. Paging belongs to the host (one page per call), so a pull
+    /// needs a handful; a push of 200 records to a CRM without batch endpoints needs a lookup and
+    /// a write each (Pipedrive's), hence five per record of a full batch. A plugin looping on
+    /// requests hits this.
     pub http_requests_per_call: u32,
     /// Log lines one call may write; the rest are counted and reported as suppressed.
     pub log_lines_per_call: u32,
@@ -38,7 +40,7 @@ impl Default for PluginLimits {
             http_request_bytes: 8 << 20,
             http_response_bytes: 16 << 20,
             http_timeout_ms: 30_000,
-            http_requests_per_call: 200,
+            http_requests_per_call: 1_000,
             log_lines_per_call: 200,
         }
     }

@@ -486,7 +486,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
     Router::new()
         .merge(api)
         .merge(oauth_routes::router(sim.clone()))
-        .merge(crate::admin::router(sim.clone()))
+        .merge(crate::admin::router(sim.clone(), crate::Crm::Hubspot))
         .route_layer(axum::middleware::from_fn_with_state((sim.clone(), Crm::Hubspot), crate::server::count_calls))
         // HubSpot answers an unknown path in its own error shape.
         .fallback(move || {

@@ -186,6 +186,25 @@ impl PipedriveState {
         self.records.get(&kind)?.get(&id).filter(|r| !r.deleted)
     }
 
+    /// Changes a live record as a user in Pipedrive would (its `update_time` moves); `false` when
+    /// there is no live one.
+    pub fn edit(
+        &mut self,
+        kind: Kind,
+        id: u64,
+        now: DateTime<Utc>,
+        change: impl FnOnce(&mut Map<String, Value>),
+    ) -> bool {
+        match self.records.get_mut(&kind).and_then(|r| r.get_mut(&id)).filter(|r| !r.deleted) {
+            Some(record) => {
+                change(&mut record.fields);
+                record.update_time = now;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Marks a record deleted; `false` when there is no live one.
     pub fn delete(&mut self, kind: Kind, id: u64, now: DateTime<Utc>) -> bool {
         match self.records.get_mut(&kind).and_then(|r| r.get_mut(&id)).filter(|r| !r.deleted) {
@@ -351,7 +370,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
     Router::new()
         .merge(api)
         .merge(oauth_routes::router(sim.clone()))
-        .merge(crate::admin::router(sim.clone()))
+        .merge(crate::admin::router(sim.clone(), crate::Crm::Pipedrive))
         .route_layer(axum::middleware::from_fn_with_state((sim, Crm::Pipedrive), crate::server::count_calls))
         .fallback(|| async { axum::response::IntoResponse::into_response(errors::unknown_path()) })
 }

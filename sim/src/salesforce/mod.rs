@@ -235,7 +235,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
     Router::new()
         .merge(api)
         .merge(oauth_routes::router(sim.clone()))
-        .merge(crate::admin::router(sim.clone()))
+        .merge(crate::admin::router(sim.clone(), crate::Crm::Salesforce))
         // A route layer runs after routing, so the call is counted under its route pattern.
         .route_layer(axum::middleware::from_fn_with_state((sim, Crm::Salesforce), crate::server::count_calls))
         // Salesforce answers an unknown path in its own error shape.

@@ -1,7 +1,7 @@
-//! Deletes both ways for every entity of both CRMs, on both backends, with `propagate_deletes`:
+//! Deletes both ways for every entity of each CRM, on both backends, with `propagate_deletes`:
 //! a record deleted in the CRM is deleted in the workspace by the next incremental sync (no
-//! webhook: Salesforce's `queryAll`, HubSpot's archived list), and a record deleted in the
-//! workspace is deleted in the CRM.
+//! webhook: Salesforce's `queryAll`, HubSpot's archived list, Pipedrive's `recents`), and a record
+//! deleted in the workspace is deleted in the CRM.
 
 use crmhost_tests::{Backend, Crm, SyncHarness};
 use reqwest::Method;
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 fn entities(crm: Crm) -> &'static [&'static str] {
     match crm {
         Crm::Salesforce => &["contact", "lead", "account", "opportunity"],
-        Crm::Hubspot => &["contact", "company", "deal"],
+        Crm::Hubspot | Crm::Pipedrive => &["contact", "company", "deal"],
     }
 }
 
@@ -40,7 +40,7 @@ async fn crm_ids(h: &SyncHarness, run: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-each_crm_and_backend!(deletes_travel_both_ways_for_every_entity, |h| {
+each_crm_and_backend!(pipedrive_too: deletes_travel_both_ways_for_every_entity, |h| {
     let (status, body) = h.patch_settings(json!({"propagate_deletes": true})).await;
     assert!(status.is_success(), "{body}");
     for entity in entities(h.crm) {

@@ -94,6 +94,7 @@ async fn a_crm_value_holding_a_nul_fails_that_record_only_on_both_backends() {
                     record.properties.insert("lastname".to_owned(), "Last\u{0}Name".to_owned());
                     record.id.to_string()
                 }
+                Crm::Pipedrive => unreachable!("not in this test's list"),
             };
             for attempt in 0..2 {
                 let run = h.run("pull", json!({"entity": "contact"})).await;

@@ -2,9 +2,29 @@
 // Test code: a failed unwrap is a failed test, which is what we want.
 #![allow(clippy::unwrap_used)]
 
-/// One test per (adapter, backend) from an async body taking a connected harness.
+/// One test per (adapter, backend) from an async body taking a connected harness; with
+/// `pipedrive_too:` also for the Pipedrive plugin (Python, from the plugins directory), skipped
+/// where Python is missing and not required.
 macro_rules! each_crm_and_backend {
+    (pipedrive_too: $name:ident, |$h:ident| $body:block) => {
+        each_crm_and_backend!(@module $name, |$h| $body, {
+            #[tokio::test]
+            async fn pipedrive_sqlite() {
+                let Some(h) = start(Backend::Sqlite, Crm::Pipedrive).await else { return };
+                run(h).await;
+            }
+
+            #[tokio::test]
+            async fn pipedrive_postgres() {
+                let Some(h) = start(Backend::Postgres, Crm::Pipedrive).await else { return };
+                run(h).await;
+            }
+        });
+    };
     ($name:ident, |$h:ident| $body:block) => {
+        each_crm_and_backend!(@module $name, |$h| $body, {});
+    };
+    (@module $name:ident, |$h:ident| $body:block, { $($more:item)* }) => {
         mod $name {
             use super::*;
 
@@ -35,6 +55,8 @@ macro_rules! each_crm_and_backend {
                 let Some(h) = start(Backend::Postgres, Crm::Hubspot).await else { return };
                 run(h).await;
             }
+
+            $($more)*
         }
     };
 }

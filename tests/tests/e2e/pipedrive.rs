@@ -4,39 +4,22 @@
 //! token and with OAuth, and pushes, pulls (full, then incremental with a deletion) and deletes
 //! through the sync API. No host code names Pipedrive.
 
-use std::path::Path;
-
 use crm_sim::pipedrive::{API_TOKEN, Kind};
 use crmhost::auth::Role;
 use crmhost_tests::{AppOptions, TestApp, browse_to_callback};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use tokio::sync::OnceCell;
 
 /// The plugin built once per test process, or `None` where Python is missing and not required.
 async fn pipedrive_plugin() -> Option<Vec<u8>> {
-    static BUILT: OnceCell<Option<Vec<u8>>> = OnceCell::const_new();
-    BUILT
-        .get_or_init(|| async {
-            tokio::task::spawn_blocking(|| {
-                let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-                crmhost_tests::componentize(
-                    Path::new(env!("CARGO_TARGET_TMPDIR")),
-                    &root.join("plugins").join("pipedrive"),
-                    &root.join("wit"),
-                    "pipedrive.wasm",
-                )
-            })
-            .await
-            .unwrap()
-        })
-        .await
-        .clone()
+    crmhost_tests::pipedrive_plugin().await.map(|bytes| bytes.to_vec())
 }
 
 /// A sandbox server (its emulators include Pipedrive's) with the plugin installed.
 async fn sandbox_with_pipedrive(bytes: &[u8]) -> TestApp {
-    let app = TestApp::spawn(AppOptions { sandbox: true, ..AppOptions::default() }).await.unwrap();
+    let app = TestApp::spawn(AppOptions { sandbox: true, share_compiled_components: true, ..AppOptions::default() })
+        .await
+        .unwrap();
     app.install_plugin("pipedrive.wasm", bytes);
     let reloaded = app.admin(Method::POST, "/api/v1/admin/plugins/reload").send().await.unwrap();
     assert_eq!(reloaded.status(), StatusCode::OK);
@@ -63,12 +46,21 @@ async fn run(app: &TestApp, operation: &str, body: Value) -> Value {
 }
 
 #[tokio::test]
-async fn the_pipedrive_plugin_passes_the_conformance_checks() {
+async fn the_pipedrive_plugin_passes_the_conformance_checks_against_its_emulator() {
     let Some(bytes) = pipedrive_plugin().await else { return };
-    let report = crmhost::plugins::check::check_component(bytes, "pipedrive.wasm").await;
+    let sim = crm_sim::start(crm_sim::SimOptions::all_on_free_ports()).await.unwrap();
+    let url = sim.pipedrive_url().unwrap();
+    let report = crmhost::plugins::check::check_component_against(bytes, "pipedrive.wasm", Some(&url)).await;
     let lines: Vec<String> = report.lines.iter().map(ToString::to_string).collect();
     assert!(report.passed(), "{lines:#?}");
     assert!(lines[0].contains("contract 0.2.0, auth oauth2 or api_key"), "{lines:#?}");
+    // Both ways of connecting are tried, and the API key is the one Pipedrive's emulator accepts.
+    for check in
+        ["connects with OAuth", "connects with an API key", "delete `contact`, twice", "rate limit → rate-limited"]
+    {
+        assert!(lines.iter().any(|l| l.starts_with(&format!("pass  {check}"))), "{check}: {lines:#?}");
+    }
+    assert!(sim.sim().call_count("pipedrive GET /v1/users/me") >= 2, "test-connection ran with each credential");
 }
 
 #[tokio::test]

@@ -296,3 +296,60 @@ async fn the_conformance_checks_pass_for_the_bundled_plugins_and_stop_at_a_file_
         matches!(&report.lines[0].outcome, CheckOutcome::Fail(why) if why.contains("not a valid WebAssembly component"))
     );
 }
+
+#[tokio::test]
+async fn the_bundled_plugins_pass_the_checks_against_their_emulators_and_a_plugin_fails_against_another_crm() {
+    use crmhost::plugins::check::{CheckOutcome, check_component_against};
+
+    let sim = crm_sim::start(crm_sim::SimOptions::all_on_free_ports()).await.unwrap();
+    let bundled = crmhost::plugins::bundled();
+    let plugin = |name: &str| bundled.iter().find(|b| b.name == name).unwrap().bytes.to_vec();
+    let against = [
+        ("crmhost-plugin-salesforce", sim.salesforce_url().unwrap()),
+        ("crmhost-plugin-hubspot", sim.hubspot_url().unwrap()),
+    ];
+    for (name, url) in &against {
+        let report = check_component_against(plugin(name), name, Some(url)).await;
+        let lines: Vec<String> = report.lines.iter().map(ToString::to_string).collect();
+        assert!(report.passed(), "{name}: {lines:#?}");
+        for check in [
+            "connects with OAuth",
+            "test-connection",
+            "pull `contact` pages by cursor",
+            "pull `contact` by ids",
+            "pull `contact` by modified-since",
+            "push `contact` in input order",
+            "push `contact` again is idempotent",
+            "delete `contact`, twice",
+            "401 → unauthorized",
+            "rate limit → rate-limited",
+            "5xx → unavailable",
+        ] {
+            let line = report.lines.iter().find(|l| l.name == check);
+            assert!(matches!(line.map(|l| &l.outcome), Some(CheckOutcome::Pass(_))), "{name}: {check}: {lines:#?}");
+        }
+    }
+    // The knobs the error checks turned are back, and the records the checks pushed are gone.
+    assert_eq!(sim.sim().knobs(), crm_sim::knobs::Knobs::default());
+    let leftovers = sim.sim().hubspot().objects["contacts"]
+        .records
+        .values()
+        .filter(|r| r.archived_at.is_none() && r.properties.get("email").is_some_and(|e| e.starts_with("check-")))
+        .count();
+    assert_eq!(leftovers, 0);
+
+    // The HubSpot plugin pointed at the Pipedrive emulator connects (every emulator runs the same
+    // OAuth client) but cannot talk to it: the checks say where it breaks.
+    let url = sim.pipedrive_url().unwrap();
+    let report = check_component_against(plugin("crmhost-plugin-hubspot"), "hubspot.wasm", Some(&url)).await;
+    assert!(!report.passed());
+    let tested = report.lines.iter().find(|l| l.name == "test-connection").unwrap();
+    assert!(matches!(tested.outcome, CheckOutcome::Fail(_)), "{tested}");
+
+    // A URL where no emulator answers is refused at once.
+    let report =
+        check_component_against(plugin("crmhost-plugin-hubspot"), "hubspot.wasm", Some("http://127.0.0.1:9")).await;
+    let emulator = report.lines.iter().find(|l| l.name == "emulator").unwrap();
+    assert!(matches!(&emulator.outcome, CheckOutcome::Fail(why) if why.contains("did not answer")), "{emulator}");
+    assert_eq!(report.lines.last().unwrap().name, "emulator", "nothing runs after it");
+}

@@ -3,7 +3,9 @@
 //! the component loads in this host's sandbox, describes itself the same way every time, keeps its
 //! description's promises (a claimed capability is implemented, an unclaimed one answers
 //! `not-supported`, a webhook it cannot verify is `unauthorized`), and fails cleanly without a
-//! connection. Checks against a CRM (or its emulator) build on these.
+//! connection. With `--against <emulator url>`, the checks that need a CRM follow ([`against`]).
+
+mod against;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,7 +14,7 @@ use super::bindings::AdapterError;
 use super::bindings::adapter::{PullRequest, PushRecord, WebhookRequest};
 use super::cache::ComponentCache;
 use super::loaded::{CallResult, LoadedPlugin, PluginSource};
-use super::{CallContext, EngineSettings, PluginEngine, PluginLoader};
+use super::{CallContext, EngineSettings, OperatorPluginConfig, PluginEngine, PluginLoader};
 
 /// How one check went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,12 +65,12 @@ impl CheckReport {
     }
 }
 
-/// `crmhost plugin check <file>`: prints each check's line; an error when the file cannot be
-/// read or a check failed.
-pub async fn check_file(path: &std::path::Path) -> Result<(), String> {
+/// `crmhost plugin check <file> [--against <emulator url>]`: prints each check's line; an error
+/// when the file cannot be read or a check failed.
+pub async fn check_file(path: &std::path::Path, against: Option<&str>) -> Result<(), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let report = check_component(bytes, &name).await;
+    let report = check_component_against(bytes, &name, against).await;
     for line in &report.lines {
         println!("{line}");
     }
@@ -79,28 +81,60 @@ pub async fn check_file(path: &std::path::Path) -> Result<(), String> {
     }
 }
 
-/// Runs the checks on a component's bytes with the host's default engine settings.
+/// Runs the checks that need no CRM on a component's bytes with the host's default engine settings.
 pub async fn check_component(bytes: Vec<u8>, file_name: &str) -> CheckReport {
+    check_component_against(bytes, file_name, None).await
+}
+
+/// Runs the checks on a component's bytes and, given an emulator's URL, the checks against it.
+pub async fn check_component_against(bytes: Vec<u8>, file_name: &str, against: Option<&str>) -> CheckReport {
     let mut report = CheckReport::default();
-    let Some(plugin) = loads(&mut report, bytes, file_name).await else { return report };
+    let Some(bench) = Workbench::start(&mut report) else { return report };
+    let bytes: Arc<[u8]> = Arc::from(bytes);
+    let Some(plugin) = loads(&mut report, &bench, bytes.clone(), file_name).await else { return report };
     describes_stably(&mut report, &plugin).await;
     keeps_capability_promises(&mut report, &plugin).await;
     refuses_unverified_webhooks(&mut report, &plugin).await;
+    if let Some(url) = against {
+        against::run(&mut report, &bench, &plugin, bytes, file_name, url).await;
+    }
     report
 }
 
+/// The engine and the compiled-component cache the checks load a plugin with: a private
+/// temporary cache, so loading it again (pointed at an emulator) does not compile it twice.
+struct Workbench {
+    engine: Arc<PluginEngine>,
+    cache: ComponentCache,
+    _cache_dir: Option<tempfile::TempDir>,
+}
+
+impl Workbench {
+    fn start(report: &mut CheckReport) -> Option<Self> {
+        let engine = match PluginEngine::new(EngineSettings::default()) {
+            Ok(engine) => engine,
+            Err(err) => {
+                report.add("loads", CheckOutcome::Fail(format!("the plugin engine could not start: {err:#}")));
+                return None;
+            }
+        };
+        // Without a temporary directory the checks still run; a second load compiles again.
+        let dir = tempfile::tempdir().ok();
+        let cache = ComponentCache::new(dir.as_ref().map(|d| d.path().to_path_buf()));
+        Some(Self { engine, cache, _cache_dir: dir })
+    }
+
+    /// A loader applying `operator`'s policy.
+    fn loader(&self, operator: OperatorPluginConfig) -> PluginLoader {
+        PluginLoader::new(self.engine.clone(), self.cache.clone(), Arc::new(operator))
+    }
+}
+
 /// The component compiles, imports only what the host allows, links, and describes itself validly.
-async fn loads(report: &mut CheckReport, bytes: Vec<u8>, file_name: &str) -> Option<LoadedPlugin> {
-    let engine = match PluginEngine::new(EngineSettings::default()) {
-        Ok(engine) => engine,
-        Err(err) => {
-            report.add("loads", CheckOutcome::Fail(format!("the plugin engine could not start: {err:#}")));
-            return None;
-        }
-    };
-    let loader = PluginLoader::new(engine, ComponentCache::new(None), Arc::default());
+async fn loads(report: &mut CheckReport, bench: &Workbench, bytes: Arc<[u8]>, file_name: &str) -> Option<LoadedPlugin> {
+    let loader = bench.loader(OperatorPluginConfig::default());
     let (size, started) = (bytes.len(), Instant::now());
-    match loader.load(Arc::from(bytes), PluginSource::File(file_name.into())).await {
+    match loader.load(bytes, PluginSource::File(file_name.into())).await {
         Ok(plugin) => {
             let d = plugin.description();
             let detail = format!(
