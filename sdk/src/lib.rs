@@ -38,6 +38,8 @@ mod info;
 pub mod log;
 pub mod matching;
 pub mod secrets;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 mod value;
 
 pub use info::{EntityBuilder, PluginInfoBuilder};

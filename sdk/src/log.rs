@@ -1,28 +1,37 @@
 //! Logging through the host, which tags each line with the plugin and connection and rate-limits it.
 
-use crate::bindings::crmhost::adapter::log::{self as host, Level};
+use crate::bindings::crmhost::adapter::log::Level;
+
+/// Writes one line: through the host in a component; to standard error off wasm (a plugin's own
+/// unit tests), where there is no host.
+fn log(level: Level, message: &str) {
+    #[cfg(target_arch = "wasm32")]
+    crate::bindings::crmhost::adapter::log::log(level, message);
+    #[cfg(not(target_arch = "wasm32"))]
+    eprintln!("[{level:?}] {message}");
+}
 
 /// Logs at trace level.
 pub fn trace(message: &str) {
-    host::log(Level::Trace, message);
+    log(Level::Trace, message);
 }
 
 /// Logs at debug level.
 pub fn debug(message: &str) {
-    host::log(Level::Debug, message);
+    log(Level::Debug, message);
 }
 
 /// Logs at info level.
 pub fn info(message: &str) {
-    host::log(Level::Info, message);
+    log(Level::Info, message);
 }
 
 /// Logs at warn level.
 pub fn warn(message: &str) {
-    host::log(Level::Warn, message);
+    log(Level::Warn, message);
 }
 
 /// Logs at error level.
 pub fn error(message: &str) {
-    host::log(Level::Error, message);
+    log(Level::Error, message);
 }

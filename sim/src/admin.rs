@@ -59,12 +59,14 @@ async fn state(State(sim): State<Arc<Sim>>) -> Json<Value> {
     let salesforce = sim.salesforce().summary();
     let hubspot = sim.hubspot().summary();
     let pipedrive = sim.pipedrive().summary();
+    let acme = sim.acme().summary();
     Json(json!({
         "clock": { "now": sim.clock.now(), "manual": sim.clock.is_manual() },
         "knobs": sim.knobs(),
         "salesforce": salesforce,
         "hubspot": hubspot,
         "pipedrive": pipedrive,
+        "acme": acme,
     }))
 }
 
@@ -74,6 +76,7 @@ fn wiring(sim: &Sim, crm: Crm) -> Value {
         Crm::Salesforce => sim.salesforce().base_url.clone(),
         Crm::Hubspot => sim.hubspot().base_url.clone(),
         Crm::Pipedrive => sim.pipedrive().base_url.clone(),
+        Crm::Acme => sim.acme().base_url.clone(),
     };
     let api_key = (crm == Crm::Pipedrive).then_some(crate::pipedrive::API_TOKEN);
     json!({ "crm": crm, "base_url": base_url, "api_key": api_key })

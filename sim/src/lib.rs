@@ -15,6 +15,7 @@
 //! Every listener also serves `/__sim/…` (see [`admin`]) to turn knobs, seed records, move the
 //! clock and read state.
 
+pub mod acme;
 pub mod admin;
 pub mod clock;
 pub mod hubspot;
@@ -45,6 +46,8 @@ pub enum Crm {
     Hubspot,
     /// Pipedrive.
     Pipedrive,
+    /// Acme, the SDK's example CRM (a mock for new plugins).
+    Acme,
 }
 
 impl Crm {
@@ -54,6 +57,7 @@ impl Crm {
             Self::Salesforce => "salesforce",
             Self::Hubspot => "hubspot",
             Self::Pipedrive => "pipedrive",
+            Self::Acme => "acme",
         }
     }
 }
@@ -85,7 +89,7 @@ impl Crm {
                 ("login_url", "/services/oauth2/authorize", "/services/oauth2/token", "/services/oauth2/revoke")
             }
             Self::Hubspot => ("base_url", "/oauth/authorize", "/oauth/v3/token", "/oauth/v3/token/revoke"),
-            Self::Pipedrive => ("base_url", "/oauth/authorize", "/oauth/token", "/oauth/revoke"),
+            Self::Pipedrive | Self::Acme => ("base_url", "/oauth/authorize", "/oauth/token", "/oauth/revoke"),
         };
         PluginWiring {
             slug: self.as_str(),
@@ -116,6 +120,8 @@ pub struct SimOptions {
     pub hubspot: Option<SocketAddr>,
     /// Where Pipedrive listens (`None`: not started).
     pub pipedrive: Option<SocketAddr>,
+    /// Where Acme, the SDK's example CRM, listens (`None`: not started).
+    pub acme: Option<SocketAddr>,
     /// Seed for ids, tokens and fault injection.
     pub seed: u64,
     /// OAuth clients, in addition to the default `crm-sim-client`.
@@ -136,6 +142,7 @@ impl SimOptions {
             salesforce: Some(any),
             hubspot: Some(any),
             pipedrive: None,
+            acme: None,
             seed: 1,
             clients: Vec::new(),
             knobs: Knobs::default(),
@@ -160,6 +167,7 @@ pub struct Sim {
     salesforce: Mutex<salesforce::SalesforceState>,
     hubspot: Mutex<hubspot::HubspotState>,
     pipedrive: Mutex<pipedrive::PipedriveState>,
+    acme: Mutex<acme::AcmeState>,
 }
 
 impl std::fmt::Debug for Sim {
@@ -197,6 +205,7 @@ impl Sim {
             salesforce: Mutex::new(salesforce::SalesforceState::new(&clients)),
             hubspot: Mutex::new(hubspot::HubspotState::new(&clients)),
             pipedrive: Mutex::new(pipedrive::PipedriveState::new(&clients)),
+            acme: Mutex::new(acme::AcmeState::new(&clients)),
         }
     }
 
@@ -254,6 +263,11 @@ impl Sim {
         lock(&self.pipedrive)
     }
 
+    /// Acme's state (contacts, tokens), locked.
+    pub fn acme(&self) -> MutexGuard<'_, acme::AcmeState> {
+        lock(&self.acme)
+    }
+
     /// Starts (or, with `None`, stops) delivering HubSpot webhook events to a target.
     pub fn set_webhook_target(&self, target: Option<hubspot::webhooks::WebhookTarget>) {
         self.hubspot().webhooks.target = target;
@@ -264,7 +278,8 @@ impl Sim {
         let sf = self.salesforce().oauth.revoke(token);
         let hs = self.hubspot().oauth.revoke(token);
         let pd = self.pipedrive().oauth.revoke(token);
-        sf || hs || pd
+        let acme = self.acme().oauth.revoke(token);
+        sf || hs || pd || acme
     }
 
     /// Creates `count` records of `entity` in every CRM that has it; returns how many were made.
@@ -289,6 +304,14 @@ impl Sim {
             known = true;
         }
         drop(pipedrive);
+        let mut acme = self.acme();
+        if !acme.base_url.is_empty()
+            && let Some(n) = acme.seed(entity, count, now)
+        {
+            made += n;
+            known = true;
+        }
+        drop(acme);
         if known { Ok(made) } else { Err(format!("no emulated CRM has an entity named `{entity}`")) }
     }
 }
@@ -299,6 +322,7 @@ pub struct SimHandle {
     salesforce: Option<SocketAddr>,
     hubspot: Option<SocketAddr>,
     pipedrive: Option<SocketAddr>,
+    acme: Option<SocketAddr>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     scheme: &'static str,
 }
@@ -309,6 +333,7 @@ impl std::fmt::Debug for SimHandle {
             .field("salesforce", &self.salesforce)
             .field("hubspot", &self.hubspot)
             .field("pipedrive", &self.pipedrive)
+            .field("acme", &self.acme)
             .finish()
     }
 }
@@ -335,6 +360,7 @@ impl SimHandle {
             (Crm::Salesforce, self.salesforce_url()),
             (Crm::Hubspot, self.hubspot_url()),
             (Crm::Pipedrive, self.pipedrive_url()),
+            (Crm::Acme, self.acme_url()),
         ];
         running.into_iter().filter_map(|(crm, url)| url.map(|url| crm.plugin_wiring(&url))).collect()
     }
@@ -342,6 +368,11 @@ impl SimHandle {
     /// `http(s)://127.0.0.1:PORT` of the Pipedrive emulator (API, OAuth and the authorize page).
     pub fn pipedrive_url(&self) -> Option<String> {
         self.pipedrive.map(|a| format!("{}://{a}", self.scheme))
+    }
+
+    /// `http(s)://127.0.0.1:PORT` of Acme, the SDK's example CRM.
+    pub fn acme_url(&self) -> Option<String> {
+        self.acme.map(|a| format!("{}://{a}", self.scheme))
     }
 
     /// The Salesforce listener's address.
@@ -400,8 +431,24 @@ pub async fn start(options: SimOptions) -> std::io::Result<SimHandle> {
         tasks.push(serve(listener, pipedrive::router(sim.clone())));
         pipedrive_addr = Some(bound);
     }
+    let mut acme_addr = None;
+    if let Some(addr) = options.acme {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let bound = listener.local_addr()?;
+        sim.acme().base_url = format!("{scheme}://{bound}");
+        tasks.push(serve(listener, acme::router(sim.clone())));
+        acme_addr = Some(bound);
+    }
     for spec in &options.seed_records {
         sim.seed(&spec.entity, spec.count).map_err(std::io::Error::other)?;
     }
-    Ok(SimHandle { sim, salesforce: salesforce_addr, hubspot: hubspot_addr, pipedrive: pipedrive_addr, tasks, scheme })
+    Ok(SimHandle {
+        sim,
+        salesforce: salesforce_addr,
+        hubspot: hubspot_addr,
+        pipedrive: pipedrive_addr,
+        acme: acme_addr,
+        tasks,
+        scheme,
+    })
 }

@@ -1,6 +1,7 @@
 //! `crm-sim`: run the Salesforce, HubSpot and/or Pipedrive emulators as a process.
 //!
 //! `crm-sim --salesforce 127.0.0.1:8081 --hubspot 127.0.0.1:8082 --pipedrive 127.0.0.1:8083 --seed contact=50`
+//! (`--acme 127.0.0.1:8084` adds the SDK's example CRM)
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -21,6 +22,10 @@ struct Args {
     /// Address for the Pipedrive emulator (API v1 and v2, OAuth, authorize page).
     #[arg(long)]
     pipedrive: Option<SocketAddr>,
+    /// Address for Acme, the SDK's example CRM: the mock a plugin from `crmhost plugin new` passes
+    /// `crmhost plugin check --against` with.
+    #[arg(long)]
+    acme: Option<SocketAddr>,
     /// Records to create at start, `entity=count` (repeatable), e.g. `contact=50`.
     #[arg(long = "seed", value_parser = parse_seed)]
     seeds: Vec<SeedSpec>,
@@ -43,8 +48,8 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
-    if args.salesforce.is_none() && args.hubspot.is_none() && args.pipedrive.is_none() {
-        eprintln!("error: give one or more of --salesforce ADDR, --hubspot ADDR, --pipedrive ADDR");
+    if args.salesforce.is_none() && args.hubspot.is_none() && args.pipedrive.is_none() && args.acme.is_none() {
+        eprintln!("error: give one or more of --salesforce ADDR, --hubspot ADDR, --pipedrive ADDR, --acme ADDR");
         return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -59,6 +64,7 @@ fn main() -> ExitCode {
             salesforce: args.salesforce,
             hubspot: args.hubspot,
             pipedrive: args.pipedrive,
+            acme: args.acme,
             seed: args.random_seed,
             seed_records: args.seeds,
             tls_cert: args.tls_cert,
@@ -82,6 +88,9 @@ fn main() -> ExitCode {
                 "Pipedrive emulator:  {url}  (OAuth client crm-sim-client / crm-sim-secret; API token {})",
                 crm_sim::pipedrive::API_TOKEN
             );
+        }
+        if let Some(url) = handle.acme_url() {
+            println!("Acme (example CRM):  {url}  (OAuth client crm-sim-client / crm-sim-secret)");
         }
         let _ = tokio::signal::ctrl_c().await;
         ExitCode::SUCCESS

@@ -107,6 +107,7 @@ pub(crate) async fn faults(State((sim, crm)): State<(Arc<Sim>, Crm)>, request: R
             Crm::Salesforce => crate::salesforce::errors::server_unavailable(),
             Crm::Hubspot => crate::hubspot::errors::server_error(&sim),
             Crm::Pipedrive => crate::pipedrive::errors::server_error(),
+            Crm::Acme => crate::acme::unavailable(),
         };
     }
     if knobs.force_rate_limit {
@@ -124,6 +125,7 @@ pub(crate) async fn faults(State((sim, crm)): State<(Arc<Sim>, Crm)>, request: R
                 ];
                 crate::pipedrive::errors::over_limit(headers).into_response()
             }
+            Crm::Acme => crate::acme::rate_limited(),
         };
     }
     next.run(request).await

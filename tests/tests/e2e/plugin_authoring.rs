@@ -126,7 +126,7 @@ async fn the_conformance_checks_pass_for_the_python_probe() {
 }
 
 #[tokio::test]
-async fn a_scaffolded_python_plugin_builds_and_passes_the_checks() {
+async fn a_scaffolded_python_plugin_builds_and_passes_the_checks_against_the_example_crm() {
     use crmhost::plugins::scaffold::{Language, scaffold};
 
     let dir = tempfile::tempdir().unwrap();
@@ -146,14 +146,50 @@ async fn a_scaffolded_python_plugin_builds_and_passes_the_checks() {
     .unwrap() else {
         return;
     };
-    let report = crmhost::plugins::check::check_component(bytes, "acme-crm.wasm").await;
+    passes_the_checks_against_acme(bytes, "acme-crm.wasm").await;
+}
+
+/// Runs every check against crm-sim's Acme, the example CRM the scaffolds are written for, and
+/// expects each to pass (none skipped but list-fields, which the scaffolds leave out).
+async fn passes_the_checks_against_acme(bytes: Vec<u8>, file_name: &str) {
+    use crmhost::plugins::check::CheckOutcome;
+
+    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let options = crm_sim::SimOptions {
+        salesforce: None,
+        hubspot: None,
+        acme: Some(any),
+        ..crm_sim::SimOptions::both_on_free_ports()
+    };
+    let sim = crm_sim::start(options).await.unwrap();
+    let url = sim.acme_url().unwrap();
+    let report = crmhost::plugins::check::check_component_against(bytes, file_name, Some(&url)).await;
     let lines: Vec<String> = report.lines.iter().map(ToString::to_string).collect();
     assert!(report.passed(), "{lines:#?}");
-    assert!(lines.contains(&"pass  capability `pull`: claimed and implemented".to_owned()), "{lines:#?}");
+    for check in [
+        "capability `pull`",
+        "capability `push`",
+        "capability `delete`",
+        "connects with OAuth",
+        "test-connection",
+        "pull `contact` pages by cursor",
+        "pull `contact` by ids",
+        "pull `contact` by modified-since",
+        "push `contact` in input order",
+        "push `contact` again is idempotent",
+        "delete `contact`, twice",
+        "401 → unauthorized",
+        "rate limit → rate-limited",
+        "5xx → unavailable",
+    ] {
+        let line = report.lines.iter().find(|l| l.name == check);
+        assert!(matches!(line.map(|l| &l.outcome), Some(CheckOutcome::Pass(_))), "{check}: {lines:#?}");
+    }
+    assert_eq!(sim.sim().acme().live().count(), 5, "the checks' own records are deleted; the seeded ones stay");
 }
 
 #[tokio::test]
-async fn a_scaffolded_rust_plugin_builds_and_passes_the_checks() {
+async fn a_scaffolded_rust_plugin_builds_and_passes_the_checks_against_the_example_crm() {
     use crmhost::plugins::scaffold::{Language, scaffold};
 
     let dir = tempfile::tempdir().unwrap();
@@ -164,24 +200,39 @@ async fn a_scaffolded_rust_plugin_builds_and_passes_the_checks() {
     // dependency versions, already compiled.
     std::fs::copy(repo.join("Cargo.lock"), project.join("Cargo.lock")).unwrap();
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("guest");
-    let built = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
-            .current_dir(&project)
-            .env("CARGO_TARGET_DIR", &target)
-            .args(["build", "--release", "--target", "wasm32-wasip2"])
-            .output()
-            .map(|output| (output, target.join("wasm32-wasip2/release/acme_rs.wasm")))
-    })
-    .await
-    .unwrap()
-    .expect("cargo runs");
-    let (output, wasm) = built;
+    let cargo = move |args: &'static [&'static str]| {
+        let (project, target) = (project.clone(), target.clone());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+                    .current_dir(&project)
+                    .env("CARGO_TARGET_DIR", &target)
+                    .args(args)
+                    .output()
+                    .map(|output| (output, target.join("wasm32-wasip2/release/acme_rs.wasm")))
+            })
+            .await
+            .unwrap()
+            .expect("cargo runs")
+        }
+    };
+    let (output, wasm) = cargo(&["build", "--release", "--target", "wasm32-wasip2"]).await;
     assert!(output.status.success(), "the scaffold does not build:\n{}", String::from_utf8_lossy(&output.stderr));
+    // Its unit tests run natively against the SDK's fake host.
+    let (tested, _) = cargo(&["test", "--lib"]).await;
+    let report = String::from_utf8_lossy(&tested.stdout);
+    assert!(
+        tested.status.success(),
+        "the scaffold's tests fail:\n{report}\n{}",
+        String::from_utf8_lossy(&tested.stderr)
+    );
+    assert!(report.contains("test result: ok. 2 passed"), "{report}");
 
-    let report = crmhost::plugins::check::check_component(std::fs::read(wasm).unwrap(), "acme_rs.wasm").await;
+    let bytes = std::fs::read(wasm).unwrap();
+    let report = crmhost::plugins::check::check_component(bytes.clone(), "acme_rs.wasm").await;
     let lines: Vec<String> = report.lines.iter().map(ToString::to_string).collect();
-    assert!(report.passed(), "{lines:#?}");
     assert!(lines[0].starts_with("pass  loads: `acme-rs` 0.1.0"), "{lines:#?}");
+    passes_the_checks_against_acme(bytes, "acme_rs.wasm").await;
 }
 
 #[tokio::test]
