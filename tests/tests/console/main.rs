@@ -229,6 +229,46 @@ async fn an_admin_connects_an_api_key_crm_by_typing_its_key() {
     browser.close().await;
 }
 
+/// A CRM offering OAuth and an API token (the Pipedrive plugin, Python, from the plugins directory
+/// of a sandbox server): with nothing connected yet the console offers both ways; the token way
+/// opens the key dialog and connects without leaving for the CRM. Then, with a CRM connected, its
+/// card in the catalogue offers the token as the alternative to signing in.
+#[tokio::test]
+async fn an_admin_connects_a_crm_offering_oauth_with_its_api_token_instead() {
+    crmhost_tests::capture_logs();
+    let Some(plugin) = crmhost_tests::pipedrive_plugin().await else { return };
+    let options = AppOptions {
+        sandbox: true,
+        plugin_files: vec![("pipedrive.wasm".to_owned(), plugin)],
+        share_compiled_components: true,
+        ..AppOptions::default()
+    };
+    let Some(app) = TestApp::spawn(options).await else { return };
+    let Some(browser) = Browser::start(1280, 900).await else { return };
+    browser.open(&console_url(&app, &token("w1", Role::Admin))).await;
+    browser.wait_for_text("No CRM connected yet").await;
+    assert!(browser.page_text().await.contains("Connect Pipedrive"), "signing in at Pipedrive stays offered");
+    browser.screenshot("oauth-or-api-token").await;
+    browser.click("Connect Pipedrive with API token").await;
+    browser.wait_for_text("In Pipedrive: your name").await;
+    type_into(&browser, "#credential-api_key", crm_sim::pipedrive::API_TOKEN).await;
+    browser.click_css("dialog button[type=submit]").await;
+    browser.wait_for_text("Connected to Pipedrive").await;
+    let listed = api_json(&app, Method::GET, "/api/v1/workspaces/w1/integrations").await;
+    let pipedrive =
+        listed["integrations"].as_array().unwrap().iter().find(|i| i["slug"] == "pipedrive").unwrap().clone();
+    assert_eq!(pipedrive["status"], "connected", "{listed}");
+    assert_eq!(app.sim().sim().call_count("pipedrive POST /oauth/token"), 0, "no OAuth: the token was typed in");
+
+    // Another workspace with Salesforce connected: Pipedrive's card offers both ways.
+    assert_eq!(app.connect("w2", "salesforce").await.status(), reqwest::StatusCode::OK);
+    browser.open(&console_url(&app, &token("w2", Role::Admin))).await;
+    browser.wait_for_text("Use API token instead").await;
+    browser.screenshot("card-oauth-or-api-token").await;
+    assert_no_csp_violations(&app.base);
+    browser.close().await;
+}
+
 #[tokio::test]
 async fn a_member_sees_admin_actions_refused_with_the_reason() {
     let Some((app, browser)) = start(Backend::Sqlite, Default::default()).await else { return };

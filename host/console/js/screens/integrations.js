@@ -34,8 +34,17 @@ function emptyState(available) {
     h("div", { class: "row" }, available.map((p) => {
       const button = actionButton(`Connect ${p.name}`, "admin", () => startConnect(p), { class: "primary" });
       button.prepend(h("img", { src: p.logo_url, alt: "" }));
-      return button;
+      // A CRM offering sign-in and a typed key gets both ways here too, as on its card, kept together.
+      return offersTypedCredentials(p)
+        ? h("span", { class: "row" }, button,
+          actionButton(`Connect ${p.name} with ${typedCredentials(p)}`, "admin", () => startConnect(p, true)))
+        : button;
     })));
+}
+
+/** What an admin types to connect without signing in at the CRM: "API token", "User name and Password". */
+function typedCredentials(provider) {
+  return provider.credential_form.fields.map((f) => f.label).join(" and ");
 }
 
 function providerCard(provider) {
@@ -47,8 +56,7 @@ function providerCard(provider) {
     h("div", { class: "actions" },
       actionButton(`Connect ${provider.name}`, "admin", () => startConnect(provider), { class: "primary" }),
       offersTypedCredentials(provider)
-        ? actionButton(`Use ${provider.credential_form.fields.map((f) => f.label).join(" and ")} instead`, "admin",
-          () => startConnect(provider, true))
+        ? actionButton(`Use ${typedCredentials(provider)} instead`, "admin", () => startConnect(provider, true))
         : null));
 }
 
