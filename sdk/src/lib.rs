@@ -101,18 +101,37 @@ pub trait Adapter {
         Err(AdapterError::not_supported(format!("list-fields for {entity}")))
     }
 
-    /// Reads one page of records.
+    /// Reads one page of records; the host pages, one page per call.
+    ///
+    /// - **Cursor**: absent on the first page; answer `next_cursor` while more remain and `None`
+    ///   on the last. It is opaque to the host: put in it all the next page needs (a keyset
+    ///   position outlives a server-side locator). Never return more than `limit` records.
+    /// - **`modified_since`** (RFC 3339): only records modified at or after it, each with
+    ///   `modified_at`; the host keeps the newest it saw for the next run, so records sharing a
+    ///   timestamp across a page boundary must not be dropped. Deleted records come back with
+    ///   `deleted: true` where the CRM can list them (a merged one with `crmhost:merged-into`).
+    /// - **`ids`**: when not empty, exactly those records; ids the CRM no longer has come back
+    ///   deleted or are left out.
+    /// - **`fields`**: the CRM fields to read; empty means the adapter's defaults.
+    ///
+    /// `crmhost plugin check --against <emulator>` checks paging, `ids` and `modified_since`.
     fn pull(request: PullRequest) -> Result<Page> {
         Err(AdapterError::not_supported(format!("pull for {}", request.entity)))
     }
 
-    /// Upserts records on `match_key`; one outcome per input, in order.
+    /// Upserts records on `match_key`; one outcome per input, in input order: `Created(id)`,
+    /// `Updated(id)`, or `Failed(error)` for that record alone. A record with `crm_id` is updated
+    /// by id; one without is matched on `match_key` (see [`matching::plan_matches`]). Pushing the
+    /// same records twice must not create duplicates: the host retries after timeouts. An `Err`
+    /// fails the whole call (`rate_limited` and `unavailable` are retried, `unauthorized`
+    /// re-authenticates), so keep it for what concerns every record.
     fn push(entity: String, match_key: String, records: Vec<PushRecord>) -> Result<Vec<PushOutcome>> {
         let _ = (match_key, records);
         Err(AdapterError::not_supported(format!("push for {entity}")))
     }
 
-    /// Deletes records by CRM id; one outcome per input, in order.
+    /// Deletes records by CRM id; one outcome per input, in order. A record already gone is
+    /// `Deleted`: deletes are retried and must be idempotent.
     fn delete(entity: String, ids: Vec<String>) -> Result<Vec<DeleteOutcome>> {
         let _ = ids;
         Err(AdapterError::not_supported(format!("delete for {entity}")))

@@ -155,6 +155,11 @@ impl SimOptions {
     pub fn all_on_free_ports() -> Self {
         Self { pipedrive: Some(([127, 0, 0, 1], 0).into()), ..Self::both_on_free_ports() }
     }
+
+    /// Acme, the SDK's example CRM, alone on a free loopback port.
+    pub fn acme_on_a_free_port() -> Self {
+        Self { salesforce: None, hubspot: None, acme: Some(([127, 0, 0, 1], 0).into()), ..Self::both_on_free_ports() }
+    }
 }
 
 /// The shared state of both emulators.

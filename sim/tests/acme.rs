@@ -14,16 +14,21 @@ async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// Trades an authorization code (without a PKCE verifier) at Acme's token endpoint.
+async fn exchange(base: &str, code: &str) -> (u16, Value) {
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+        ("client_id", CLIENT_ID),
+        ("client_secret", CLIENT_SECRET),
+    ];
+    send(client().post(format!("{base}/oauth/token")).form(&form)).await
+}
+
 /// Acme alone, and an access token from its code flow.
 async fn connected() -> (crm_sim::SimHandle, String, String) {
-    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let options = crm_sim::SimOptions {
-        salesforce: None,
-        hubspot: None,
-        acme: Some(any),
-        ..crm_sim::SimOptions::both_on_free_ports()
-    };
-    let sim = crm_sim::start(options).await.unwrap();
+    let sim = crm_sim::start(crm_sim::SimOptions::acme_on_a_free_port()).await.unwrap();
     let base = sim.acme_url().unwrap();
     let url = format!(
         "{base}/oauth/authorize?client_id={CLIENT_ID}&redirect_uri={}&state=a1&code_challenge={}&code_challenge_method=S256",
@@ -31,27 +36,13 @@ async fn connected() -> (crm_sim::SimHandle, String, String) {
         challenge(VERIFIER)
     );
     let params = authorize(&url).await;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", params["code"].as_str()),
-        ("redirect_uri", REDIRECT),
-        ("client_id", CLIENT_ID),
-        ("client_secret", CLIENT_SECRET),
-    ];
-    let (status, refused) = send(client().post(format!("{base}/oauth/token")).form(&form)).await;
+    let (status, refused) = exchange(&base, &params["code"]).await;
     assert_eq!((status, refused["error"].as_str()), (400, Some("invalid_grant")), "PKCE is checked: {refused}");
 
     let url = format!("{base}/oauth/authorize?client_id={CLIENT_ID}&redirect_uri={}&state=a2", urlencode(REDIRECT));
     let params = authorize(&url).await;
     assert_eq!(params["state"], "a2");
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", params["code"].as_str()),
-        ("redirect_uri", REDIRECT),
-        ("client_id", CLIENT_ID),
-        ("client_secret", CLIENT_SECRET),
-    ];
-    let (status, tokens) = send(client().post(format!("{base}/oauth/token")).form(&form)).await;
+    let (status, tokens) = exchange(&base, &params["code"]).await;
     assert_eq!(status, 200, "{tokens}");
     let token = tokens["access_token"].as_str().unwrap().to_owned();
     (sim, base, token)

@@ -48,3 +48,31 @@ pub async fn load(bytes: Vec<u8>, operator: OperatorPluginConfig) -> crmhost::pl
 pub fn operator(toml_text: &str) -> OperatorPluginConfig {
     toml::from_str(toml_text).expect("valid operator TOML")
 }
+
+/// The checks `crmhost plugin check --against` runs on a plugin's first entity (`contact`) that
+/// every plugin pulling, pushing and deleting contacts passes.
+pub const CHECKS_AGAINST_A_CRM: [&str; 11] = [
+    "connects with OAuth",
+    "test-connection",
+    "pull `contact` pages by cursor",
+    "pull `contact` by ids",
+    "pull `contact` by modified-since",
+    "push `contact` in input order",
+    "push `contact` again is idempotent",
+    "delete `contact`, twice",
+    "401 → unauthorized",
+    "rate limit → rate-limited",
+    "5xx → unavailable",
+];
+
+/// Panics unless the report passed and has a passing line for each of `checks` (a check that
+/// was skipped or left out does not count); `what` names the plugin in the message.
+pub fn assert_checks_passed(report: &crmhost::plugins::check::CheckReport, checks: &[&str], what: &str) {
+    let lines: Vec<String> = report.lines.iter().map(ToString::to_string).collect();
+    assert!(report.passed(), "{what}: {lines:#?}");
+    for check in checks {
+        let line = report.lines.iter().find(|l| l.name == *check);
+        let passed = matches!(line.map(|l| &l.outcome), Some(crmhost::plugins::check::CheckOutcome::Pass(_)));
+        assert!(passed, "{what}: {check} did not pass: {lines:#?}");
+    }
+}

@@ -52,14 +52,10 @@ async fn the_pipedrive_plugin_passes_the_conformance_checks_against_its_emulator
     let url = sim.pipedrive_url().unwrap();
     let report = crmhost::plugins::check::check_component_against(bytes, "pipedrive.wasm", Some(&url)).await;
     let lines: Vec<String> = report.lines.iter().map(ToString::to_string).collect();
-    assert!(report.passed(), "{lines:#?}");
     assert!(lines[0].contains("contract 0.2.0, auth oauth2 or api_key"), "{lines:#?}");
+    crmhost_tests::assert_checks_passed(&report, &crmhost_tests::CHECKS_AGAINST_A_CRM, "pipedrive");
     // Both ways of connecting are tried, and the API key is the one Pipedrive's emulator accepts.
-    for check in
-        ["connects with OAuth", "connects with an API key", "delete `contact`, twice", "rate limit → rate-limited"]
-    {
-        assert!(lines.iter().any(|l| l.starts_with(&format!("pass  {check}"))), "{check}: {lines:#?}");
-    }
+    crmhost_tests::assert_checks_passed(&report, &["connects with an API key"], "pipedrive");
     assert!(sim.sim().call_count("pipedrive GET /v1/users/me") >= 2, "test-connection ran with each credential");
 }
 

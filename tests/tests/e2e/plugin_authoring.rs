@@ -152,39 +152,12 @@ async fn a_scaffolded_python_plugin_builds_and_passes_the_checks_against_the_exa
 /// Runs every check against crm-sim's Acme, the example CRM the scaffolds are written for, and
 /// expects each to pass (none skipped but list-fields, which the scaffolds leave out).
 async fn passes_the_checks_against_acme(bytes: Vec<u8>, file_name: &str) {
-    use crmhost::plugins::check::CheckOutcome;
-
-    let any = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let options = crm_sim::SimOptions {
-        salesforce: None,
-        hubspot: None,
-        acme: Some(any),
-        ..crm_sim::SimOptions::both_on_free_ports()
-    };
-    let sim = crm_sim::start(options).await.unwrap();
+    let sim = crm_sim::start(crm_sim::SimOptions::acme_on_a_free_port()).await.unwrap();
     let url = sim.acme_url().unwrap();
     let report = crmhost::plugins::check::check_component_against(bytes, file_name, Some(&url)).await;
-    let lines: Vec<String> = report.lines.iter().map(ToString::to_string).collect();
-    assert!(report.passed(), "{lines:#?}");
-    for check in [
-        "capability `pull`",
-        "capability `push`",
-        "capability `delete`",
-        "connects with OAuth",
-        "test-connection",
-        "pull `contact` pages by cursor",
-        "pull `contact` by ids",
-        "pull `contact` by modified-since",
-        "push `contact` in input order",
-        "push `contact` again is idempotent",
-        "delete `contact`, twice",
-        "401 → unauthorized",
-        "rate limit → rate-limited",
-        "5xx → unavailable",
-    ] {
-        let line = report.lines.iter().find(|l| l.name == check);
-        assert!(matches!(line.map(|l| &l.outcome), Some(CheckOutcome::Pass(_))), "{check}: {lines:#?}");
-    }
+    let capabilities = ["capability `pull`", "capability `push`", "capability `delete`"];
+    crmhost_tests::assert_checks_passed(&report, &capabilities, file_name);
+    crmhost_tests::assert_checks_passed(&report, &crmhost_tests::CHECKS_AGAINST_A_CRM, file_name);
     assert_eq!(sim.sim().acme().live().count(), 5, "the checks' own records are deleted; the seeded ones stay");
 }
 
