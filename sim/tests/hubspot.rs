@@ -427,3 +427,96 @@ async fn webhooks_deliver_signed_batches_and_retry_failures() {
     );
     assert_eq!(events[0]["attemptNumber"], 1, "the retried batch says which attempt it is");
 }
+
+#[tokio::test]
+async fn associations_v4_link_both_ways_with_labels_page_batch_read_and_unlink() {
+    let sim = start().await;
+    let (http, base, token) = api(&sim).await;
+    sim.sim().seed("contact", 3).unwrap();
+    sim.sim().seed("company", 1).unwrap();
+    sim.sim().seed("deal", 1).unwrap();
+    let ids = |object: &str| -> Vec<u64> {
+        let state = sim.sim().hubspot();
+        state.objects[object].records.keys().copied().collect()
+    };
+    let (contacts, company, deal) = (ids("contacts"), ids("companies")[0], ids("deals")[0]);
+    let v4 = |path: String| format!("{base}/crm/v4/{path}");
+
+    // The default association, answered in both directions with their own type ids.
+    let (status, made) = send(
+        http.put(v4(format!("objects/contacts/{}/associations/default/companies/{company}", contacts[0])))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(status, 200, "{made}");
+    let type_ids: Vec<u64> = made["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["associationSpec"]["associationTypeId"].as_u64().unwrap())
+        .collect();
+    assert_eq!(type_ids, [279, 280]);
+    // A labelled one (Primary), and a deal with two contacts.
+    let primary = json!([{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}]);
+    let (status, labelled) = send(
+        http.put(v4(format!("objects/contacts/{}/associations/companies/{company}", contacts[1])))
+            .bearer_auth(&token)
+            .json(&primary),
+    )
+    .await;
+    assert_eq!((status, &labelled["labels"]), (201, &json!(["Primary"])), "{labelled}");
+    for contact in &contacts[..2] {
+        let path = format!("objects/deals/{deal}/associations/default/contacts/{contact}");
+        assert_eq!(send(http.put(v4(path)).bearer_auth(&token)).await.0, 200);
+    }
+
+    // Read from the other side, paged; the reverse types are there.
+    let (_, page) =
+        send(http.get(v4(format!("objects/companies/{company}/associations/contacts?limit=1"))).bearer_auth(&token))
+            .await;
+    assert_eq!(page["results"][0]["toObjectId"], contacts[0], "{page}");
+    assert_eq!(page["results"][0]["associationTypes"][0]["typeId"], 280);
+    let after = page["paging"]["next"]["after"].as_str().unwrap();
+    let (_, rest) = send(
+        http.get(v4(format!("objects/companies/{company}/associations/contacts?limit=1&after={after}")))
+            .bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(rest["results"][0]["toObjectId"], contacts[1]);
+    assert_eq!(rest["results"][0]["associationTypes"][0]["label"], "Primary", "{rest}");
+    assert!(rest["paging"].is_null(), "the last page has no paging");
+
+    // Batch read: each input's associations; an unknown record is an error of the batch (207).
+    let inputs = json!({"inputs": [{"id": deal.to_string()}, {"id": "999999"}]});
+    let (status, batch) =
+        send(http.post(v4("associations/deals/contacts/batch/read".into())).bearer_auth(&token).json(&inputs)).await;
+    assert_eq!((status, batch["numErrors"].as_u64()), (207, Some(1)), "{batch}");
+    let linked: Vec<u64> =
+        batch["results"][0]["to"].as_array().unwrap().iter().map(|t| t["toObjectId"].as_u64().unwrap()).collect();
+    assert_eq!(linked, contacts[..2]);
+
+    // Labels of a pair; an unknown type id or record is refused.
+    let (_, labels) = send(http.get(v4("associations/contacts/companies/labels".into())).bearer_auth(&token)).await;
+    let listed: Vec<(u64, Value)> = labels["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["typeId"].as_u64().unwrap(), l["label"].clone()))
+        .collect();
+    assert_eq!(listed, [(279, Value::Null), (1, json!("Primary"))]);
+    let wrong = json!([{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 3}]);
+    let path = format!("objects/contacts/{}/associations/companies/{company}", contacts[2]);
+    assert_eq!(send(http.put(v4(path.clone())).bearer_auth(&token).json(&wrong)).await.0, 400);
+    let missing = format!("objects/contacts/{}/associations/default/companies/999999", contacts[2]);
+    assert_eq!(send(http.put(v4(missing)).bearer_auth(&token)).await.0, 404);
+
+    // Unlinking removes both directions.
+    let unlink = format!("objects/companies/{company}/associations/contacts/{}", contacts[0]);
+    assert_eq!(send(http.delete(v4(unlink)).bearer_auth(&token)).await.0, 204);
+    let (_, after_unlink) =
+        send(http.get(v4(format!("objects/contacts/{}/associations/companies", contacts[0]))).bearer_auth(&token))
+            .await;
+    assert_eq!(after_unlink["results"], json!([]));
+    let (status, _) = send(http.get(v4(format!("objects/contacts/{}/associations/companies", contacts[0])))).await;
+    assert_eq!(status, 401, "a token is required");
+}

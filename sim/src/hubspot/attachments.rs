@@ -91,7 +91,6 @@ impl HubspotState {
 
 pub(super) fn router(sim: Arc<Sim>) -> Router {
     Router::new()
-        .route("/crm/v4/objects/{object}/{id}/associations/{to}", get(associations))
         .route("/crm/v3/objects/notes/batch/read", post(notes_batch_read))
         .route("/files/v3/files/{id}", get(file))
         .route("/files/v3/files/{id}/signed-url", get(signed_url))
@@ -99,8 +98,9 @@ pub(super) fn router(sim: Arc<Sim>) -> Router {
         .with_state(sim)
 }
 
-/// `GET /crm/v4/objects/{object}/{id}/associations/notes`: the notes associated with a record.
-async fn associations(
+/// `GET /crm/v4/objects/{object}/{id}/associations/notes`: the notes associated with a record
+/// (the associations module routes reads to notes here).
+pub(super) async fn associations(
     State(sim): State<Arc<Sim>>,
     Path((object, id, to)): Path<(String, String, String)>,
     headers: HeaderMap,

@@ -1,8 +1,9 @@
 //! The HubSpot emulator: OAuth (authorize page, v1 / v3 / date-versioned token endpoints, token
 //! metadata, introspection, revocation), CRM v3 objects for contacts, companies and deals (list,
 //! get, create, update, archive, batch create/update/read/upsert/archive, search), the properties
-//! API, per-token rate limits with HubSpot's headers and exact 429 bodies.
+//! API, associations v4, per-token rate limits with HubSpot's headers and exact 429 bodies.
 
+pub mod associations;
 pub mod attachments;
 pub mod errors;
 mod oauth_routes;
@@ -174,6 +175,8 @@ pub struct HubspotState {
     pub webhooks: webhooks::WebhookState,
     /// Notes attaching files to records, and the files.
     pub attachments: attachments::Attachments,
+    /// Associations v4 between records, both ways.
+    pub associations: associations::Associations,
 }
 
 /// ISO 8601 with milliseconds and `Z`, as HubSpot writes instants.
@@ -204,6 +207,7 @@ impl HubspotState {
             daily: BTreeMap::new(),
             webhooks: webhooks::WebhookState::default(),
             attachments: attachments::Attachments::default(),
+            associations: associations::Associations::default(),
         }
     }
 
@@ -482,6 +486,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(search::router(sim.clone()))
         .merge(owners::router(sim.clone()))
         .merge(attachments::router(sim.clone()))
+        .merge(associations::router(sim.clone()))
         .route_layer(axum::middleware::from_fn_with_state((sim.clone(), Crm::Hubspot), crate::server::faults));
     Router::new()
         .merge(api)
