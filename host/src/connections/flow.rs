@@ -247,11 +247,7 @@ impl Connections {
         };
         let grant = app.exchange_code(code, verifier.as_ref()).await?;
 
-        // The granted scopes travel as a fact (space-separated) so an adapter can report them.
-        let mut facts = grant.facts.clone();
-        if !grant.scopes.is_empty() {
-            facts.entry("scopes".to_owned()).or_insert_with(|| grant.scopes.join(" "));
-        }
+        let facts = grant.connection_facts();
         let account = match self.test_fresh(&plugin, workspace, &facts, &grant.tokens).await {
             Ok(account) => account,
             Err(err) => {

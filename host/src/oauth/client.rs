@@ -105,6 +105,18 @@ pub struct TokenGrant {
     pub scopes: Vec<String>,
 }
 
+impl TokenGrant {
+    /// The facts a connection made with this grant records: the plugin's token-response facts
+    /// and the granted scopes (space-separated, so an adapter can report them).
+    pub fn connection_facts(&self) -> BTreeMap<String, String> {
+        let mut facts = self.facts.clone();
+        if !self.scopes.is_empty() {
+            facts.entry("scopes".to_owned()).or_insert_with(|| self.scopes.join(" "));
+        }
+        facts
+    }
+}
+
 /// The OAuth application of one plugin: endpoints, client credentials and redirect URI.
 pub struct OAuthApp {
     description: OAuth2Description,

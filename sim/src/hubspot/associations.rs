@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::errors::{self, HsError};
 use super::objects::Params;
-use super::{HubspotState, authorize, object_type, with_headers};
+use super::{ExtraHeaders, HubspotState, authorize, object_type, with_headers};
 use crate::Sim;
 
 /// One HubSpot-defined association type: from, to, its id, the reverse direction's id, and its
@@ -113,20 +113,35 @@ fn answer(result: Result<Response, HsError>) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// Two live records a request names by path (`{from}/{id}` and `{to}/{toId}`), checked after the
+/// token, with the portal's state locked and the rate-limit headers to send.
+struct Pair<'a> {
+    extra: ExtraHeaders,
+    state: std::sync::MutexGuard<'a, HubspotState>,
+    from: (&'static str, u64),
+    to: (&'static str, u64),
+}
+
+fn pair<'a>(sim: &'a Sim, headers: &HeaderMap, path: &(String, String, String, String)) -> Result<Pair<'a>, HsError> {
+    let (_, extra) = authorize(sim, headers, false)?;
+    let (from, to) = (object_of(sim, &path.0)?, object_of(sim, &path.2)?);
+    let state = sim.hubspot();
+    let (a, b) = (live(sim, &state, from, &path.1)?, live(sim, &state, to, &path.3)?);
+    Ok(Pair { extra, state, from: (from, a), to: (to, b) })
+}
+
 /// `PUT …/associations/default/{to}/{toId}`: the default association, both ways.
 async fn associate_default(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
-    Path((from, id, to, to_id)): Path<(String, String, String, String)>,
+    Path(path): Path<(String, String, String, String)>,
 ) -> Response {
     answer((|| {
-        let (_, extra) = authorize(&sim, &headers, false)?;
-        let (from, to) = (object_of(&sim, &from)?, object_of(&sim, &to)?);
-        let kind = default_type(from, to)
-            .ok_or_else(|| errors::validation(&sim, format!("{from} cannot be associated with {to}")))?;
-        let mut state = sim.hubspot();
-        let (a, b) = (live(&sim, &state, from, &id)?, live(&sim, &state, to, &to_id)?);
-        state.associations.add((from, a), (to, b), kind);
+        let Pair { extra, mut state, from, to } = pair(&sim, &headers, &path)?;
+        let kind = default_type(from.0, to.0)
+            .ok_or_else(|| errors::validation(&sim, format!("{} cannot be associated with {}", from.0, to.0)))?;
+        state.associations.add(from, to, kind);
+        let (a, b) = (from.1, to.1);
         let spec = |from_id: u64, to_id: u64, type_id: u32| {
             json!({ "from": {"id": from_id.to_string()}, "to": {"id": to_id.to_string()},
                     "associationSpec": {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id} })
@@ -140,12 +155,11 @@ async fn associate_default(
 async fn associate_labelled(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
-    Path((from, id, to, to_id)): Path<(String, String, String, String)>,
+    Path(path): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> Response {
     answer((|| {
-        let (_, extra) = authorize(&sim, &headers, false)?;
-        let (from, to) = (object_of(&sim, &from)?, object_of(&sim, &to)?);
+        let Pair { extra, mut state, from: (from, a), to: (to, b) } = pair(&sim, &headers, &path)?;
         let specs: Vec<Value> = serde_json::from_slice(&body)
             .map_err(|_| errors::validation(&sim, "send an array of {associationCategory, associationTypeId}"))?;
         let kinds = specs
@@ -159,8 +173,6 @@ async fn associate_labelled(
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut state = sim.hubspot();
-        let (a, b) = (live(&sim, &state, from, &id)?, live(&sim, &state, to, &to_id)?);
         for kind in &kinds {
             state.associations.add((from, a), (to, b), kind);
         }
@@ -180,14 +192,11 @@ fn type_id(object: &str) -> &'static str {
 async fn remove(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
-    Path((from, id, to, to_id)): Path<(String, String, String, String)>,
+    Path(path): Path<(String, String, String, String)>,
 ) -> Response {
     answer((|| {
-        let (_, extra) = authorize(&sim, &headers, false)?;
-        let (from, to) = (object_of(&sim, &from)?, object_of(&sim, &to)?);
-        let mut state = sim.hubspot();
-        let (a, b) = (live(&sim, &state, from, &id)?, live(&sim, &state, to, &to_id)?);
-        state.associations.remove((from, a), (to, b));
+        let Pair { extra, mut state, from, to } = pair(&sim, &headers, &path)?;
+        state.associations.remove(from, to);
         Ok(with_headers(StatusCode::NO_CONTENT.into_response(), &extra))
     })())
 }

@@ -259,11 +259,11 @@ async fn oauth_connection(emulator: &Emulator, plugin: &LoadedPlugin) -> Result<
     let public = url::Url::parse("http://127.0.0.1/").map_err(|e| e.to_string())?;
     let app = OAuthApp::for_plugin(plugin, &public).map_err(|e| e.to_string())?;
     let grant = emulator.authorize(&app).await?;
-    let mut facts = grant.facts;
-    if !grant.scopes.is_empty() {
-        facts.entry("scopes".to_owned()).or_insert_with(|| grant.scopes.join(" "));
-    }
-    Ok(Connection { facts, token: grant.tokens.access_token().clone(), kind: AuthKind::Oauth2 })
+    Ok(Connection {
+        facts: grant.connection_facts(),
+        token: grant.tokens.access_token().clone(),
+        kind: AuthKind::Oauth2,
+    })
 }
 
 fn fact_names(connection: &Connection) -> String {
@@ -565,39 +565,45 @@ async fn deletes_idempotently(
     ids: &[String],
 ) {
     let name = format!("delete `{}`, twice", entity.name);
-    let mut outcome = CheckOutcome::Pass(format!("{} deleted; deleting them again answers deleted", ids.len()));
-    for round in ["first", "second"] {
-        let answer = plugin.delete(connection.context(), &entity.name, ids).await;
-        let problem = match answer {
-            Ok(Ok(outcomes)) if outcomes.len() != ids.len() => {
-                Some(format!("{} outcomes for {} ids", outcomes.len(), ids.len()))
-            }
-            Ok(Ok(outcomes)) => outcomes.iter().find_map(|o| match o {
-                DeleteOutcome::Deleted => None,
-                DeleteOutcome::Failed(err) => Some(summary(err)),
-            }),
-            Ok(Err(err)) => Some(summary(&err)),
-            Err(err) => Some(format!("the call broke: {err}")),
-        };
-        if let Some(problem) = problem {
-            outcome = CheckOutcome::Fail(format!("{round} delete: {problem}"));
-            break;
-        }
-        if round == "first" {
-            match pull_live(plugin, connection, entity, ids).await {
-                Ok(live) if live.is_empty() => {}
-                Ok(live) => {
-                    outcome = CheckOutcome::Fail(format!("{} still read back after the delete", live.len()));
-                    break;
-                }
-                Err(err) => {
-                    outcome = CheckOutcome::Fail(format!("reading them back: {err}"));
-                    break;
-                }
-            }
-        }
-    }
+    let outcome = match delete_then_again(plugin, connection, entity, ids).await {
+        Ok(()) => CheckOutcome::Pass(format!("{} deleted; deleting them again answers deleted", ids.len())),
+        Err(problem) => CheckOutcome::Fail(problem),
+    };
     report.add(&name, outcome);
+}
+
+async fn delete_then_again(
+    plugin: &LoadedPlugin,
+    connection: &Connection,
+    entity: &EntityDescription,
+    ids: &[String],
+) -> Result<(), String> {
+    delete_all(plugin, connection, entity, ids).await.map_err(|p| format!("first delete: {p}"))?;
+    let live = pull_live(plugin, connection, entity, ids).await.map_err(|e| format!("reading them back: {e}"))?;
+    if !live.is_empty() {
+        return Err(format!("{} still read back after the delete", live.len()));
+    }
+    delete_all(plugin, connection, entity, ids).await.map_err(|p| format!("second delete: {p}"))
+}
+
+/// Deletes `ids`; an error unless every outcome is `deleted`.
+async fn delete_all(
+    plugin: &LoadedPlugin,
+    connection: &Connection,
+    entity: &EntityDescription,
+    ids: &[String],
+) -> Result<(), String> {
+    match plugin.delete(connection.context(), &entity.name, ids).await {
+        Ok(Ok(outcomes)) if outcomes.len() != ids.len() => {
+            Err(format!("{} outcomes for {} ids", outcomes.len(), ids.len()))
+        }
+        Ok(Ok(outcomes)) => outcomes.iter().try_for_each(|o| match o {
+            DeleteOutcome::Deleted => Ok(()),
+            DeleteOutcome::Failed(err) => Err(summary(err)),
+        }),
+        Ok(Err(err)) => Err(summary(&err)),
+        Err(err) => Err(format!("the call broke: {err}")),
+    }
 }
 
 /// A refused credential is `unauthorized`; the CRM's rate limit `rate-limited` with when to retry
@@ -668,12 +674,10 @@ fn sample_record(entity: &EntityDescription, fields: &[FieldInfo], key: &str, ta
         .filter(|f| f.writable && (mapped.contains(f.name.as_str()) || f.required) && f.name != key)
         .filter_map(|f| sample_value(f, tag).map(|value| FieldValue { name: f.name.clone(), value }))
         .collect();
+    // An email key by its type, or by its name when the plugin lists no fields.
     let key_type = fields.iter().find(|f| f.name == key).map(|f| f.field_type);
-    let key_value = match key_type {
-        Some(FieldType::Email) | None if key.contains("mail") => format!("check-{tag}@example.com"),
-        Some(FieldType::Email) => format!("check-{tag}@example.com"),
-        _ => format!("Check {tag}"),
-    };
+    let email_key = key_type == Some(FieldType::Email) || (key_type.is_none() && key.contains("mail"));
+    let key_value = if email_key { format!("check-{tag}@example.com") } else { format!("Check {tag}") };
     values.push(FieldValue { name: key.to_owned(), value: FieldData::Text(key_value) });
     PushRecord { crm_id: None, fields: values }
 }
