@@ -11,9 +11,11 @@ pub fn python_required() -> bool {
 
 /// The python of the virtualenv `venv` (a test passes one under `CARGO_TARGET_TMPDIR`) with the
 /// pinned `requirements` file installed (once; again when the file changes), or `None` to skip
-/// where Python is missing and not required.
+/// where Python is missing and not required. Tests running at once share a venv: a lock file
+/// beside it lets one create it while the others wait (two `venv --clear` at once break each other).
 pub fn python_venv(venv: &Path, requirements: &Path) -> Option<PathBuf> {
     let pinned = std::fs::read_to_string(requirements).expect("the requirements file");
+    let _creating = lock_beside(venv);
     let python = venv.join("bin").join("python");
     let marker = venv.join("installed-requirements.txt");
     if std::fs::read_to_string(&marker).ok().as_deref() == Some(pinned.as_str()) && python.exists() {
@@ -33,6 +35,17 @@ pub fn python_venv(venv: &Path, requirements: &Path) -> Option<PathBuf> {
     assert!(installed.success(), "pip could not install {}", requirements.display());
     std::fs::write(&marker, pinned).expect("marker written");
     Some(python)
+}
+
+/// An exclusive lock on `<path>.lock`, held until the returned file drops; `flock` locks conflict
+/// between threads of one process as well as between processes.
+fn lock_beside(path: &Path) -> std::fs::File {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("the venv's parent directory");
+    }
+    let lock = std::fs::File::create(path.with_extension("lock")).expect("the venv's lock file");
+    lock.lock().expect("the venv's lock is taken");
+    lock
 }
 
 /// The tests' Python plugin (`tests/plugins/python-probe`).
