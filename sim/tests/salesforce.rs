@@ -338,6 +338,72 @@ async fn create_errors_have_salesforce_codes_and_fields() {
 }
 
 #[tokio::test]
+async fn lookups_name_live_parents_and_soql_reaches_them_by_relationship() {
+    let sim = start().await;
+    let (http, base, token) = api(&sim).await;
+    let post = |object: &'static str, body: Value| {
+        let (http, base, token) = (http.clone(), base.clone(), token.clone());
+        async move {
+            let r =
+                http.post(format!("{base}{V}/sobjects/{object}")).bearer_auth(&token).json(&body).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let query = |soql: &'static str| {
+        let (http, base, token) = (http.clone(), base.clone(), token.clone());
+        async move {
+            let r =
+                http.get(format!("{base}{V}/query")).query(&[("q", soql)]).bearer_auth(&token).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (_, acme) = post("Account", json!({"Name": "Acme"})).await;
+    let acme = acme["id"].as_str().unwrap().to_owned();
+    let (status, ann) = post("Contact", json!({"LastName": "Ann", "AccountId": acme})).await;
+    assert_eq!(status, 201, "{ann}");
+    post("Contact", json!({"LastName": "Bob"})).await;
+
+    let (status, wrong) = post("Contact", json!({"LastName": "C", "AccountId": ann["id"]})).await;
+    assert_eq!((status, wrong[0]["errorCode"].as_str()), (400, Some("FIELD_INTEGRITY_EXCEPTION")));
+    assert_eq!(wrong[0]["fields"], json!(["AccountId"]));
+    assert_eq!(post("Contact", json!({"LastName": "C", "AccountId": "x"})).await.1[0]["errorCode"], "MALFORMED_ID");
+    let missing = post("Contact", json!({"LastName": "C", "AccountId": "001000000000000AAA"})).await.1;
+    assert_eq!(missing[0]["errorCode"], "INVALID_CROSS_REFERENCE_KEY");
+    let in_collection = http
+        .post(format!("{base}{V}/composite/sobjects"))
+        .bearer_auth(&token)
+        .json(&json!({"allOrNone": false, "records": [
+            {"attributes": {"type": "Contact"}, "LastName": "D", "AccountId": acme},
+            {"attributes": {"type": "Contact"}, "LastName": "E", "AccountId": "001000000000000AAA"},
+        ]}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(in_collection[0]["success"], true);
+    assert_eq!(in_collection[1]["errors"][0]["statusCode"], "INVALID_CROSS_REFERENCE_KEY");
+
+    let (status, rows) = query(
+        "SELECT LastName, Account.Name, AccountId FROM Contact WHERE LastName IN ('Ann','Bob') ORDER BY LastName",
+    )
+    .await;
+    assert_eq!(status, 200, "{rows}");
+    let records = rows["records"].as_array().unwrap();
+    assert_eq!(records[0]["Account"]["Name"], "Acme");
+    assert_eq!(records[0]["Account"]["attributes"]["type"], "Account");
+    assert_eq!(records[0]["AccountId"], json!(acme));
+    assert_eq!(records[1]["Account"], Value::Null, "an empty lookup reads as a null parent");
+    let (_, by_parent) = query("SELECT LastName FROM Contact WHERE Account.Name = 'acme' ORDER BY LastName").await;
+    let names: Vec<&str> =
+        by_parent["records"].as_array().unwrap().iter().map(|r| r["LastName"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Ann", "D"], "a parent's field filters, case-insensitively");
+    let (status, bad) = query("SELECT Boss.Name FROM Contact").await;
+    assert_eq!((status, bad[0]["errorCode"].as_str()), (400, Some("INVALID_FIELD")));
+}
+
+#[tokio::test]
 async fn soql_pages_with_relative_next_records_urls_and_filters_for_real() {
     let sim = start().await;
     sim.sim().clock.set("2024-03-01T00:00:00Z".parse().unwrap());

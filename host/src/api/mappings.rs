@@ -93,6 +93,9 @@ pub(super) struct OneMappingBody {
     /// A transform (a name such as `lowercase`, or an object for value maps and date formats).
     #[schema(value_type = Option<serde_json::Value>)]
     transform: Option<Value>,
+    /// The entity whose workspace record ids this field holds (a contact's `company_id` →
+    /// `account`): pushes send the linked CRM id, pulls map it back.
+    references: Option<String>,
 }
 
 #[utoipa::path(put, path = "/api/v1/workspaces/{id}/integrations/{slug}/field-mappings/{entity}/{app_field}", tag = "configure", operation_id = "put_field_mapping", params(MappingPath), request_body = OneMappingBody, security(("workspace_jwt" = [])), responses((status = 200, description = "The mapping of this workspace field added or changed; the entity's mappings now in force (admin+).", body = EntityMappings), ErrorResponses))]
@@ -109,6 +112,7 @@ pub(super) async fn put_one(
         crm_field: body.crm_field,
         direction: body.direction,
         transform: body.transform,
+        references: body.references,
     };
     Ok(Json(state.sync.put_mapping(&caller.workspace, &slug, &entity, mapping, &caller.user).await?))
 }

@@ -21,6 +21,9 @@ pub struct StoredMapping {
     pub direction: String,
     /// The transform, as JSON (a name, or an object for value maps and date formats).
     pub transform: Option<Json<Value>>,
+    /// The entity whose workspace record ids this field holds, for a reference mapping.
+    #[sqlx(rename = "references_entity")]
+    pub references: Option<String>,
 }
 
 impl Store {
@@ -32,7 +35,7 @@ impl Store {
         slug: &PluginSlug,
         entity: Option<&EntityName>,
     ) -> StoreResult<Vec<StoredMapping>> {
-        let sql = "select entity, app_field, crm_field, direction, transform from integration_field_mappings \
+        let sql = "select entity, app_field, crm_field, direction, transform, references_entity from integration_field_mappings \
                    where workspace_id = $1 and integration_slug = $2 and ($3 = '' or entity = $3) \
                    order by entity, app_field";
         let rows = with_pool!(self, pool => sqlx::query_as::<_, StoredMapping>(sql)
@@ -57,8 +60,8 @@ impl Store {
         let delete =
             "delete from integration_field_mappings where workspace_id = $1 and integration_slug = $2 and entity = $3";
         let insert = "insert into integration_field_mappings \
-                      (workspace_id, integration_slug, entity, app_field, crm_field, direction, transform, updated_at) \
-                      values ($1, $2, $3, $4, $5, $6, $7, $8)";
+                      (workspace_id, integration_slug, entity, app_field, crm_field, direction, transform, references_entity, \
+                      updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
         with_pool!(self, pool => {
             let mut tx = pool.begin_with(self.begin_statement()).await?;
             sqlx::query(delete).bind(workspace.as_str()).bind(slug.as_str()).bind(entity.as_str())
@@ -72,6 +75,7 @@ impl Store {
                     .bind(&m.crm_field)
                     .bind(&m.direction)
                     .bind(m.transform.as_ref())
+                    .bind(m.references.as_deref())
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;

@@ -25,6 +25,10 @@ pub struct MappingInput {
     /// A transform (see [`Transform`]).
     #[serde(default)]
     pub transform: Option<Json>,
+    /// The entity whose workspace record ids the workspace field holds (`account` for a contact's
+    /// `company_id`): pushes send the linked CRM id, pulls bring the workspace id back.
+    #[serde(default)]
+    pub references: Option<String>,
 }
 
 /// Most mappings one entity may have.
@@ -160,6 +164,7 @@ impl SyncEngine {
                 crm_field: m.crm_field.clone(),
                 direction: Some(m.direction.as_str().to_owned()),
                 transform: m.transform.as_ref().map(super::mapping::Transform::to_json),
+                references: m.references.as_ref().map(EntityName::to_string),
             })
             .collect())
     }
@@ -218,12 +223,20 @@ impl SyncEngine {
                     }
                 },
             };
+            let references = match referenced_entity(plugin.description(), m, transform.is_some()) {
+                Ok(references) => references,
+                Err(e) => {
+                    problems.push(format!("{at}.references: {e}"));
+                    continue;
+                }
+            };
             rows.push(StoredMapping {
                 entity: entity.to_string(),
                 app_field: app_field.to_string(),
                 crm_field: m.crm_field.clone(),
                 direction: direction.as_str().to_owned(),
                 transform: transform.map(|t| sqlx::types::Json(t.to_json())),
+                references,
             });
         }
         if !problems.is_empty() {
@@ -235,6 +248,7 @@ impl SyncEngine {
             let mut unknown = Vec::new();
             let mut read_only = Vec::new();
             let mut not_dates = Vec::new();
+            let mut not_references = Vec::new();
             for row in &rows {
                 let Some(field) = fields.iter().find(|f| f.name.eq_ignore_ascii_case(&row.crm_field)) else {
                     unknown.push(row.crm_field.clone());
@@ -245,6 +259,9 @@ impl SyncEngine {
                 }
                 if is_date_format(row) && !matches!(field.field_type, FieldType::Date | FieldType::DateTime) {
                     not_dates.push(row.crm_field.clone());
+                }
+                if row.references.is_some() && !matches!(field.field_type, FieldType::Reference | FieldType::Id) {
+                    not_references.push(row.crm_field.clone());
                 }
             }
             let mut messages = Vec::new();
@@ -259,6 +276,12 @@ impl SyncEngine {
                 messages.push(format!(
                     "{} in {slug} is not a date or date-time field: a `date_format` transform converts dates only",
                     quoted(&not_dates)
+                ));
+            }
+            if !not_references.is_empty() {
+                messages.push(format!(
+                    "{} in {slug} does not refer to records: `references` needs a lookup or association field",
+                    quoted(&not_references)
                 ));
             }
             if !messages.is_empty() {
@@ -310,6 +333,25 @@ impl SyncEngine {
         let settings = SyncSettings::from_stored(&updated.settings);
         Ok((updated, settings))
     }
+}
+
+/// The entity a mapping's `references` names, checked: one the plugin syncs, on a mapping without a
+/// transform (ids pass as they are).
+fn referenced_entity(
+    plugin: &crate::plugins::description::PluginDescription,
+    m: &MappingInput,
+    has_transform: bool,
+) -> Result<Option<String>, String> {
+    let Some(name) = m.references.as_deref() else { return Ok(None) };
+    let entity = EntityName::parse(name)?;
+    if !plugin.entities.iter().any(|e| e.name == entity.as_str()) {
+        let known: Vec<&str> = plugin.entities.iter().map(|e| e.name.as_str()).collect();
+        return Err(format!("`{entity}` is not an entity of this integration (it has {})", known.join(", ")));
+    }
+    if has_transform {
+        return Err("a reference carries record ids as they are: remove the transform".to_owned());
+    }
+    Ok(Some(entity.to_string()))
 }
 
 /// Whether a stored mapping converts dates.

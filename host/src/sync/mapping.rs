@@ -183,6 +183,11 @@ pub struct FieldMapping {
     pub direction: Direction,
     /// How values are converted.
     pub transform: Option<Transform>,
+    /// The entity whose workspace record ids the workspace field holds (one id, or a list of them):
+    /// a push sends the CRM ids those records are linked to, a pull maps CRM ids back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub references: Option<EntityName>,
 }
 
 impl FieldMapping {
@@ -233,6 +238,7 @@ impl EntityMappings {
                     crm_field: m.crm_field.clone(),
                     direction: Direction::parse(m.direction).unwrap_or(Direction::None),
                     transform: m.transform.as_deref().and_then(Transform::from_plugin),
+                    references: None,
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -260,6 +266,7 @@ impl EntityMappings {
                     crm_field: m.crm_field.clone(),
                     direction: Direction::parse(&m.direction).unwrap_or(Direction::None),
                     transform: m.transform.as_ref().map(|t| Transform::from_json(&t.0)).transpose()?,
+                    references: m.references.as_deref().map(EntityName::parse).transpose()?,
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -363,7 +370,13 @@ mod tests {
     use super::*;
 
     fn mapping(app: &str, crm: &str, direction: Direction, transform: Option<Transform>) -> FieldMapping {
-        FieldMapping { app_field: FieldName::parse(app).unwrap(), crm_field: crm.to_owned(), direction, transform }
+        FieldMapping {
+            app_field: FieldName::parse(app).unwrap(),
+            crm_field: crm.to_owned(),
+            direction,
+            transform,
+            references: None,
+        }
     }
 
     fn contact() -> EntityMappings {

@@ -198,6 +198,7 @@ mod tests {
             crm_field: crm.to_owned(),
             direction,
             transform: None,
+            references: None,
         };
         EntityMappings {
             entity: EntityName::parse("contact").unwrap(),

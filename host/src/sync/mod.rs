@@ -24,6 +24,7 @@ mod page_reader;
 mod progress;
 mod pull;
 mod push;
+mod references;
 mod resolve;
 mod rules;
 mod run;

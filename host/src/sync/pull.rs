@@ -214,7 +214,9 @@ impl Run {
         let mut reader = PageReader::start(self.page_fetcher(mappings, &scope, sweep.fact()), plan);
         while let Some(records) = reader.next_batch().await? {
             note_newest(&mut newest, &records);
-            let accepted = self.accept_page(mappings, records);
+            let mut accepted = self.accept_page(mappings, records);
+            let mut views: Vec<&mut Map<String, Json>> = accepted.iter_mut().map(|p| &mut p.view).collect();
+            self.resolve_pulled_references(mappings, &mut views, mode).await?;
             self.write_page(mappings, &accepted, mode, (save_cursor && incremental).then_some(&newest)).await?;
         }
         if save_cursor {

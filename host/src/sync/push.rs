@@ -12,6 +12,7 @@ use serde_json::{Map, Value as Json};
 
 use super::filters::all_match;
 use super::mapping::EntityMappings;
+use super::references::ReferenceIds;
 use super::run::{Fatal, Run, error_json, fatal_message, host_error, is_fatal, required, store_fatal};
 use super::values::same_value;
 use crate::domain::{CrmId, EntityName, ItemOutcome};
@@ -103,13 +104,16 @@ impl Run {
         ids: &[String],
         mode: PushMode,
     ) -> Result<(), Fatal> {
+        // Referenced records the CRM lacks are pushed before the batch is read, so a record of
+        // this entity pushed first (an account's parent) is read linked.
+        let references = self.resolve_push_references(mappings, ids, mode).await?;
         let loaded = self.load_batch(mappings, ids).await?;
         let mut links = LinkBatch::default();
-        let batch = self.prepare_batch(mappings, ids, mode, &loaded, &mut links);
+        let batch = self.prepare_batch(mappings, ids, mode, &loaded, &references, &mut links);
         if !batch.is_empty()
             && let Sent::Outcomes(outcomes) = self.send_batch(mappings, &batch, &mut links).await?
         {
-            self.link_sent(mappings, &batch, &outcomes, &mut links).await?;
+            self.link_sent(mappings, &batch, &outcomes, &references, &mut links).await?;
         }
         self.commit_links(&mappings.entity, links).await
     }
@@ -133,6 +137,7 @@ impl Run {
         ids: &[String],
         mode: PushMode,
         loaded: &Loaded,
+        references: &ReferenceIds,
         links: &mut LinkBatch,
     ) -> Vec<Pending> {
         let entity = &mappings.entity;
@@ -176,7 +181,15 @@ impl Run {
                 }
                 _ => None,
             };
-            match mappings.outbound(&record.fields, only.as_deref()) {
+            let fields = match references.to_crm(mappings, &record.fields) {
+                Ok(fields) => fields,
+                Err((field, message)) => {
+                    let error = serde_json::json!({ "kind": "missing_reference", "message": format!("{field}: {message}"), "field": field });
+                    links.fail(id, crm_id.as_ref(), error);
+                    continue;
+                }
+            };
+            match mappings.outbound(&fields, only.as_deref()) {
                 Ok(fields) => {
                     let sent = PushRecord { crm_id: crm_id.as_ref().map(|c| c.as_str().to_owned()), fields };
                     batch.push(Pending { record: record.clone(), crm_id, base, sent });
@@ -252,6 +265,7 @@ impl Run {
         mappings: &EntityMappings,
         batch: &[Pending],
         outcomes: &[PushOutcome],
+        references: &ReferenceIds,
         links: &mut LinkBatch,
     ) -> Result<(), Fatal> {
         let returned: Vec<CrmId> = outcomes
@@ -301,7 +315,9 @@ impl Run {
                 continue;
             }
             let mut base = pending.base.clone().unwrap_or_default();
-            base.extend(mappings.sent_as_app(&pending.sent.fields));
+            let mut sent = mappings.sent_as_app(&pending.sent.fields);
+            references.back_to_app(mappings, &mut sent);
+            base.extend(sent);
             let done = Done::new(id, Some(&crm_id), kind, None);
             links.push(synced_link(&pending.record, Some(crm_id), Some(base)), done);
         }

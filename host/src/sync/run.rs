@@ -125,6 +125,9 @@ pub(super) struct Run {
     events: Vec<crate::notify::Event>,
     /// Stores items and counters behind the run.
     flusher: super::flusher::Flusher,
+    /// How many levels of referenced records the run is pushing or pulling ahead of the records
+    /// naming them (see `references`).
+    pub reference_depth: u8,
 }
 
 impl Run {
@@ -172,6 +175,7 @@ impl Run {
             notifier,
             events: Vec::new(),
             flusher: super::flusher::Flusher::default(),
+            reference_depth: 0,
         }
     }
 
@@ -277,8 +281,12 @@ impl Run {
                 self.pull_entity(&mappings, scope, PullMode::PullOnly).await.map(|_| ())
             }
             Operation::Sync { entities, direction } => {
-                for entity in entities {
-                    let mappings = self.mappings(&entity).await?;
+                let mut in_force = Vec::with_capacity(entities.len());
+                for entity in &entities {
+                    in_force.push(self.mappings(entity).await?);
+                }
+                for mappings in super::references::in_dependency_order(in_force) {
+                    let entity = mappings.entity.clone();
                     let caps = self.plugin.description().capabilities;
                     if caps.pull && direction.pulls() {
                         self.set_phase(format!("pulling {entity}"));
@@ -301,7 +309,7 @@ impl Run {
         }
     }
 
-    async fn mappings(&self, entity: &EntityName) -> Result<super::EntityMappings, Fatal> {
+    pub(super) async fn mappings(&self, entity: &EntityName) -> Result<super::EntityMappings, Fatal> {
         super::effective_mappings(&self.store, &self.workspace, &self.plugin, entity).await.map_err(|e| match e {
             super::SyncError::Store(err) => store_fatal(err),
             other => Fatal(other.to_string()),

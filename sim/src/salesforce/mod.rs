@@ -7,6 +7,7 @@
 
 pub mod errors;
 pub mod index;
+pub mod lookups;
 pub mod notifications;
 mod oauth_routes;
 pub mod records;

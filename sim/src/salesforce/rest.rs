@@ -17,6 +17,7 @@ use serde_json::{Map, Value, json};
 
 use super::errors::SfError;
 use super::index::Scan;
+use super::lookups::ParentPath;
 use super::records::{ObjectStore, SfRecord, format_datetime, parse_datetime};
 use super::{QueryCursor, SalesforceState, USER_ID, authorize, soql, version};
 use crate::Sim;
@@ -77,7 +78,7 @@ fn object_map(body: Value) -> Result<Map<String, Value>, SfError> {
     }
 }
 
-fn unknown_object(name: &str) -> SfError {
+pub(super) fn unknown_object(name: &str) -> SfError {
     SfError::new(
         StatusCode::NOT_FOUND,
         "NOT_FOUND",
@@ -173,7 +174,7 @@ async fn create(
         let input = object_map(json_body(&body)?)?;
         let now = sim.clock.now();
         let mut state = sim.salesforce();
-        let store = state.object_mut(&object).ok_or_else(|| unknown_object(&object))?;
+        let store = state.store_for_write(&object, &input)?;
         let id = store.create(&input, now, USER_ID)?;
         Ok((StatusCode::CREATED, Json(json!({ "id": id, "success": true, "errors": [] }))).into_response())
     })
@@ -240,7 +241,7 @@ async fn update(
         let input = object_map(json_body(&body)?)?;
         let now = sim.clock.now();
         let mut state = sim.salesforce();
-        let store = state.object_mut(&object).ok_or_else(|| unknown_object(&object))?;
+        let store = state.store_for_write(&object, &input)?;
         store.update(&id, &input, now)?;
         Ok(StatusCode::NO_CONTENT.into_response())
     })
@@ -347,7 +348,7 @@ async fn upsert_by_key(
         }
         let now = sim.clock.now();
         let mut state = sim.salesforce();
-        let store = state.object_mut(&object).ok_or_else(|| unknown_object(&object))?;
+        let store = state.store_for_write(&object, &input)?;
         let key = key_field(store, &field)?;
         let matches = store.find_by(key, &value);
         if matches.len() > 1 {
@@ -444,6 +445,12 @@ fn malformed(message: impl Into<String>) -> SfError {
     SfError::bad("MALFORMED_QUERY", message)
 }
 
+/// A selected column: the object's own field, or a parent's through a lookup.
+enum Column {
+    Own(&'static str),
+    Parent(ParentPath),
+}
+
 /// Runs a query and returns its first page, registering a cursor for the rest.
 fn run_query(sim: &Sim, soql_text: &str, include_deleted: bool, v: &str, resource: &str) -> Handler {
     let parsed = soql::parse(soql_text).map_err(|e| malformed(e.0))?;
@@ -464,26 +471,44 @@ fn run_query(sim: &Sim, soql_text: &str, include_deleted: bool, v: &str, resourc
             )
         })
     };
-    let fields: Vec<&'static str> = parsed.fields.iter().map(|f| canonical(f)).collect::<Result<_, _>>()?;
+    // A field is the object's own (`Email`) or a parent's through a lookup (`Account.Name`).
+    let field_or_path = |name: &str| -> Result<Column, SfError> {
+        match state.parent_path(store, name)? {
+            Some(path) => Ok(Column::Parent(path)),
+            None => canonical(name).map(Column::Own),
+        }
+    };
+    let mut fields: Vec<&'static str> = Vec::new();
+    let mut parents: Vec<ParentPath> = Vec::new();
+    for f in &parsed.fields {
+        match field_or_path(f)? {
+            Column::Own(own) => fields.push(own),
+            Column::Parent(path) => parents.push(path),
+        }
+    }
     if let Some(condition) = &parsed.condition {
         for f in condition.fields() {
-            canonical(f)?;
+            field_or_path(f)?;
         }
     }
     for key in &parsed.order {
-        canonical(&key.field)?;
+        field_or_path(&key.field)?;
     }
     let offset = parsed.offset.unwrap_or(0);
     let limit = parsed.limit.unwrap_or(usize::MAX);
     if parsed.count {
-        let total = matching_rows(store, &parsed, include_deleted).len().saturating_sub(offset).min(limit);
+        let total = matching_rows(&state, store, &parsed, include_deleted).len().saturating_sub(offset).min(limit);
         return Ok(Json(json!({ "totalSize": total, "done": true, "records": [] })).into_response());
     }
-    let projected: Vec<Value> = matching_rows(store, &parsed, include_deleted)
+    let projected: Vec<Value> = matching_rows(&state, store, &parsed, include_deleted)
         .into_iter()
         .skip(offset)
         .take(limit)
-        .map(|r| store.to_json(r, Some(&fields), v, USER_ID))
+        .map(|r| {
+            let mut row = store.to_json(r, Some(&fields), v, USER_ID);
+            state.add_parents(&mut row, r, &parents, v);
+            row
+        })
         .collect();
     let total = projected.len();
     let first: Vec<Value> = projected.iter().take(batch).cloned().collect();
@@ -499,9 +524,20 @@ fn run_query(sim: &Sim, soql_text: &str, include_deleted: bool, v: &str, resourc
 /// The rows a query selects, in its order. Keyset pages walk the modstamp index from their
 /// instant and stop once `OFFSET + LIMIT` rows matched; look-ups by an indexed field read only the
 /// ids it names; anything else filters and sorts the whole object.
-fn matching_rows<'a>(store: &'a ObjectStore, parsed: &soql::Query, include_deleted: bool) -> Vec<&'a SfRecord> {
+fn matching_rows<'a>(
+    state: &SalesforceState,
+    store: &'a ObjectStore,
+    parsed: &soql::Query,
+    include_deleted: bool,
+) -> Vec<&'a SfRecord> {
     let getter = |record: &'a SfRecord| {
-        move |name: &str| store.schema.field(name).map(|f| store.value(record, f.name, USER_ID)).unwrap_or(Value::Null)
+        move |name: &str| match store.schema.field(name) {
+            Some(f) => store.value(record, f.name, USER_ID),
+            None => match state.parent_path(store, name) {
+                Ok(Some(path)) => state.parent_value(record, &path),
+                _ => Value::Null,
+            },
+        }
     };
     let selected = |r: &&'a SfRecord| {
         (include_deleted || r.deleted_at.is_none()) && parsed.condition.as_ref().is_none_or(|c| c.eval(&getter(r)))
@@ -604,13 +640,14 @@ fn record_type(record: &Map<String, Value>) -> Option<String> {
     record.get("attributes").and_then(|a| a.get("type")).and_then(Value::as_str).map(str::to_owned)
 }
 
-/// The object store a collection record names in `attributes.type`.
+/// The object store a collection record names in `attributes.type`, its lookups checked.
 fn store_for<'a>(state: &'a mut SalesforceState, record: &Map<String, Value>) -> Result<&'a mut ObjectStore, SfError> {
     let object =
         record_type(record).ok_or_else(|| SfError::bad("INVALID_TYPE", "Must specify a type in attributes"))?;
-    state
-        .object_mut(&object)
-        .ok_or_else(|| SfError::bad("INVALID_TYPE", format!("sObject type '{object}' is not supported.")))
+    if state.object(&object).is_none() {
+        return Err(SfError::bad("INVALID_TYPE", format!("sObject type '{object}' is not supported.")));
+    }
+    state.store_for_write(&object, record)
 }
 
 fn success(id: &str) -> Value {
@@ -732,7 +769,7 @@ async fn collection_upsert(
                 .and_then(|(_, v)| v.as_str())
                 .map(str::to_owned)
                 .ok_or_else(|| SfError::bad("MISSING_ARGUMENT", format!("{key} not specified")))?;
-            let store = state.object_mut(&object).ok_or_else(|| unknown_object(&object))?;
+            let store = state.store_for_write(&object, &record)?;
             let (id, created) = upsert_one(store, key, &value, record, now).map_err(|e| {
                 // In a collection the ambiguity is a per-record error, not a 300.
                 SfError { status: StatusCode::BAD_REQUEST, ..e }

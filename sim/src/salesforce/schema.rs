@@ -112,6 +112,23 @@ pub struct Field {
     pub default: Option<&'static str>,
 }
 
+impl Field {
+    /// For a lookup: the object its ids point to (`AccountId` → `Account`; `MasterRecordId` → the
+    /// object itself; the owner and audit lookups → `User`).
+    pub fn reference_to(&self, object: &'static str) -> Option<&'static str> {
+        (self.kind == FieldKind::Reference).then_some(match self.name {
+            "AccountId" => "Account",
+            "MasterRecordId" => object,
+            _ => "User",
+        })
+    }
+
+    /// For a lookup: the name SOQL reaches the parent by (`AccountId` → `Account`).
+    pub fn relationship_name(&self) -> Option<&'static str> {
+        (self.kind == FieldKind::Reference).then(|| self.name.strip_suffix("Id").unwrap_or(self.name))
+    }
+}
+
 const fn field(name: &'static str, label: &'static str, kind: FieldKind) -> Field {
     Field {
         name,
@@ -270,10 +287,8 @@ impl ObjectSchema {
                         "active": true, "defaultValue": f.default == Some(*v),
                         "label": v, "validFor": null, "value": v,
                     })).collect::<Vec<_>>(),
-                    "referenceTo": if f.kind == FieldKind::Reference {
-                        match f.name { "AccountId" => json!(["Account"]), "MasterRecordId" => json!([self.name]), _ => json!(["User"]) }
-                    } else { json!([]) },
-                    "relationshipName": if f.kind == FieldKind::Reference { json!(f.name.trim_end_matches("Id")) } else { Value::Null },
+                    "referenceTo": f.reference_to(self.name).map_or(json!([]), |to| json!([to])),
+                    "relationshipName": f.relationship_name().map_or(Value::Null, |name| json!(name)),
                     "precision": if f.kind == FieldKind::Currency { 18 } else { 0 },
                     "scale": if f.kind == FieldKind::Currency { 2 } else { 0 },
                     "digits": if f.kind == FieldKind::Int { 8 } else { 0 },

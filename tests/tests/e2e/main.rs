@@ -81,6 +81,7 @@ mod pipedrive;
 mod plugin_authoring;
 mod plugin_calls;
 mod realtime_push;
+mod relationships;
 mod salesforce;
 mod salesforce_webhooks;
 mod sandbox;

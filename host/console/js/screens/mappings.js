@@ -210,8 +210,9 @@ class MappingsPage {
   }
 
   payload(rows = this.draft.rows) {
+    // A reference (set through the API) travels with its row, so saving here keeps it.
     return rows.map((r) => ({ app_field: r.app_field, crm_field: r.crm_field, direction: r.direction ?? "both",
-      ...(r.transform ? { transform: r.transform } : {}) }));
+      ...(r.transform ? { transform: r.transform } : {}), ...(r.references ? { references: r.references } : {}) }));
   }
 
   clearErrors() {
