@@ -429,6 +429,62 @@ async fn webhooks_deliver_signed_batches_and_retry_failures() {
 }
 
 #[tokio::test]
+async fn association_batches_create_move_the_primary_company_and_archive() {
+    let sim = start().await;
+    let (http, base, token) = api(&sim).await;
+    sim.sim().seed("contact", 1).unwrap();
+    sim.sim().seed("company", 2).unwrap();
+    let ids = |object: &str| -> Vec<u64> {
+        let state = sim.sim().hubspot();
+        state.objects[object].records.keys().copied().collect()
+    };
+    let (contact, companies) = (ids("contacts")[0], ids("companies"));
+    let batch = |what: &str| format!("{base}/crm/v4/associations/contacts/companies/batch/{what}");
+    let primary_with = |company: u64| {
+        json!({"inputs": [{"from": {"id": contact.to_string()}, "to": {"id": company.to_string()}, "types": [
+            {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 279},
+            {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1},
+        ]}]})
+    };
+    let (status, made) = send(http.post(batch("create")).bearer_auth(&token).json(&primary_with(companies[0]))).await;
+    assert_eq!((status, &made["results"][0]["labels"]), (201, &json!(["Primary"])), "{made}");
+    // A second primary takes the label; the first company stays associated, unlabelled.
+    send(http.post(batch("create")).bearer_auth(&token).json(&primary_with(companies[1]))).await;
+    let read = json!({"inputs": [{"id": contact.to_string()}]});
+    let (_, now) = send(http.post(batch("read")).bearer_auth(&token).json(&read)).await;
+    let types = |company: u64| -> Vec<u64> {
+        let to = now["results"][0]["to"].as_array().unwrap();
+        let target = to.iter().find(|t| t["toObjectId"] == company).unwrap();
+        target["associationTypes"].as_array().unwrap().iter().map(|t| t["typeId"].as_u64().unwrap()).collect()
+    };
+    assert_eq!(types(companies[0]), [279], "{now}");
+    assert_eq!(types(companies[1]), [1, 279], "{now}");
+    let (_, from_company) = send(
+        http.get(format!("{base}/crm/v4/objects/companies/{}/associations/contacts", companies[0])).bearer_auth(&token),
+    )
+    .await;
+    assert_eq!(
+        from_company["results"][0]["associationTypes"].as_array().unwrap().len(),
+        1,
+        "the reverse label went too"
+    );
+
+    // An unknown record fails its input (207) and names the ids.
+    let (status, partly) = send(http.post(batch("create")).bearer_auth(&token).json(&primary_with(999_999))).await;
+    assert_eq!(status, 207, "{partly}");
+    assert_eq!(partly["errors"][0]["context"]["toObjectId"], json!(["999999"]));
+    // Default associations in a batch, then archive every association of a pair.
+    let pair = json!({"inputs": [{"from": {"id": contact.to_string()}, "to": {"id": companies[0].to_string()}}]});
+    let (status, _) = send(http.post(batch("associate/default")).bearer_auth(&token).json(&pair)).await;
+    assert_eq!(status, 200);
+    let archive = json!({"inputs": [{"from": {"id": contact.to_string()}, "to": [{"id": companies[1].to_string()}]}]});
+    assert_eq!(send(http.post(batch("archive")).bearer_auth(&token).json(&archive)).await.0, 204);
+    let (_, after) = send(http.post(batch("read")).bearer_auth(&token).json(&read)).await;
+    let left: Vec<&Value> = after["results"][0]["to"].as_array().unwrap().iter().map(|t| &t["toObjectId"]).collect();
+    assert_eq!(left, [&json!(companies[0])], "{after}");
+}
+
+#[tokio::test]
 async fn associations_v4_link_both_ways_with_labels_page_batch_read_and_unlink() {
     let sim = start().await;
     let (http, base, token) = api(&sim).await;

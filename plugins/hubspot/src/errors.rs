@@ -18,6 +18,9 @@ pub struct HsError {
     /// Details per input.
     #[serde(default)]
     pub errors: Vec<HsDetail>,
+    /// What a batch error is about (`{"toObjectId": ["123"]}`).
+    #[serde(default)]
+    pub context: Option<serde_json::Value>,
 }
 
 /// One detail of an error.
@@ -31,6 +34,17 @@ pub struct HsDetail {
 }
 
 impl HsError {
+    /// Every id a batch error's `context` names (`fromObjectId`, `toObjectId`, `ids`, …).
+    pub fn context_ids(&self) -> Vec<String> {
+        let Some(context) = self.context.as_ref().and_then(serde_json::Value::as_object) else { return Vec::new() };
+        context
+            .values()
+            .filter_map(serde_json::Value::as_array)
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// The error as the contract's kind, for an answer with `status`.
     pub fn to_adapter_error(&self, status: u16, what: &str) -> AdapterError {
         let message = if what.is_empty() { self.message.clone() } else { format!("{what}: {}", self.message) };

@@ -1,5 +1,6 @@
 //! `list-fields`: an object's properties from the properties API (`readOnlyValue` → not
-//! writable, `hasUniqueValue` → match key; `email` on contacts is unique for upserts).
+//! writable, `hasUniqueValue` → match key; `email` on contacts is unique for upserts), and the
+//! association fields (`associations.company`).
 
 use crmhost_sdk::prelude::*;
 use serde::Deserialize;
@@ -70,7 +71,7 @@ pub fn list_fields(entity: &str) -> Result<Vec<FieldInfo>> {
     let properties: Properties =
         api::send(Request::get(api::url(&format!("/crm/v3/properties/{}", object.path))), "reading properties")?
             .json()?;
-    Ok(properties
+    let mut fields: Vec<FieldInfo> = properties
         .results
         .into_iter()
         .map(|p| {
@@ -85,5 +86,7 @@ pub fn list_fields(entity: &str) -> Result<Vec<FieldInfo>> {
                 label: p.label,
             }
         })
-        .collect())
+        .collect();
+    fields.extend(crate::associations::fields(object.path));
+    Ok(fields)
 }

@@ -4,6 +4,7 @@
 //! webhooks.
 
 mod api;
+mod associations;
 mod errors;
 mod fields;
 mod files;

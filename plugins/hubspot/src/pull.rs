@@ -79,8 +79,20 @@ struct ArchivedCursor {
     after: Option<String>,
 }
 
-/// One page.
-pub fn pull(request: PullRequest) -> Result<Page> {
+/// One page, with the association fields asked for read after its properties.
+pub fn pull(mut request: PullRequest) -> Result<Page> {
+    let (associations, properties): (Vec<String>, Vec<String>) =
+        std::mem::take(&mut request.fields).into_iter().partition(|f| crate::associations::is_association(f));
+    request.fields = properties;
+    let mut page = page_of_properties(&request)?;
+    if !associations.is_empty() {
+        crate::associations::fill(object(&request.entity)?.path, &associations, &mut page.records)?;
+    }
+    Ok(page)
+}
+
+/// One page of records with their properties.
+fn page_of_properties(request: &PullRequest) -> Result<Page> {
     let object = object(&request.entity)?;
     let mut properties =
         if request.fields.is_empty() { default_properties(&request.entity) } else { request.fields.clone() };

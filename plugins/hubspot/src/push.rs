@@ -12,8 +12,8 @@ use crmhost_sdk::prelude::*;
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
-use crate::api;
 use crate::objects::{Object, object};
+use crate::{api, associations};
 
 /// Most inputs per batch request.
 pub const BATCH: usize = 100;
@@ -74,7 +74,7 @@ fn properties(record: &PushRecord) -> Map<String, Json> {
     record
         .fields
         .iter()
-        .filter(|f| f.name != "hs_object_id")
+        .filter(|f| f.name != "hs_object_id" && !associations::is_association(&f.name))
         // HubSpot values are strings; an empty string clears a property.
         .map(|f| (f.name.clone(), Json::String(f.value.to_text().unwrap_or_default())))
         .collect()
@@ -91,12 +91,25 @@ pub fn push(entity: &str, match_key: &str, records: Vec<PushRecord>) -> Result<V
     for (i, err) in matching.rejected {
         outcomes[i] = Some(PushOutcome::Failed(err));
     }
+    for (i, record) in records.iter().enumerate() {
+        if let Some(unknown) = record
+            .fields
+            .iter()
+            .find(|f| associations::is_association(&f.name) && associations::link(object.path, &f.name).is_none())
+        {
+            let known: Vec<String> = associations::fields(object.path).into_iter().map(|f| f.name).collect();
+            let message =
+                format!("{} has no association field `{}` (it has: {})", object.path, unknown.name, known.join(", "));
+            outcomes[i] = Some(PushOutcome::Failed(AdapterError::invalid(message)));
+        }
+    }
     let mut updates: Vec<Input> = matching
         .by_id
         .into_iter()
+        .filter(|(i, _)| outcomes[*i].is_none())
         .map(|(i, id)| Input { index: i, body: json!({ "id": id, "properties": properties(&records[i]) }), key: id })
         .collect();
-    let keyed = matching.by_key;
+    let keyed: Vec<(usize, String)> = matching.by_key.into_iter().filter(|(i, _)| outcomes[*i].is_none()).collect();
 
     let mut creates = Vec::new();
     if object.path == "contacts" && match_key.eq_ignore_ascii_case("email") {
@@ -134,10 +147,40 @@ pub fn push(entity: &str, match_key: &str, records: Vec<PushRecord>) -> Result<V
     }
     write(&object, Op::Update, updates, "", &mut outcomes)?;
     write(&object, Op::Create, creates, match_key, &mut outcomes)?;
+    set_associations(&object, &records, &mut outcomes)?;
     Ok(outcomes
         .into_iter()
         .map(|o| o.unwrap_or_else(|| PushOutcome::Failed(AdapterError::internal("no outcome for this record"))))
         .collect())
+}
+
+/// Sets the association fields of the records written; a record whose association could not be
+/// set fails with the reason (it was written: a retry finds it by its key or id).
+fn set_associations(object: &Object, records: &[PushRecord], outcomes: &mut [Option<PushOutcome>]) -> Result<()> {
+    let mut wanted = Vec::new();
+    for (index, record) in records.iter().enumerate() {
+        let id = match &outcomes[index] {
+            Some(PushOutcome::Created(id) | PushOutcome::Updated(id)) => id.clone(),
+            _ => continue,
+        };
+        for field in record.fields.iter().filter(|f| associations::is_association(&f.name)) {
+            let Some(link) = associations::link(object.path, &field.name) else { continue };
+            let target = field.value.to_text().map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+            wanted.push(associations::Wanted { index, id: id.clone(), link, target });
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    for (index, error) in associations::set(&wanted)? {
+        let written = match &outcomes[index] {
+            Some(PushOutcome::Created(id) | PushOutcome::Updated(id)) => id.clone(),
+            _ => String::new(),
+        };
+        let message = format!("written as {written}, but {}", error.message());
+        outcomes[index] = Some(PushOutcome::Failed(AdapterError::invalid(message)));
+    }
+    Ok(())
 }
 
 /// Writes inputs in batches; `key_property` names the property whose (folded) value identifies a

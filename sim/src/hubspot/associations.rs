@@ -1,6 +1,7 @@
 //! Associations v4 between contacts, companies and deals: create the default (unlabeled) or a
 //! HubSpot-defined labelled association, read one record's associations to a type (paged), remove
-//! them, batch read, and list the labels of a pair of types. Every association is kept in both
+//! them, batch read, create, associate by default and archive, and list the labels of a pair of
+//! types. A contact or deal has one Primary company. Every association is kept in both
 //! directions, each with its own type id (contact→company 279, company→contact 280), as HubSpot
 //! answers them; reads leave out archived records.
 
@@ -63,10 +64,41 @@ pub struct Associations {
 }
 
 impl Associations {
-    /// Associates two records with a type, and the reverse with its reverse type.
+    /// Associates two records with a type, and the reverse with its reverse type. A contact or deal
+    /// has one Primary company: labelling a new one takes the label from the old, which stays
+    /// associated (as HubSpot does).
     fn add(&mut self, from: (&'static str, u64), to: (&'static str, u64), kind: &AssociationType) {
+        if kind.label == Some("Primary") {
+            let (holder, company, held) =
+                if from.0 == "companies" { (to, from, kind.reverse) } else { (from, to, kind.id) };
+            self.unlabel_primary(holder, company, held);
+        }
         self.links.entry((from.0, from.1, to.0)).or_default().entry(to.1).or_default().insert(kind.id);
         self.links.entry((to.0, to.1, from.0)).or_default().entry(from.1).or_default().insert(kind.reverse);
+    }
+
+    /// Takes the Primary label (`held`, from the holder's side) off the holder's other companies.
+    fn unlabel_primary(&mut self, holder: (&'static str, u64), keep: (&'static str, u64), held: u32) {
+        let Some(kind) = TYPES.iter().find(|t| t.from == holder.0 && t.id == held) else { return };
+        let others: Vec<u64> = self
+            .links
+            .get(&(holder.0, holder.1, keep.0))
+            .map(|targets| {
+                targets
+                    .iter()
+                    .filter(|(id, kinds)| **id != keep.1 && kinds.contains(&held))
+                    .map(|(id, _)| *id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for other in others {
+            if let Some(kinds) = self.links.get_mut(&(holder.0, holder.1, keep.0)).and_then(|t| t.get_mut(&other)) {
+                kinds.remove(&held);
+            }
+            if let Some(kinds) = self.links.get_mut(&(keep.0, other, holder.0)).and_then(|t| t.get_mut(&holder.1)) {
+                kinds.remove(&kind.reverse);
+            }
+        }
     }
 
     /// Removes every association between two records, both ways.
@@ -76,6 +108,14 @@ impl Associations {
                 targets.remove(&b.1);
             }
         }
+    }
+
+    /// Associates two records with a HubSpot-defined type as a HubSpot user would (tests); false
+    /// when the objects have no such type.
+    pub fn link(&mut self, from: (&'static str, u64), to: (&'static str, u64), type_id: u32) -> bool {
+        let Some(kind) = association_type(from.0, to.0, type_id) else { return false };
+        self.add(from, to, kind);
+        true
     }
 
     /// The records of type `to` a record is associated with, by id, with the type ids.
@@ -90,6 +130,9 @@ pub(super) fn router(sim: Arc<Sim>) -> Router {
         .route("/crm/v4/objects/{from}/{id}/associations/{to}/{to_id}", put(associate_labelled).delete(remove))
         .route("/crm/v4/objects/{from}/{id}/associations/{to}", get(read))
         .route("/crm/v4/associations/{from}/{to}/batch/read", post(batch_read))
+        .route("/crm/v4/associations/{from}/{to}/batch/create", post(batch_create))
+        .route("/crm/v4/associations/{from}/{to}/batch/associate/default", post(batch_associate_default))
+        .route("/crm/v4/associations/{from}/{to}/batch/archive", post(batch_archive))
         .route("/crm/v4/associations/{from}/{to}/labels", get(labels))
         .with_state(sim)
 }
@@ -291,5 +334,153 @@ async fn labels(State(sim): State<Arc<Sim>>, headers: HeaderMap, Path((from, to)
         let (from, to) = (object_of(&sim, &from)?, object_of(&sim, &to)?);
         let results: Vec<Value> = TYPES.iter().filter(|t| t.from == from && t.to == to).map(type_json).collect();
         Ok(with_headers(Json(json!({ "results": results })).into_response(), &extra))
+    })())
+}
+
+/// A batch body's `inputs`, or 400 saying what to send.
+fn inputs(sim: &Sim, body: &Bytes, shape: &str) -> Result<Vec<Value>, HsError> {
+    let input: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    input["inputs"]
+        .as_array()
+        .cloned()
+        .ok_or_else(|| errors::validation(sim, format!("send {{\"inputs\": [{shape}]}}")))
+}
+
+/// An id as inputs carry it (`"123"` or `123`).
+fn id_text(value: &Value) -> String {
+    value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string())
+}
+
+/// One batch input's error, naming the ids it concerns in `context`.
+fn input_error(category: &str, message: String, context: Value) -> Value {
+    json!({ "status": "error", "category": category, "message": message, "context": context })
+}
+
+/// A batch answer: 201/200 with `results`, or 207 with `errors` beside them.
+fn batch_answer(ok: StatusCode, results: Vec<Value>, problems: Vec<Value>, now: &str) -> Response {
+    let status = if problems.is_empty() { ok } else { StatusCode::MULTI_STATUS };
+    let mut body = json!({ "status": "COMPLETE", "results": results, "startedAt": now, "completedAt": now });
+    if !problems.is_empty() {
+        body["numErrors"] = json!(problems.len());
+        body["errors"] = Value::Array(problems);
+    }
+    (status, Json(body)).into_response()
+}
+
+/// `POST …/batch/create` `{"inputs": [{"from": {"id"}, "to": {"id"}, "types": [{associationCategory,
+/// associationTypeId}]}]}`: 201 with each pair's labels; an unknown record or type is that input's
+/// error (207).
+async fn batch_create(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    Path((from, to)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    answer((|| {
+        let (_, extra) = authorize(&sim, &headers, false)?;
+        let (from, to) = (object_of(&sim, &from)?, object_of(&sim, &to)?);
+        let inputs = inputs(&sim, &body, "{\"from\": {\"id\"}, \"to\": {\"id\"}, \"types\": [...]}")?;
+        let now = super::iso(sim.clock.now());
+        let mut state = sim.hubspot();
+        let (mut results, mut problems) = (Vec::new(), Vec::new());
+        for input in &inputs {
+            let (a, b) = (id_text(&input["from"]["id"]), id_text(&input["to"]["id"]));
+            let (Ok(a_id), Ok(b_id)) = (live(&sim, &state, from, &a), live(&sim, &state, to, &b)) else {
+                let message = format!("One or more of the objects in ({from} {a}, {to} {b}) do not exist");
+                problems.push(input_error(
+                    "VALIDATION_ERROR",
+                    message,
+                    json!({ "fromObjectId": [a], "toObjectId": [b] }),
+                ));
+                continue;
+            };
+            let kinds: Option<Vec<&AssociationType>> = input["types"]
+                .as_array()
+                .map(|types| {
+                    types
+                        .iter()
+                        .map(|t| {
+                            let id = t["associationTypeId"].as_u64().and_then(|n| u32::try_from(n).ok())?;
+                            (t["associationCategory"] == "HUBSPOT_DEFINED").then_some(())?;
+                            association_type(from, to, id)
+                        })
+                        .collect()
+                })
+                .unwrap_or(None);
+            let Some(kinds) = kinds.filter(|k| !k.is_empty()) else {
+                let message = format!("invalid association types {} for {from} → {to}", input["types"]);
+                problems.push(input_error("VALIDATION_ERROR", message, json!({ "fromObjectId": [a] })));
+                continue;
+            };
+            for kind in &kinds {
+                state.associations.add((from, a_id), (to, b_id), kind);
+            }
+            let labels: Vec<&str> = kinds.iter().filter_map(|k| k.label).collect();
+            results
+                .push(json!({ "fromObjectTypeId": type_id(from), "fromObjectId": a_id, "toObjectTypeId": type_id(to),
+                                 "toObjectId": b_id, "labels": labels }));
+        }
+        Ok(with_headers(batch_answer(StatusCode::CREATED, results, problems, &now), &extra))
+    })())
+}
+
+/// `POST …/batch/associate/default` `{"inputs": [{"from": {"id"}, "to": {"id"}}]}`: the default
+/// association of each pair, both ways.
+async fn batch_associate_default(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    Path((from, to)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    answer((|| {
+        let (_, extra) = authorize(&sim, &headers, false)?;
+        let (from, to) = (object_of(&sim, &from)?, object_of(&sim, &to)?);
+        let kind = default_type(from, to)
+            .ok_or_else(|| errors::validation(&sim, format!("{from} cannot be associated with {to}")))?;
+        let inputs = inputs(&sim, &body, "{\"from\": {\"id\"}, \"to\": {\"id\"}}")?;
+        let now = super::iso(sim.clock.now());
+        let mut state = sim.hubspot();
+        let (mut results, mut problems) = (Vec::new(), Vec::new());
+        for input in &inputs {
+            let (a, b) = (id_text(&input["from"]["id"]), id_text(&input["to"]["id"]));
+            match (live(&sim, &state, from, &a), live(&sim, &state, to, &b)) {
+                (Ok(a_id), Ok(b_id)) => {
+                    state.associations.add((from, a_id), (to, b_id), kind);
+                    results.push(json!({ "from": {"id": a}, "to": {"id": b},
+                        "associationSpec": {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": kind.id} }));
+                }
+                _ => problems.push(input_error(
+                    "VALIDATION_ERROR",
+                    format!("One or more of the objects in ({from} {a}, {to} {b}) do not exist"),
+                    json!({ "fromObjectId": [a], "toObjectId": [b] }),
+                )),
+            }
+        }
+        Ok(with_headers(batch_answer(StatusCode::OK, results, problems, &now), &extra))
+    })())
+}
+
+/// `POST …/batch/archive` `{"inputs": [{"from": {"id"}, "to": [{"id"}]}]}`: every association
+/// between each pair removed, both ways; 204 (pairs that were not associated are no error).
+async fn batch_archive(
+    State(sim): State<Arc<Sim>>,
+    headers: HeaderMap,
+    Path((from, to)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    answer((|| {
+        let (_, extra) = authorize(&sim, &headers, false)?;
+        let (from, to) = (object_of(&sim, &from)?, object_of(&sim, &to)?);
+        let inputs = inputs(&sim, &body, "{\"from\": {\"id\"}, \"to\": [{\"id\"}]}")?;
+        let mut state = sim.hubspot();
+        for input in &inputs {
+            let Ok(a) = id_text(&input["from"]["id"]).parse::<u64>() else { continue };
+            for target in input["to"].as_array().into_iter().flatten() {
+                if let Ok(b) = id_text(&target["id"]).parse::<u64>() {
+                    state.associations.remove((from, a), (to, b));
+                }
+            }
+        }
+        Ok(with_headers(StatusCode::NO_CONTENT.into_response(), &extra))
     })())
 }
