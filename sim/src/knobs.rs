@@ -24,6 +24,8 @@ pub struct Knobs {
     pub salesforce_daily_limit: u64,
     /// Records per SOQL query batch (Salesforce varies it between 200 and 2000).
     pub salesforce_query_batch_size: usize,
+    /// How long a Bulk API 2.0 job stays `InProgress` after its upload (emulator clock), in ms.
+    pub salesforce_bulk_processing_ms: u64,
     /// HubSpot requests per rolling 10 s per account (hub), shared by all its tokens.
     pub hubspot_ten_second_limit: u32,
     /// HubSpot search requests per second per token.
@@ -50,6 +52,7 @@ impl Default for Knobs {
             deny_authorization: false,
             salesforce_daily_limit: 100_000,
             salesforce_query_batch_size: 2_000,
+            salesforce_bulk_processing_ms: 0,
             hubspot_ten_second_limit: 100,
             hubspot_search_per_second: 4,
             hubspot_daily_limit: None,

@@ -812,3 +812,163 @@ async fn knobs_inject_latency_failures_and_forced_limits_and_calls_are_counted()
     assert_eq!(sim.sim().call_count("salesforce GET /services/data/{version}/sobjects"), 3);
     assert_eq!(sim.sim().call_count("salesforce POST /services/oauth2/token"), 1);
 }
+async fn send_json(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn bulk_ingest_jobs_upsert_csv_and_report_successes_failures_and_limits() {
+    let sim = start().await;
+    let (http, base, token) = api(&sim).await;
+    let jobs = format!("{base}{V}/jobs/ingest");
+    let (status, job) = send_json(
+        http.post(&jobs).bearer_auth(&token).json(&json!({"object": "Contact", "operation": "upsert", "externalIdFieldName": "Email", "contentType": "CSV", "lineEnding": "LF"})),
+    )
+    .await;
+    assert_eq!((status, job["state"].as_str()), (200, Some("Open")), "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("750"), "{id}");
+    let csv =
+        "Email,LastName,FirstName\nann@bulk.example,Ann,\"A, the first\"\nbob@bulk.example,,Bob\nnot-an-email,Cee,C\n";
+    let uploaded = http
+        .put(format!("{jobs}/{id}/batches"))
+        .bearer_auth(&token)
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 201);
+    // Not complete yet: no results.
+    let early = http.get(format!("{jobs}/{id}/successfulResults/")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(early.status(), 400);
+    let (_, closed) =
+        send_json(http.patch(format!("{jobs}/{id}")).bearer_auth(&token).json(&json!({"state": "UploadComplete"})))
+            .await;
+    assert_eq!(closed["state"], "UploadComplete", "{closed}");
+    let (_, done) = send_json(http.get(format!("{jobs}/{id}")).bearer_auth(&token)).await;
+    assert_eq!(done["state"], "JobComplete", "{done}");
+    assert_eq!(
+        (done["numberRecordsProcessed"].as_u64(), done["numberRecordsFailed"].as_u64()),
+        (Some(3), Some(2)),
+        "{done}"
+    );
+
+    let text = |path: &'static str| {
+        let (http, url, token) = (http.clone(), format!("{jobs}/{id}/{path}"), token.clone());
+        async move { http.get(url).bearer_auth(&token).send().await.unwrap().text().await.unwrap() }
+    };
+    let successes = text("successfulResults/").await;
+    let mut lines = successes.lines();
+    assert_eq!(lines.next(), Some("\"sf__Id\",\"sf__Created\",\"Email\",\"LastName\",\"FirstName\""));
+    let ann = lines.next().unwrap();
+    assert!(
+        ann.starts_with("\"003") && ann.contains("\"true\",\"ann@bulk.example\",\"Ann\",\"A, the first\""),
+        "{ann}"
+    );
+    assert_eq!(lines.next(), None);
+    let failures = text("failedResults/").await;
+    assert!(failures.starts_with("\"sf__Id\",\"sf__Error\",\"Email\""), "{failures}");
+    assert!(
+        failures.contains("REQUIRED_FIELD_MISSING:Required fields are missing: [LastName]:LastName --"),
+        "{failures}"
+    );
+    assert!(failures.contains("INVALID_EMAIL_ADDRESS"), "{failures}");
+    assert_eq!(text("unprocessedrecords/").await.trim(), "\"Email\",\"LastName\",\"FirstName\"");
+    assert_eq!(sim.sim().salesforce().records("Contact").len(), 1);
+
+    // Upserted again with a change: the same record, updated, not created.
+    let (_, again) = send_json(
+        http.post(&jobs)
+            .bearer_auth(&token)
+            .json(&json!({"object": "Contact", "operation": "upsert", "externalIdFieldName": "Email"})),
+    )
+    .await;
+    let again = again["id"].as_str().unwrap().to_owned();
+    http.put(format!("{jobs}/{again}/batches"))
+        .bearer_auth(&token)
+        .body("Email,Title\nANN@bulk.example,CEO\n")
+        .send()
+        .await
+        .unwrap();
+    send_json(http.patch(format!("{jobs}/{again}")).bearer_auth(&token).json(&json!({"state": "UploadComplete"})))
+        .await;
+    let results = http
+        .get(format!("{jobs}/{again}/successfulResults/"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(results.lines().nth(1).unwrap().contains("\"false\""), "{results}");
+
+    let (_, limits) = send_json(http.get(format!("{base}{V}/limits")).bearer_auth(&token)).await;
+    assert_eq!(limits["DailyBulkApiBatches"]["Max"], 15000);
+    assert_eq!(limits["DailyBulkApiBatches"]["Remaining"], 14998, "{limits}");
+    // An upsert without its key, and a finished job cannot take uploads.
+    let (status, refused) =
+        send_json(http.post(&jobs).bearer_auth(&token).json(&json!({"object": "Contact", "operation": "upsert"})))
+            .await;
+    assert_eq!((status, refused[0]["errorCode"].as_str()), (400, Some("INVALIDJOB")));
+    let late =
+        http.put(format!("{jobs}/{again}/batches")).bearer_auth(&token).body("Email\nx@y.z\n").send().await.unwrap();
+    assert_eq!(late.status(), 400);
+}
+
+#[tokio::test]
+async fn bulk_query_jobs_page_csv_by_locator_after_processing_time() {
+    let sim = start().await;
+    sim.sim().seed("contact", 5).unwrap();
+    let mut knobs = sim.sim().knobs();
+    knobs.salesforce_bulk_processing_ms = 60_000;
+    sim.sim().set_knobs(knobs).unwrap();
+    let (http, base, token) = api(&sim).await;
+    let jobs = format!("{base}{V}/jobs/query");
+    let soql = "SELECT Id, LastName, Account.Name FROM Contact ORDER BY LastName";
+    let (status, job) =
+        send_json(http.post(&jobs).bearer_auth(&token).json(&json!({"operation": "query", "query": soql}))).await;
+    assert_eq!(status, 200, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let (_, waiting) = send_json(http.get(format!("{jobs}/{id}")).bearer_auth(&token)).await;
+    assert_eq!(waiting["state"], "InProgress", "the processing time has not passed");
+    sim.sim().clock.advance(chrono::Duration::seconds(61));
+    let (_, done) = send_json(http.get(format!("{jobs}/{id}")).bearer_auth(&token)).await;
+    assert_eq!(
+        (done["state"].as_str(), done["numberRecordsProcessed"].as_u64()),
+        (Some("JobComplete"), Some(5)),
+        "{done}"
+    );
+
+    let mut locator = String::new();
+    let mut rows = Vec::new();
+    loop {
+        let mut url = format!("{jobs}/{id}/results?maxRecords=2");
+        if !locator.is_empty() {
+            url.push_str(&format!("&locator={locator}"));
+        }
+        let page = http.get(url).bearer_auth(&token).send().await.unwrap();
+        let next = page.headers()["sforce-locator"].to_str().unwrap().to_owned();
+        let count: usize = page.headers()["sforce-numberofrecords"].to_str().unwrap().parse().unwrap();
+        let body = page.text().await.unwrap();
+        let mut lines = body.lines();
+        assert_eq!(lines.next(), Some("\"Id\",\"LastName\",\"Account.Name\""));
+        let page_rows: Vec<String> = lines.map(str::to_owned).collect();
+        assert_eq!(page_rows.len(), count);
+        rows.extend(page_rows);
+        if next == "null" {
+            break;
+        }
+        locator = next;
+    }
+    assert_eq!(rows.len(), 5, "{rows:?}");
+    let bad = send_json(
+        http.post(&jobs)
+            .bearer_auth(&token)
+            .json(&json!({"operation": "query", "query": "SELECT Nope__c FROM Contact"})),
+    )
+    .await;
+    assert_eq!((bad.0, bad.1[0]["errorCode"].as_str()), (400, Some("INVALID_FIELD")), "{}", bad.1);
+}

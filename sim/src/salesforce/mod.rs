@@ -5,6 +5,7 @@
 //! points back at it, so a client that follows `instance_url` (as every Salesforce client does)
 //! talks to the emulator without further configuration.
 
+pub mod bulk;
 pub mod errors;
 pub mod index;
 pub mod lookups;
@@ -63,6 +64,8 @@ pub struct SalesforceState {
     pub notifications: notifications::NotificationState,
     /// File contents by ContentVersion id.
     pub files: BTreeMap<String, Vec<u8>>,
+    /// Bulk API 2.0 jobs and the Bulk allocations used.
+    pub bulk: bulk::BulkState,
     next_document: u64,
 }
 
@@ -77,6 +80,7 @@ impl SalesforceState {
             cursors: BTreeMap::new(),
             notifications: notifications::NotificationState::default(),
             files: BTreeMap::new(),
+            bulk: bulk::BulkState::default(),
             next_document: 0,
         }
     }
@@ -232,6 +236,7 @@ pub(crate) fn version(raw: &str) -> Result<String, SfError> {
 /// The Salesforce router (API, OAuth, identity, admin).
 pub fn router(sim: Arc<Sim>) -> Router {
     let api = rest::router(sim.clone())
+        .merge(bulk::router(sim.clone()))
         .route_layer(axum::middleware::from_fn_with_state((sim.clone(), Crm::Salesforce), crate::server::faults));
     Router::new()
         .merge(api)

@@ -54,7 +54,7 @@ pub(super) fn router(sim: Arc<Sim>) -> Router {
 }
 
 /// Runs an authenticated handler body and adds `Sforce-Limit-Info` to whatever it answers.
-fn api(sim: &Sim, headers: &HeaderMap, body: impl FnOnce() -> Handler) -> Response {
+pub(super) fn api(sim: &Sim, headers: &HeaderMap, body: impl FnOnce() -> Handler) -> Response {
     let mut response = match authorize(sim, headers) {
         Ok(()) => body().unwrap_or_else(IntoResponse::into_response),
         Err(e) => e.into_response(),
@@ -66,7 +66,7 @@ fn api(sim: &Sim, headers: &HeaderMap, body: impl FnOnce() -> Handler) -> Respon
     response
 }
 
-fn json_body(bytes: &Bytes) -> Result<Value, SfError> {
+pub(super) fn json_body(bytes: &Bytes) -> Result<Value, SfError> {
     serde_json::from_slice(bytes)
         .map_err(|e| SfError::bad("JSON_PARSER_ERROR", format!("Unexpected character in JSON: {e}")))
 }
@@ -109,11 +109,16 @@ async fn limits(State(sim): State<Arc<Sim>>, Path(raw): Path<String>, headers: H
     api(&sim, &headers, || {
         version(&raw)?;
         let max = sim.knobs().salesforce_daily_limit;
-        let used = sim.salesforce().api_usage;
+        let state = sim.salesforce();
+        let (batches, query_jobs) = (super::bulk::DAILY_BATCHES, super::bulk::DAILY_QUERY_JOBS);
+        let batches_left = batches.saturating_sub(state.bulk.batches_used);
         Ok(Json(json!({
-            "DailyApiRequests": { "Max": max, "Remaining": max.saturating_sub(used) },
-            "DailyBulkApiRequests": { "Max": 15000, "Remaining": 15000 },
-            "DailyBulkV2QueryJobs": { "Max": 10000, "Remaining": 10000 },
+            "DailyApiRequests": { "Max": max, "Remaining": max.saturating_sub(state.api_usage) },
+            // Bulk 2.0 ingest and Bulk 1.0 share the batch allocation (older orgs name it `…Requests`).
+            "DailyBulkApiBatches": { "Max": batches, "Remaining": batches_left },
+            "DailyBulkApiRequests": { "Max": batches, "Remaining": batches_left },
+            "DailyBulkV2QueryJobs": { "Max": query_jobs, "Remaining": query_jobs.saturating_sub(state.bulk.query_jobs_used) },
+            "DailyBulkV2QueryFileStorageMB": { "Max": 976_562, "Remaining": 976_562 },
             "DataStorageMB": { "Max": 1024, "Remaining": 1024 },
         }))
         .into_response())
@@ -263,7 +268,7 @@ async fn delete_one(
 }
 
 /// Checks `field` may be used as a lookup / upsert key on `store`; returns its canonical name.
-fn key_field(store: &ObjectStore, field: &str) -> Result<&'static str, SfError> {
+pub(super) fn key_field(store: &ObjectStore, field: &str) -> Result<&'static str, SfError> {
     match store.schema.field(field) {
         Some(f) if f.id_lookup || f.external_id => Ok(f.name),
         _ => Err(SfError::bad(
@@ -303,7 +308,7 @@ async fn read_by_key(
 }
 
 /// Upserts one record keyed on `key` = `value`: (id, created).
-fn upsert_one(
+pub(super) fn upsert_one(
     store: &mut ObjectStore,
     key: &'static str,
     value: &str,
@@ -446,6 +451,7 @@ fn malformed(message: impl Into<String>) -> SfError {
 }
 
 /// A selected column: the object's own field, or a parent's through a lookup.
+#[derive(Clone, Copy)]
 enum Column {
     Own(&'static str),
     Parent(ParentPath),
@@ -457,59 +463,13 @@ fn run_query(sim: &Sim, soql_text: &str, include_deleted: bool, v: &str, resourc
     let batch = sim.knobs().salesforce_query_batch_size;
     let locator = format!("01gSIM{}", sim.token_gen().alnum(12));
     let mut state = sim.salesforce();
-    let store = state
-        .object(&parsed.object)
-        .ok_or_else(|| SfError::bad("INVALID_TYPE", format!("sObject type '{}' is not supported.", parsed.object)))?;
-    let canonical = |name: &str| {
-        store.schema.field(name).map(|f| f.name).ok_or_else(|| {
-            SfError::bad(
-                "INVALID_FIELD",
-                format!(
-                    "No such column '{name}' on entity '{}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.",
-                    store.schema.name
-                ),
-            )
-        })
-    };
-    // A field is the object's own (`Email`) or a parent's through a lookup (`Account.Name`).
-    let field_or_path = |name: &str| -> Result<Column, SfError> {
-        match state.parent_path(store, name)? {
-            Some(path) => Ok(Column::Parent(path)),
-            None => canonical(name).map(Column::Own),
-        }
-    };
-    let mut fields: Vec<&'static str> = Vec::new();
-    let mut parents: Vec<ParentPath> = Vec::new();
-    for f in &parsed.fields {
-        match field_or_path(f)? {
-            Column::Own(own) => fields.push(own),
-            Column::Parent(path) => parents.push(path),
-        }
-    }
-    if let Some(condition) = &parsed.condition {
-        for f in condition.fields() {
-            field_or_path(f)?;
-        }
-    }
-    for key in &parsed.order {
-        field_or_path(&key.field)?;
-    }
-    let offset = parsed.offset.unwrap_or(0);
-    let limit = parsed.limit.unwrap_or(usize::MAX);
     if parsed.count {
-        let total = matching_rows(&state, store, &parsed, include_deleted).len().saturating_sub(offset).min(limit);
+        let selection = Selection::of(&state, &parsed)?;
+        let total = matching_rows(&state, selection.store, &parsed, include_deleted).len();
+        let total = total.saturating_sub(parsed.offset.unwrap_or(0)).min(parsed.limit.unwrap_or(usize::MAX));
         return Ok(Json(json!({ "totalSize": total, "done": true, "records": [] })).into_response());
     }
-    let projected: Vec<Value> = matching_rows(&state, store, &parsed, include_deleted)
-        .into_iter()
-        .skip(offset)
-        .take(limit)
-        .map(|r| {
-            let mut row = store.to_json(r, Some(&fields), v, USER_ID);
-            state.add_parents(&mut row, r, &parents, v);
-            row
-        })
-        .collect();
+    let projected = Selection::of(&state, &parsed)?.rows(&state, &parsed, include_deleted, v);
     let total = projected.len();
     let first: Vec<Value> = projected.iter().take(batch).cloned().collect();
     let done = total <= batch;
@@ -519,6 +479,106 @@ fn run_query(sim: &Sim, soql_text: &str, include_deleted: bool, v: &str, resourc
         state.cursors.insert(locator, QueryCursor { rows: projected, total });
     }
     Ok(Json(body).into_response())
+}
+
+/// A query's rows (parents nested as the REST API nests them) and its columns as written in CSV
+/// (`Email`, `Account.Name`): what Bulk API 2.0 query jobs run.
+pub(super) fn select_rows(
+    state: &SalesforceState,
+    soql_text: &str,
+    include_deleted: bool,
+    v: &str,
+) -> Result<(Vec<String>, Vec<Value>), SfError> {
+    let parsed = soql::parse(soql_text).map_err(|e| malformed(e.0))?;
+    if parsed.count {
+        return Err(SfError::bad("INVALIDJOB", "Bulk query jobs do not support COUNT()"));
+    }
+    let selection = Selection::of(state, &parsed)?;
+    Ok((selection.columns(), selection.rows(state, &parsed, include_deleted, v)))
+}
+
+/// Checks a query as the REST endpoint would (syntax, object, fields, relationships) without
+/// running it; its object's API name.
+pub(super) fn check_query(state: &SalesforceState, soql_text: &str) -> Result<&'static str, SfError> {
+    let parsed = soql::parse(soql_text).map_err(|e| malformed(e.0))?;
+    if parsed.count {
+        return Err(SfError::bad("INVALIDJOB", "Bulk query jobs do not support COUNT()"));
+    }
+    Ok(Selection::of(state, &parsed)?.store.schema.name)
+}
+
+/// A query's object and columns, checked: its own fields and its parents' through lookups.
+struct Selection<'a> {
+    store: &'a ObjectStore,
+    /// The selected columns in order.
+    columns: Vec<Column>,
+}
+
+impl<'a> Selection<'a> {
+    /// Resolves the select list, `WHERE` and `ORDER BY` names, refusing unknown ones as
+    /// Salesforce does.
+    fn of(state: &'a SalesforceState, parsed: &soql::Query) -> Result<Self, SfError> {
+        let store = state.object(&parsed.object).ok_or_else(|| {
+            SfError::bad("INVALID_TYPE", format!("sObject type '{}' is not supported.", parsed.object))
+        })?;
+        let canonical = |name: &str| {
+            store.schema.field(name).map(|f| f.name).ok_or_else(|| {
+                SfError::bad(
+                    "INVALID_FIELD",
+                    format!(
+                        "No such column '{name}' on entity '{}'. If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.",
+                        store.schema.name
+                    ),
+                )
+            })
+        };
+        // A field is the object's own (`Email`) or a parent's through a lookup (`Account.Name`).
+        let field_or_path = |name: &str| -> Result<Column, SfError> {
+            match state.parent_path(store, name)? {
+                Some(path) => Ok(Column::Parent(path)),
+                None => canonical(name).map(Column::Own),
+            }
+        };
+        let columns = parsed.fields.iter().map(|f| field_or_path(f)).collect::<Result<Vec<_>, _>>()?;
+        if let Some(condition) = &parsed.condition {
+            for f in condition.fields() {
+                field_or_path(f)?;
+            }
+        }
+        for key in &parsed.order {
+            field_or_path(&key.field)?;
+        }
+        Ok(Self { store, columns })
+    }
+
+    /// The columns' names as CSV headers write them.
+    fn columns(&self) -> Vec<String> {
+        self.columns
+            .iter()
+            .map(|c| match c {
+                Column::Own(name) => (*name).to_owned(),
+                Column::Parent(path) => format!("{}.{}", path.relationship, path.field),
+            })
+            .collect()
+    }
+
+    /// The matching rows after `OFFSET` and `LIMIT`, projected as the REST API answers them.
+    fn rows(&self, state: &SalesforceState, parsed: &soql::Query, include_deleted: bool, v: &str) -> Vec<Value> {
+        let own: Vec<&'static str> =
+            self.columns.iter().filter_map(|c| if let Column::Own(name) = c { Some(*name) } else { None }).collect();
+        let parents: Vec<ParentPath> =
+            self.columns.iter().filter_map(|c| if let Column::Parent(path) = c { Some(*path) } else { None }).collect();
+        matching_rows(state, self.store, parsed, include_deleted)
+            .into_iter()
+            .skip(parsed.offset.unwrap_or(0))
+            .take(parsed.limit.unwrap_or(usize::MAX))
+            .map(|r| {
+                let mut row = self.store.to_json(r, Some(&own), v, USER_ID);
+                state.add_parents(&mut row, r, &parents, v);
+                row
+            })
+            .collect()
+    }
 }
 
 /// The rows a query selects, in its order. Keyset pages walk the modstamp index from their

@@ -67,5 +67,16 @@ assert upserted[0]["created"] is False, upserted
 # api usage is parsed from Sforce-Limit-Info
 assert sf.api_usage, "simple-salesforce did not parse Sforce-Limit-Info"
 
+# Bulk API 2.0 through the client's own job handling (create, upload, close, poll, results).
+loaded = sf.bulk2.Contact.insert(
+    records=[{"LastName": "Bulk One", "Email": "one@bulk.example"}, {"LastName": "Bulk Two", "Email": "two@bulk.example"}],
+    wait=0,
+)
+assert loaded[0]["numberRecordsProcessed"] == 2 and loaded[0]["numberRecordsFailed"] == 0, loaded
+pages = list(sf.bulk2.Contact.query("SELECT LastName FROM Contact WHERE Email LIKE '%@bulk.example' ORDER BY LastName",
+                                    max_records=1, wait=0))
+assert len(pages) == 2 and pages[0].splitlines()[0] == '"LastName"', pages
+assert [p.splitlines()[1] for p in pages] == ['"Bulk One"', '"Bulk Two"'], pages
+
 print("simple-salesforce: all checks passed")
 sys.exit(0)
