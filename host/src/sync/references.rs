@@ -4,6 +4,7 @@
 //! back as the workspace id, pulling the referenced record first when the workspace does not have
 //! it yet. An entity's references also order a sync's entities: referenced ones go first.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{Map, Value as Json};
@@ -48,12 +49,13 @@ impl ReferenceIds {
 
     /// A workspace record's fields with each pushed reference's workspace id replaced by the CRM
     /// id it is linked to. An error names the field and says why its record is not in the CRM.
-    pub(super) fn to_crm(
+    /// Borrowed as it is when no reference field is set (most records of most entities).
+    pub(super) fn to_crm<'a>(
         &self,
         mappings: &EntityMappings,
-        fields: &Map<String, Json>,
-    ) -> Result<Map<String, Json>, (String, String)> {
-        let mut out = fields.clone();
+        fields: &'a Map<String, Json>,
+    ) -> Result<Cow<'a, Map<String, Json>>, (String, String)> {
+        let mut out = Cow::Borrowed(fields);
         for (m, entity) in pushed_references(mappings) {
             let Some(app_id) = fields.get(m.app_field.as_str()).and_then(reference_id) else { continue };
             let key = (entity.clone(), app_id);
@@ -61,7 +63,7 @@ impl ReferenceIds {
                 let why = self.unresolved.get(&key).map_or("is not in the CRM", String::as_str);
                 (m.app_field.to_string(), format!("refers to {entity} `{}`, which {why}", key.1))
             })?;
-            out.insert(m.app_field.to_string(), Json::String(crm_id.as_str().to_owned()));
+            out.to_mut().insert(m.app_field.to_string(), Json::String(crm_id.as_str().to_owned()));
         }
         Ok(out)
     }

@@ -181,4 +181,34 @@ each_crm_and_backend!(pipedrive_too: references_push_and_pull_as_workspace_ids, 
     let run = h.run("sync", json!({"entities": ["contact"]})).await;
     assert_eq!(run["status"], "completed", "{run}");
     assert_eq!(crm_reference(&h, &carl), Some(acme_crm_id), "{}", h.run_detail(run["run_id"].as_str().unwrap()).await);
+
+    // A reference to a record deleted in the workspace, and (with `create_missing` off) to one the
+    // CRM does not have: each fails its record with the reason, and nothing else is created.
+    h.put_records(side.entity, vec![company(h.crm, "gone", "Gone Rel"), company(h.crm, "local", "Local Rel")]).await;
+    let (status, _) = SyncHarness::send(h.api(Method::DELETE, &format!("/records/{}/gone", side.entity))).await;
+    assert!(status.is_success());
+    let (status, body) = h.patch_settings(json!({"create_missing": false})).await;
+    assert!(status.is_success(), "{body}");
+    let mut ann = json!({"email": "ann@rel.example", "last_name": "Ann", "company_id": "gone"});
+    h.put_records("contact", vec![json!({"id": "ann", "fields": ann.clone()})]).await;
+    ann["company_id"] = json!("local");
+    ann["email"] = json!("dan@rel.example");
+    h.put_records("contact", vec![json!({"id": "dan", "fields": ann})]).await;
+    let run = h.run("push", json!({"entity": "contact", "record_ids": ["ann"]})).await;
+    let detail = h.run_detail(run["run_id"].as_str().unwrap()).await;
+    let ann_item = detail["items"].as_array().unwrap().iter().find(|i| i["record_id"] == "ann").cloned().unwrap();
+    let why = format!("company_id: refers to {} `gone`, which is deleted in the workspace", side.entity);
+    assert_eq!(ann_item["error"]["message"], why, "{detail}");
+    // An automatic sync with create_missing off creates neither Dan nor his company (Ann, if she
+    // is due again, fails again for the same reason).
+    let synced = h.run("sync", json!({"entities": ["contact"]})).await;
+    let detail = h.run_detail(synced["run_id"].as_str().unwrap()).await;
+    let items = detail["items"].as_array().unwrap();
+    assert!(items.iter().all(|i| i["outcome"] != "created"), "{detail}");
+    assert!(items.iter().filter(|i| i["outcome"] == "failed").all(|i| i["error"]["message"] == why), "{detail}");
+    // Pushed by name (create as told), Dan's company goes first.
+    let run = h.run("push", json!({"entity": "contact", "record_ids": ["dan"]})).await;
+    let detail = h.run_detail(run["run_id"].as_str().unwrap()).await;
+    let outcome = |id: &str| detail["items"].as_array().unwrap().iter().find(|i| i["record_id"] == id).map(|i| i["outcome"].clone());
+    assert_eq!((outcome("local"), outcome("dan")), (Some(json!("created")), Some(json!("created"))), "{detail}");
 });
