@@ -121,3 +121,55 @@ async fn auto_map_adjust_with_the_pickers_preview_and_save() {
     assert_no_csp_violations(&app.base);
     browser.close().await;
 }
+
+#[tokio::test]
+async fn an_admin_maps_a_lookup_as_a_reference_to_another_record_type() {
+    let Some((app, browser)) = start(Backend::Sqlite, Default::default()).await else { return };
+    assert_eq!(app.connect("w1", "salesforce").await.status(), reqwest::StatusCode::OK);
+    let url = format!("{}&next=/integrations/salesforce/mappings", console_url(&app, &token("w1", Role::Admin)));
+    browser.open(&url).await;
+    browser.wait_for_text("Using Salesforce's default mappings.").await;
+
+    // "Refers to" shows for a lookup only.
+    browser.click("Add mapping").await;
+    type_into(&browser, "#pick-crm", "Email").await;
+    let hidden = browser.script("return document.querySelector('#pick-references').closest('.field').hidden").await;
+    assert_eq!(hidden, json!(true), "a plain field refers to nothing");
+    type_into(&browser, "#pick-crm", "AccountId").await;
+    let hidden = browser.script("return document.querySelector('#pick-references').closest('.field').hidden").await;
+    assert_eq!(hidden, json!(false), "a lookup may refer to a record type");
+    type_into(&browser, "#pick-app", "company_id").await;
+    choose(&browser, "#pick-references", "account").await;
+    // A transform on a reference is refused beside the picker.
+    choose(&browser, "#pick-transform", "trim").await;
+    browser.click_css("dialog button[type=submit]").await;
+    let error = dialog_error(&browser, "references", "choose no transform").await;
+    assert!(error.contains("ids as they are"), "{error}");
+    choose(&browser, "#pick-transform", "").await;
+    browser.screenshot("mappings-reference-dialog").await;
+    browser.click_css("dialog button[type=submit]").await;
+    let row = browser.text_of("tr[data-app-field=company_id]").await;
+    assert!(row.contains("AccountId") && row.contains("→ Account"), "{row}");
+    browser.screenshot("mappings-reference").await;
+
+    browser.click("Save mappings").await;
+    browser.wait_for_text("Mappings saved.").await;
+    let saved = api_json(&app, Method::GET, "/api/v1/workspaces/w1/integrations/salesforce/field-mappings").await;
+    let contact =
+        saved["entities"].as_array().expect("entities").iter().find(|e| e["entity"] == "contact").expect("contact");
+    let mapping = contact["mappings"].as_array().expect("mappings").iter().find(|m| m["app_field"] == "company_id");
+    assert_eq!(mapping.expect("saved")["references"], "account", "{contact}");
+    // Saving again from the page keeps it (the draft carries the reference).
+    browser.click_css("[aria-label='Edit the mapping of company_id']").await;
+    browser.click_css("dialog button[type=submit]").await;
+    browser.click("Save mappings").await;
+    browser.wait_for_text("Mappings saved.").await;
+    let again = api_json(&app, Method::GET, "/api/v1/workspaces/w1/integrations/salesforce/field-mappings").await;
+    let contact = again["entities"].as_array().expect("entities").iter().find(|e| e["entity"] == "contact").cloned();
+    let contact = contact.expect("contact");
+    let kept =
+        contact["mappings"].as_array().expect("mappings").iter().find(|m| m["app_field"] == "company_id").cloned();
+    assert_eq!(kept.expect("kept")["references"], "account", "{contact}");
+    assert_no_csp_violations(&app.base);
+    browser.close().await;
+}

@@ -1,6 +1,7 @@
 // Screen 3, Field mappings: entity tabs; the mappings of one entity as a table (CRM field · app
 // field · direction · transform · actions); Auto-map from the API's suggestions; add and edit in a
-// dialog with searchable pickers and a transform; a preview on real records with the CRM's
+// dialog with searchable pickers, a transform and (for lookups and associations) the record type
+// the field refers to; a preview on real records with the CRM's
 // required fields left unmapped highlighted. Changes collect in a draft (kept per entity while the
 // page is open) until "Save mappings"; API errors are shown beside the field or row they name.
 
@@ -96,6 +97,10 @@ class MappingsPage {
       this.general, this.required, this.table, this.previewArea);
   }
 
+  entityLabel(name) {
+    return this.provider.entities.find((e) => e.name === name)?.label ?? name;
+  }
+
   fieldInfo(name) {
     return this.crmFields.fields.find((f) => f.name === name);
   }
@@ -122,6 +127,8 @@ class MappingsPage {
         isKey ? h("span", { class: "badge" }, "match key") : null,
         row.error ? h("p", { class: "error", role: "alert" }, row.error) : null),
       h("td", {}, h("code", {}, row.app_field),
+        row.references ? [" ", h("span", { class: "badge", title: "Holds the id of a workspace record of this type" },
+          `→ ${this.entityLabel(row.references)}`)] : null,
         row.suggested ? h("p", { class: "hint" }, `Suggested (${Math.round(row.suggested.confidence * 100)}%): ${row.suggested.reason}`) : null),
       h("td", {}, DIRECTIONS.find(([d]) => d === (row.direction ?? "both"))?.[1] ?? row.direction),
       h("td", {}, describeTransform(row.transform)),
@@ -292,7 +299,7 @@ class MappingDialog {
   constructor(page, row, index) {
     Object.assign(this, { page, row, index });
     const transformKind = transformKindOf(row.transform);
-    this.errors = Object.fromEntries(["crm", "app", "direction", "transform", "general"].map((k) =>
+    this.errors = Object.fromEntries(["crm", "app", "direction", "transform", "references", "general"].map((k) =>
       [k, h("p", { class: "error", id: `dialog-error-${k}`, role: "alert" })]));
     this.crm = h("input", { id: "pick-crm", list: "crm-fields", value: row.crm_field, autocomplete: "off",
       placeholder: "Search by name or label", "aria-describedby": "pick-crm-hint dialog-error-crm", required: true });
@@ -311,6 +318,13 @@ class MappingDialog {
       this.valueMap, h("p", { class: "hint", id: "value-map-hint" }, "app value = CRM value; reversed when pulling."));
     this.dateFormatField = h("div", { class: "field" }, h("label", { for: "date-format" }, "Your app's date format"),
       this.dateFormat, h("p", { class: "hint", id: "date-format-hint" }, "strftime, e.g. %d/%m/%Y; the CRM side is YYYY-MM-DD."));
+    this.references = h("select", { id: "pick-references", "aria-describedby": "pick-references-hint dialog-error-references" },
+      h("option", { value: "", selected: !row.references }, "Nothing: a plain value"),
+      page.provider.entities.map((e) => h("option", { value: e.name, selected: row.references === e.name }, `${e.label} (its id in your app)`)));
+    this.referencesField = h("div", { class: "field" }, h("label", { for: "pick-references" }, "Refers to"), this.references,
+      h("p", { class: "hint", id: "pick-references-hint" },
+        `Your app's field holds the id of one of your records: crmhost sends the ${page.provider.name} record it is linked to (pushing it first if needed) and brings it back as your id.`),
+      this.errors.references);
     this.transform.addEventListener("change", () => this.showTransformFields());
     this.crm.addEventListener("input", () => this.describeCrmField());
     this.element = h("dialog", { "aria-labelledby": "mapping-dialog-title", class: "wide" },
@@ -325,6 +339,7 @@ class MappingDialog {
         h("div", { class: "field" }, h("label", { for: "pick-direction" }, "Direction"), this.direction, this.errors.direction),
         h("div", { class: "field" }, h("label", { for: "pick-transform" }, "Transform"), this.transform,
           this.valueMapField, this.dateFormatField, this.errors.transform),
+        this.referencesField,
         this.errors.general,
         h("div", { class: "row end" },
           h("button", { type: "button", onclick: () => this.close() }, "Cancel"),
@@ -355,6 +370,8 @@ class MappingDialog {
 
   describeCrmField() {
     const info = this.page.fieldInfo(this.crm.value.trim());
+    // Only a lookup or association can refer to records; one already set stays visible.
+    this.referencesField.hidden = !(["reference", "id"].includes(info?.type) || this.references.value);
     this.crmHint.textContent = info
       ? `${info.label} · ${info.type}${info.required ? " · required to create" : ""}${info.writable ? "" : " · read-only (pull only)"}${info.options.length ? ` · options: ${info.options.slice(0, 8).join(", ")}${info.options.length > 8 ? "…" : ""}` : ""}`
       : "Type to search the CRM's fields by name or label.";
@@ -372,7 +389,9 @@ class MappingDialog {
     if (!/^[a-z][a-z0-9_]{0,63}$/.test(app)) ok = this.fail("app", "Use lower case letters, digits and _, starting with a letter.");
     const transform = this.readTransform();
     if (transform === undefined) ok = false;
-    return ok ? { app_field: app, crm_field: crm, direction: this.direction.value, transform, error: "" } : null;
+    const references = this.referencesField.hidden ? null : this.references.value || null;
+    if (references && transform) ok = this.fail("references", "A reference carries ids as they are: choose no transform.");
+    return ok ? { app_field: app, crm_field: crm, direction: this.direction.value, transform, references, error: "" } : null;
   }
 
   readTransform() {
@@ -416,7 +435,8 @@ class MappingDialog {
         { entity: this.page.entity.entity, mappings: this.page.payload(candidate), sample: 1 });
     } catch (error) {
       const message = error.message;
-      const slot = /transform|date_format|value_map/.test(message) ? "transform"
+      const slot = /references|refer to records|not an entity/.test(message) ? "references"
+        : /transform|date_format|value_map/.test(message) ? "transform"
         : message.includes(`\`${next.crm_field}\``) ? "crm"
           : /direction/.test(message) ? "direction"
             : message.includes(next.app_field) ? "app" : "general";
