@@ -972,3 +972,78 @@ async fn bulk_query_jobs_page_csv_by_locator_after_processing_time() {
     .await;
     assert_eq!((bad.0, bad.1[0]["errorCode"].as_str()), (400, Some("INVALID_FIELD")), "{}", bad.1);
 }
+
+#[tokio::test]
+async fn bulk_v1_jobs_take_json_batches_and_answer_per_record_results_and_queries() {
+    let sim = start().await;
+    let (http, base, token) = api(&sim).await;
+    let jobs = format!("{base}/services/async/62.0/job");
+    let post = |url: String, body: Value| http.post(url).header("X-SFDC-Session", &token).json(&body);
+    let get = |url: String| http.get(url).header("X-SFDC-Session", &token);
+
+    let insert = json!({"operation": "insert", "object": "Contact", "contentType": "JSON"});
+    let (status, bad) = send_json(http.post(&jobs).header("X-SFDC-Session", "nope").json(&insert)).await;
+    assert_eq!((status, bad["exceptionCode"].as_str()), (400, Some("InvalidSessionId")), "{bad}");
+    let upsert =
+        json!({"operation": "upsert", "object": "Contact", "externalIdFieldName": "Email", "contentType": "JSON"});
+    let (status, job) = send_json(post(jobs.clone(), upsert)).await;
+    assert_eq!((status, job["state"].as_str()), (201, Some("Open")), "{job}");
+    let job_id = job["id"].as_str().unwrap().to_owned();
+    let records = json!([{"Email": "v1@bulk.example", "LastName": "One"}, {"Email": "bad", "LastName": "Two"}]);
+    let (status, batch) = send_json(post(format!("{jobs}/{job_id}/batch"), records)).await;
+    assert_eq!((status, batch["state"].as_str()), (201, Some("Queued")), "{batch}");
+    let batch_id = batch["id"].as_str().unwrap().to_owned();
+    let (_, results) = send_json(get(format!("{jobs}/{job_id}/batch/{batch_id}/result"))).await;
+    assert_eq!(
+        (results[0]["success"].as_bool(), results[0]["created"].as_bool()),
+        (Some(true), Some(true)),
+        "{results}"
+    );
+    assert!(results[0]["id"].as_str().unwrap().starts_with("003"), "{results}");
+    assert_eq!(results[1]["success"], false);
+    assert_eq!(results[1]["errors"][0]["statusCode"], "INVALID_EMAIL_ADDRESS");
+    let (_, closed) = send_json(post(format!("{jobs}/{job_id}"), json!({"state": "Closed"}))).await;
+    assert_eq!(closed["state"], "Closed");
+    assert_eq!((closed["numberRecordsProcessed"].as_u64(), closed["numberRecordsFailed"].as_u64()), (Some(2), Some(1)));
+    let (status, refused) = send_json(post(format!("{jobs}/{job_id}/batch"), json!([]))).await;
+    assert_eq!((status, refused["exceptionCode"].as_str()), (400, Some("InvalidJobState")));
+
+    // A query job's batch is its SOQL; it runs once the processing time has passed.
+    let mut knobs = sim.sim().knobs();
+    knobs.salesforce_bulk_processing_ms = 30_000;
+    sim.sim().set_knobs(knobs).unwrap();
+    let (_, query) =
+        send_json(post(jobs.clone(), json!({"operation": "query", "object": "Contact", "contentType": "JSON"}))).await;
+    let query_id = query["id"].as_str().unwrap().to_owned();
+    let soql = "SELECT Id, LastName FROM Contact WHERE Email = 'v1@bulk.example'";
+    let added = http
+        .post(format!("{jobs}/{query_id}/batch"))
+        .header("X-SFDC-Session", &token)
+        .header("content-type", "text/plain")
+        .body(soql)
+        .send()
+        .await
+        .unwrap();
+    let batch: Value = added.json().await.unwrap();
+    let batch_id = batch["id"].as_str().unwrap().to_owned();
+    let (_, waiting) = send_json(get(format!("{jobs}/{query_id}/batch/{batch_id}"))).await;
+    assert_eq!(waiting["state"], "InProgress", "{waiting}");
+    sim.sim().clock.advance(chrono::Duration::seconds(31));
+    let (_, listed) = send_json(get(format!("{jobs}/{query_id}/batch"))).await;
+    assert_eq!(listed["batchInfo"][0]["state"], "Completed", "{listed}");
+    let (_, result_ids) = send_json(get(format!("{jobs}/{query_id}/batch/{batch_id}/result"))).await;
+    let result_id = result_ids[0].as_str().unwrap().to_owned();
+    let (_, rows) = send_json(get(format!("{jobs}/{query_id}/batch/{batch_id}/result/{result_id}"))).await;
+    assert_eq!(rows.as_array().map(Vec::len), Some(1), "{rows}");
+    assert_eq!(rows[0]["LastName"], "One");
+    let (_, bad_query) = send_json(
+        http.post(format!("{jobs}/{query_id}/batch"))
+            .header("X-SFDC-Session", &token)
+            .body("SELECT Nope__c FROM Contact"),
+    )
+    .await;
+    assert_eq!(bad_query["exceptionCode"], "InvalidBatch", "{bad_query}");
+
+    let (_, limits) = send_json(http.get(format!("{base}{V}/limits")).bearer_auth(&token)).await;
+    assert_eq!(limits["DailyBulkApiBatches"]["Remaining"], 14998, "one per 1.0 batch: {limits}");
+}

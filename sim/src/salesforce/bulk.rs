@@ -1,7 +1,7 @@
 //! Bulk API 2.0: ingest jobs (`insert`, `update`, `upsert`, `delete` from one or more CSV
 //! uploads, then `UploadComplete`; successful / failed / unprocessed results as CSV) and query jobs
 //! (`query` / `queryAll` run to CSV, read in pages by `Sforce-Locator`), with the Bulk allocations
-//! `/limits` reports. A job finishes once the emulator's clock has passed its upload by the
+//! `/limits` reports (Bulk 1.0 lives in `bulk_v1` and shares them). A job finishes once the emulator's clock has passed its upload by the
 //! `salesforce_bulk_processing_ms` knob (0: at the next look), so tests can watch `InProgress`.
 
 use std::collections::BTreeMap;
@@ -46,7 +46,8 @@ pub enum IngestOperation {
 }
 
 impl IngestOperation {
-    fn name(self) -> &'static str {
+    /// The operation as jobs name it.
+    pub fn name(self) -> &'static str {
         match self {
             Self::Insert => "insert",
             Self::Update => "update",
@@ -125,10 +126,12 @@ pub struct BulkJob {
 pub struct BulkState {
     jobs: BTreeMap<String, BulkJob>,
     next: u64,
-    /// Batches used today (ingest) and query jobs created today.
+    /// Batches used today: one per 10,000 Bulk 2.0 ingest rows, one per Bulk 1.0 batch.
     pub batches_used: u64,
     /// Query jobs created today.
     pub query_jobs_used: u64,
+    /// Bulk API 1.0 jobs.
+    pub v1: super::bulk_v1::V1State,
 }
 
 pub(super) fn router(sim: Arc<Sim>) -> Router {
@@ -255,9 +258,22 @@ impl SalesforceState {
         row: &[String],
         now: DateTime<Utc>,
     ) -> Result<(String, bool), (String, String)> {
-        let mut input = self.row_input(object, header, row);
+        let input = self.row_input(object, header, row);
+        self.ingest_record(object, operation, external_id, input, now).map_err(|(id, e)| (id, bulk_error(&e)))
+    }
+
+    /// Writes one record of an ingest (a Bulk 2.0 row, a Bulk 1.0 batch's record) as the REST
+    /// API would: its id and whether it was created, or the id (if known) and the error.
+    pub(super) fn ingest_record(
+        &mut self,
+        object: &'static str,
+        operation: IngestOperation,
+        external_id: Option<&'static str>,
+        mut input: Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> Result<(String, bool), (String, SfError)> {
         let id = take_id(&mut input);
-        let failed = |id: &str, e: SfError| (id.to_owned(), bulk_error(&e));
+        let failed = |id: &str, e: SfError| (id.to_owned(), e);
         let missing_id = || SfError::bad("MISSING_ARGUMENT", "Id not specified in an update call");
         match operation {
             IngestOperation::Insert => {

@@ -6,6 +6,7 @@
 //! talks to the emulator without further configuration.
 
 pub mod bulk;
+pub mod bulk_v1;
 pub mod errors;
 pub mod index;
 pub mod lookups;
@@ -237,6 +238,7 @@ pub(crate) fn version(raw: &str) -> Result<String, SfError> {
 pub fn router(sim: Arc<Sim>) -> Router {
     let api = rest::router(sim.clone())
         .merge(bulk::router(sim.clone()))
+        .merge(bulk_v1::router(sim.clone()))
         .route_layer(axum::middleware::from_fn_with_state((sim.clone(), Crm::Salesforce), crate::server::faults));
     Router::new()
         .merge(api)
