@@ -351,6 +351,24 @@ fn id_text(value: &Value) -> String {
     value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string())
 }
 
+/// The two live records a batch input names (`from.id`, `to.id`), or that input's error naming them.
+fn live_pair(
+    sim: &Sim,
+    state: &HubspotState,
+    (from, to): (&'static str, &'static str),
+    input: &Value,
+) -> Result<(u64, u64), Value> {
+    let (a, b) = (id_text(&input["from"]["id"]), id_text(&input["to"]["id"]));
+    match (live(sim, state, from, &a), live(sim, state, to, &b)) {
+        (Ok(a_id), Ok(b_id)) => Ok((a_id, b_id)),
+        _ => Err(input_error(
+            "VALIDATION_ERROR",
+            format!("One or more of the objects in ({from} {a}, {to} {b}) do not exist"),
+            json!({ "fromObjectId": [a], "toObjectId": [b] }),
+        )),
+    }
+}
+
 /// One batch input's error, naming the ids it concerns in `context`.
 fn input_error(category: &str, message: String, context: Value) -> Value {
     json!({ "status": "error", "category": category, "message": message, "context": context })
@@ -384,16 +402,14 @@ async fn batch_create(
         let mut state = sim.hubspot();
         let (mut results, mut problems) = (Vec::new(), Vec::new());
         for input in &inputs {
-            let (a, b) = (id_text(&input["from"]["id"]), id_text(&input["to"]["id"]));
-            let (Ok(a_id), Ok(b_id)) = (live(&sim, &state, from, &a), live(&sim, &state, to, &b)) else {
-                let message = format!("One or more of the objects in ({from} {a}, {to} {b}) do not exist");
-                problems.push(input_error(
-                    "VALIDATION_ERROR",
-                    message,
-                    json!({ "fromObjectId": [a], "toObjectId": [b] }),
-                ));
-                continue;
+            let (a_id, b_id) = match live_pair(&sim, &state, (from, to), input) {
+                Ok(pair) => pair,
+                Err(problem) => {
+                    problems.push(problem);
+                    continue;
+                }
             };
+            let a = a_id.to_string();
             let kinds: Option<Vec<&AssociationType>> = input["types"]
                 .as_array()
                 .map(|types| {
@@ -442,18 +458,13 @@ async fn batch_associate_default(
         let mut state = sim.hubspot();
         let (mut results, mut problems) = (Vec::new(), Vec::new());
         for input in &inputs {
-            let (a, b) = (id_text(&input["from"]["id"]), id_text(&input["to"]["id"]));
-            match (live(&sim, &state, from, &a), live(&sim, &state, to, &b)) {
-                (Ok(a_id), Ok(b_id)) => {
-                    state.associations.add((from, a_id), (to, b_id), kind);
-                    results.push(json!({ "from": {"id": a}, "to": {"id": b},
+            match live_pair(&sim, &state, (from, to), input) {
+                Ok((a, b)) => {
+                    state.associations.add((from, a), (to, b), kind);
+                    results.push(json!({ "from": {"id": a.to_string()}, "to": {"id": b.to_string()},
                         "associationSpec": {"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": kind.id} }));
                 }
-                _ => problems.push(input_error(
-                    "VALIDATION_ERROR",
-                    format!("One or more of the objects in ({from} {a}, {to} {b}) do not exist"),
-                    json!({ "fromObjectId": [a], "toObjectId": [b] }),
-                )),
+                Err(problem) => problems.push(problem),
             }
         }
         Ok(with_headers(batch_answer(StatusCode::OK, results, problems, &now), &extra))

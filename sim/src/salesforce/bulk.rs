@@ -372,6 +372,17 @@ fn to_csv(header: &[String], rows: impl Iterator<Item = Vec<String>>) -> Vec<u8>
     writer.into_inner().unwrap_or_default()
 }
 
+/// An ingest result file: two result columns (`sf__Id`, `sf__Created` or `sf__Error`) before the
+/// uploaded columns.
+fn results_csv<'a>(
+    first: [&str; 2],
+    header: &[String],
+    rows: impl Iterator<Item = ([String; 2], &'a Vec<String>)>,
+) -> Vec<u8> {
+    let columns: Vec<String> = first.into_iter().map(str::to_owned).chain(header.iter().cloned()).collect();
+    to_csv(&columns, rows.map(|(result, row)| result.into_iter().chain(row.iter().cloned()).collect()))
+}
+
 fn csv_response(body: Vec<u8>) -> Response {
     ([(axum::http::header::CONTENT_TYPE, "text/csv")], body).into_response()
 }
@@ -597,14 +608,11 @@ async fn successful_results(
     headers: HeaderMap,
 ) -> Response {
     ingest_results(&sim, &headers, &id, |job| match &job.work {
-        Work::Ingest { header, successful, .. } => {
-            let columns: Vec<String> =
-                ["sf__Id", "sf__Created"].into_iter().map(str::to_owned).chain(header.iter().cloned()).collect();
-            let rows = successful.iter().map(|(id, created, row)| {
-                [id.clone(), created.to_string()].into_iter().chain(row.iter().cloned()).collect()
-            });
-            to_csv(&columns, rows)
-        }
+        Work::Ingest { header, successful, .. } => results_csv(
+            ["sf__Id", "sf__Created"],
+            header,
+            successful.iter().map(|(id, created, row)| ([id.clone(), created.to_string()], row)),
+        ),
         Work::Query { .. } => Vec::new(),
     })
 }
@@ -615,14 +623,11 @@ async fn failed_results(
     headers: HeaderMap,
 ) -> Response {
     ingest_results(&sim, &headers, &id, |job| match &job.work {
-        Work::Ingest { header, failed, .. } => {
-            let columns: Vec<String> =
-                ["sf__Id", "sf__Error"].into_iter().map(str::to_owned).chain(header.iter().cloned()).collect();
-            let rows = failed
-                .iter()
-                .map(|(id, error, row)| [id.clone(), error.clone()].into_iter().chain(row.iter().cloned()).collect());
-            to_csv(&columns, rows)
-        }
+        Work::Ingest { header, failed, .. } => results_csv(
+            ["sf__Id", "sf__Error"],
+            header,
+            failed.iter().map(|(id, error, row)| ([id.clone(), error.clone()], row)),
+        ),
         Work::Query { .. } => Vec::new(),
     })
 }
