@@ -337,6 +337,29 @@ async fn labels(State(sim): State<Arc<Sim>>, headers: HeaderMap, Path((from, to)
     })())
 }
 
+/// A batch request, checked: the rate-limit headers to send, the path's two object types, and
+/// the body's `inputs`.
+struct BatchRequest {
+    extra: ExtraHeaders,
+    from: &'static str,
+    to: &'static str,
+    inputs: Vec<Value>,
+}
+
+/// Checks the token, the path's object types and the body (`shape` says what an input looks like
+/// when they are missing).
+fn batch_request(
+    sim: &Sim,
+    headers: &HeaderMap,
+    (from, to): &(String, String),
+    body: &Bytes,
+    shape: &str,
+) -> Result<BatchRequest, HsError> {
+    let (_, extra) = authorize(sim, headers, false)?;
+    let (from, to) = (object_of(sim, from)?, object_of(sim, to)?);
+    Ok(BatchRequest { extra, from, to, inputs: inputs(sim, body, shape)? })
+}
+
 /// A batch body's `inputs`, or 400 saying what to send.
 fn inputs(sim: &Sim, body: &Bytes, shape: &str) -> Result<Vec<Value>, HsError> {
     let input: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
@@ -391,13 +414,12 @@ fn batch_answer(ok: StatusCode, results: Vec<Value>, problems: Vec<Value>, now: 
 async fn batch_create(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
-    Path((from, to)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
     answer((|| {
-        let (_, extra) = authorize(&sim, &headers, false)?;
-        let (from, to) = (object_of(&sim, &from)?, object_of(&sim, &to)?);
-        let inputs = inputs(&sim, &body, "{\"from\": {\"id\"}, \"to\": {\"id\"}, \"types\": [...]}")?;
+        let BatchRequest { extra, from, to, inputs } =
+            batch_request(&sim, &headers, &path, &body, "{\"from\": {\"id\"}, \"to\": {\"id\"}, \"types\": [...]}")?;
         let now = super::iso(sim.clock.now());
         let mut state = sim.hubspot();
         let (mut results, mut problems) = (Vec::new(), Vec::new());
@@ -445,15 +467,14 @@ async fn batch_create(
 async fn batch_associate_default(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
-    Path((from, to)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
     answer((|| {
-        let (_, extra) = authorize(&sim, &headers, false)?;
-        let (from, to) = (object_of(&sim, &from)?, object_of(&sim, &to)?);
+        let BatchRequest { extra, from, to, inputs } =
+            batch_request(&sim, &headers, &path, &body, "{\"from\": {\"id\"}, \"to\": {\"id\"}}")?;
         let kind = default_type(from, to)
             .ok_or_else(|| errors::validation(&sim, format!("{from} cannot be associated with {to}")))?;
-        let inputs = inputs(&sim, &body, "{\"from\": {\"id\"}, \"to\": {\"id\"}}")?;
         let now = super::iso(sim.clock.now());
         let mut state = sim.hubspot();
         let (mut results, mut problems) = (Vec::new(), Vec::new());
@@ -476,13 +497,12 @@ async fn batch_associate_default(
 async fn batch_archive(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
-    Path((from, to)): Path<(String, String)>,
+    Path(path): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
     answer((|| {
-        let (_, extra) = authorize(&sim, &headers, false)?;
-        let (from, to) = (object_of(&sim, &from)?, object_of(&sim, &to)?);
-        let inputs = inputs(&sim, &body, "{\"from\": {\"id\"}, \"to\": [{\"id\"}]}")?;
+        let BatchRequest { extra, from, to, inputs } =
+            batch_request(&sim, &headers, &path, &body, "{\"from\": {\"id\"}, \"to\": [{\"id\"}]}")?;
         let mut state = sim.hubspot();
         for input in &inputs {
             let Ok(a) = id_text(&input["from"]["id"]).parse::<u64>() else { continue };

@@ -140,12 +140,8 @@ pub(super) fn router(sim: Arc<Sim>) -> Router {
         .route(&format!("{base}/ingest"), post(create_ingest).get(list_ingest))
         .route(&format!("{base}/ingest/{{id}}"), get(job_info).patch(change_state).delete(delete_job))
         .route(&format!("{base}/ingest/{{id}}/batches"), axum::routing::put(upload))
-        .route(&format!("{base}/ingest/{{id}}/successfulResults"), get(successful_results))
-        .route(&format!("{base}/ingest/{{id}}/successfulResults/"), get(successful_results))
-        .route(&format!("{base}/ingest/{{id}}/failedResults"), get(failed_results))
-        .route(&format!("{base}/ingest/{{id}}/failedResults/"), get(failed_results))
-        .route(&format!("{base}/ingest/{{id}}/unprocessedrecords"), get(unprocessed_records))
-        .route(&format!("{base}/ingest/{{id}}/unprocessedrecords/"), get(unprocessed_records))
+        .route(&format!("{base}/ingest/{{id}}/{{file}}"), get(result_file))
+        .route(&format!("{base}/ingest/{{id}}/{{file}}/"), get(result_file))
         .route(&format!("{base}/query"), post(create_query))
         .route(&format!("{base}/query/{{id}}"), get(job_info).patch(change_state).delete(delete_job))
         .route(&format!("{base}/query/{{id}}/results"), get(query_results))
@@ -588,60 +584,39 @@ async fn list_ingest(State(sim): State<Arc<Sim>>, Path(_): Path<String>, headers
     })
 }
 
-/// An ingest job's results once complete.
-fn ingest_results(sim: &Sim, headers: &HeaderMap, id: &str, pick: fn(&BulkJob) -> Vec<u8>) -> Response {
-    api(sim, headers, || {
+/// `GET …/jobs/ingest/{id}/{successfulResults | failedResults | unprocessedrecords}[/]`: one of a
+/// finished ingest job's result files.
+async fn result_file(
+    State(sim): State<Arc<Sim>>,
+    Path((_, id, file)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    api(&sim, &headers, || {
         let now = sim.clock.now();
         let mut state = sim.salesforce();
-        let job = state.bulk_job("ingest", id, now)?;
+        let job = state.bulk_job("ingest", &id, now)?;
         let finished = matches!(job.state, JobState::JobComplete | JobState::Aborted | JobState::Failed);
+        let Work::Ingest { header, rows, successful, failed, .. } = &job.work else { return Err(job_not_found()) };
+        let body = match file.as_str() {
+            "successfulResults" => results_csv(
+                ["sf__Id", "sf__Created"],
+                header,
+                successful.iter().map(|(id, created, row)| ([id.clone(), created.to_string()], row)),
+            ),
+            "failedResults" => results_csv(
+                ["sf__Id", "sf__Error"],
+                header,
+                failed.iter().map(|(id, error, row)| ([id.clone(), error.clone()], row)),
+            ),
+            // Rows are processed all at once: an aborted job left every row unprocessed.
+            "unprocessedrecords" if job.state == JobState::Aborted => to_csv(header, rows.iter().cloned()),
+            "unprocessedrecords" => to_csv(header, std::iter::empty()),
+            _ => return Err(job_not_found()),
+        };
         if !finished {
             return Err(invalid_state(format!("Job {id} is not finished: results are not ready")));
         }
-        Ok(csv_response(pick(job)))
-    })
-}
-
-async fn successful_results(
-    State(sim): State<Arc<Sim>>,
-    Path((_, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    ingest_results(&sim, &headers, &id, |job| match &job.work {
-        Work::Ingest { header, successful, .. } => results_csv(
-            ["sf__Id", "sf__Created"],
-            header,
-            successful.iter().map(|(id, created, row)| ([id.clone(), created.to_string()], row)),
-        ),
-        Work::Query { .. } => Vec::new(),
-    })
-}
-
-async fn failed_results(
-    State(sim): State<Arc<Sim>>,
-    Path((_, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    ingest_results(&sim, &headers, &id, |job| match &job.work {
-        Work::Ingest { header, failed, .. } => results_csv(
-            ["sf__Id", "sf__Error"],
-            header,
-            failed.iter().map(|(id, error, row)| ([id.clone(), error.clone()], row)),
-        ),
-        Work::Query { .. } => Vec::new(),
-    })
-}
-
-async fn unprocessed_records(
-    State(sim): State<Arc<Sim>>,
-    Path((_, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    ingest_results(&sim, &headers, &id, |job| match &job.work {
-        // Rows are processed all at once: an aborted job left every row unprocessed.
-        Work::Ingest { header, rows, .. } if job.state == JobState::Aborted => to_csv(header, rows.iter().cloned()),
-        Work::Ingest { header, .. } => to_csv(header, std::iter::empty()),
-        Work::Query { .. } => Vec::new(),
+        Ok(csv_response(body))
     })
 }
 
