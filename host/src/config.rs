@@ -107,6 +107,8 @@ pub struct SchedulerFileSettings {
     pub realtime_poll_with_webhooks_secs: Option<u64>,
     /// Seconds between deletion sweeps of an entity (0: on every incremental pull).
     pub deletion_sweep_secs: Option<u64>,
+    /// Records from which a pull or push runs as a bulk job, for plugins that offer them (0: never).
+    pub bulk_threshold: Option<u64>,
 }
 
 impl SchedulerFileSettings {
@@ -155,6 +157,14 @@ impl SchedulerFileSettings {
             )?,
             orphan_sweep: d.orphan_sweep,
             deletion_sweep: secs(self.deletion_sweep_secs, d.deletion_sweep, "deletion_sweep_secs", 0)?,
+            bulk_threshold: match self.bulk_threshold {
+                None => d.bulk_threshold,
+                Some(0) => None,
+                Some(n) if (1..=100_000_000).contains(&n) => Some(n),
+                Some(_) => {
+                    return Err(ConfigError("[scheduler] bulk_threshold: use 0 (never) to 100000000".to_owned()));
+                }
+            },
         };
         Ok(options)
     }

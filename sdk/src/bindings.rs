@@ -6,9 +6,9 @@
 wit_bindgen::generate!({
     path: "../wit",
     // The widest world: every plugin exports `adapter`, `counting` (answering "cannot tell" unless
-    // the adapter implements `Adapter::count`) and `files` (answering "not supported" unless it
-    // implements `Adapter::list_files`); hosts take what they know.
-    world: "crm-adapter-full",
+    // the adapter implements `Adapter::count`), `files` and `bulk` (answering "not supported"
+    // unless it implements `Adapter::list_files` / `Adapter::bulk_pull`); hosts take what they know.
+    world: "crm-adapter-bulk",
     // The export macro is generated here but invoked from plugin crates, so it must be public and
     // must name this module by its path from outside the crate.
     pub_export_macro: true,

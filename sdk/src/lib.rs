@@ -56,6 +56,7 @@ pub use bindings::exports::crmhost::adapter::adapter::{
     Page, PluginInfo, PullRequest, PushOutcome, PushRecord, RateLimit, RateLimitHeader, RateLimitMeasure, SettingInfo,
     WebhookRequest,
 };
+pub use bindings::exports::crmhost::adapter::bulk::{Pending, PullStep, PushStep};
 pub use bindings::exports::crmhost::adapter::counting::CountRequest;
 pub use bindings::exports::crmhost::adapter::files::{DownloadRequest, FileInfo};
 
@@ -162,6 +163,28 @@ pub trait Adapter {
         let _ = (entity, record_id, file_id);
         Err(AdapterError::not_supported("files"))
     }
+
+    /// A step of a bulk read (the host calls it instead of [`Adapter::pull`] for large reads):
+    /// start a job when `request.cursor` is `None`, else continue the one the cursor names.
+    /// Answer [`PullStep::Page`] with records (its `next_cursor` continuing the job) or
+    /// [`PullStep::Pending`] — "not ready: call again with this cursor after `wait_ms`". Keep each
+    /// call short (no waiting inside it): the host waits between calls and keeps the cursor, so a
+    /// run resumed after a crash continues the job. The default answers `not-supported`, and the
+    /// host then pulls page by page.
+    fn bulk_pull(request: PullRequest) -> Result<PullStep> {
+        let _ = request;
+        Err(AdapterError::not_supported("bulk"))
+    }
+
+    /// A step of a bulk write of `records` upserted on `match_key` (the host calls it instead of
+    /// [`Adapter::push`] for large writes): start a job when `job` is `None`, else continue it
+    /// (the host passes the same records again). Answer [`PushStep::Done`] with one outcome per
+    /// record in input order, or [`PushStep::Pending`]. The default answers `not-supported`, and
+    /// the host then pushes in batches.
+    fn bulk_push(entity: String, match_key: String, records: Vec<PushRecord>, job: Option<String>) -> Result<PushStep> {
+        let _ = (entity, match_key, records, job);
+        Err(AdapterError::not_supported("bulk"))
+    }
 }
 
 /// Glue between the generated export trait and [`Adapter`]; not part of the public API.
@@ -207,6 +230,15 @@ impl<T: Adapter> bindings::exports::crmhost::adapter::files::Guest for __Exporte
     }
 }
 
+impl<T: Adapter> bindings::exports::crmhost::adapter::bulk::Guest for __Exported<T> {
+    fn pull(request: PullRequest) -> Result<PullStep> {
+        T::bulk_pull(request)
+    }
+    fn push(entity: String, match_key: String, records: Vec<PushRecord>, job: Option<String>) -> Result<PushStep> {
+        T::bulk_push(entity, match_key, records, job)
+    }
+}
+
 /// Registers a type implementing [`Adapter`] as the plugin's export. Use it once per plugin crate.
 #[macro_export]
 macro_rules! export_adapter {
@@ -233,8 +265,8 @@ pub mod prelude {
     pub use crate::{
         AccountInfo, Adapter, AdapterError, Capabilities, ChangeEvent, ChangeKind, CountRequest, CrmRecord,
         DeleteOutcome, DownloadRequest, EntityInfo, FieldInfo, FieldMapping, FieldType, FieldValue, FileInfo,
-        MERGED_INTO_FIELD, MappingDirection, Page, PluginInfo, PullRequest, PushOutcome, PushRecord, RateLimitPolicy,
-        Result, Value, WebhookRequest, connection, merged_record,
+        MERGED_INTO_FIELD, MappingDirection, Page, Pending, PluginInfo, PullRequest, PullStep, PushOutcome, PushRecord,
+        PushStep, RateLimitPolicy, Result, Value, WebhookRequest, connection, merged_record,
     };
 }
 

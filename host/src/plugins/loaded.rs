@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::bindings::{AdapterError, AdapterPre, adapter, counting, files};
+use super::bindings::{AdapterError, AdapterPre, adapter, bulk, counting, files};
 use super::cache::CacheOutcome;
 use super::capability::secrets::PluginSecrets;
 use super::context::CallContext;
@@ -241,6 +241,52 @@ impl LoadedPlugin {
             .run(context, "count", |store, a| {
                 let request = request.clone();
                 Box::pin(async move { a.count(store, &request).await })
+            })
+            .await
+    }
+
+    /// Whether the plugin exports `bulk` (it may still answer `not-supported` for an entity).
+    pub fn has_bulk(&self) -> bool {
+        self.pre.has_bulk()
+    }
+
+    /// `bulk.pull(request)`: `None` without a call when the plugin does not export `bulk`.
+    pub async fn bulk_pull(
+        &self,
+        context: CallContext,
+        request: &adapter::PullRequest,
+    ) -> CallResult<Option<bulk::PullStep>> {
+        if !self.pre.has_bulk() {
+            return Ok(Ok(None));
+        }
+        let context = self.with_operator_settings(context);
+        self.target()
+            .run(context, "bulk-pull", |store, a| {
+                let request = request.clone();
+                Box::pin(async move { a.bulk_pull(store, &request).await })
+            })
+            .await
+    }
+
+    /// `bulk.push(entity, match-key, records, job)`: `None` without a call when the plugin does
+    /// not export `bulk`.
+    pub async fn bulk_push(
+        &self,
+        context: CallContext,
+        entity: &str,
+        match_key: &str,
+        records: &[adapter::PushRecord],
+        job: Option<&str>,
+    ) -> CallResult<Option<bulk::PushStep>> {
+        if !self.pre.has_bulk() {
+            return Ok(Ok(None));
+        }
+        let context = self.with_operator_settings(context);
+        self.target()
+            .run(context, "bulk-push", |store, a| {
+                let (entity, match_key, records) = (entity.to_owned(), match_key.to_owned(), records.to_vec());
+                let job = job.map(str::to_owned);
+                Box::pin(async move { a.bulk_push(store, &entity, &match_key, &records, job.as_deref()).await })
             })
             .await
     }

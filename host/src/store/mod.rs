@@ -7,6 +7,7 @@
 
 mod audit;
 mod bind;
+mod bulk_jobs;
 mod conflicts;
 mod credentials;
 mod cursors;
@@ -31,6 +32,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 pub use audit::{AuditAction, AuditEntry, AuditTarget, NewAuditEntry};
+pub use bulk_jobs::{BulkDirection, BulkJob};
 pub use conflicts::{ConflictFilter, NewConflict, SyncConflict};
 pub use credentials::{CredentialsLock, NewConnection, SealedRow, StoredCredentials};
 pub use error::{StoreError, StoreResultExt};

@@ -14,10 +14,10 @@ impl Run {
     /// entity: what the pull will read since the cursor, plus the records waiting to be pushed).
     /// Counting costs one CRM request per entity, so runs the scheduler or webhooks start count
     /// only their full pulls (a first sync), never the small incremental ones.
-    pub(super) async fn estimate(&self, operation: &Operation) -> Result<(), Fatal> {
+    pub(super) async fn estimate(&mut self, operation: &Operation) -> Result<(), Fatal> {
         let estimate = match operation {
             Operation::Pull { entity, since, limit: None, crm_ids } if crm_ids.is_empty() => {
-                self.crm_count(entity, since.clone()).await
+                self.crm_count(entity, since.clone()).await.and_then(|n| i64::try_from(n).ok())
             }
             Operation::Sync { entities, direction } => {
                 let caps = self.plugin.description().capabilities;
@@ -26,7 +26,7 @@ impl Run {
                     if caps.pull && direction.pulls() {
                         let since =
                             self.store.pull_cursor(&self.workspace, &self.slug, entity).await.map_err(store_fatal)?;
-                        let pulled = self.crm_count(entity, since).await;
+                        let pulled = self.crm_count(entity, since).await.and_then(|n| i64::try_from(n).ok());
                         total = total.zip(pulled).map(|(a, b)| a + b);
                     }
                     if caps.push && direction.pushes() {
@@ -49,14 +49,26 @@ impl Run {
     }
 
     /// What the CRM says a pull of `entity` since `since` will read; `None` when it cannot tell,
-    /// when counting failed, or when this run should not spend a request on it.
-    async fn crm_count(&self, entity: &EntityName, since: Option<String>) -> Option<i64> {
+    /// when counting failed, or when this run should not spend a request on it. Counted once per
+    /// run and entity (the estimate's count also decides whether the pull runs as a bulk job).
+    pub(super) async fn crm_count(&mut self, entity: &EntityName, since: Option<String>) -> Option<u64> {
         if since.is_some() && !self.count_incremental {
             return None;
         }
+        if let Some(counted) = self.counted.get(entity) {
+            return Some(*counted);
+        }
+        let counted = self.count_from_crm(entity, since).await;
+        if let Some(n) = counted {
+            self.counted.insert(entity.clone(), n);
+        }
+        counted
+    }
+
+    async fn count_from_crm(&self, entity: &EntityName, since: Option<String>) -> Option<u64> {
         let request = CountRequest { entity: entity.to_string(), modified_since: since };
         match self.plugin.count(self.context.clone(), &request).await {
-            Ok(Ok(count)) => count.and_then(|n| i64::try_from(n).ok()),
+            Ok(Ok(count)) => count,
             Ok(Err(err)) => {
                 let (kind, message) = adapter_error_summary(&err);
                 tracing::info!(run = %self.run_id, entity = %entity, kind, message, "the CRM could not count records");

@@ -5,6 +5,7 @@
 
 mod assist;
 mod backoff;
+mod bulk;
 mod caller;
 mod coalesce;
 mod configure;
@@ -336,6 +337,7 @@ impl SyncEngine {
             count_incremental: trigger == Trigger::Manual,
             notifier: self.notifier.clone(),
             deletion_sweep: self.options.deletion_sweep,
+            bulk_threshold: self.options.bulk_threshold,
         });
         let handle =
             self.spawn_run(active, operation, Launch { trigger, actor: started_by.to_owned(), settings, webhooks });

@@ -23,8 +23,8 @@ const WRITE_BATCH: usize = 1_000;
 
 /// What the reading task hands over.
 enum Read {
-    /// One page's records.
-    Page(Vec<CrmRecord>),
+    /// One page's records, and the cursor that follows it.
+    Page(Vec<CrmRecord>, Option<String>),
     /// The pull's last page was handed over.
     End,
 }
@@ -53,6 +53,9 @@ pub(super) struct PageReader {
     ended: bool,
     /// A failure read behind pages not yet handed over: handed over after them.
     failed: Option<Fatal>,
+    /// The cursor after the last page handed over: where a pull that stopped after writing it
+    /// would continue.
+    resume_at: Option<String>,
 }
 
 impl Drop for PageReader {
@@ -63,11 +66,25 @@ impl Drop for PageReader {
 }
 
 impl PageReader {
-    /// Starts reading with `fetch` (one page from a cursor, of a size).
+    /// Starts reading with `fetch` (one page from a cursor, of a size) from the first page.
     pub(super) fn start(fetch: impl Fn(Option<String>, usize) -> PageFetch + Send + 'static, plan: ReadPlan) -> Self {
+        Self::start_at(fetch, plan, None)
+    }
+
+    /// Starts reading from `cursor` (`None`: the first page).
+    pub(super) fn start_at(
+        fetch: impl Fn(Option<String>, usize) -> PageFetch + Send + 'static,
+        plan: ReadPlan,
+        cursor: Option<String>,
+    ) -> Self {
         let (send, pages) = mpsc::channel(READ_AHEAD);
-        let task = tokio::spawn(read_pages(fetch, plan, send).instrument(tracing::Span::current()));
-        Self { pages, task, ended: false, failed: None }
+        let task = tokio::spawn(read_pages(fetch, plan, cursor, send).instrument(tracing::Span::current()));
+        Self { pages, task, ended: false, failed: None, resume_at: None }
+    }
+
+    /// The cursor that follows the last page handed over (`None` at the end, or before a page).
+    pub(super) fn resume_at(&self) -> Option<&str> {
+        self.resume_at.as_deref()
     }
 
     /// The next batch to write: every page read so far, at least one (waiting for it), up to
@@ -116,7 +133,10 @@ impl PageReader {
 
     fn take(&mut self, read: Result<Read, Fatal>) -> Result<Option<Vec<CrmRecord>>, Fatal> {
         match read? {
-            Read::Page(records) => Ok(Some(records)),
+            Read::Page(records, next) => {
+                self.resume_at = next;
+                Ok(Some(records))
+            }
             Read::End => {
                 self.ended = true;
                 Ok(None)
@@ -130,9 +150,9 @@ impl PageReader {
 async fn read_pages(
     fetch: impl Fn(Option<String>, usize) -> PageFetch,
     mut plan: ReadPlan,
+    mut cursor: Option<String>,
     pages: mpsc::Sender<Result<Read, Fatal>>,
 ) {
-    let mut cursor = None;
     loop {
         let size = plan.next_size();
         if size == 0 {
@@ -151,12 +171,13 @@ async fn read_pages(
             *remaining -= records.len();
         }
         let empty = records.is_empty();
-        if pages.send(Ok(Read::Page(records))).await.is_err() {
+        let next = page.next_cursor.filter(|_| !(plan.by_ids && empty));
+        if pages.send(Ok(Read::Page(records, next.clone()))).await.is_err() {
             return;
         }
-        match page.next_cursor {
-            Some(next) if !(plan.by_ids && empty) => cursor = Some(next),
-            _ => break,
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
         }
     }
     let _ = pages.send(Ok(Read::End)).await;

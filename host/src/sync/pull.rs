@@ -29,7 +29,7 @@ use std::future::Future;
 use crate::plugins::CallError;
 use crate::plugins::bindings::AdapterError;
 use crate::plugins::bindings::adapter::{CrmRecord, Page as PullPage, PullRequest};
-use crate::store::{LinkStatus, LinkWrite, NewConflict, RecordChange, RecordLink, StoredRecord};
+use crate::store::{BulkDirection, LinkStatus, LinkWrite, NewConflict, RecordChange, RecordLink, StoredRecord};
 
 /// What a pull does with workspace-side changes it finds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +61,7 @@ impl PullScope {
         if crm_ids.is_empty() { Self::Changed { since, limit } } else { Self::Records(crm_ids) }
     }
 
-    fn since(&self) -> Option<String> {
+    pub(super) fn since(&self) -> Option<String> {
         match self {
             Self::Changed { since, .. } => since.clone(),
             Self::Records(_) => None,
@@ -83,7 +83,7 @@ impl PullScope {
     }
 
     /// Whether the pull sees every change, so the entity's cursor may move to the newest.
-    fn sees_every_change(&self) -> bool {
+    pub(super) fn sees_every_change(&self) -> bool {
         matches!(self, Self::Changed { limit: None, .. })
     }
 }
@@ -205,19 +205,34 @@ impl Run {
         let sweep =
             if save_cursor && incremental { self.deletion_sweep(&mappings.entity).await? } else { Sweep::Unsaid };
         let mut newest: Option<(DateTime<Utc>, String)> = None;
+        let bulk = self.bulk_pull_plan(mappings, &scope).await?;
         // Pages are read ahead by a task while the run writes what was read before.
         let plan = ReadPlan {
             remaining: scope.limit(),
-            page_size: super::MAX_BATCH,
+            page_size: if bulk.is_some() { super::bulk::BULK_PAGE } else { super::MAX_BATCH },
             by_ids: matches!(scope, PullScope::Records(_)),
         };
-        let mut reader = PageReader::start(self.page_fetcher(mappings, &scope, sweep.fact()), plan);
+        let mut reader = match &bulk {
+            Some(job) => {
+                self.set_phase(format!("pulling {} (bulk job)", mappings.entity));
+                PageReader::start_at(self.bulk_page_fetcher(mappings, &scope, job), plan, job.resume.clone())
+            }
+            None => PageReader::start(self.page_fetcher(mappings, &scope, sweep.fact()), plan),
+        };
+        // A bulk read's pages come in no time order: like a full pull, its cursor moves at the end.
+        let cursor_per_page = save_cursor && incremental && bulk.is_none();
         while let Some(records) = reader.next_batch().await? {
             note_newest(&mut newest, &records);
             let mut accepted = self.accept_page(mappings, records);
             let mut views: Vec<&mut Map<String, Json>> = accepted.iter_mut().map(|p| &mut p.view).collect();
             self.resolve_pulled_references(mappings, &mut views, mode).await?;
-            self.write_page(mappings, &accepted, mode, (save_cursor && incremental).then_some(&newest)).await?;
+            self.write_page(mappings, &accepted, mode, cursor_per_page.then_some(&newest)).await?;
+            if let Some(job) = &bulk {
+                self.keep_bulk_pull(&mappings.entity, job, reader.resume_at()).await?;
+            }
+        }
+        if bulk.is_some() {
+            self.clear_bulk_job(&mappings.entity, BulkDirection::Pull).await?;
         }
         if save_cursor {
             self.save_cursor(mappings, newest.as_ref()).await?;

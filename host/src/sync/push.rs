@@ -17,7 +17,7 @@ use super::run::{Fatal, Run, error_json, fatal_message, host_error, is_fatal, re
 use super::values::same_value;
 use crate::domain::{CrmId, EntityName, ItemOutcome};
 use crate::plugins::bindings::adapter::{DeleteOutcome, PushOutcome, PushRecord};
-use crate::store::{LinkStatus, LinkWrite, RecordLink, StoreError, StoredRecord};
+use crate::store::{BulkDirection, LinkStatus, LinkWrite, RecordLink, StoreError, StoredRecord};
 
 /// Which fields a push sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,13 +49,27 @@ enum Sent {
     Outcomes(Vec<PushOutcome>),
     /// Refused as a whole; every record was failed, nothing more to do for the batch.
     Refused,
+    /// The plugin offers no bulk write for it: send it in batches instead.
+    Declined,
+}
+
+/// How a batch is sent.
+#[derive(Debug, Clone, PartialEq)]
+enum Via {
+    /// One `push` call (at most [`super::MAX_BATCH`] records).
+    Batch,
+    /// A bulk job: a new one, or the one a stopped run left (its cursor).
+    Bulk { resume: Option<String> },
 }
 
 impl Run {
     /// Pushes every record of an entity that has changes, in batches.
     pub(super) async fn push_changes(&mut self, mappings: &EntityMappings) -> Result<(), Fatal> {
+        self.resume_bulk_push(mappings).await?;
         let mut after = String::new();
         let (retry, now) = (self.retry_backoff, chrono::Utc::now());
+        // A bulk job's worth at a time when bulk writes may be used; sent in batches otherwise.
+        let read_size = self.push_read_size();
         loop {
             let ids = self
                 .store
@@ -64,17 +78,51 @@ impl Run {
                     &self.slug,
                     &mappings.entity,
                     &after,
-                    super::MAX_BATCH as i64,
+                    read_size as i64,
                     |attempts, failed_at| retry.due(attempts, failed_at, now),
                 )
                 .await
                 .map_err(store_fatal)?;
             let Some(last) = ids.last() else { return Ok(()) };
             after = last.clone();
-            self.refresh_from_crm(mappings, &ids).await?;
-            self.push_batch(mappings, &ids, PushMode::Changes).await?;
-            self.flush().await?;
+            if self.pushes_in_bulk(&mappings.entity, ids.len()) {
+                for chunk in ids.chunks(super::MAX_BATCH) {
+                    self.refresh_from_crm(mappings, chunk).await?;
+                }
+                self.push_records(mappings, &ids, PushMode::Changes, Via::Bulk { resume: None }).await?;
+                self.flush().await?;
+                continue;
+            }
+            for chunk in ids.chunks(super::MAX_BATCH) {
+                self.refresh_from_crm(mappings, chunk).await?;
+                self.push_batch(mappings, chunk, PushMode::Changes).await?;
+                self.flush().await?;
+            }
         }
+    }
+
+    /// Finishes the bulk write a stopped run left for the entity: the same records, as they were
+    /// sent, linked from the job's outcomes.
+    async fn resume_bulk_push(&mut self, mappings: &EntityMappings) -> Result<(), Fatal> {
+        let Some((ids, sent, cursor)) = self.stored_push_job(&mappings.entity).await? else { return Ok(()) };
+        tracing::info!(run = %self.run_id, entity = %mappings.entity, records = ids.len(), "continuing the bulk write a stopped run left");
+        let references = self.resolve_push_references(mappings, &ids, PushMode::Changes).await?;
+        let loaded = self.load_batch(mappings, &ids).await?;
+        let batch: Vec<Pending> = ids
+            .iter()
+            .zip(sent)
+            .filter_map(|(id, sent)| {
+                let record = loaded.records.get(id)?.clone();
+                let link = loaded.links.get(id);
+                let (crm_id, base) = (link.and_then(|l| l.crm_id.clone()), link.and_then(|l| l.base.clone()));
+                Some(Pending { record, crm_id, base, sent })
+            })
+            .collect();
+        let mut links = LinkBatch::default();
+        self.send_and_link(mappings, &batch, Via::Bulk { resume: Some(cursor) }, &references, &mut links).await?;
+        self.commit_links(&mappings.entity, links).await?;
+        self.clear_bulk_job(&mappings.entity, BulkDirection::Push).await?;
+        self.flush().await
     }
 
     /// Reads the CRM's current values of the linked records about to be pushed and merges them
@@ -104,18 +152,58 @@ impl Run {
         ids: &[String],
         mode: PushMode,
     ) -> Result<(), Fatal> {
+        self.push_records(mappings, ids, mode, Via::Batch).await
+    }
+
+    /// Pushes records by id, in one `push` call or as one bulk job.
+    async fn push_records(
+        &mut self,
+        mappings: &EntityMappings,
+        ids: &[String],
+        mode: PushMode,
+        via: Via,
+    ) -> Result<(), Fatal> {
         // Referenced records the CRM lacks are pushed before the batch is read, so a record of
         // this entity pushed first (an account's parent) is read linked.
         let references = self.resolve_push_references(mappings, ids, mode).await?;
         let loaded = self.load_batch(mappings, ids).await?;
         let mut links = LinkBatch::default();
         let batch = self.prepare_batch(mappings, ids, mode, &loaded, &references, &mut links);
-        if !batch.is_empty()
-            && let Sent::Outcomes(outcomes) = self.send_batch(mappings, &batch, &mut links).await?
-        {
-            self.link_sent(mappings, &batch, &outcomes, &references, &mut links).await?;
+        let bulk = via != Via::Batch;
+        if !batch.is_empty() {
+            self.send_and_link(mappings, &batch, via, &references, &mut links).await?;
         }
-        self.commit_links(&mappings.entity, links).await
+        self.commit_links(&mappings.entity, links).await?;
+        if bulk {
+            // Only once its outcomes are linked: a crash before this resumes the job instead.
+            self.clear_bulk_job(&mappings.entity, BulkDirection::Push).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends prepared records and links each to what came back; a bulk write the plugin declines
+    /// goes in batches instead.
+    async fn send_and_link(
+        &mut self,
+        mappings: &EntityMappings,
+        batch: &[Pending],
+        via: Via,
+        references: &ReferenceIds,
+        links: &mut LinkBatch,
+    ) -> Result<(), Fatal> {
+        match self.send_batch(mappings, batch, via, links).await? {
+            Sent::Outcomes(outcomes) => self.link_sent(mappings, batch, &outcomes, references, links).await,
+            Sent::Refused => Ok(()),
+            Sent::Declined => {
+                self.bulk_declined.insert(mappings.entity.clone());
+                for chunk in batch.chunks(super::MAX_BATCH) {
+                    if let Sent::Outcomes(outcomes) = self.send_batch(mappings, chunk, Via::Batch, links).await? {
+                        self.link_sent(mappings, chunk, &outcomes, references, links).await?;
+                    }
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Reads a batch's workspace records and their links.
@@ -210,19 +298,30 @@ impl Run {
         (self.settings.create_missing || !unlinked) && all_match(self.settings.filters_of(entity), &record.fields)
     }
 
-    /// Sends a batch in one plugin call. A refusal of the whole batch fails each of its records;
-    /// an account-wide one (a daily limit, a revoked token) also stops the run.
+    /// Sends a batch in one plugin call (or one bulk job). A refusal of the whole batch fails each
+    /// of its records; an account-wide one (a daily limit, a revoked token) also stops the run.
     async fn send_batch(
         &mut self,
         mappings: &EntityMappings,
         batch: &[Pending],
+        via: Via,
         links: &mut LinkBatch,
     ) -> Result<Sent, Fatal> {
         let entity = &mappings.entity;
         let sent: Vec<PushRecord> = batch.iter().map(|p| p.sent.clone()).collect();
         let (plugin, context) = (self.plugin.clone(), self.context.clone());
         let (entity_name, match_key) = (entity.to_string(), mappings.match_key.clone());
-        let result = self.call("push", || plugin.push(context.clone(), &entity_name, &match_key, &sent)).await;
+        let result = match via {
+            Via::Batch => self.call("push", || plugin.push(context.clone(), &entity_name, &match_key, &sent)).await,
+            Via::Bulk { resume } => {
+                let record_ids: Vec<String> = batch.iter().map(|p| p.record.id.clone()).collect();
+                match self.bulk_push_step(entity, &match_key, &record_ids, &sent, resume).await {
+                    Ok(Some(answer)) => Ok(answer),
+                    Ok(None) => return Ok(Sent::Declined),
+                    Err(err) => Err(err),
+                }
+            }
+        };
         match result {
             Ok(Ok(outcomes)) => Ok(Sent::Outcomes(outcomes)),
             Ok(Err(err)) if is_fatal(&err) => {

@@ -92,6 +92,8 @@ pub(super) struct RunParts {
     pub notifier: Arc<crate::notify::Notifier>,
     /// How often incremental pulls sweep for deletions (see `SchedulerOptions::deletion_sweep`).
     pub deletion_sweep: std::time::Duration,
+    /// Records from which pulls and pushes run as bulk jobs (see `SchedulerOptions::bulk_threshold`).
+    pub bulk_threshold: Option<u64>,
 }
 
 /// A run, executing.
@@ -112,6 +114,12 @@ pub(super) struct Run {
     pub count_incremental: bool,
     /// See [`RunParts::deletion_sweep`].
     pub deletion_sweep: std::time::Duration,
+    /// See [`RunParts::bulk_threshold`].
+    pub bulk_threshold: Option<u64>,
+    /// What the CRM counted per entity this run (the estimate's counts, reused to choose bulk).
+    pub counted: std::collections::HashMap<crate::domain::EntityName, u64>,
+    /// Entities whose bulk write the plugin declined this run (they go in batches).
+    pub bulk_declined: std::collections::HashSet<crate::domain::EntityName>,
     deferred_until: Arc<Mutex<Option<DateTime<Utc>>>>,
     counts: RunCounts,
     items: Vec<RunItem>,
@@ -151,6 +159,7 @@ impl Run {
             count_incremental,
             notifier,
             deletion_sweep,
+            bulk_threshold,
         } = parts;
         Self {
             store,
@@ -165,6 +174,9 @@ impl Run {
             lease_lost: None,
             count_incremental,
             deletion_sweep,
+            bulk_threshold,
+            counted: std::collections::HashMap::new(),
+            bulk_declined: std::collections::HashSet::new(),
             deferred_until: Arc::default(),
             counts: RunCounts::default(),
             items: Vec::new(),
@@ -316,7 +328,7 @@ impl Run {
         })
     }
 
-    fn set_phase(&mut self, phase: String) {
+    pub(super) fn set_phase(&mut self, phase: String) {
         self.end_phase();
         self.timeline.push(PhaseSpan { phase: phase.clone(), started_at: Utc::now(), ended_at: None });
         self.phase = phase;

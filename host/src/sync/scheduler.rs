@@ -45,6 +45,9 @@ pub struct SchedulerOptions {
     /// How often an incremental pull also sweeps for deletions its CRM's incremental reads cannot
     /// see (HubSpot's archived list, walked whole); zero sweeps on every pull.
     pub deletion_sweep: Duration,
+    /// Records from which a pull or push runs as a bulk job, when the plugin offers them; `None`:
+    /// never.
+    pub bulk_threshold: Option<u64>,
 }
 
 impl Default for SchedulerOptions {
@@ -61,6 +64,7 @@ impl Default for SchedulerOptions {
             realtime_poll_with_webhooks: Duration::from_secs(600),
             orphan_sweep: Duration::from_secs(30),
             deletion_sweep: Duration::from_secs(15 * 60),
+            bulk_threshold: Some(10_000),
         }
     }
 }

@@ -1,9 +1,11 @@
 //! The Salesforce adapter: Contact, Lead, Account and Opportunity over the REST API — SOQL with a
-//! keyset cursor for pulls, sObject Collections for pushes and deletes (200 per request), and
+//! keyset cursor for pulls, sObject Collections for pushes and deletes (200 per request), Bulk
+//! API 2.0 jobs for the large reads and writes the host hands it as such, and
 //! change notifications (Apex callouts, Outbound Messages) the host authenticated, and the files
 //! attached to records (Salesforce Files).
 
 mod api;
+mod bulk;
 mod errors;
 mod fields;
 mod files;
@@ -116,6 +118,14 @@ impl Adapter for Salesforce {
 
     fn pull(request: PullRequest) -> Result<Page> {
         pull::pull(request)
+    }
+
+    fn bulk_pull(request: PullRequest) -> Result<PullStep> {
+        bulk::bulk_pull(request)
+    }
+
+    fn bulk_push(entity: String, match_key: String, records: Vec<PushRecord>, job: Option<String>) -> Result<PushStep> {
+        bulk::bulk_push(&entity, &match_key, records, job)
     }
 
     fn count(request: CountRequest) -> Result<Option<u64>> {

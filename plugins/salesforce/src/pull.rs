@@ -54,20 +54,7 @@ pub fn pull(request: PullRequest) -> Result<Page> {
     // Incremental pulls and pulls by id (a notification names a record that may have just been
     // deleted) read the recycle bin too (`queryAll`), so deletions come through.
     let incremental = request.modified_since.is_some() || !request.ids.is_empty();
-
-    let mut fields: Vec<String> =
-        if request.fields.is_empty() { default_fields(&request.entity) } else { request.fields.clone() };
-    // A record deleted by a merge names the survivor in `MasterRecordId` (mergeable objects only).
-    let merges = incremental && object != "Opportunity";
-    let system = ["Id", "SystemModstamp"].into_iter().chain(incremental.then_some("IsDeleted"));
-    for required in system.chain(merges.then_some("MasterRecordId")) {
-        if !fields.iter().any(|f| f.eq_ignore_ascii_case(required)) {
-            fields.push(required.to_owned());
-        }
-    }
-    if let Some(bad) = fields.iter().find(|f| !is_field_name(f)) {
-        return Err(AdapterError::invalid_field(bad.clone(), format!("`{bad}` is not a field name")));
-    }
+    let fields = selected_fields(&request, object, incremental)?;
 
     let mut conditions = Vec::new();
     if !request.ids.is_empty() {
@@ -82,11 +69,7 @@ pub fn pull(request: PullRequest) -> Result<Page> {
             let at = datetime_literal(&key.modstamp).unwrap_or_default();
             conditions.push(format!("(SystemModstamp > {at} OR (SystemModstamp = {at} AND Id > {}))", quote(&key.id)));
         }
-        (None, Some(since)) => {
-            let at = datetime_literal(since)
-                .ok_or_else(|| AdapterError::invalid(format!("modified-since `{since}` is not an RFC 3339 instant")))?;
-            conditions.push(format!("SystemModstamp >= {at}"));
-        }
+        (None, Some(since)) => conditions.push(since_condition(since)?),
         (None, None) => {}
     }
     let mut soql = format!("SELECT {} FROM {object}", fields.join(", "));
@@ -120,6 +103,32 @@ pub fn pull(request: PullRequest) -> Result<Page> {
     Ok(Page { records, next_cursor })
 }
 
+/// The fields a pull selects: those asked for (else the entity's defaults) and what the adapter
+/// needs (`Id`, `SystemModstamp`; for incremental reads `IsDeleted`, and `MasterRecordId` where
+/// a record deleted by a merge names the survivor), each checked to be a field name.
+pub fn selected_fields(request: &PullRequest, object: &str, incremental: bool) -> Result<Vec<String>> {
+    let mut fields: Vec<String> =
+        if request.fields.is_empty() { default_fields(&request.entity) } else { request.fields.clone() };
+    let merges = incremental && object != "Opportunity";
+    let system = ["Id", "SystemModstamp"].into_iter().chain(incremental.then_some("IsDeleted"));
+    for required in system.chain(merges.then_some("MasterRecordId")) {
+        if !fields.iter().any(|f| f.eq_ignore_ascii_case(required)) {
+            fields.push(required.to_owned());
+        }
+    }
+    if let Some(bad) = fields.iter().find(|f| !is_field_name(f)) {
+        return Err(AdapterError::invalid_field(bad.clone(), format!("`{bad}` is not a field name")));
+    }
+    Ok(fields)
+}
+
+/// The SOQL condition of a read since an instant.
+pub fn since_condition(since: &str) -> Result<String> {
+    let at = datetime_literal(since)
+        .ok_or_else(|| AdapterError::invalid(format!("modified-since `{since}` is not an RFC 3339 instant")))?;
+    Ok(format!("SystemModstamp >= {at}"))
+}
+
 /// `count`: `SELECT COUNT()` over what a pull since `modified_since` would read (deleted records
 /// left out: `query`, not `queryAll`). One request; Salesforce answers `totalSize`.
 pub fn count(request: CountRequest) -> Result<Option<u64>> {
@@ -127,9 +136,7 @@ pub fn count(request: CountRequest) -> Result<Option<u64>> {
     let object = sobject(&request.entity)?;
     let mut soql = format!("SELECT COUNT() FROM {object}");
     if let Some(since) = &request.modified_since {
-        let at = datetime_literal(since)
-            .ok_or_else(|| AdapterError::invalid(format!("modified-since `{since}` is not an RFC 3339 instant")))?;
-        soql.push_str(&format!(" WHERE SystemModstamp >= {at}"));
+        soql.push_str(&format!(" WHERE {}", since_condition(since)?));
     }
     let answer: Json = api.get_json(format!("{}?q={}", api.url("/query"), encode_query(&soql)), "counting records")?;
     Ok(answer.get("totalSize").and_then(Json::as_u64))
@@ -147,7 +154,8 @@ pub fn encode_query(soql: &str) -> String {
     out
 }
 
-fn to_record(raw: &Map<String, Json>, fields: &[String]) -> Result<CrmRecord> {
+/// A query result (REST JSON, or a Bulk CSV row read into the same shape) as a record.
+pub fn to_record(raw: &Map<String, Json>, fields: &[String]) -> Result<CrmRecord> {
     let id = raw
         .get("Id")
         .and_then(Json::as_str)

@@ -166,7 +166,7 @@ fn apply(
 }
 
 /// Existing records by folded key value.
-fn match_existing(
+pub fn match_existing(
     api: &Api,
     object: &str,
     match_key: &str,

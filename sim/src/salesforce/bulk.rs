@@ -134,6 +134,23 @@ pub struct BulkState {
     pub v1: super::bulk_v1::V1State,
 }
 
+impl BulkState {
+    /// How many Bulk 2.0 jobs ran each operation (`query`, `queryAll`, `insert`, `update`,
+    /// `upsert`, `delete`), and in which states: for tests and benchmarks counting jobs.
+    pub fn jobs_by_operation(&self) -> BTreeMap<String, Vec<&'static str>> {
+        let mut jobs: BTreeMap<String, Vec<&'static str>> = BTreeMap::new();
+        for job in self.jobs.values() {
+            let operation = match &job.work {
+                Work::Ingest { operation, .. } => operation.name(),
+                Work::Query { include_deleted: true, .. } => "queryAll",
+                Work::Query { .. } => "query",
+            };
+            jobs.entry(operation.to_owned()).or_default().push(job.state.name());
+        }
+        jobs
+    }
+}
+
 pub(super) fn router(sim: Arc<Sim>) -> Router {
     let base = "/services/data/{version}/jobs";
     Router::new()

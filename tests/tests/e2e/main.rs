@@ -63,6 +63,7 @@ macro_rules! each_crm_and_backend {
 
 mod api;
 mod automatic;
+mod bulk;
 mod connect;
 mod contract;
 mod deletes;

@@ -2,7 +2,8 @@
 //! (`wit/crm-adapter.wit`, generated here and used by the whole host) and, in [`v0_1`], the
 //! 0.1.0 contract a plugin may still be built against, adapted into the 0.2 types at this
 //! boundary. [`AdapterPre`] is a plugin linked against the host's imports, of either version; it
-//! requires the `adapter` export and takes the optional ones (`counting`, `files`) when present.
+//! requires the `adapter` export and takes the optional ones (`counting`, `files`, `bulk`) when
+//! present.
 //!
 //! Every host import is async and trappable (`wasmtime::Result<T>`): a host failure traps the call,
 //! while errors the guest should see travel inside `T`. Exports are async so calls can be
@@ -22,7 +23,7 @@ use super::runtime::CallState;
 // `adapter` is required of a plugin (see `AdapterPre`).
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "crm-adapter-full",
+    world: "crm-adapter-bulk",
     imports: { default: async | trappable },
     exports: { default: async },
     // Tests and the sync engine compare values and records.
@@ -30,14 +31,14 @@ wasmtime::component::bindgen!({
 });
 
 pub use self::crmhost::adapter::types::{AdapterError, FieldValue, RateLimitInfo, RateLimitPolicy, Value};
-pub use self::exports::crmhost::adapter::{adapter, counting, files};
+pub use self::exports::crmhost::adapter::{adapter, bulk, counting, files};
 
 /// The contract versions the host loads, newest first.
 pub const CONTRACT_VERSIONS: &[&str] = &["0.2.0", "0.1.0"];
 
 /// Adds every contract version's host imports to `linker`.
 pub fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    CrmAdapterFull::add_to_linker::<CallState, HasSelf<CallState>>(linker, |state| state)?;
+    CrmAdapterBulk::add_to_linker::<CallState, HasSelf<CallState>>(linker, |state| state)?;
     v0_1::add_to_linker(linker)
 }
 
@@ -47,6 +48,7 @@ enum Contract {
         adapter: adapter::GuestIndices,
         counting: Option<counting::GuestIndices>,
         files: Option<files::GuestIndices>,
+        bulk: Option<bulk::GuestIndices>,
     },
     V0_1(v0_1::Indices),
 }
@@ -60,13 +62,14 @@ pub struct AdapterPre<T: 'static> {
 
 impl<T: Send + 'static> AdapterPre<T> {
     /// Finds the exports: an `adapter` of a known contract version must be there (else the
-    /// component is for another contract); `counting` and `files` are taken when present.
+    /// component is for another contract); `counting`, `files` and `bulk` are taken when present.
     pub fn new(pre: InstancePre<T>) -> wasmtime::Result<Self> {
         let contract = match adapter::GuestIndices::new(&pre) {
             Ok(adapter) => Contract::V0_2 {
                 adapter,
                 counting: counting::GuestIndices::new(&pre).ok(),
                 files: files::GuestIndices::new(&pre).ok(),
+                bulk: bulk::GuestIndices::new(&pre).ok(),
             },
             Err(current) => match v0_1::Indices::new(&pre) {
                 Ok(indices) => Contract::V0_1(indices),
@@ -101,14 +104,20 @@ impl<T: Send + 'static> AdapterPre<T> {
         }
     }
 
+    /// Whether the plugin exports `bulk` (a 0.1 plugin never does).
+    pub fn has_bulk(&self) -> bool {
+        matches!(&self.contract, Contract::V0_2 { bulk: Some(_), .. })
+    }
+
     /// A fresh instance in `store`, with its exports.
     pub async fn instantiate_async(&self, mut store: impl AsContextMut<Data = T>) -> wasmtime::Result<Exports> {
         let instance = self.pre.instantiate_async(&mut store).await?;
         match &self.contract {
-            Contract::V0_2 { adapter, counting, files } => Ok(Exports::V0_2 {
+            Contract::V0_2 { adapter, counting, files, bulk } => Ok(Exports::V0_2 {
                 adapter: adapter.load(&mut store, &instance)?,
                 counting: counting.as_ref().map(|c| c.load(&mut store, &instance)).transpose()?,
                 files: files.as_ref().map(|f| f.load(&mut store, &instance)).transpose()?,
+                bulk: bulk.as_ref().map(|b| b.load(&mut store, &instance)).transpose()?,
             }),
             Contract::V0_1(indices) => Ok(Exports::V0_1(indices.load(&mut store, &instance)?)),
         }
@@ -119,7 +128,12 @@ impl<T: Send + 'static> AdapterPre<T> {
 /// across here.
 pub enum Exports {
     /// A 0.2 plugin.
-    V0_2 { adapter: adapter::Guest, counting: Option<counting::Guest>, files: Option<files::Guest> },
+    V0_2 {
+        adapter: adapter::Guest,
+        counting: Option<counting::Guest>,
+        files: Option<files::Guest>,
+        bulk: Option<bulk::Guest>,
+    },
     /// A 0.1 plugin.
     V0_1(v0_1::Guests),
 }
@@ -258,6 +272,36 @@ impl Exports {
             }
             Self::V0_1(v0_1::Guests { files: Some(files), .. }) => {
                 Ok(files.call_download(store, entity, record_id, file_id).await?.map(|d| Some(d.carry())))
+            }
+            _ => Ok(Ok(None)),
+        }
+    }
+
+    /// `bulk.pull(request)`; `Ok(None)` when the plugin does not export `bulk`.
+    pub async fn bulk_pull<S: AsContextMut<Data: Send>>(
+        &self,
+        store: S,
+        request: &adapter::PullRequest,
+    ) -> Answer<Option<bulk::PullStep>> {
+        match self {
+            Self::V0_2 { bulk: Some(bulk), .. } => Ok(bulk.call_pull(store, request).await?.map(Some)),
+            _ => Ok(Ok(None)),
+        }
+    }
+
+    /// `bulk.push(entity, match-key, records, job)`; `Ok(None)` when the plugin does not export
+    /// `bulk`.
+    pub async fn bulk_push<S: AsContextMut<Data: Send>>(
+        &self,
+        store: S,
+        entity: &str,
+        match_key: &str,
+        records: &[adapter::PushRecord],
+        job: Option<&str>,
+    ) -> Answer<Option<bulk::PushStep>> {
+        match self {
+            Self::V0_2 { bulk: Some(bulk), .. } => {
+                Ok(bulk.call_push(store, entity, match_key, records, job).await?.map(Some))
             }
             _ => Ok(Ok(None)),
         }
