@@ -427,12 +427,11 @@ fn read_outcomes(
         for row in &rows {
             let cell = |c: Option<usize>| c.and_then(|c| row.get(c)).filter(|v| !v.is_empty());
             // A row sent with an `Id` answers that record; otherwise its key value does.
-            let index = match cell(id_col) {
-                Some(id) => by_id.get_mut(id.as_str()).and_then(|v| (!v.is_empty()).then(|| v.remove(0))),
-                None => cell(key_col).and_then(|k| {
-                    by_key.get_mut(&k.trim().to_lowercase()).and_then(|v| (!v.is_empty()).then(|| v.remove(0)))
-                }),
-            };
+            // (A record matched on its key was sent with the id it matched: its key answers.)
+            let take = |v: Option<&mut Vec<usize>>| v.and_then(|v| (!v.is_empty()).then(|| v.remove(0)));
+            let by_its_id = cell(id_col).and_then(|id| take(by_id.get_mut(id.as_str())));
+            let index =
+                by_its_id.or_else(|| cell(key_col).and_then(|k| take(by_key.get_mut(&k.trim().to_lowercase()))));
             let Some(i) = index else { continue };
             let outcome = match cell(sf_id) {
                 Some(id) if file == "successfulResults" => {

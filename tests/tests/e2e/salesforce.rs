@@ -199,3 +199,68 @@ async fn a_session_that_expires_mid_pull_is_refreshed_by_the_host() {
     assert_eq!(second.records.len(), 10);
     assert_eq!(sim.call_count("salesforce POST /services/oauth2/token"), refreshes + 1);
 }
+
+/// A bulk step through the runtime, expecting the call itself to succeed.
+async fn bulk_push_step(
+    c: &Connected,
+    records: &[PushRecord],
+    job: Option<&str>,
+) -> crmhost::plugins::bindings::bulk::PushStep {
+    let answer = c.plugin.bulk_push(c.context.clone(), "contact", "Email", records, job).await.expect("call");
+    answer.expect("bulk push").expect("the plugin exports bulk")
+}
+
+#[tokio::test]
+async fn bulk_jobs_read_and_write_like_pull_and_push() {
+    use crmhost::plugins::bindings::bulk::{PullStep, PushStep};
+    let c = connected().await;
+    // Two records share a key in Salesforce: a record with that key fails as a duplicate; the
+    // others are inserted or updated by one job each, outcomes in input order.
+    for last in ["One", "Two"] {
+        let input = serde_json::json!({"Email": "twin@bulk.example", "LastName": last});
+        let mut state = c.app.sim().sim().salesforce();
+        let now = c.app.sim().sim().clock.now();
+        let contacts = state.object_mut("Contact").unwrap();
+        contacts.create(input.as_object().unwrap(), now, crm_sim::salesforce::USER_ID).unwrap();
+    }
+    let existing = c.push("contact", "Email", &[contact("old@bulk.example", "Old")]).await;
+    let batch = vec![
+        contact("new@bulk.example", "New"),
+        contact("TWIN@bulk.example", "Third"),
+        contact("old@bulk.example", "Older"),
+        PushRecord { crm_id: None, fields: vec![text("Email", "nolast@bulk.example")] },
+    ];
+    let PushStep::Done(outcomes) = bulk_push_step(&c, &batch, None).await else { panic!("jobs finish at once here") };
+    assert!(matches!(&outcomes[0], PushOutcome::Created(_)), "{outcomes:?}");
+    assert!(matches!(&outcomes[1], PushOutcome::Failed(AdapterError::Duplicate(_))), "{outcomes:?}");
+    assert_eq!(written_ids(&outcomes[2..3]), written_ids(&existing), "{outcomes:?}");
+    assert!(matches!(&outcomes[2], PushOutcome::Updated(_)));
+    let PushOutcome::Failed(AdapterError::Invalid(info)) = &outcomes[3] else { panic!("{outcomes:?}") };
+    assert_eq!(info.crm_code.as_deref(), Some("REQUIRED_FIELD_MISSING"), "{info:?}");
+    let jobs = c.app.sim().sim().salesforce().bulk.jobs_by_operation();
+    assert_eq!((jobs["insert"].len(), jobs["update"].len()), (1, 1), "{jobs:?}");
+
+    // A read as a job brings what a page-by-page read does, typed alike.
+    let mut request = pull_request("contact", 2);
+    let mut bulk_ids = BTreeSet::new();
+    loop {
+        let step = c.plugin.bulk_pull(c.context.clone(), &request).await.expect("call").expect("bulk pull").unwrap();
+        let PullStep::Page(page) = step else { panic!("the job is done at the first look") };
+        assert!(page.records.len() <= 2);
+        bulk_ids.extend(page.records.iter().map(|r| r.id.clone()));
+        match page.next_cursor {
+            Some(next) => request.cursor = Some(next),
+            None => break,
+        }
+    }
+    let paged: BTreeSet<String> = c
+        .pull_all(pull_request("contact", 200))
+        .await
+        .iter()
+        .flat_map(|p| p.records.iter().map(|r| r.id.clone()))
+        .collect();
+    assert_eq!(bulk_ids, paged);
+    let bad = PullRequest { cursor: Some("bulkq:no such".to_owned()), ..pull_request("contact", 2) };
+    let refused = c.plugin.bulk_pull(c.context.clone(), &bad).await.expect("call");
+    assert!(matches!(refused, Err(AdapterError::Invalid(_))), "{refused:?}");
+}
