@@ -404,6 +404,61 @@ async fn lookups_name_live_parents_and_soql_reaches_them_by_relationship() {
 }
 
 #[tokio::test]
+async fn campaigns_hold_each_contact_or_lead_once_and_tasks_name_who_polymorphically() {
+    let sim = start().await;
+    let (http, base, token) = api(&sim).await;
+    let post = |object: &'static str, body: Value| {
+        let (http, base, token) = (http.clone(), base.clone(), token.clone());
+        async move {
+            let r =
+                http.post(format!("{base}{V}/sobjects/{object}")).bearer_auth(&token).json(&body).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let id = |answer: (u16, Value)| {
+        assert_eq!(answer.0, 201, "{}", answer.1);
+        answer.1["id"].as_str().unwrap().to_owned()
+    };
+    let spring = id(post("Campaign", json!({"Name": "Spring launch", "Type": "Email"})).await);
+    assert!(spring.starts_with("701"));
+    let ann = id(post("Contact", json!({"LastName": "Ann"})).await);
+    let lee = id(post("Lead", json!({"LastName": "Lee", "Company": "Lee & Co"})).await);
+    let acme = id(post("Account", json!({"Name": "Acme"})).await);
+
+    // A member names a contact or a lead, once per campaign; its status defaults to `Sent`.
+    let member = id(post("CampaignMember", json!({"CampaignId": spring, "ContactId": ann})).await);
+    assert!(member.starts_with("00v"));
+    id(post("CampaignMember", json!({"CampaignId": spring, "LeadId": lee, "Status": "Responded"})).await);
+    let (status, again) = post("CampaignMember", json!({"CampaignId": spring, "ContactId": ann})).await;
+    assert_eq!((status, again[0]["errorCode"].as_str()), (400, Some("DUPLICATE_VALUE")), "{again}");
+    assert_eq!(again[0]["message"], "Already a campaign member.");
+    let (_, nobody) = post("CampaignMember", json!({"CampaignId": spring})).await;
+    assert_eq!(nobody[0]["errorCode"], "REQUIRED_FIELD_MISSING", "{nobody}");
+    let (_, no_campaign) = post("CampaignMember", json!({"ContactId": ann})).await;
+    assert_eq!(no_campaign[0]["errorCode"], "REQUIRED_FIELD_MISSING", "{no_campaign}");
+    let (_, wrong) = post("CampaignMember", json!({"CampaignId": acme, "ContactId": ann})).await;
+    assert_eq!(wrong[0]["errorCode"], "FIELD_INTEGRITY_EXCEPTION", "{wrong}");
+    let state = sim.sim().salesforce();
+    let stored = state.object("CampaignMember").unwrap().live(&member).unwrap();
+    assert_eq!(stored.fields["Status"], "Sent");
+    drop(state);
+
+    // A task's WhoId is a contact or a lead, its WhatId an account, opportunity or campaign.
+    let email = json!({"Subject": "Email: Spring launch", "TaskSubtype": "Email", "WhoId": ann, "WhatId": spring,
+        "ActivityDate": "2026-03-01"});
+    let task = id(post("Task", email).await);
+    assert!(task.starts_with("00T"));
+    id(post("Task", json!({"Subject": "Call", "WhoId": lee, "WhatId": acme})).await);
+    let (_, bad_who) = post("Task", json!({"Subject": "x", "WhoId": acme})).await;
+    assert_eq!((bad_who[0]["errorCode"].as_str(), bad_who[0]["fields"].clone()), (Some("FIELD_INTEGRITY_EXCEPTION"), json!(["WhoId"])));
+    let (_, gone_who) = post("Task", json!({"Subject": "x", "WhoId": "003000000000000AAA"})).await;
+    assert_eq!(gone_who[0]["errorCode"], "INVALID_CROSS_REFERENCE_KEY");
+    let state = sim.sim().salesforce();
+    let stored = state.object("Task").unwrap().live(&task).unwrap();
+    assert_eq!((stored.fields["Status"].as_str(), stored.fields["Priority"].as_str()), (Some("Not Started"), Some("Normal")));
+}
+
+#[tokio::test]
 async fn soql_pages_with_relative_next_records_urls_and_filters_for_real() {
     let sim = start().await;
     sim.sim().clock.set("2024-03-01T00:00:00Z".parse().unwrap());

@@ -40,7 +40,8 @@ impl SalesforceState {
         let Some(store) = self.object(object) else { return Ok(()) };
         for (name, value) in input {
             let Some(field) = store.schema.field(name) else { continue };
-            let (Some(target), Some(id)) = (field.reference_to(store.schema.name), value.as_str()) else { continue };
+            let targets = field.reference_targets(store.schema.name);
+            let (false, Some(id)) = (targets.is_empty(), value.as_str()) else { continue };
             if id.is_empty() {
                 continue;
             }
@@ -50,10 +51,14 @@ impl SalesforceState {
             if !well_formed(id) {
                 return bad("MALFORMED_ID", format!("{}: id value of incorrect type: {id}", field.label));
             }
-            let Some(parent) = self.object(target) else { continue };
-            if !id.starts_with(parent.schema.key_prefix) {
-                return bad("FIELD_INTEGRITY_EXCEPTION", format!("{}: id value of incorrect type: {id}", field.label));
+            // Lookups to objects the emulator does not keep (`User`) are checked for form only.
+            let kept: Vec<_> = targets.iter().filter_map(|t| self.object(t)).collect();
+            if kept.is_empty() {
+                continue;
             }
+            let Some(parent) = kept.into_iter().find(|p| id.starts_with(p.schema.key_prefix)) else {
+                return bad("FIELD_INTEGRITY_EXCEPTION", format!("{}: id value of incorrect type: {id}", field.label));
+            };
             match parent.records.get(id) {
                 None => return bad("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id".to_owned()),
                 Some(r) if r.deleted_at.is_some() => return bad("ENTITY_IS_DELETED", "entity is deleted".to_owned()),

@@ -171,6 +171,10 @@ impl SalesforceState {
                 "Account" => {
                     json!({"Name": format!("Account {i}"), "Website": format!("https://account{i}.example.com"), "Industry": "Technology"})
                 }
+                "Campaign" => json!({"Name": format!("Campaign {i}"), "Type": "Email", "Status": "In Progress"}),
+                "Task" => json!({"Subject": format!("Email: hello {i}"), "TaskSubtype": "Email", "Status": "Completed"}),
+                // Members need a contact or lead to name: none are seeded.
+                "CampaignMember" => return Some(0),
                 _ => {
                     json!({"Name": format!("Opportunity {i}"), "StageName": "Prospecting", "CloseDate": (now.date_naive() + chrono::Duration::days(30)).to_string(), "Amount": (i * 1000) as f64})
                 }

@@ -211,6 +211,7 @@ impl ObjectStore {
     /// Creates a record; returns its id.
     pub fn create(&mut self, input: &Map<String, Value>, now: DateTime<Utc>, user_id: &str) -> Result<String, SfError> {
         let mut values = self.validate(input, true, None)?;
+        self.check_membership(&values)?;
         for field in self.schema.fields.iter().filter(|f| f.defaulted_on_create && f.createable) {
             if !matches!(values.get(field.name), Some(v) if !v.is_null()) {
                 let default = match (field.name, field.default) {
@@ -233,6 +234,29 @@ impl ObjectStore {
         });
         self.journal_change(&id, Change::Created);
         Ok(id)
+    }
+
+    /// A new campaign member names a contact or a lead, and each only once per campaign
+    /// (Salesforce's `REQUIRED_FIELD_MISSING` and `DUPLICATE_VALUE` "Already a campaign member.").
+    fn check_membership(&self, values: &BTreeMap<&'static str, Value>) -> Result<(), SfError> {
+        if self.schema.name != "CampaignMember" {
+            return Ok(());
+        }
+        let set = |name: &str| values.get(name).and_then(Value::as_str).filter(|v| !v.is_empty());
+        let Some((field, member)) = set("ContactId").map(|id| ("ContactId", id)).or(set("LeadId").map(|id| ("LeadId", id)))
+        else {
+            return Err(SfError::bad("REQUIRED_FIELD_MISSING", "Required fields are missing: [ContactId, LeadId]")
+                .with_fields(vec!["ContactId".to_owned(), "LeadId".to_owned()]));
+        };
+        let campaign = set("CampaignId");
+        let already = self.records.values().filter(|r| r.deleted_at.is_none()).any(|r| {
+            r.fields.get("CampaignId").and_then(Value::as_str) == campaign
+                && r.fields.get(field).and_then(Value::as_str) == Some(member)
+        });
+        if already {
+            return Err(SfError::bad("DUPLICATE_VALUE", "Already a campaign member.").with_fields(vec![field.to_owned()]));
+        }
+        Ok(())
     }
 
     /// Updates a live record.

@@ -115,12 +115,30 @@ pub struct Field {
 impl Field {
     /// For a lookup: the object its ids point to (`AccountId` → `Account`; `MasterRecordId` → the
     /// object itself; the owner and audit lookups → `User`).
+    /// Polymorphic lookups (`WhoId`, `WhatId`) have no single parent: `None`.
     pub fn reference_to(&self, object: &'static str) -> Option<&'static str> {
-        (self.kind == FieldKind::Reference).then_some(match self.name {
+        if self.kind != FieldKind::Reference {
+            return None;
+        }
+        Some(match self.name {
             "AccountId" => "Account",
+            "CampaignId" => "Campaign",
+            "ContactId" => "Contact",
+            "LeadId" => "Lead",
             "MasterRecordId" => object,
+            "WhoId" | "WhatId" => return None,
             _ => "User",
         })
+    }
+
+    /// The objects a lookup's ids may name: one, or for a polymorphic lookup several (a task's
+    /// `WhoId` is a contact or a lead; its `WhatId` an account, opportunity or campaign).
+    pub fn reference_targets(&self, object: &'static str) -> Vec<&'static str> {
+        match self.name {
+            "WhoId" if self.kind == FieldKind::Reference => vec!["Contact", "Lead"],
+            "WhatId" if self.kind == FieldKind::Reference => vec!["Account", "Opportunity", "Campaign"],
+            _ => self.reference_to(object).into_iter().collect(),
+        }
     }
 
     /// For a lookup: the name SOQL reaches the parent by (`AccountId` → `Account`).
@@ -215,6 +233,18 @@ const STAGES: &[&str] = &[
     "Closed Won",
     "Closed Lost",
 ];
+const CAMPAIGN_TYPES: &[&str] = &["Email", "Webinar", "Conference", "Advertisement", "Direct Mail", "Other"];
+const CAMPAIGN_STATUSES: &[&str] = &["Planned", "In Progress", "Completed", "Aborted"];
+const TASK_STATUSES: &[&str] = &["Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred"];
+
+/// A required picklist that takes its first value when a create leaves it out.
+const fn defaulted(mut f: Field, default: &'static str) -> Field {
+    f.nillable = false;
+    f.defaulted_on_create = true;
+    f.default = Some(default);
+    f
+}
+
 const LEAD_STATUSES: &[&str] =
     &["Open - Not Contacted", "Working - Contacted", "Closed - Converted", "Closed - Not Converted"];
 
@@ -430,6 +460,61 @@ pub fn objects() -> Vec<ObjectSchema> {
                 len(field("Description", "Description", TextArea), 32_000),
                 // A customer's own field, as orgs add them: the platform's status of the deal.
                 picklist(field("Platform_Status__c", "Platform Status", Picklist), PLATFORM_STATUSES),
+                external_id(),
+            ]),
+        },
+        // Marketing: campaigns, their members (a contact or a lead each, once per campaign) and
+        // activities as tasks (an email sent or logged is a task of subtype `Email`).
+        ObjectSchema {
+            name: "Campaign",
+            label: "Campaign",
+            label_plural: "Campaigns",
+            key_prefix: "701",
+            entity: "campaign",
+            fields: with_common(vec![
+                required(len(field("Name", "Campaign Name", Text), 80)),
+                picklist(field("Type", "Type", Picklist), CAMPAIGN_TYPES),
+                defaulted(picklist(field("Status", "Status", Picklist), CAMPAIGN_STATUSES), "Planned"),
+                field("StartDate", "Start Date", Date),
+                field("EndDate", "End Date", Date),
+                field("IsActive", "Active", Boolean),
+                system("NumberOfContacts", "Contacts in Campaign", Int),
+                system("NumberOfLeads", "Leads in Campaign", Int),
+                len(field("Description", "Description", TextArea), 32_000),
+                external_id(),
+            ]),
+        },
+        ObjectSchema {
+            name: "CampaignMember",
+            label: "Campaign Member",
+            label_plural: "Campaign Members",
+            key_prefix: "00v",
+            entity: "campaign_member",
+            fields: with_common(vec![
+                required(field("CampaignId", "Campaign ID", Reference)),
+                field("ContactId", "Contact ID", Reference),
+                field("LeadId", "Lead ID", Reference),
+                defaulted(len(field("Status", "Status", Text), 40), "Sent"),
+                system("HasResponded", "Responded", Boolean),
+                field("FirstRespondedDate", "First Responded Date", Date),
+                external_id(),
+            ]),
+        },
+        ObjectSchema {
+            name: "Task",
+            label: "Task",
+            label_plural: "Tasks",
+            key_prefix: "00T",
+            entity: "task",
+            fields: with_common(vec![
+                len(field("Subject", "Subject", Text), 255),
+                defaulted(picklist(field("Status", "Status", Picklist), TASK_STATUSES), "Not Started"),
+                defaulted(picklist(field("Priority", "Priority", Picklist), &["High", "Normal", "Low"]), "Normal"),
+                picklist(field("TaskSubtype", "Task Subtype", Picklist), &["Task", "Email", "Call", "ListEmail"]),
+                field("WhoId", "Name ID", Reference),
+                field("WhatId", "Related To ID", Reference),
+                field("ActivityDate", "Due Date Only", Date),
+                len(field("Description", "Description", TextArea), 32_000),
                 external_id(),
             ]),
         },
