@@ -438,10 +438,11 @@ async fn campaigns_hold_each_contact_or_lead_once_and_tasks_name_who_polymorphic
     assert_eq!(no_campaign[0]["errorCode"], "REQUIRED_FIELD_MISSING", "{no_campaign}");
     let (_, wrong) = post("CampaignMember", json!({"CampaignId": acme, "ContactId": ann})).await;
     assert_eq!(wrong[0]["errorCode"], "FIELD_INTEGRITY_EXCEPTION", "{wrong}");
-    let state = sim.sim().salesforce();
-    let stored = state.object("CampaignMember").unwrap().live(&member).unwrap();
-    assert_eq!(stored.fields["Status"], "Sent");
-    drop(state);
+    {
+        let state = sim.sim().salesforce();
+        let stored = state.object("CampaignMember").unwrap().live(&member).unwrap();
+        assert_eq!(stored.fields["Status"], "Sent");
+    }
 
     // A task's WhoId is a contact or a lead, its WhatId an account, opportunity or campaign.
     let email = json!({"Subject": "Email: Spring launch", "TaskSubtype": "Email", "WhoId": ann, "WhatId": spring,
@@ -450,12 +451,18 @@ async fn campaigns_hold_each_contact_or_lead_once_and_tasks_name_who_polymorphic
     assert!(task.starts_with("00T"));
     id(post("Task", json!({"Subject": "Call", "WhoId": lee, "WhatId": acme})).await);
     let (_, bad_who) = post("Task", json!({"Subject": "x", "WhoId": acme})).await;
-    assert_eq!((bad_who[0]["errorCode"].as_str(), bad_who[0]["fields"].clone()), (Some("FIELD_INTEGRITY_EXCEPTION"), json!(["WhoId"])));
+    assert_eq!(
+        (bad_who[0]["errorCode"].as_str(), bad_who[0]["fields"].clone()),
+        (Some("FIELD_INTEGRITY_EXCEPTION"), json!(["WhoId"]))
+    );
     let (_, gone_who) = post("Task", json!({"Subject": "x", "WhoId": "003000000000000AAA"})).await;
     assert_eq!(gone_who[0]["errorCode"], "INVALID_CROSS_REFERENCE_KEY");
     let state = sim.sim().salesforce();
     let stored = state.object("Task").unwrap().live(&task).unwrap();
-    assert_eq!((stored.fields["Status"].as_str(), stored.fields["Priority"].as_str()), (Some("Not Started"), Some("Normal")));
+    assert_eq!(
+        (stored.fields["Status"].as_str(), stored.fields["Priority"].as_str()),
+        (Some("Not Started"), Some("Normal"))
+    );
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! The Salesforce adapter: Contact, Lead, Account and Opportunity over the REST API — SOQL with a
+//! The Salesforce adapter: Contact, Lead, Account, Opportunity, Campaign, CampaignMember and Task over the REST API — SOQL with a
 //! keyset cursor for pulls, sObject Collections for pushes and deletes (200 per request), Bulk
 //! API 2.0 jobs for the large reads and writes the host hands it as such, and
 //! change notifications (Apex callouts, Outbound Messages) the host authenticated, and the files
@@ -40,7 +40,7 @@ impl Adapter for Salesforce {
 
         PluginInfo::builder("salesforce", "Salesforce", env!("CARGO_PKG_VERSION"))
             .description(
-                "Syncs contacts, leads, accounts and opportunities with Salesforce through the REST API \
+                "Syncs contacts, leads, accounts, opportunities, campaigns with their members, and tasks (email activity) with Salesforce through the REST API \
                  (SOQL for pulls, sObject Collections for pushes in batches of 200).",
             )
             .oauth2(oauth)
@@ -99,6 +99,39 @@ impl Adapter for Salesforce {
                     .map("amount", "Amount")
                     .map("stage", "StageName")
                     .map("close_date", "CloseDate"),
+            )
+            // Marketing. A member's campaign and contact (or lead), and a task's contact, are
+            // lookups: map them with `references` so workspace ids travel as Salesforce ids.
+            .entity(
+                EntityInfo::builder("campaign", "Campaign", "Campaign")
+                    .match_key("Name")
+                    .map("name", "Name")
+                    .map("type", "Type")
+                    .map("status", "Status")
+                    .map("start_date", "StartDate")
+                    .map("end_date", "EndDate")
+                    .map("active", "IsActive"),
+            )
+            .entity(
+                // No natural key: the org's external id field carries the workspace's.
+                EntityInfo::builder("campaign_member", "Campaign member", "CampaignMember")
+                    .match_key("External_Id__c")
+                    .map("external_id", "External_Id__c")
+                    .map("campaign_id", "CampaignId")
+                    .map("contact_id", "ContactId")
+                    .map("lead_id", "LeadId")
+                    .map("status", "Status"),
+            )
+            .entity(
+                // Activities: an email sent or logged is a task of subtype `Email`.
+                EntityInfo::builder("task", "Task (activity)", "Task")
+                    .match_key("External_Id__c")
+                    .map("external_id", "External_Id__c")
+                    .map("subject", "Subject")
+                    .map("status", "Status")
+                    .map("subtype", "TaskSubtype")
+                    .map("who_id", "WhoId")
+                    .map("activity_date", "ActivityDate"),
             )
             // Not `WEBHOOKS`: Salesforce does not sign deliveries app-wide; each workspace's
             // deliveries are authenticated by the host with that workspace's secret.

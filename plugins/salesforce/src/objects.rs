@@ -10,8 +10,17 @@ pub fn sobject(entity: &str) -> Result<&'static str> {
         "lead" => "Lead",
         "account" => "Account",
         "opportunity" => "Opportunity",
+        "campaign" => "Campaign",
+        "campaign_member" => "CampaignMember",
+        "task" => "Task",
         other => return Err(AdapterError::not_supported(format!("entity `{other}`"))),
     })
+}
+
+/// Whether records of the object can be merged (a merged-away record names its master in
+/// `MasterRecordId`): contacts, leads and accounts.
+pub fn mergeable(object: &str) -> bool {
+    matches!(object, "Contact" | "Lead" | "Account")
 }
 
 /// The CRM fields of the entity's default mappings.

@@ -109,7 +109,7 @@ pub fn pull(request: PullRequest) -> Result<Page> {
 pub fn selected_fields(request: &PullRequest, object: &str, incremental: bool) -> Result<Vec<String>> {
     let mut fields: Vec<String> =
         if request.fields.is_empty() { default_fields(&request.entity) } else { request.fields.clone() };
-    let merges = incremental && object != "Opportunity";
+    let merges = incremental && crate::objects::mergeable(object);
     let system = ["Id", "SystemModstamp"].into_iter().chain(incremental.then_some("IsDeleted"));
     for required in system.chain(merges.then_some("MasterRecordId")) {
         if !fields.iter().any(|f| f.eq_ignore_ascii_case(required)) {

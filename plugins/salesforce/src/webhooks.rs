@@ -100,7 +100,9 @@ fn child_text(node: roxmltree::Node<'_, '_>, name: &str) -> Option<String> {
 }
 
 fn entity_of(object: &str) -> Option<&'static str> {
-    ["contact", "lead", "account", "opportunity"].into_iter().find(|e| e.eq_ignore_ascii_case(object))
+    ["contact", "lead", "account", "opportunity", "campaign", "campaign_member", "task"]
+        .into_iter()
+        .find(|e| crate::objects::sobject(e).is_ok_and(|o| o.eq_ignore_ascii_case(object)))
 }
 
 fn change(account: &str, entity: &str, crm_id: String, kind: ChangeKind, event_id: Option<String>) -> ChangeEvent {

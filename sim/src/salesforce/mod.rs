@@ -172,7 +172,9 @@ impl SalesforceState {
                     json!({"Name": format!("Account {i}"), "Website": format!("https://account{i}.example.com"), "Industry": "Technology"})
                 }
                 "Campaign" => json!({"Name": format!("Campaign {i}"), "Type": "Email", "Status": "In Progress"}),
-                "Task" => json!({"Subject": format!("Email: hello {i}"), "TaskSubtype": "Email", "Status": "Completed"}),
+                "Task" => {
+                    json!({"Subject": format!("Email: hello {i}"), "TaskSubtype": "Email", "Status": "Completed"})
+                }
                 // Members need a contact or lead to name: none are seeded.
                 "CampaignMember" => return Some(0),
                 _ => {

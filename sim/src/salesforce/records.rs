@@ -243,7 +243,8 @@ impl ObjectStore {
             return Ok(());
         }
         let set = |name: &str| values.get(name).and_then(Value::as_str).filter(|v| !v.is_empty());
-        let Some((field, member)) = set("ContactId").map(|id| ("ContactId", id)).or(set("LeadId").map(|id| ("LeadId", id)))
+        let Some((field, member)) =
+            set("ContactId").map(|id| ("ContactId", id)).or(set("LeadId").map(|id| ("LeadId", id)))
         else {
             return Err(SfError::bad("REQUIRED_FIELD_MISSING", "Required fields are missing: [ContactId, LeadId]")
                 .with_fields(vec!["ContactId".to_owned(), "LeadId".to_owned()]));
@@ -254,7 +255,9 @@ impl ObjectStore {
                 && r.fields.get(field).and_then(Value::as_str) == Some(member)
         });
         if already {
-            return Err(SfError::bad("DUPLICATE_VALUE", "Already a campaign member.").with_fields(vec![field.to_owned()]));
+            return Err(
+                SfError::bad("DUPLICATE_VALUE", "Already a campaign member.").with_fields(vec![field.to_owned()])
+            );
         }
         Ok(())
     }

@@ -21,7 +21,7 @@ async fn the_catalogue_lists_both_bundled_crms_with_entities_and_default_mapping
     assert_eq!(salesforce["auth_type"], "oauth2");
     let entities: Vec<&str> =
         salesforce["entities"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
-    assert_eq!(entities, ["contact", "lead", "account", "opportunity"]);
+    assert_eq!(entities, ["contact", "lead", "account", "opportunity", "campaign", "campaign_member", "task"]);
     let mapping = &salesforce["entities"][0]["default_field_mappings"][0];
     assert_eq!((mapping["app_field"].as_str(), mapping["crm_field"].as_str()), (Some("email"), Some("Email")));
 }

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 /// The entities of a CRM.
 fn entities(crm: Crm) -> &'static [&'static str] {
     match crm {
-        Crm::Salesforce => &["contact", "lead", "account", "opportunity"],
+        Crm::Salesforce => &["contact", "lead", "account", "opportunity", "campaign", "task"],
         Crm::Hubspot | Crm::Pipedrive => &["contact", "company", "deal"],
     }
 }
@@ -23,6 +23,8 @@ fn sample(entity: &str, id: &str) -> Value {
         "account" => json!({"name": format!("Account {id}"), "phone": "+1 555 0100"}),
         "company" => json!({"name": format!("Company {id}"), "domain": format!("{id}.example.com")}),
         "opportunity" => json!({"name": format!("Deal {id}"), "stage": "Prospecting", "close_date": "2026-12-31"}),
+        "campaign" => json!({"name": format!("Campaign {id}"), "status": "Planned"}),
+        "task" => json!({"external_id": id, "subject": format!("Email: {id}"), "subtype": "Email"}),
         "deal" => json!({"name": format!("Deal {id}"), "stage": "appointmentscheduled", "close_date": "2026-12-31"}),
         other => panic!("no sample for {other}"),
     };

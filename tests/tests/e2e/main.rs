@@ -64,6 +64,7 @@ macro_rules! each_crm_and_backend {
 mod api;
 mod automatic;
 mod bulk;
+mod campaigns;
 mod connect;
 mod contract;
 mod deletes;

@@ -165,7 +165,7 @@ async fn bundled_salesforce_describes_its_entities_auth_and_limits() {
     let d = plugin.description();
     assert_eq!(d.slug.as_str(), "salesforce");
     let entities: Vec<&str> = d.entities.iter().map(|e| e.name.as_str()).collect();
-    assert_eq!(entities, ["contact", "lead", "account", "opportunity"]);
+    assert_eq!(entities, ["contact", "lead", "account", "opportunity", "campaign", "campaign_member", "task"]);
     let contact = &d.entities[0];
     assert_eq!((contact.crm_name.as_str(), contact.match_keys[0].as_str()), ("Contact", "Email"));
     let Some(oauth) = d.auth.oauth2() else { panic!("salesforce uses OAuth2") };

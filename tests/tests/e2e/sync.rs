@@ -519,6 +519,18 @@ fn other_entities(crm: Crm) -> Vec<(&'static str, Vec<Value>)> {
                     &|i| json!({"name": format!("Deal {i}"), "amount": 1000 * (i + 1), "stage": "Prospecting", "close_date": "2027-01-31"}),
                 ),
             ),
+            (
+                "campaign",
+                rows(
+                    &|i| json!({"name": format!("Campaign {i}"), "type": "Email", "status": "In Progress", "start_date": format!("2027-01-0{}", i + 1), "active": true}),
+                ),
+            ),
+            (
+                "task",
+                rows(
+                    &|i| json!({"external_id": format!("task-{i}"), "subject": format!("Email: hello {i}"), "status": "Completed", "subtype": "Email", "activity_date": "2027-01-31"}),
+                ),
+            ),
         ],
         Crm::Hubspot => vec![
             (
