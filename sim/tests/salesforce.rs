@@ -337,18 +337,17 @@ async fn create_errors_have_salesforce_codes_and_fields() {
     assert_eq!(post(json!({"LastName": "A", "Foo__c": 1})).await.1[0]["errorCode"], "INVALID_FIELD");
 }
 
+/// `POST sobjects/{object}`: the status and the answer.
+async fn create_sobject(http: &reqwest::Client, base: &str, token: &str, object: &str, body: Value) -> (u16, Value) {
+    let r = http.post(format!("{base}{V}/sobjects/{object}")).bearer_auth(token).json(&body).send().await.unwrap();
+    (r.status().as_u16(), r.json::<Value>().await.unwrap())
+}
+
 #[tokio::test]
 async fn lookups_name_live_parents_and_soql_reaches_them_by_relationship() {
     let sim = start().await;
     let (http, base, token) = api(&sim).await;
-    let post = |object: &'static str, body: Value| {
-        let (http, base, token) = (http.clone(), base.clone(), token.clone());
-        async move {
-            let r =
-                http.post(format!("{base}{V}/sobjects/{object}")).bearer_auth(&token).json(&body).send().await.unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        }
-    };
+    let post = |object: &'static str, body: Value| create_sobject(&http, &base, &token, object, body);
     let query = |soql: &'static str| {
         let (http, base, token) = (http.clone(), base.clone(), token.clone());
         async move {
@@ -407,14 +406,7 @@ async fn lookups_name_live_parents_and_soql_reaches_them_by_relationship() {
 async fn campaigns_hold_each_contact_or_lead_once_and_tasks_name_who_polymorphically() {
     let sim = start().await;
     let (http, base, token) = api(&sim).await;
-    let post = |object: &'static str, body: Value| {
-        let (http, base, token) = (http.clone(), base.clone(), token.clone());
-        async move {
-            let r =
-                http.post(format!("{base}{V}/sobjects/{object}")).bearer_auth(&token).json(&body).send().await.unwrap();
-            (r.status().as_u16(), r.json::<Value>().await.unwrap())
-        }
-    };
+    let post = |object: &'static str, body: Value| create_sobject(&http, &base, &token, object, body);
     let id = |answer: (u16, Value)| {
         assert_eq!(answer.0, 201, "{}", answer.1);
         answer.1["id"].as_str().unwrap().to_owned()
