@@ -277,6 +277,8 @@ impl BulkSteps {
         mut request: PullRequest,
         declined: &AtomicBool,
     ) -> Result<Result<crate::plugins::bindings::adapter::Page, AdapterError>, CallError> {
+        // A job found gone is started again once; a CRM that loses the new one too fails the read.
+        let mut restarted = false;
         loop {
             if declined.load(Ordering::Relaxed) {
                 request.limit = request.limit.min(super::MAX_BATCH as u32);
@@ -303,12 +305,13 @@ impl BulkSteps {
                         field: None,
                     })));
                 }
-                Err(AdapterError::NotFound(_)) if request.cursor.is_some() => {
+                Err(AdapterError::NotFound(_)) if request.cursor.is_some() && !restarted => {
                     // The job is gone (the CRM keeps results for days, not for ever): start
                     // another; records read again are written again, to the same effect.
                     tracing::warn!(entity = %self.slot.entity, "the bulk job to continue is gone; starting another");
                     let _ = self.slot.clear().await;
                     request.cursor = None;
+                    restarted = true;
                 }
                 Err(err) => return Ok(Err(err)),
             }

@@ -32,7 +32,13 @@ impl Api {
 
     /// Sends a request and checks the answer; `what` names it in errors.
     pub fn send(&self, request: Request, what: &str) -> Result<Response> {
-        let response = request.header("Accept", "application/json").send()?;
+        self.send_accepting(request, "application/json", what)
+    }
+
+    /// [`Api::send`] asking for another content type (Bulk results are CSV); errors still come
+    /// as JSON.
+    pub fn send_accepting(&self, request: Request, accept: &str, what: &str) -> Result<Response> {
+        let response = request.header("Accept", accept).send()?;
         errors::check(response, what)
     }
 

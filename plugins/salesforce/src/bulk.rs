@@ -128,7 +128,7 @@ fn read_results(
     if let Some(locator) = locator {
         request = request.query("locator", locator);
     }
-    let response = api.send(request.header("Accept", "text/csv"), "reading bulk query results")?;
+    let response = api.send_accepting(request, "text/csv", "reading bulk query results")?;
     let next = response.header("sforce-locator").filter(|l| !l.is_empty() && *l != "null").map(str::to_owned);
     let types = field_types(entity)?;
     let (header, rows) = read_csv(response.body())?;
@@ -416,10 +416,8 @@ fn read_outcomes(
     outcomes: &mut [Option<PushOutcome>],
 ) -> Result<()> {
     for file in ["successfulResults", "failedResults"] {
-        let response = api.send(
-            Request::get(api.url(&format!("/jobs/ingest/{job}/{file}/"))).header("Accept", "text/csv"),
-            "reading a bulk job's results",
-        )?;
+        let request = Request::get(api.url(&format!("/jobs/ingest/{job}/{file}/")));
+        let response = api.send_accepting(request, "text/csv", "reading a bulk job's results")?;
         let (header, rows) = read_csv(response.body())?;
         let column = |name: &str| header.iter().position(|h| h.eq_ignore_ascii_case(name));
         let (id_col, key_col) = (column("Id"), column(match_key));
