@@ -739,6 +739,7 @@ fn hubspot_object(entity: &str) -> &'static str {
     match entity {
         "company" => "companies",
         "deal" => "deals",
+        "email" => "emails",
         _ => "contacts",
     }
 }

@@ -1,9 +1,11 @@
 //! Associations as fields: `associations.company` on contacts and deals names the record's
-//! primary company (v4 associations). `list-fields` types it `reference`, so a workspace maps it
+//! primary company, `associations.contact` on email engagements the contact it was sent to or
+//! logged on (v4 associations). `list-fields` types it `reference`, so a workspace maps it
 //! with `references: "company"`; a pull reads it with one batch read per page, a push sets it after
 //! the record is written (the default association plus the Primary label, which HubSpot moves
 //! from the old primary company, keeping that one associated), and an empty value removes the
-//! association with the current primary company.
+//! association with the current primary company. A pair without a Primary label (an email and
+//! its contact) holds one association: setting another target removes the old one.
 //!
 //! HubSpot does not move a record's `lastmodifieddate` for every association change: one made in
 //! HubSpot reaches an incremental pull with the record's next change, or a full pull.
@@ -29,13 +31,39 @@ pub struct Link {
     pub to: &'static str,
     /// The default (unlabelled) association type.
     pub default_type: u32,
-    /// The Primary label's type.
-    pub primary_type: u32,
+    /// The Primary label's type, where HubSpot has one for the pair.
+    pub primary_type: Option<u32>,
+    /// How `list-fields` labels the field.
+    pub label: &'static str,
 }
 
+const PRIMARY_COMPANY: &str = "Primary company (association)";
+
 const LINKS: &[Link] = &[
-    Link { field: "associations.company", from: "contacts", to: "companies", default_type: 279, primary_type: 1 },
-    Link { field: "associations.company", from: "deals", to: "companies", default_type: 341, primary_type: 5 },
+    Link {
+        field: "associations.company",
+        from: "contacts",
+        to: "companies",
+        default_type: 279,
+        primary_type: Some(1),
+        label: PRIMARY_COMPANY,
+    },
+    Link {
+        field: "associations.company",
+        from: "deals",
+        to: "companies",
+        default_type: 341,
+        primary_type: Some(5),
+        label: PRIMARY_COMPANY,
+    },
+    Link {
+        field: "associations.contact",
+        from: "emails",
+        to: "contacts",
+        default_type: 198,
+        primary_type: None,
+        label: "Contact (association)",
+    },
 ];
 
 /// Whether a field name is an association field (property names never hold a dot).
@@ -55,7 +83,7 @@ pub fn fields(object: &str) -> Vec<FieldInfo> {
         .filter(|l| l.from == object)
         .map(|l| FieldInfo {
             name: l.field.to_owned(),
-            label: "Primary company (association)".to_owned(),
+            label: l.label.to_owned(),
             field_type: FieldType::Reference,
             required: false,
             writable: true,
@@ -107,7 +135,8 @@ fn primaries(link: &Link, ids: &[String]) -> Result<BTreeMap<String, String>> {
         // 207 answers the records it knows; an unknown one simply has no association.
         let read: BatchRead = api::post_json(&path, &json!({ "inputs": inputs }), "reading associations")?;
         for record in read.results {
-            let primary = record.to.iter().find(|t| t.association_types.iter().any(|a| a.type_id == link.primary_type));
+            let primary =
+                record.to.iter().find(|t| t.association_types.iter().any(|a| Some(a.type_id) == link.primary_type));
             let chosen = primary.or_else(|| record.to.iter().min_by_key(|t| t.to_object_id));
             if let Some(target) = chosen {
                 found.insert(record.from.id, target.to_object_id.to_string());
@@ -153,11 +182,15 @@ pub fn set(wanted: &[Wanted]) -> Result<BTreeMap<usize, AdapterError>> {
         }
         let ids: Vec<String> = mine.iter().map(|w| w.id.clone()).collect();
         let current = primaries(link, &ids)?;
-        let (to_set, to_clear): (Vec<&&Wanted>, Vec<&&Wanted>) =
-            mine.iter().filter(|w| current.get(&w.id) != w.target.as_ref()).partition(|w| w.target.is_some());
+        let changed: Vec<&&Wanted> = mine.iter().filter(|w| current.get(&w.id) != w.target.as_ref()).collect();
+        let to_set: Vec<&&Wanted> = changed.iter().copied().filter(|w| w.target.is_some()).collect();
         associate(link, &to_set, &mut failed)?;
-        let clear: Vec<(&&Wanted, &String)> =
-            to_clear.into_iter().filter_map(|w| current.get(&w.id).map(|old| (w, old))).collect();
+        // Without a Primary label to move, the old association goes (unless the new one failed).
+        let clear: Vec<(&&Wanted, &String)> = changed
+            .into_iter()
+            .filter(|w| w.target.is_none() || (link.primary_type.is_none() && !failed.contains_key(&w.index)))
+            .filter_map(|w| current.get(&w.id).map(|old| (w, old)))
+            .collect();
         archive(link, &clear)?;
     }
     Ok(failed)
@@ -172,10 +205,10 @@ struct Created {
 /// Creates the default and Primary associations; a target HubSpot does not know fails its record.
 fn associate(link: &Link, wanted: &[&&Wanted], failed: &mut BTreeMap<usize, AdapterError>) -> Result<()> {
     let path = format!("/crm/v4/associations/{}/{}/batch/create", link.from, link.to);
-    let types = json!([
-        { "associationCategory": "HUBSPOT_DEFINED", "associationTypeId": link.default_type },
-        { "associationCategory": "HUBSPOT_DEFINED", "associationTypeId": link.primary_type },
-    ]);
+    let types: Vec<Json> = std::iter::once(link.default_type)
+        .chain(link.primary_type)
+        .map(|id| json!({ "associationCategory": "HUBSPOT_DEFINED", "associationTypeId": id }))
+        .collect();
     for chunk in wanted.chunks(BATCH) {
         let inputs: Vec<Json> =
             chunk.iter().map(|w| json!({ "from": { "id": w.id }, "to": { "id": w.target }, "types": types })).collect();

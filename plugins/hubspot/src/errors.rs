@@ -13,6 +13,8 @@ pub struct HsError {
     pub message: String,
     /// `VALIDATION_ERROR`, `OBJECT_NOT_FOUND`, `CONFLICT`, `RATE_LIMITS`, …
     pub category: Option<String>,
+    /// A finer category (`ILS.DUPLICATE_LIST_NAMES`).
+    pub sub_category: Option<String>,
     /// The rate-limit policy (`TEN_SECONDLY_ROLLING`, `DAILY`).
     pub policy_name: Option<String>,
     /// Details per input.
@@ -53,6 +55,7 @@ impl HsError {
             .first()
             .and_then(|d| d.code.clone())
             .or_else(|| embedded_code(&self.message))
+            .or_else(|| self.sub_category.clone())
             .or_else(|| self.category.clone());
         let mapped = match status {
             429 => {

@@ -1,4 +1,5 @@
-//! The HubSpot adapter: contacts, companies and deals over the CRM v3 API.
+//! The HubSpot adapter: contacts, companies, deals and email engagements over the CRM v3 API,
+//! contact lists and their memberships over lists v3.
 //!
 //! Search with a re-anchoring cursor for incremental pulls, batch endpoints for pushes, signed
 //! webhooks.
@@ -9,6 +10,7 @@ mod errors;
 mod fields;
 mod files;
 mod identity;
+mod lists;
 mod objects;
 mod pull;
 mod push;
@@ -42,13 +44,20 @@ impl Adapter for HubSpot {
         oauth.pkce = true;
         // Owners name the connected user in record-owner filters; an app without the scope still connects.
         // Files attached to records need `files`; without it listing them fails, nothing else.
-        oauth.optional_scopes = vec!["crm.objects.owners.read".to_owned(), "files".to_owned()];
+        // Lists need `crm.lists.*`; an app without them syncs everything but lists.
+        oauth.optional_scopes = vec![
+            "crm.objects.owners.read".to_owned(),
+            "files".to_owned(),
+            "crm.lists.read".to_owned(),
+            "crm.lists.write".to_owned(),
+        ];
         oauth.token_response_facts = vec!["hub_id".to_owned(), "user_id".to_owned()];
 
         PluginInfo::builder("hubspot", "HubSpot", env!("CARGO_PKG_VERSION"))
             .description(
-                "Syncs contacts, companies and deals with HubSpot through the CRM v3 API \
-                 (search for incremental pulls, batch upsert for pushes, signed webhooks).",
+                "Syncs contacts, companies, deals, email engagements and contact lists with their \
+                 members with HubSpot through the CRM v3 API (search for incremental pulls, batch \
+                 upsert for pushes, signed webhooks).",
             )
             .oauth2(oauth)
             .allowed_host("api.hubapi.com")
@@ -104,6 +113,35 @@ impl Adapter for HubSpot {
                     .map("close_date", "closedate")
                     .map_with("pipeline", "pipeline", MappingDirection::Pull, None),
             )
+            // Marketing. An email engagement's contact is an association and a membership's list
+            // and contact are HubSpot ids: map them with `references` so workspace ids travel.
+            .entity(
+                // No natural key: a unique custom property carries the workspace's id.
+                EntityInfo::builder("email", "Email (activity)", "emails")
+                    .match_key("crmhost_external_id")
+                    .map("external_id", "crmhost_external_id")
+                    .map("subject", "hs_email_subject")
+                    .map("body", "hs_email_text")
+                    .map("direction", "hs_email_direction")
+                    .map("status", "hs_email_status")
+                    .map("sent_at", "hs_timestamp")
+                    .map("contact_id", "associations.contact"),
+            )
+            .entity(
+                EntityInfo::builder(lists::LIST, "Contact list", "lists")
+                    .match_key("name")
+                    .map("name", "name")
+                    .map_with("processing_type", "processingType", MappingDirection::Pull, None)
+                    .map_with("size", "size", MappingDirection::Pull, None),
+            )
+            .entity(
+                // Identified by its list and contact; the key is never looked up.
+                EntityInfo::builder(lists::MEMBERSHIP, "List membership", "list memberships")
+                    .match_key("recordId")
+                    .map("list_id", "listId")
+                    .map("contact_id", "recordId")
+                    .map_with("added_at", "membershipTimestamp", MappingDirection::Pull, None),
+            )
             .capabilities(
                 Capabilities::PUSH
                     | Capabilities::PULL
@@ -121,22 +159,44 @@ impl Adapter for HubSpot {
     }
 
     fn list_fields(entity: String) -> Result<Vec<FieldInfo>> {
+        if lists::serves(&entity) {
+            return Ok(lists::list_fields(&entity));
+        }
         fields::list_fields(&entity)
     }
 
     fn pull(request: PullRequest) -> Result<Page> {
+        if lists::serves(&request.entity) {
+            return lists::pull(&request);
+        }
         pull::pull(request)
     }
 
     fn count(request: CountRequest) -> Result<Option<u64>> {
+        if lists::serves(&request.entity) {
+            return lists::count(&request);
+        }
         pull::count(request)
     }
 
     fn push(entity: String, match_key: String, records: Vec<PushRecord>) -> Result<Vec<PushOutcome>> {
+        if records.len() > push::MAX_PUSH {
+            return Err(AdapterError::invalid(format!(
+                "at most {} records per push, got {}",
+                push::MAX_PUSH,
+                records.len()
+            )));
+        }
+        if lists::serves(&entity) {
+            return lists::push(&entity, &match_key, records);
+        }
         push::push(&entity, &match_key, records)
     }
 
     fn delete(entity: String, ids: Vec<String>) -> Result<Vec<DeleteOutcome>> {
+        if lists::serves(&entity) {
+            return lists::delete(&entity, &ids);
+        }
         push::delete(&entity, ids)
     }
 

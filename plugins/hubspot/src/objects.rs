@@ -17,6 +17,7 @@ pub fn object(entity: &str) -> Result<Object> {
         "contact" => Object { path: "contacts", modified: "lastmodifieddate" },
         "company" => Object { path: "companies", modified: "hs_lastmodifieddate" },
         "deal" => Object { path: "deals", modified: "hs_lastmodifieddate" },
+        "email" => Object { path: "emails", modified: "hs_lastmodifieddate" },
         other => return Err(AdapterError::not_supported(format!("entity `{other}`"))),
     })
 }

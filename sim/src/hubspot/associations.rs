@@ -1,4 +1,4 @@
-//! Associations v4 between contacts, companies and deals: create the default (unlabeled) or a
+//! Associations v4 between contacts, companies, deals and email engagements: create the default (unlabeled) or a
 //! HubSpot-defined labelled association, read one record's associations to a type (paged), remove
 //! them, batch read, create, associate by default and archive, and list the labels of a pair of
 //! types. A contact or deal has one Primary company. Every association is kept in both
@@ -43,6 +43,8 @@ const TYPES: &[AssociationType] = &[
     AssociationType { from: "companies", to: "deals", id: 342, reverse: 341, label: None },
     AssociationType { from: "deals", to: "companies", id: 5, reverse: 6, label: Some("Primary") },
     AssociationType { from: "companies", to: "deals", id: 6, reverse: 5, label: Some("Primary") },
+    AssociationType { from: "emails", to: "contacts", id: 198, reverse: 197, label: None },
+    AssociationType { from: "contacts", to: "emails", id: 197, reverse: 198, label: None },
 ];
 
 fn association_type(from: &str, to: &str, id: u32) -> Option<&'static AssociationType> {

@@ -1,11 +1,13 @@
 //! The HubSpot emulator: OAuth (authorize page, v1 / v3 / date-versioned token endpoints, token
-//! metadata, introspection, revocation), CRM v3 objects for contacts, companies and deals (list,
-//! get, create, update, archive, batch create/update/read/upsert/archive, search), the properties
-//! API, associations v4, per-token rate limits with HubSpot's headers and exact 429 bodies.
+//! metadata, introspection, revocation), CRM v3 objects for contacts, companies, deals and email
+//! engagements (list, get, create, update, archive, batch create/update/read/upsert/archive,
+//! search), the properties API, associations v4, contact lists and their memberships (lists v3),
+//! per-token rate limits with HubSpot's headers and exact 429 bodies.
 
 pub mod associations;
 pub mod attachments;
 pub mod errors;
+pub mod lists;
 mod oauth_routes;
 mod objects;
 pub mod owners;
@@ -177,6 +179,8 @@ pub struct HubspotState {
     pub attachments: attachments::Attachments,
     /// Associations v4 between records, both ways.
     pub associations: associations::Associations,
+    /// Lists (segments) and their members.
+    pub lists: lists::Lists,
 }
 
 /// ISO 8601 with milliseconds and `Z`, as HubSpot writes instants.
@@ -208,6 +212,7 @@ impl HubspotState {
             webhooks: webhooks::WebhookState::default(),
             attachments: attachments::Attachments::default(),
             associations: associations::Associations::default(),
+            lists: lists::Lists::default(),
         }
     }
 
@@ -312,7 +317,7 @@ impl HubspotState {
         if problems.is_empty() { Ok(values) } else { Err(problems) }
     }
 
-    /// Creates `count` records of `entity` (`contact`, `company`, `deal`); `None` when unknown here.
+    /// Creates `count` records of `entity` (`contact`, `company`, `deal`, `email`); `None` when unknown here.
     pub fn seed(&mut self, entity: &str, count: usize, now: DateTime<Utc>) -> Option<usize> {
         let object = object_type(entity)?;
         let start = self.objects[object].records.len();
@@ -330,6 +335,15 @@ impl HubspotState {
                     .into_iter()
                     .map(|(k, v)| (k.to_owned(), v))
                     .collect(),
+                "emails" => [
+                    ("hs_timestamp", iso(now)),
+                    ("hs_email_subject", format!("Email {i}")),
+                    ("hs_email_direction", "EMAIL".to_owned()),
+                    ("hs_email_status", "SENT".to_owned()),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
                 _ => [
                     ("dealname", format!("Deal {i}")),
                     ("amount", format!("{}", i * 1000)),
@@ -487,6 +501,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(owners::router(sim.clone()))
         .merge(attachments::router(sim.clone()))
         .merge(associations::router(sim.clone()))
+        .merge(lists::router(sim.clone()))
         .route_layer(axum::middleware::from_fn_with_state((sim.clone(), Crm::Hubspot), crate::server::faults));
     Router::new()
         .merge(api)

@@ -209,6 +209,11 @@ fn create_one(
     input: &Map<String, Value>,
 ) -> Result<u64, HsError> {
     let values = HubspotState::validate(object, input).map_err(|p| errors::invalid_properties(sim, &p))?;
+    // Engagements need their timeline instant.
+    if object == "emails" && values.get("hs_timestamp").is_none_or(String::is_empty) {
+        let problem = errors::property_problem("hs_timestamp", "REQUIRED", "hs_timestamp is required");
+        return Err(errors::invalid_properties(sim, &[problem]));
+    }
     if object == "contacts"
         && let Some(email) = values.get("email").filter(|e| !e.is_empty())
         && let Some(existing) = state.find_by(object, "email", email)
@@ -243,6 +248,11 @@ fn update_one(
     input: &Map<String, Value>,
 ) -> Result<(), HsError> {
     let values = HubspotState::validate(object, input).map_err(|p| errors::invalid_properties(sim, &p))?;
+    // Engagements need their timeline instant.
+    if object == "emails" && values.get("hs_timestamp").is_none_or(String::is_empty) {
+        let problem = errors::property_problem("hs_timestamp", "REQUIRED", "hs_timestamp is required");
+        return Err(errors::invalid_properties(sim, &[problem]));
+    }
     if object == "contacts"
         && let Some(email) = values.get("email").filter(|e| !e.is_empty())
         && let Some(existing) = state.find_by(object, "email", email).filter(|e| *e != id)
@@ -443,6 +453,7 @@ fn not_found_ids(object: &str, ids: &[String]) -> Value {
     let kind = match object {
         "contacts" => "CONTACT",
         "companies" => "COMPANY",
+        "emails" => "EMAIL",
         _ => "DEAL",
     };
     json!({

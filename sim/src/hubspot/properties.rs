@@ -1,4 +1,5 @@
-//! HubSpot property definitions for contacts, companies and deals, and the properties API.
+//! HubSpot property definitions for contacts, companies, deals and email engagements, and the
+//! properties API.
 
 use serde_json::{Value, json};
 
@@ -85,11 +86,15 @@ const STAGES: &[&str] = &[
     "closedlost",
 ];
 
+const EMAIL_DIRECTIONS: &[&str] = &["EMAIL", "INCOMING_EMAIL", "FORWARDED_EMAIL"];
+const EMAIL_STATUSES: &[&str] = &["BOUNCED", "FAILED", "SCHEDULED", "SENDING", "SENT"];
+
 /// The object types: (path name, singular, type id, last-modified property, default search properties).
 pub const OBJECT_TYPES: &[(&str, &str, &str, &str)] = &[
     ("contacts", "contact", "0-1", "lastmodifieddate"),
     ("companies", "company", "0-2", "hs_lastmodifieddate"),
     ("deals", "deal", "0-3", "hs_lastmodifieddate"),
+    ("emails", "email", "0-49", "hs_lastmodifieddate"),
 ];
 
 /// Properties of an object type (plural path name).
@@ -121,6 +126,30 @@ pub fn properties(object: &str) -> Vec<Property> {
             grouped(prop("city", "City", Text, "text"), "companyinformation"),
             grouped(ro(prop("hs_lastmodifieddate", "Last Modified Date", DateTime, "date")), "companyinformation"),
         ],
+        // Email engagements: `hs_timestamp` (when it was sent or logged) is required on create.
+        // `crmhost_external_id` stands for the unique custom property a portal adds so a
+        // workspace's own id can find its emails again (HubSpot has no natural key for them).
+        "emails" => vec![
+            grouped(prop("hs_timestamp", "Activity date", DateTime, "date"), "email"),
+            grouped(prop("hs_email_subject", "Email subject", Text, "text"), "email"),
+            grouped(prop("hs_email_text", "Email body", Text, "textarea"), "email"),
+            grouped(
+                Property {
+                    options: EMAIL_DIRECTIONS,
+                    ..prop("hs_email_direction", "Email direction", Enumeration, "select")
+                },
+                "email",
+            ),
+            grouped(
+                Property {
+                    options: EMAIL_STATUSES,
+                    ..prop("hs_email_status", "Email send status", Enumeration, "select")
+                },
+                "email",
+            ),
+            grouped(Property { unique: true, ..prop("crmhost_external_id", "External id", Text, "text") }, "email"),
+            grouped(ro(prop("hs_lastmodifieddate", "Last Modified Date", DateTime, "date")), "email"),
+        ],
         _ => vec![
             grouped(prop("dealname", "Deal Name", Text, "text"), "dealinformation"),
             grouped(prop("amount", "Amount", Number, "number"), "dealinformation"),
@@ -139,6 +168,7 @@ pub fn properties(object: &str) -> Vec<Property> {
     let owner_label = match object {
         "contacts" => "Contact owner",
         "companies" => "Company owner",
+        "emails" => "Activity assigned to",
         _ => "Deal owner",
     };
     // HubSpot's owner property: an enumeration whose options are the account's owner ids.
@@ -157,6 +187,7 @@ pub fn default_properties(object: &str) -> &'static [&'static str] {
     match object {
         "contacts" => &["createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"],
         "companies" => &["createdate", "domain", "hs_lastmodifieddate", "hs_object_id", "name"],
+        "emails" => &["createdate", "hs_lastmodifieddate", "hs_object_id", "hs_timestamp"],
         _ => &[
             "amount",
             "closedate",

@@ -73,6 +73,7 @@ fn singular(object: &str) -> &'static str {
     match object {
         "contacts" => "contact",
         "companies" => "company",
+        "emails" => "email",
         _ => "deal",
     }
 }

@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 fn entities(crm: Crm) -> &'static [&'static str] {
     match crm {
         Crm::Salesforce => &["contact", "lead", "account", "opportunity", "campaign", "task"],
-        Crm::Hubspot | Crm::Pipedrive => &["contact", "company", "deal"],
+        Crm::Hubspot => &["contact", "company", "deal", "email"],
+        Crm::Pipedrive => &["contact", "company", "deal"],
     }
 }
 
@@ -26,6 +27,7 @@ fn sample(entity: &str, id: &str) -> Value {
         "campaign" => json!({"name": format!("Campaign {id}"), "status": "Planned"}),
         "task" => json!({"external_id": id, "subject": format!("Email: {id}"), "subtype": "Email"}),
         "deal" => json!({"name": format!("Deal {id}"), "stage": "appointmentscheduled", "close_date": "2026-12-31"}),
+        "email" => json!({"external_id": id, "subject": format!("Hello {id}"), "sent_at": "2026-12-31T09:00:00Z"}),
         other => panic!("no sample for {other}"),
     };
     json!({"id": id, "fields": fields})

@@ -186,11 +186,24 @@ async fn bundled_hubspot_describes_its_entities_auth_and_limits() {
     let d = plugin.description();
     assert_eq!(d.slug.as_str(), "hubspot");
     let entities: Vec<(&str, &str)> = d.entities.iter().map(|e| (e.name.as_str(), e.crm_name.as_str())).collect();
-    assert_eq!(entities, [("contact", "contacts"), ("company", "companies"), ("deal", "deals")]);
+    assert_eq!(
+        entities,
+        [
+            ("contact", "contacts"),
+            ("company", "companies"),
+            ("deal", "deals"),
+            ("email", "emails"),
+            ("list", "lists"),
+            ("list_membership", "list memberships")
+        ]
+    );
     assert_eq!(d.entities[0].match_keys, ["email"]);
+    assert_eq!(d.entities[3].match_keys, ["crmhost_external_id"], "emails match on the portal's unique property");
     let Some(oauth) = d.auth.oauth2() else { panic!("hubspot uses OAuth2") };
     assert_eq!(oauth.authorize_url, "https://app.hubspot.com/oauth/authorize");
     assert!(oauth.scopes.iter().all(|s| s.starts_with("crm.objects.")));
+    // Lists are optional: an app without the lists scopes still connects.
+    assert!(oauth.optional_scopes.iter().any(|s| s == "crm.lists.write"), "{:?}", oauth.optional_scopes);
     assert!(d.capabilities.webhooks);
     // The API, and the file CDN the Files API's signed URLs point at.
     assert_eq!(d.allowed_hosts[0], "api.hubapi.com");

@@ -545,6 +545,13 @@ fn other_entities(crm: Crm) -> Vec<(&'static str, Vec<Value>)> {
                     &|i| json!({"name": format!("Deal {i}"), "amount": 1000 * (i + 1), "stage": "appointmentscheduled"}),
                 ),
             ),
+            (
+                "email",
+                rows(
+                    &|i| json!({"external_id": format!("email-{i}"), "subject": format!("Hello {i}"), "body": "Hi", "direction": "EMAIL", "status": "SENT", "sent_at": format!("2027-01-0{}T09:00:00Z", i + 1)}),
+                ),
+            ),
+            ("list", rows(&|i| json!({"name": format!("List {i}")}))),
         ],
         Crm::Pipedrive => vec![
             ("company", rows(&|i| json!({"name": format!("Organization {i}"), "address": format!("{i} Main Street")}))),
