@@ -576,3 +576,133 @@ async fn associations_v4_link_both_ways_with_labels_page_batch_read_and_unlink()
     let (status, _) = send(http.get(v4(format!("objects/contacts/{}/associations/companies", contacts[0])))).await;
     assert_eq!(status, 401, "a token is required");
 }
+
+#[tokio::test]
+async fn lists_take_members_page_them_by_record_id_and_refuse_dynamic_changes() {
+    let sim = start().await;
+    let (http, base, token) = api(&sim).await;
+    let contacts: Vec<String> = {
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let body = json!({"properties": {"email": format!("m{i}@lists.example")}});
+            let (_, created) =
+                send(http.post(format!("{base}/crm/v3/objects/contacts")).bearer_auth(&token).json(&body)).await;
+            ids.push(created["id"].as_str().unwrap().to_owned());
+        }
+        ids
+    };
+    let create = |name: &str, processing: &str| {
+        http.post(format!("{base}/crm/v3/lists"))
+            .bearer_auth(&token)
+            .json(&json!({"name": name, "objectTypeId": "0-1", "processingType": processing}))
+    };
+    let (status, created) = send(create("Newsletter", "MANUAL")).await;
+    assert_eq!((status, created["list"]["processingType"].as_str()), (200, Some("MANUAL")), "{created}");
+    let list = created["list"]["listId"].as_str().unwrap().to_owned();
+    let (status, dup) = send(create("newsletter", "MANUAL")).await;
+    assert_eq!((status, dup["subCategory"].as_str()), (400, Some("ILS.DUPLICATE_LIST_NAMES")), "{dup}");
+    let (status, bad) = send(create("Other", "SOMETIMES")).await;
+    assert_eq!((status, bad["category"].as_str()), (400, Some("VALIDATION_ERROR")), "{bad}");
+
+    // Added once each; an unknown id is missing; adding again changes nothing.
+    let members = format!("{base}/crm/v3/lists/{list}/memberships");
+    let mut ids: Vec<Value> = contacts.iter().map(|c| json!(c)).collect();
+    ids.push(json!(999_999));
+    let (status, added) = send(http.put(format!("{members}/add")).bearer_auth(&token).json(&ids)).await;
+    assert_eq!(status, 200, "{added}");
+    assert_eq!(added["recordIdsAdded"].as_array().unwrap().len(), 5, "{added}");
+    assert_eq!(added["recordIdsMissing"], json!(["999999"]));
+    let (_, again) = send(http.put(format!("{members}/add")).bearer_auth(&token).json(&json!([contacts[0]]))).await;
+    assert_eq!(
+        (again["recordIdsAdded"].as_array().unwrap().len(), again["recordIdsMissing"].as_array().unwrap().len()),
+        (0, 0)
+    );
+
+    // Paged in record-id order, with when each joined.
+    let (_, first) = send(http.get(format!("{members}?limit=2")).bearer_auth(&token)).await;
+    let page: Vec<&str> =
+        first["results"].as_array().unwrap().iter().map(|m| m["recordId"].as_str().unwrap()).collect();
+    assert_eq!(page, [contacts[0].as_str(), contacts[1].as_str()]);
+    assert!(first["results"][0]["membershipTimestamp"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(first["total"], 5);
+    let after = first["paging"]["next"]["after"].as_str().unwrap();
+    let (_, second) = send(http.get(format!("{members}?limit=3&after={after}")).bearer_auth(&token)).await;
+    assert_eq!(second["results"].as_array().unwrap().len(), 3);
+    assert!(second.get("paging").is_none(), "the last page has no paging: {second}");
+    let (status, _) = send(http.get(format!("{members}?limit=251")).bearer_auth(&token)).await;
+    assert_eq!(status, 400);
+
+    // Removed, and the lists of one record.
+    let (_, removed) =
+        send(http.put(format!("{members}/remove")).bearer_auth(&token).json(&json!([contacts[1], "42424242"]))).await;
+    assert_eq!(
+        (removed["recordIdsRemoved"].clone(), removed["recordIdsMissing"].clone()),
+        (json!([contacts[1]]), json!(["42424242"]))
+    );
+    let record_lists = format!("{base}/crm/v3/lists/records/0-1/{}/memberships", contacts[2]);
+    let (_, of_record) = send(http.get(&record_lists).bearer_auth(&token)).await;
+    assert_eq!(of_record["results"][0]["listId"], list.as_str(), "{of_record}");
+
+    // Search, rename, and a dynamic list refusing members.
+    let (_, dynamic) = send(create("Engaged", "DYNAMIC")).await;
+    let dynamic = dynamic["list"]["listId"].as_str().unwrap().to_owned();
+    let (status, refused) = send(
+        http.put(format!("{base}/crm/v3/lists/{dynamic}/memberships/add"))
+            .bearer_auth(&token)
+            .json(&json!([contacts[0]])),
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+    let (_, found) =
+        send(http.post(format!("{base}/crm/v3/lists/search")).bearer_auth(&token).json(&json!({"query": "NEWS"})))
+            .await;
+    assert_eq!((found["total"].as_u64(), found["lists"][0]["listId"].as_str()), (Some(1), Some(list.as_str())));
+    assert_eq!(found["lists"][0]["additionalProperties"]["hs_list_size"], "4");
+    let (status, renamed) = send(
+        http.put(format!("{base}/crm/v3/lists/{list}/update-list-name?listName=Monthly%20news")).bearer_auth(&token),
+    )
+    .await;
+    assert_eq!((status, renamed["updatedList"]["name"].as_str()), (200, Some("Monthly news")));
+    let (status, _) = send(http.delete(format!("{base}/crm/v3/lists/{list}")).bearer_auth(&token)).await;
+    assert_eq!(status, 204);
+    let (status, gone) = send(http.get(format!("{base}/crm/v3/lists/{list}")).bearer_auth(&token)).await;
+    assert_eq!((status, gone["category"].as_str()), (404, Some("OBJECT_NOT_FOUND")));
+}
+
+#[tokio::test]
+async fn email_engagements_need_a_timestamp_and_associate_with_contacts() {
+    let sim = start().await;
+    let (http, base, token) = api(&sim).await;
+    let url = format!("{base}/crm/v3/objects/emails");
+    let (status, refused) =
+        send(http.post(&url).bearer_auth(&token).json(&json!({"properties": {"hs_email_subject": "Hi"}}))).await;
+    assert_eq!((status, refused["category"].as_str()), (400, Some("VALIDATION_ERROR")), "{refused}");
+    assert!(refused["message"].as_str().unwrap().contains("hs_timestamp"), "{refused}");
+    let body = json!({"properties": {"hs_email_subject": "Hi", "hs_timestamp": "2027-01-01T09:00:00Z", "hs_email_direction": "EMAIL"}});
+    let (status, email) = send(http.post(&url).bearer_auth(&token).json(&body)).await;
+    assert_eq!(status, 201, "{email}");
+    let (status, bad) = send(
+        http.post(&url)
+            .bearer_auth(&token)
+            .json(&json!({"properties": {"hs_timestamp": "2027-01-01T09:00:00Z", "hs_email_direction": "SIDEWAYS"}})),
+    )
+    .await;
+    assert_eq!(status, 400, "{bad}");
+    let (_, contact) = send(
+        http.post(format!("{base}/crm/v3/objects/contacts"))
+            .bearer_auth(&token)
+            .json(&json!({"properties": {"email": "e@mail.example"}})),
+    )
+    .await;
+    let (e, c) = (email["id"].as_str().unwrap(), contact["id"].as_str().unwrap());
+    let input = json!({"inputs": [{"from": {"id": e}, "to": {"id": c}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 198}]}]});
+    let (status, created) = send(
+        http.post(format!("{base}/crm/v4/associations/emails/contacts/batch/create")).bearer_auth(&token).json(&input),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let (_, back) =
+        send(http.get(format!("{base}/crm/v4/objects/contacts/{c}/associations/emails")).bearer_auth(&token)).await;
+    assert_eq!(back["results"][0]["toObjectId"].as_u64(), e.parse::<u64>().ok(), "{back}");
+    assert_eq!(back["results"][0]["associationTypes"][0]["typeId"], 197, "the reverse type");
+}

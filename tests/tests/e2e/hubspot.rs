@@ -199,3 +199,80 @@ async fn webhooks_are_verified_with_the_host_held_secret_and_parsed() {
     let skewed = webhook(near, sign(&near.to_string(), &body), body.clone());
     assert!(c.plugin.parse_webhook(c.context.clone(), &skewed).await.unwrap().is_ok(), "a minute of skew is fine");
 }
+
+/// The ids of live seeded contacts, lowest first.
+fn contact_ids(c: &Connected, n: usize) -> Vec<u64> {
+    c.app.sim().sim().hubspot().objects["contacts"].records.keys().copied().take(n).collect()
+}
+
+#[tokio::test]
+async fn list_memberships_are_added_pulled_across_lists_and_removed() {
+    let c = connected().await;
+    let sim = c.app.sim().sim().clone();
+    let contacts = contact_ids(&c, 6);
+    // Lists by name: created once, then matched (case-insensitively); renamed by id.
+    let lists =
+        written_ids(&c.push("list", "name", &[record(&[("name", "Alpha")]), record(&[("name", "Beta")])]).await);
+    let again = c.push("list", "name", &[record(&[("name", "ALPHA")])]).await;
+    assert!(matches!(&again[0], PushOutcome::Updated(id) if *id == lists[0]), "{again:?}");
+
+    // Alpha gets five contacts, Beta one; a contact HubSpot lacks fails alone, naming itself.
+    let member = |list: &str, contact: &str| record(&[("listId", list), ("recordId", contact)]);
+    let mut batch: Vec<PushRecord> = contacts[..5].iter().map(|id| member(&lists[0], &id.to_string())).collect();
+    batch.push(member(&lists[1], &contacts[5].to_string()));
+    batch.push(member(&lists[1], "999999"));
+    let outcomes = c.push("list_membership", "recordId", &batch).await;
+    assert!(outcomes[..6].iter().all(|o| matches!(o, PushOutcome::Created(_))), "{outcomes:?}");
+    assert!(matches!(&outcomes[6], PushOutcome::Failed(AdapterError::Invalid(e)) if e.message.contains("999999")));
+    let retried = c.push("list_membership", "recordId", &batch[..1]).await;
+    assert!(matches!(&retried[0], PushOutcome::Updated(id) if *id == format!("{}:{}", lists[0], contacts[0])));
+
+    // A full pull walks both lists in pages of two; every membership once.
+    let pages = c.pull_all(pull_request("list_membership", 2)).await;
+    let ids: Vec<String> = pages.iter().flat_map(|p| p.records.iter().map(|r| r.id.clone())).collect();
+    assert_eq!(ids.len(), 6, "{ids:?}");
+    assert_eq!(ids.iter().collect::<BTreeSet<_>>().len(), 6);
+    // Incremental: only those joined since.
+    let later = sim.clock.now() + chrono::Duration::seconds(5);
+    sim.clock.set(later);
+    c.push("list_membership", "recordId", &[member(&lists[1], &contacts[0].to_string())]).await;
+    let since = PullRequest { modified_since: Some(later.to_rfc3339()), ..pull_request("list_membership", 50) };
+    let recent: Vec<String> =
+        c.pull_all(since).await.iter().flat_map(|p| p.records.iter().map(|r| r.id.clone())).collect();
+    assert_eq!(recent, [format!("{}:{}", lists[1], contacts[0])]);
+    sim.clock.release();
+
+    // Moved to another contact: the old pair leaves; deleted: the contact leaves; by ids: gone.
+    let moved = PushRecord {
+        crm_id: Some(format!("{}:{}", lists[1], contacts[5])),
+        fields: vec![text("recordId", &contacts[1].to_string())],
+    };
+    let outcome = c.push("list_membership", "recordId", &[moved]).await;
+    assert!(matches!(&outcome[0], PushOutcome::Updated(id) if *id == format!("{}:{}", lists[1], contacts[1])));
+    let beta: u64 = lists[1].parse().unwrap();
+    let members = |list: u64| sim.hubspot().lists.lists[&list].members.keys().copied().collect::<Vec<_>>();
+    assert_eq!(members(beta), [contacts[0], contacts[1]]);
+    let first = format!("{}:{}", lists[0], contacts[0]);
+    let gone = c.plugin.delete(c.context.clone(), "list_membership", &[first.clone()]).await.unwrap().unwrap();
+    assert!(matches!(gone[0], DeleteOutcome::Deleted));
+    let page = c
+        .pull(&PullRequest {
+            ids: vec![first, format!("{}:{}", lists[0], contacts[1])],
+            ..pull_request("list_membership", 10)
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.records.iter().map(|r| r.deleted).collect::<Vec<_>>(), [true, false]);
+
+    // A dynamic list refuses members with HubSpot's reason; a bad cursor is refused.
+    let dynamic = sim
+        .hubspot()
+        .lists
+        .create("Engaged", "contacts", crm_sim::hubspot::lists::Processing::Dynamic, sim.clock.now())
+        .unwrap();
+    let refused =
+        c.push("list_membership", "recordId", &[member(&dynamic.to_string(), &contacts[0].to_string())]).await;
+    assert!(matches!(&refused[0], PushOutcome::Failed(e) if format!("{e:?}").contains("DYNAMIC")), "{refused:?}");
+    let bad = c.pull(&PullRequest { cursor: Some("m:{nope".to_owned()), ..pull_request("list_membership", 10) }).await;
+    assert!(matches!(bad, Err(AdapterError::Invalid(_))), "{bad:?}");
+}
