@@ -253,7 +253,8 @@ async fn list_memberships_are_added_pulled_across_lists_and_removed() {
     let members = |list: u64| sim.hubspot().lists.lists[&list].members.keys().copied().collect::<Vec<_>>();
     assert_eq!(members(beta), [contacts[0], contacts[1]]);
     let first = format!("{}:{}", lists[0], contacts[0]);
-    let gone = c.plugin.delete(c.context.clone(), "list_membership", &[first.clone()]).await.unwrap().unwrap();
+    let gone =
+        c.plugin.delete(c.context.clone(), "list_membership", std::slice::from_ref(&first)).await.unwrap().unwrap();
     assert!(matches!(gone[0], DeleteOutcome::Deleted));
     let page = c
         .pull(&PullRequest {
