@@ -8,8 +8,9 @@
 //! `insert` for misses. Outcomes come from the jobs' successful and failed results, matched back
 //! to the input by `Id` or key value (Salesforce does not promise result order).
 //!
-//! Cursors: `bulkq:<job>[:<locator>]` for reads; `bulki:<update>:<insert>:<upsert>:<duplicates>`
-//! for writes (job ids or `-`, and the input positions that matched several records).
+//! Cursors: `bulkq:<job>[:<locator>[:<types>]]` for reads (the object is described once per job
+//! and its types carried), `bulki:<update>:<insert>:<upsert>:<duplicates>` for writes (job ids or
+//! `-`, and the input positions that matched several records).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -66,36 +67,114 @@ pub fn bulk_pull(request: PullRequest) -> Result<PullStep> {
     let object = sobject(&request.entity)?;
     let incremental = request.modified_since.is_some();
     let fields = selected_fields(&request, object, incremental)?;
-    let (job, locator) = match request.cursor.as_deref() {
-        None => (start_query(&api, object, &fields, request.modified_since.as_deref())?, None),
-        Some(cursor) => parse_query_cursor(cursor)?,
+    let QueryCursor { job, locator, types } = match request.cursor.as_deref() {
+        None => QueryCursor::started(start_query(&api, object, &fields, request.modified_since.as_deref())?),
+        Some(cursor) => QueryCursor::parse(cursor)?,
     };
     if locator.is_none() {
         let info = job_info(&api, "query", &job)?;
         if !info.finished()? {
-            return Ok(PullStep::Pending(pending(format!("bulkq:{job}"), &info)));
+            return Ok(PullStep::Pending(pending(QueryCursor::started(job).encode(), &info)));
         }
     }
+    // The object is described once per job: later pages carry the selected fields' types.
+    let types = match types.and_then(|codes| FieldTypes::decode(&fields, &codes)) {
+        Some(types) => types,
+        None => FieldTypes::described(&request.entity)?,
+    };
     let limit = if request.limit == 0 { MAX_PAGE } else { request.limit.min(MAX_PAGE) };
-    read_results(&api, &request.entity, &fields, &job, locator.as_deref(), limit)
+    read_results(&api, &fields, &types, &job, locator.as_deref(), limit)
 }
 
 fn pending(cursor: String, info: &JobInfo) -> Pending {
     Pending { cursor, wait_ms: WAIT_MS, processed: info.number_records_processed }
 }
 
-fn parse_query_cursor(cursor: &str) -> Result<(String, Option<String>)> {
-    let bad = || AdapterError::invalid(format!("unrecognised bulk cursor `{cursor}`"));
-    let rest = cursor.strip_prefix("bulkq:").ok_or_else(bad)?;
-    let (job, locator) = match rest.split_once(':') {
-        Some((job, locator)) => (job, Some(locator)),
-        None => (rest, None),
-    };
-    let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !plain(job) || locator.is_some_and(|l| !plain(l)) {
-        return Err(bad());
+/// Where a bulk read stands: `bulkq:<job>[:<locator>[:<types>]]`, the types one code per
+/// selected field (`t` text, `b` boolean, `n` number, `d` instant).
+#[derive(Debug, PartialEq)]
+struct QueryCursor {
+    job: String,
+    locator: Option<String>,
+    types: Option<String>,
+}
+
+impl QueryCursor {
+    fn started(job: String) -> Self {
+        Self { job, locator: None, types: None }
     }
-    Ok((job.to_owned(), locator.map(str::to_owned)))
+
+    fn encode(&self) -> String {
+        match (&self.locator, &self.types) {
+            (Some(locator), Some(types)) => format!("bulkq:{}:{locator}:{types}", self.job),
+            (Some(locator), None) => format!("bulkq:{}:{locator}", self.job),
+            _ => format!("bulkq:{}", self.job),
+        }
+    }
+
+    fn parse(cursor: &str) -> Result<Self> {
+        let bad = || AdapterError::invalid(format!("unrecognised bulk cursor `{cursor}`"));
+        let mut parts = cursor.strip_prefix("bulkq:").ok_or_else(bad)?.split(':');
+        let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let job = parts.next().filter(|j| plain(j)).ok_or_else(bad)?.to_owned();
+        let locator = parts.next().map(|l| if plain(l) { Ok(l.to_owned()) } else { Err(bad()) }).transpose()?;
+        let types =
+            parts.next().map(|t| if FieldTypes::codes_valid(t) { Ok(t.to_owned()) } else { Err(bad()) }).transpose()?;
+        if parts.next().is_some() {
+            return Err(bad());
+        }
+        Ok(Self { job, locator, types })
+    }
+}
+
+/// The field types that shape CSV cells, by lower-cased field name (CSV carries only text).
+struct FieldTypes(HashMap<String, FieldType>);
+
+impl FieldTypes {
+    /// From the object's `describe`.
+    fn described(entity: &str) -> Result<Self> {
+        let fields = crate::fields::list_fields(entity)?;
+        Ok(Self(fields.into_iter().map(|f| (f.name.to_lowercase(), f.field_type)).collect()))
+    }
+
+    fn code(kind: Option<&FieldType>) -> char {
+        match kind {
+            Some(FieldType::Boolean) => 'b',
+            Some(FieldType::Integer | FieldType::Number | FieldType::Currency | FieldType::Percent) => 'n',
+            Some(FieldType::DateTime) => 'd',
+            _ => 't',
+        }
+    }
+
+    fn codes_valid(codes: &str) -> bool {
+        !codes.is_empty() && codes.bytes().all(|b| matches!(b, b't' | b'b' | b'n' | b'd'))
+    }
+
+    /// One code per selected field, in order.
+    fn encode(&self, fields: &[String]) -> String {
+        fields.iter().map(|f| Self::code(self.0.get(&f.to_lowercase()))).collect()
+    }
+
+    /// The types a cursor carries, when they match the selected fields.
+    fn decode(fields: &[String], codes: &str) -> Option<Self> {
+        if codes.chars().count() != fields.len() {
+            return None;
+        }
+        let types = fields.iter().zip(codes.chars()).filter_map(|(field, code)| {
+            let kind = match code {
+                'b' => FieldType::Boolean,
+                'n' => FieldType::Number,
+                'd' => FieldType::DateTime,
+                _ => return None,
+            };
+            Some((field.to_lowercase(), kind))
+        });
+        Some(Self(types.collect()))
+    }
+
+    fn get(&self, column: &str) -> Option<&FieldType> {
+        self.0.get(&column.to_lowercase())
+    }
 }
 
 /// Creates the query job: the read `pull` would make, unordered and unlimited.
@@ -117,8 +196,8 @@ fn job_info(api: &Api, kind: &str, id: &str) -> Result<JobInfo> {
 /// One page of a finished query job's results, typed by the object's field types.
 fn read_results(
     api: &Api,
-    entity: &str,
     fields: &[String],
+    types: &FieldTypes,
     job: &str,
     locator: Option<&str>,
     limit: u32,
@@ -130,16 +209,13 @@ fn read_results(
     }
     let response = api.send_accepting(request, "text/csv", "reading bulk query results")?;
     let next = response.header("sforce-locator").filter(|l| !l.is_empty() && *l != "null").map(str::to_owned);
-    let types = field_types(entity)?;
     let (header, rows) = read_csv(response.body())?;
     let records =
-        rows.iter().map(|row| to_record(&row_json(&header, row, &types), fields)).collect::<Result<Vec<_>>>()?;
-    Ok(PullStep::Page(Page { records, next_cursor: next.map(|l| format!("bulkq:{job}:{l}")) }))
-}
-
-/// The object's field types by name (CSV carries only text).
-fn field_types(entity: &str) -> Result<HashMap<String, FieldType>> {
-    Ok(crate::fields::list_fields(entity)?.into_iter().map(|f| (f.name.to_lowercase(), f.field_type)).collect())
+        rows.iter().map(|row| to_record(&row_json(&header, row, types), fields)).collect::<Result<Vec<_>>>()?;
+    let next_cursor = next.map(|locator| {
+        QueryCursor { job: job.to_owned(), locator: Some(locator), types: Some(types.encode(fields)) }.encode()
+    });
+    Ok(PullStep::Page(Page { records, next_cursor }))
 }
 
 fn read_csv(body: &[u8]) -> Result<(Vec<String>, Vec<Vec<String>>)> {
@@ -156,10 +232,10 @@ fn read_csv(body: &[u8]) -> Result<(Vec<String>, Vec<Vec<String>>)> {
 
 /// A CSV row in the shape of a REST query result: typed values, `Account.Name` nested, empty
 /// cells null.
-fn row_json(header: &[String], row: &[String], types: &HashMap<String, FieldType>) -> Map<String, Json> {
+fn row_json(header: &[String], row: &[String], types: &FieldTypes) -> Map<String, Json> {
     let mut out = Map::new();
     for (column, cell) in header.iter().zip(row) {
-        let value = typed_cell(cell, types.get(&column.to_lowercase()));
+        let value = typed_cell(cell, types.get(column));
         match column.split_once('.') {
             None => {
                 out.insert(column.clone(), value);
@@ -466,11 +542,21 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_bad_ones_are_refused() {
-        assert_eq!(parse_query_cursor("bulkq:7500001").unwrap(), ("7500001".to_owned(), None));
-        assert_eq!(parse_query_cursor("bulkq:7500001:MTAw").unwrap(), ("7500001".to_owned(), Some("MTAw".to_owned())));
-        assert!(parse_query_cursor("bulkq:").is_err());
-        assert!(parse_query_cursor("2024-01-01T00:00:00Z|001").is_err());
-        assert!(parse_query_cursor("bulkq:75 0").is_err());
+        let started = QueryCursor::started("7500001".to_owned());
+        assert_eq!(QueryCursor::parse("bulkq:7500001").unwrap(), started);
+        let paged = QueryCursor { locator: Some("MTAw".to_owned()), ..QueryCursor::started("7500001".to_owned()) };
+        assert_eq!(QueryCursor::parse(&paged.encode()).unwrap(), paged);
+        let typed = QueryCursor { types: Some("tbnd".to_owned()), ..paged };
+        assert_eq!(QueryCursor::parse(&typed.encode()).unwrap(), typed);
+        for bad in ["bulkq:", "2024-01-01T00:00:00Z|001", "bulkq:75 0", "bulkq:1:2:tx", "bulkq:1:2:t:4", "bulkq:1::t"] {
+            assert!(QueryCursor::parse(bad).is_err(), "{bad}");
+        }
+        // Types travel as one code per selected field; a cursor for other fields is not trusted.
+        let fields: Vec<String> = ["Id", "IsDeleted", "NumberOfEmployees", "SystemModstamp"].map(String::from).to_vec();
+        let types = FieldTypes::decode(&fields, "tbnd").unwrap();
+        assert_eq!(types.encode(&fields), "tbnd");
+        assert!(matches!(types.get("ISDELETED"), Some(FieldType::Boolean)));
+        assert!(FieldTypes::decode(&fields, "tbn").is_none());
         let jobs = IngestJobs {
             update: Some("7500A".to_owned()),
             insert: None,
@@ -484,13 +570,15 @@ mod tests {
 
     #[test]
     fn csv_cells_are_typed_by_the_field() {
-        let types: HashMap<String, FieldType> = [
-            ("isdeleted".to_owned(), FieldType::Boolean),
-            ("numberofemployees".to_owned(), FieldType::Integer),
-            ("systemmodstamp".to_owned(), FieldType::DateTime),
-        ]
-        .into_iter()
-        .collect();
+        let types = FieldTypes(
+            [
+                ("isdeleted".to_owned(), FieldType::Boolean),
+                ("numberofemployees".to_owned(), FieldType::Integer),
+                ("systemmodstamp".to_owned(), FieldType::DateTime),
+            ]
+            .into_iter()
+            .collect(),
+        );
         let header: Vec<String> = ["Id", "IsDeleted", "NumberOfEmployees", "SystemModstamp", "Email", "Account.Name"]
             .map(String::from)
             .to_vec();

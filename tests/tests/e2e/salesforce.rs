@@ -240,10 +240,16 @@ async fn bulk_jobs_read_and_write_like_pull_and_push() {
     let jobs = c.app.sim().sim().salesforce().bulk.jobs_by_operation();
     assert_eq!((jobs["insert"].len(), jobs["update"].len()), (1, 1), "{jobs:?}");
 
-    // A read as a job brings what a page-by-page read does, typed alike.
+    // A read as a job brings what a page-by-page read does, typed alike; the object is described
+    // once for the job, not once a page.
+    let describes =
+        || c.app.sim().sim().call_count("salesforce GET /services/data/{version}/sobjects/{object}/describe");
+    let described_before = describes();
     let mut request = pull_request("contact", 2);
     let mut bulk_ids = BTreeSet::new();
+    let mut pages = 0;
     loop {
+        pages += 1;
         let step = c.plugin.bulk_pull(c.context.clone(), &request).await.expect("call").expect("bulk pull").unwrap();
         let PullStep::Page(page) = step else { panic!("the job is done at the first look") };
         assert!(page.records.len() <= 2);
@@ -253,6 +259,8 @@ async fn bulk_jobs_read_and_write_like_pull_and_push() {
             None => break,
         }
     }
+    assert!(pages > 2, "{pages} pages");
+    assert_eq!(describes() - described_before, 1, "one describe for {pages} pages");
     let paged: BTreeSet<String> = c
         .pull_all(pull_request("contact", 200))
         .await
