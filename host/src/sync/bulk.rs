@@ -74,6 +74,16 @@ impl JobSlot {
         }
     }
 
+    /// Waits out a job that is not done: keeps its cursor (so a crash resumes it), reports how
+    /// far it is, sleeps as long as the plugin asked (within bounds), and gives the cursor to
+    /// continue with.
+    async fn wait_on(&self, pending: Pending, params: &Json) -> String {
+        self.save(&pending.cursor, params).await;
+        tracing::info!(entity = %self.entity, direction = ?self.direction, processed = pending.processed, "bulk job under way");
+        tokio::time::sleep(wait_for(&pending)).await;
+        pending.cursor
+    }
+
     async fn stored(&self) -> Result<Option<BulkJob>, Fatal> {
         self.store.bulk_job(&self.workspace, &self.slug, &self.entity, self.direction).await.map_err(store_fatal)
     }
@@ -191,12 +201,7 @@ impl Run {
             }
             match answer {
                 Ok(Some(PushStep::Done(outcomes))) => return Ok(Some(Ok(outcomes))),
-                Ok(Some(PushStep::Pending(pending))) => {
-                    slot.save(&pending.cursor, &params).await;
-                    tracing::info!(entity = %entity, processed = pending.processed, "bulk write under way");
-                    tokio::time::sleep(wait_for(&pending)).await;
-                    job = Some(pending.cursor);
-                }
+                Ok(Some(PushStep::Pending(pending))) => job = Some(slot.wait_on(pending, &params).await),
                 Ok(None) => return Ok(None),
                 Err(err) => return Ok(Some(Err(err))),
             }
@@ -293,10 +298,7 @@ impl BulkSteps {
             match answer {
                 Ok(Some(PullStep::Page(page))) => return Ok(Ok(page)),
                 Ok(Some(PullStep::Pending(pending))) => {
-                    self.slot.save(&pending.cursor, &self.params).await;
-                    tracing::info!(entity = %self.slot.entity, processed = pending.processed, "bulk read under way");
-                    tokio::time::sleep(wait_for(&pending)).await;
-                    request.cursor = Some(pending.cursor);
+                    request.cursor = Some(self.slot.wait_on(pending, &self.params).await);
                 }
                 Ok(None) => {
                     return Ok(Err(AdapterError::Internal(crate::plugins::bindings::adapter::ErrorInfo {
@@ -319,7 +321,8 @@ impl BulkSteps {
     }
 }
 
-/// A record sent in a bulk write, as kept with the job (the contract's types have no serde).
+/// A record sent in a bulk write, as kept with the job. By hand: the generated contract types
+/// cannot all derive serde (bindgen's derives apply to every type, and its flags types take none).
 fn push_record_json(record: &PushRecord) -> Json {
     let fields: Vec<Json> = record.fields.iter().map(|f| json!([f.name, value_json(&f.value)])).collect();
     json!({ "crm_id": record.crm_id, "fields": fields })
