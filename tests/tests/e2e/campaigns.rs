@@ -34,6 +34,13 @@ fn crm_record(h: &SyncHarness, object: &str, id: &str) -> serde_json::Map<String
         .collect()
 }
 
+/// The workspace record of `entity` a pull brought with this `external_id`.
+async fn pulled(h: &SyncHarness, entity: &str, external_id: &str) -> Value {
+    let records = h.all_records(entity).await;
+    let found = records.iter().find(|r| r["fields"]["external_id"] == external_id);
+    found.cloned().unwrap_or_else(|| panic!("no {entity} {external_id}: {records:?}"))
+}
+
 fn item<'a>(detail: &'a Value, entity: &str, id: &str) -> &'a Value {
     let items = detail["items"].as_array().unwrap();
     items
@@ -102,15 +109,11 @@ async fn campaign_members_and_email_tasks_travel_both_ways_naming_workspace_reco
         }
         let run = h.run("sync", json!({"entities": ["campaign_member", "task"]})).await;
         assert_eq!(run["conflict_count"], 0, "{run}");
-        let members = h.all_records("campaign_member").await;
-        let joined =
-            members.iter().find(|m| m["fields"]["external_id"] == "crm-m3").unwrap_or_else(|| panic!("{members:?}"));
+        let joined = pulled(&h, "campaign_member", "crm-m3").await;
         assert_eq!(joined["fields"]["campaign_id"], "spring", "{joined}");
         let bob_id = joined["fields"]["contact_id"].as_str().unwrap().to_owned();
         assert_eq!(h.record("contact", &bob_id).await["fields"]["email"], "bob@camp.example");
-        let tasks = h.all_records("task").await;
-        let mailed =
-            tasks.iter().find(|t| t["fields"]["external_id"] == "crm-t2").unwrap_or_else(|| panic!("{tasks:?}"));
+        let mailed = pulled(&h, "task", "crm-t2").await;
         assert_eq!(
             (mailed["fields"]["who_id"].as_str(), mailed["fields"]["subtype"].as_str()),
             (Some(&*bob_id), Some("Email"))
@@ -205,9 +208,7 @@ async fn hubspot_list_memberships_and_email_engagements_travel_both_ways_naming_
         assert!(joined["fields"]["added_at"].is_string(), "{joined}");
         let bob_ws = joined["fields"]["contact_id"].as_str().unwrap().to_owned();
         assert_eq!(h.record("contact", &bob_ws).await["fields"]["email"], "bob@lists.example");
-        let emails = h.all_records("email").await;
-        let welcome =
-            emails.iter().find(|e| e["fields"]["external_id"] == "crm-e2").unwrap_or_else(|| panic!("{emails:?}"));
+        let welcome = pulled(&h, "email", "crm-e2").await;
         assert_eq!(
             (welcome["fields"]["contact_id"].as_str(), welcome["fields"]["direction"].as_str()),
             (Some(&*bob_ws), Some("INCOMING_EMAIL"))
