@@ -54,6 +54,9 @@ pub(super) async fn run(
         emulator.seed(&entity.name).await;
         let ids = pages_through_a_pull(report, &plugin, &connection, &entity).await;
         reads_by_ids(report, &plugin, &connection, &entity, &ids).await;
+        if plugin.has_bulk() {
+            reads_as_a_bulk_job(report, &plugin, &connection, &entity, &ids).await;
+        }
         reads_by_modified_since(report, &plugin, &connection, &entity).await;
     }
     if caps.push && caps.pull {
@@ -397,6 +400,62 @@ async fn reads_by_ids(
             }
         }
         Err(err) => CheckOutcome::Fail(err),
+    };
+    report.add(&name, outcome);
+}
+
+/// A bulk read (the `bulk` export) brings the records the paged read did: step by step, waiting
+/// as the plugin asks (bounded), each page within the limit; declining the entity is allowed.
+async fn reads_as_a_bulk_job(
+    report: &mut CheckReport,
+    plugin: &LoadedPlugin,
+    connection: &Connection,
+    entity: &EntityDescription,
+    paged: &[String],
+) {
+    let name = format!("bulk pull `{}` equals the paged pull", entity.name);
+    let mut request = pull_request(entity);
+    let (mut ids, mut steps) = (BTreeSet::new(), 0);
+    let outcome = loop {
+        steps += 1;
+        if steps > MOST_PAGES {
+            break CheckOutcome::Fail(format!("the job did not end after {MOST_PAGES} steps"));
+        }
+        let page = match plugin.bulk_pull(connection.context(), &request).await {
+            Ok(Ok(Some(crate::plugins::bindings::bulk::PullStep::Page(page)))) => page,
+            Ok(Ok(Some(crate::plugins::bindings::bulk::PullStep::Pending(pending)))) => {
+                let wait = u64::from(pending.wait_ms).clamp(10, 2_000);
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                request.cursor = Some(pending.cursor);
+                continue;
+            }
+            Ok(Ok(None)) | Ok(Err(AdapterError::NotSupported(_))) if request.cursor.is_none() => {
+                break CheckOutcome::Skip("declined for this entity (records go in batches)".to_owned());
+            }
+            Ok(Ok(None)) => break CheckOutcome::Fail("the plugin stopped offering the job it started".to_owned()),
+            Ok(Err(err)) => break CheckOutcome::Fail(format!("step {steps}: {}", summary(&err))),
+            Err(err) => break CheckOutcome::Fail(format!("step {steps}: the call broke: {err}")),
+        };
+        if page.records.len() > SMALL_PAGE as usize {
+            break CheckOutcome::Fail(format!(
+                "a page holds {} records; the limit was {SMALL_PAGE}",
+                page.records.len()
+            ));
+        }
+        ids.extend(page.records.into_iter().map(|r| r.id));
+        match page.next_cursor {
+            Some(cursor) => request.cursor = Some(cursor),
+            None => {
+                let paged: BTreeSet<String> = paged.iter().cloned().collect();
+                break if ids == paged {
+                    CheckOutcome::Pass(format!("{} records in {steps} steps", ids.len()))
+                } else {
+                    let missing = paged.difference(&ids).count();
+                    let extra = ids.difference(&paged).count();
+                    CheckOutcome::Fail(format!("{missing} records of the paged pull missing, {extra} others"))
+                };
+            }
+        }
     };
     report.add(&name, outcome);
 }
