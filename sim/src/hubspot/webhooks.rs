@@ -73,14 +73,15 @@ fn singular(object: &str) -> &'static str {
     match object {
         "contacts" => "contact",
         "companies" => "company",
-        "emails" => "email",
         _ => "deal",
     }
 }
 
 impl WebhookState {
     fn push(&mut self, object: &str, kind: &str, id: u64, at: DateTime<Utc>, extra: Value) {
-        if self.target.is_none() {
+        // Webhook subscriptions cover contacts, companies and deals here; HubSpot offers none for
+        // email engagements.
+        if self.target.is_none() || object == "emails" {
             return;
         }
         self.next_event_id += 1;
