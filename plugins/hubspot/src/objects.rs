@@ -22,12 +22,19 @@ pub fn object(entity: &str) -> Result<Object> {
     })
 }
 
-/// The CRM properties of the entity's default mappings.
+/// The CRM properties of the entity's default mappings (association fields are not properties:
+/// a pull reads those only when asked).
 pub fn default_properties(entity: &str) -> Vec<String> {
     <crate::HubSpot as Adapter>::describe()
         .entities
         .into_iter()
         .find(|e| e.name == entity)
-        .map(|e| e.default_mappings.into_iter().map(|m| m.crm_field).collect())
+        .map(|e| {
+            e.default_mappings
+                .into_iter()
+                .map(|m| m.crm_field)
+                .filter(|f| !crate::associations::is_association(f))
+                .collect()
+        })
         .unwrap_or_default()
 }

@@ -277,3 +277,43 @@ async fn list_memberships_are_added_pulled_across_lists_and_removed() {
     let bad = c.pull(&PullRequest { cursor: Some("m:{nope".to_owned()), ..pull_request("list_membership", 10) }).await;
     assert!(matches!(bad, Err(AdapterError::Invalid(_))), "{bad:?}");
 }
+
+#[tokio::test]
+async fn an_email_engagement_is_associated_with_one_contact_and_moved_to_another() {
+    let c = connected().await;
+    let contacts = contact_ids(&c, 2);
+    let email = |contact: &str| {
+        record(&[
+            ("crmhost_external_id", "mail-1"),
+            ("hs_email_subject", "Hello"),
+            ("hs_timestamp", "2027-02-01T09:00:00Z"),
+            ("associations.contact", contact),
+        ])
+    };
+    let sent = written_ids(&c.push("email", "crmhost_external_id", &[email(&contacts[0].to_string())]).await);
+    let id: u64 = sent[0].parse().unwrap();
+    let associated =
+        || c.app.sim().sim().hubspot().associations.of("emails", id, "contacts").into_keys().collect::<Vec<_>>();
+    assert_eq!(associated(), [contacts[0]]);
+    // Matched on the key again, and moved: the old contact is no longer associated (no Primary
+    // label to move, so one association at a time).
+    let moved = c.push("email", "crmhost_external_id", &[email(&contacts[1].to_string())]).await;
+    assert_eq!(written_ids(&moved), sent);
+    assert_eq!(associated(), [contacts[1]]);
+    // A contact HubSpot lacks fails the record, naming it; the association stays as it was.
+    let refused = c.push("email", "crmhost_external_id", &[email("999999")]).await;
+    assert!(matches!(&refused[0], PushOutcome::Failed(e) if format!("{e:?}").contains("999999")), "{refused:?}");
+    assert_eq!(associated(), [contacts[1]]);
+    let page = c
+        .pull(&PullRequest {
+            ids: sent.clone(),
+            fields: vec!["associations.contact".to_owned()],
+            ..pull_request("email", 10)
+        })
+        .await
+        .unwrap();
+    // The association read once, not also asked for as a property.
+    let values: Vec<&Value> =
+        page.records[0].fields.iter().filter(|f| f.name == "associations.contact").map(|f| &f.value).collect();
+    assert_eq!(values, [&Value::Text(contacts[1].to_string())]);
+}
