@@ -8,9 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value as Json, json};
+use tokio::sync::watch;
 
 use super::caller::PluginCaller;
 use super::mapping::EntityMappings;
+use super::progress::Progress;
 use super::pull::{PageFetch, PullScope};
 use super::run::{Fatal, Run, store_fatal};
 use crate::domain::{EntityName, PluginSlug, WorkspaceId};
@@ -60,6 +62,8 @@ struct JobSlot {
     slug: PluginSlug,
     entity: EntityName,
     direction: BulkDirection,
+    /// The run's live progress, where a job's count of processed records shows while it waits.
+    progress: watch::Sender<Progress>,
 }
 
 impl JobSlot {
@@ -80,6 +84,14 @@ impl JobSlot {
     async fn wait_on(&self, pending: Pending, params: &Json) -> String {
         self.save(&pending.cursor, params).await;
         tracing::info!(entity = %self.entity, direction = ?self.direction, processed = pending.processed, "bulk job under way");
+        if let Some(processed) = pending.processed {
+            let doing = match self.direction {
+                BulkDirection::Pull => "pulling",
+                BulkDirection::Push => "pushing",
+            };
+            let phase = format!("{doing} {} (bulk job: {processed} records processed)", self.entity);
+            self.progress.send_modify(|p| p.phase = phase);
+        }
         tokio::time::sleep(wait_for(&pending)).await;
         pending.cursor
     }
@@ -112,6 +124,7 @@ impl Run {
             slug: self.slug.clone(),
             entity: entity.clone(),
             direction,
+            progress: self.progress_sender(),
         }
     }
 

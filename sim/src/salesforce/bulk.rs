@@ -194,15 +194,24 @@ impl BulkJob {
             "totalProcessingTime": 0, "apiActiveProcessingTime": 0, "apexProcessingTime": 0,
         });
         match &self.work {
-            Work::Ingest { operation, external_id, successful, failed, .. } => {
+            Work::Ingest { operation, external_id, rows, successful, failed, .. } => {
                 info["operation"] = json!(operation.name());
                 info["contentUrl"] =
                     json!(format!("services/data/v{}/jobs/ingest/{}/batches", self.api_version, self.id));
                 if let Some(key) = external_id {
                     info["externalIdFieldName"] = json!(key);
                 }
-                let processed = successful.len() + failed.len();
-                info["numberRecordsProcessed"] = json!(if self.state == JobState::JobComplete { processed } else { 0 });
+                let processed = match (self.state, self.ready_at) {
+                    (JobState::JobComplete, _) => successful.len() + failed.len(),
+                    // While it runs, the uploaded rows are processed evenly over the job's time.
+                    (JobState::UploadComplete, Some(ready)) if now < ready => {
+                        let (done, whole) =
+                            ((now - self.modstamp).num_milliseconds(), (ready - self.modstamp).num_milliseconds());
+                        if whole > 0 { rows.len() * done.clamp(0, whole) as usize / whole as usize } else { 0 }
+                    }
+                    _ => 0,
+                };
+                info["numberRecordsProcessed"] = json!(processed);
                 info["numberRecordsFailed"] = json!(failed.len());
             }
             Work::Query { include_deleted, rows, .. } => {

@@ -152,13 +152,22 @@ async fn a_run_stopped_mid_job_is_continued_by_the_next_without_a_second_job() {
             stored_job(&h, BulkDirection::Push).await.is_some()
         });
         assert!(kept.await, "the pending write's cursor is kept");
+        // Half the job's time on, Salesforce counts half the rows processed; the run shows it.
+        clock.advance(chrono::Duration::seconds(30));
+        let run_id = crmhost::domain::RunId::parse(started["run_id"].as_str().unwrap()).unwrap();
+        let live = h.app.state.sync.live().subscribe(&run_id).expect("the run is live");
+        let shown = crmhost_tests::eventually(Duration::from_secs(20), || {
+            let phase = live.borrow().phase.clone();
+            async move { phase == "pushing contact (bulk job: 35 records processed)" }
+        });
+        assert!(shown.await, "{}", live.borrow().phase);
         h.sim.sim().set_knobs(crm_sim::knobs::Knobs { force_rate_limit: true, ..knobs_of(&h) }).unwrap();
         let first = wait_for_end(&h, started["run_id"].as_str().unwrap()).await;
         assert_ne!(first["status"], "completed", "{first}");
         let job = stored_job(&h, BulkDirection::Push).await.expect("the write's job outlives the run");
         assert_eq!(job.params["record_ids"].as_array().map(Vec::len), Some(70), "{:?}", job.params);
         h.sim.sim().set_knobs(crm_sim::knobs::Knobs { force_rate_limit: false, ..knobs_of(&h) }).unwrap();
-        clock.advance(chrono::Duration::seconds(61));
+        clock.advance(chrono::Duration::seconds(31));
         let run = h.run_to_end("sync", json!({"entities": ["contact"]})).await;
         assert_eq!((run["status"].as_str(), run["failure_count"].as_i64()), (Some("completed"), Some(0)), "{run}");
         assert_eq!(bulk_jobs(&h).get("insert").map(Vec::len), Some(1), "{:?}", bulk_jobs(&h));
