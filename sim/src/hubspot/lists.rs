@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::errors::{self, HsError};
-use super::objects::{Params, api};
+use super::objects::{Params, api, body_json};
 use super::{HubspotState, iso, object_type};
 use crate::Sim;
 
@@ -194,10 +194,6 @@ fn list_not_found(sim: &Sim, raw: &str) -> HsError {
 
 fn list_id(sim: &Sim, state: &HubspotState, raw: &str) -> Result<u64, HsError> {
     raw.parse::<u64>().ok().filter(|id| state.lists.lists.contains_key(id)).ok_or_else(|| list_not_found(sim, raw))
-}
-
-fn body_json(sim: &Sim, body: &Bytes) -> Result<Value, HsError> {
-    serde_json::from_slice(body).map_err(|e| errors::validation(sim, format!("Invalid input JSON: {e}")))
 }
 
 /// `POST /crm/v3/lists`: `{name, objectTypeId, processingType}` → `{list}`.

@@ -98,7 +98,8 @@ fn resolve(sim: &Sim, raw: &str) -> Result<&'static str, HsError> {
     })
 }
 
-fn body_json(sim: &Sim, bytes: &Bytes) -> Result<Value, HsError> {
+/// A request body as JSON, or HubSpot's 400 for malformed input.
+pub(super) fn body_json(sim: &Sim, bytes: &Bytes) -> Result<Value, HsError> {
     serde_json::from_slice(bytes).map_err(|e| errors::validation(sim, format!("Invalid input JSON on line 1: {e}")))
 }
 
